@@ -1,0 +1,53 @@
+import { Module } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import { ThrottlerModule } from '@nestjs/throttler';
+import type { Redis } from 'ioredis';
+import type { AppConfig } from '../../../libs/config/src/config.js';
+import { APP_CONFIG, ConfigModule } from '../../../libs/config/src/config.module.js';
+import { ProblemDetailsFilter } from '../../../libs/common/src/problem.filter.js';
+import { DatabaseModule } from '../../../libs/database/src/database.module.js';
+import { LoggingModule } from '../../../libs/logging/src/logging.module.js';
+import { QueueModule } from '../../../libs/queue/src/queue.module.js';
+import { REDIS, RedisModule } from '../../../libs/redis/src/redis.module.js';
+import { StorageModule } from '../../../libs/storage/src/storage.module.js';
+import { AuthGuard } from './auth/auth.guard.js';
+import { AuthModule } from './auth/auth.module.js';
+import { HealthModule } from './health/health.module.js';
+import { JobsModule } from './jobs/jobs.module.js';
+import { ModelsModule } from './models/models.module.js';
+import { QrModule } from './qr/qr.module.js';
+import { PrincipalThrottlerGuard } from './throttle/principal-throttler.guard.js';
+import { RedisThrottlerStorage } from './throttle/redis-throttler.storage.js';
+
+/** The HTTP API: controllers, guards, DTOs. It enqueues work and never runs a model. */
+@Module({
+  imports: [
+    ConfigModule,
+    LoggingModule,
+    DatabaseModule,
+    RedisModule,
+    StorageModule,
+    QueueModule,
+    ThrottlerModule.forRootAsync({
+      inject: [APP_CONFIG, REDIS],
+      useFactory: (c: AppConfig, redis: Redis) => ({
+        throttlers: [
+          { name: 'minute', ttl: 60_000, limit: c.rateLimit.perMinute },
+          { name: 'hour', ttl: 3_600_000, limit: c.rateLimit.perHour },
+        ],
+        storage: new RedisThrottlerStorage(redis, c.redis.prefix),
+      }),
+    }),
+    AuthModule,
+    HealthModule,
+    JobsModule,
+    ModelsModule,
+    QrModule,
+  ],
+  providers: [
+    { provide: APP_FILTER, useClass: ProblemDetailsFilter },
+    { provide: APP_GUARD, useExisting: AuthGuard },
+    { provide: APP_GUARD, useClass: PrincipalThrottlerGuard },
+  ],
+})
+export class ApiModule {}

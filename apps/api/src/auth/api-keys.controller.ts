@@ -1,0 +1,72 @@
+import { randomBytes } from 'node:crypto';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { ApiBadRequestResponse, ApiCreatedResponse, ApiNoContentResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
+import { EntityManager } from '@mikro-orm/core';
+import { IsString, Length } from 'class-validator';
+import { Authenticated, CurrentPrincipal, type Principal } from '../../../../libs/common/src/auth.decorators.js';
+import { isUuid } from '../../../../libs/common/src/ids.js';
+import { ProblemDto } from '../../../../libs/common/src/problem.dto.js';
+import { notFound } from '../../../../libs/common/src/problem.js';
+import { ApiKey } from '../../../../libs/database/src/entities/api-key.entity.js';
+import { User } from '../../../../libs/database/src/entities/user.entity.js';
+import { sha256 } from './auth.service.js';
+
+export class CreateApiKeyDto {
+  @ApiProperty({ minLength: 1, maxLength: 100, example: 'lab scanner' })
+  @IsString()
+  @Length(1, 100)
+  name!: string;
+}
+
+export class ApiKeyDto {
+  @ApiProperty({ format: 'uuid' }) id!: string;
+  @ApiProperty() name!: string;
+  @ApiProperty({ description: 'The first characters of the key', example: 'apk_3f9a1c2b' }) prefix!: string;
+  @ApiProperty({ format: 'date-time' }) created_at!: string;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) last_used_at!: string | null;
+
+  static from(k: ApiKey): ApiKeyDto {
+    return { id: k.id, name: k.name, prefix: k.prefix, created_at: k.createdAt.toISOString(), last_used_at: k.lastUsedAt?.toISOString() ?? null };
+  }
+}
+
+export class CreatedApiKeyDto extends ApiKeyDto {
+  @ApiProperty({ description: 'The key itself. Shown only in this response: store it now. Send it as the X-API-Key header.' })
+  key!: string;
+}
+
+@ApiTags('auth')
+@Authenticated()
+@Controller('auth/api-keys')
+export class ApiKeysController {
+  constructor(private readonly em: EntityManager) {}
+
+  @Post()
+  @ApiOperation({ summary: 'Create an API key', description: 'The key authenticates as you through the X-API-Key header. It is shown once.' })
+  @ApiCreatedResponse({ type: CreatedApiKeyDto })
+  @ApiBadRequestResponse({ type: ProblemDto, description: 'Invalid fields' })
+  async createApiKey(@Body() dto: CreateApiKeyDto, @CurrentPrincipal() p: Principal): Promise<CreatedApiKeyDto> {
+    const key = `apk_${randomBytes(30).toString('base64url')}`;
+    const row = this.em.create(ApiKey, { owner: this.em.getReference(User, p.userId), name: dto.name, prefix: key.slice(0, 12), keyHash: sha256(key) });
+    await this.em.flush();
+    return { ...ApiKeyDto.from(row), key };
+  }
+
+  @Get()
+  @ApiOperation({ summary: 'List your API keys', description: 'Active keys only; the keys themselves are never shown again.' })
+  @ApiOkResponse({ type: [ApiKeyDto] })
+  async listApiKeys(@CurrentPrincipal() p: Principal): Promise<ApiKeyDto[]> {
+    const keys = await this.em.find(ApiKey, { owner: p.userId, revokedAt: null }, { orderBy: { createdAt: 'desc' } });
+    return keys.map((k) => ApiKeyDto.from(k));
+  }
+
+  @Delete(':id')
+  @HttpCode(204)
+  @ApiOperation({ summary: 'Revoke an API key', description: 'It stops working at once.' })
+  @ApiNoContentResponse({ description: 'Revoked' })
+  @ApiNotFoundResponse({ type: ProblemDto, description: 'No such key of yours' })
+  async revokeApiKey(@Param('id') id: string, @CurrentPrincipal() p: Principal): Promise<void> {
+    const n = isUuid(id) ? await this.em.nativeUpdate(ApiKey, { id, owner: p.userId, revokedAt: null }, { revokedAt: new Date() }) : 0;
+    if (n === 0) throw notFound(`API key with id ${id} does not exist.`);
+  }
+}

@@ -1,0 +1,120 @@
+import { Body, Controller, Get, HttpCode, Post, Req } from '@nestjs/common';
+import {
+  ApiBadRequestResponse,
+  ApiConflictResponse,
+  ApiConsumes,
+  ApiCreatedResponse,
+  ApiNoContentResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiTags,
+  ApiTooManyRequestsResponse,
+  ApiUnauthorizedResponse,
+} from '@nestjs/swagger';
+import { EntityManager } from '@mikro-orm/core';
+import type { Request } from 'express';
+import { Authenticated, CurrentPrincipal, type Principal, Public, StationAllowed } from '../../../../libs/common/src/auth.decorators.js';
+import { ProblemDto } from '../../../../libs/common/src/problem.dto.js';
+import { badRequest, notFound } from '../../../../libs/common/src/problem.js';
+import { User } from '../../../../libs/database/src/entities/user.entity.js';
+import { LoginDto, RefreshDto, RegisterDto, TokenRequestDto, TokenResponseDto, UserDto } from './auth.dto.js';
+import { AuthService } from './auth.service.js';
+
+const clientIp = (req: Request): string => req.ip ?? req.socket.remoteAddress ?? 'unknown';
+
+@ApiTags('auth')
+@Controller('auth')
+export class AuthController {
+  constructor(
+    private readonly auth: AuthService,
+    private readonly em: EntityManager,
+  ) {}
+
+  @Public()
+  @Post('register')
+  @ApiOperation({ summary: 'Create an account', description: 'Username and e-mail must be unique; the password needs at least 8 characters and must differ from the username.' })
+  @ApiCreatedResponse({ type: UserDto })
+  @ApiBadRequestResponse({ type: ProblemDto, description: 'Invalid fields' })
+  @ApiConflictResponse({ type: ProblemDto, description: 'Username or e-mail already taken' })
+  async register(@Body() dto: RegisterDto): Promise<UserDto> {
+    return UserDto.from(await this.auth.register(dto));
+  }
+
+  @Public()
+  @Post('login')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Log in with username and password (JSON)', description: 'Returns an access token and a refresh token.' })
+  @ApiOkResponse({ type: TokenResponseDto })
+  @ApiBadRequestResponse({ type: ProblemDto, description: 'Invalid fields' })
+  @ApiUnauthorizedResponse({ type: ProblemDto, description: 'Incorrect username or password' })
+  @ApiTooManyRequestsResponse({ type: ProblemDto, description: 'Too many failed attempts; see Retry-After' })
+  login(@Body() dto: LoginDto, @Req() req: Request): Promise<TokenResponseDto> {
+    return this.auth.login(dto.username, dto.password, clientIp(req));
+  }
+
+  @Public()
+  @Post('token')
+  @HttpCode(200)
+  @ApiConsumes('application/x-www-form-urlencoded')
+  @ApiOperation({
+    summary: 'OAuth2 token endpoint (form)',
+    description:
+      'grant_type=password with username and password (Swagger UI\'s Authorize uses this); grant_type=refresh_token with refresh_token; ' +
+      'or only `password` for the booth\'s station principal when STATION_PASSWORD is configured.',
+  })
+  @ApiOkResponse({ type: TokenResponseDto })
+  @ApiBadRequestResponse({ type: ProblemDto, description: 'Missing or invalid fields' })
+  @ApiUnauthorizedResponse({ type: ProblemDto, description: 'Incorrect username or password' })
+  @ApiTooManyRequestsResponse({ type: ProblemDto, description: 'Too many failed attempts; see Retry-After' })
+  token(@Body() dto: TokenRequestDto, @Req() req: Request): Promise<TokenResponseDto> {
+    if (dto.grant_type === 'refresh_token') {
+      if (!dto.refresh_token) throw badRequest('refresh_token is required for grant_type=refresh_token', { errors: [{ field: 'refresh_token', messages: ['refresh_token is required'] }] });
+      return this.auth.refresh(dto.refresh_token);
+    }
+    if (!dto.password) throw badRequest('password is required', { errors: [{ field: 'password', messages: ['password is required'] }] });
+    if (!dto.username) return this.auth.loginStation(dto.password, clientIp(req));
+    return this.auth.login(dto.username, dto.password, clientIp(req));
+  }
+
+  @Public()
+  @Post('refresh')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Exchange a refresh token for a new token pair', description: 'The presented refresh token is rotated; reusing it later revokes the whole login.' })
+  @ApiOkResponse({ type: TokenResponseDto })
+  @ApiBadRequestResponse({ type: ProblemDto, description: 'Invalid fields' })
+  @ApiUnauthorizedResponse({ type: ProblemDto, description: 'Invalid, expired or reused refresh token' })
+  refresh(@Body() dto: RefreshDto): Promise<TokenResponseDto> {
+    return this.auth.refresh(dto.refresh_token);
+  }
+
+  @Post('logout')
+  @HttpCode(204)
+  @Authenticated()
+  @StationAllowed()
+  @ApiOperation({ summary: 'Revoke a refresh token (log out this session)' })
+  @ApiNoContentResponse({ description: 'Revoked (or already invalid)' })
+  @ApiBadRequestResponse({ type: ProblemDto, description: 'Invalid fields' })
+  async logout(@Body() dto: RefreshDto): Promise<void> {
+    await this.auth.logout(dto.refresh_token);
+  }
+
+  @Post('logout-all')
+  @HttpCode(204)
+  @Authenticated()
+  @ApiOperation({ summary: 'Log out everywhere', description: 'Revokes every refresh token of the current user; access tokens issued so far stop working.' })
+  @ApiNoContentResponse({ description: 'Done' })
+  async logoutAll(@CurrentPrincipal() p: Principal): Promise<void> {
+    await this.auth.logoutEverywhere(p.userId);
+  }
+
+  @Get('me')
+  @Authenticated()
+  @StationAllowed()
+  @ApiOperation({ summary: 'The current user' })
+  @ApiOkResponse({ type: UserDto })
+  async me(@CurrentPrincipal() principal: Principal): Promise<UserDto> {
+    const user = await this.em.findOne(User, { id: principal.userId });
+    if (!user) throw notFound('User does not exist.');
+    return UserDto.from(user);
+  }
+}

@@ -1,0 +1,28 @@
+import { Module } from '@nestjs/common';
+import { JwtModule } from '@nestjs/jwt';
+import type { AppConfig } from '../../../../libs/config/src/config.js';
+import { APP_CONFIG } from '../../../../libs/config/src/config.module.js';
+import { ApiKeysController } from './api-keys.controller.js';
+import { AuthController } from './auth.controller.js';
+import { AuthGuard } from './auth.guard.js';
+import { AuthService } from './auth.service.js';
+import { BruteForceService } from './brute-force.service.js';
+import { GoogleController } from './google.controller.js';
+import { GoogleAuthService } from './google.service.js';
+import { UsersController } from '../users/users.controller.js';
+
+@Module({
+  imports: [
+    JwtModule.registerAsync({
+      inject: [APP_CONFIG],
+      useFactory: (c: AppConfig) => ({
+        secret: c.jwt.secret,
+        signOptions: { algorithm: 'HS256', issuer: c.jwt.issuer, audience: c.jwt.audience, expiresIn: c.jwt.accessTtlSeconds },
+      }),
+    }),
+  ],
+  controllers: [AuthController, ApiKeysController, GoogleController, UsersController],
+  providers: [AuthService, AuthGuard, BruteForceService, GoogleAuthService],
+  exports: [AuthService, AuthGuard],
+})
+export class AuthModule {}

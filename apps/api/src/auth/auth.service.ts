@@ -1,0 +1,207 @@
+import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { JwtService } from '@nestjs/jwt';
+import { EntityManager, MikroORM, UniqueConstraintViolationException } from '@mikro-orm/core';
+import type { AppConfig } from '../../../../libs/config/src/config.js';
+import { APP_CONFIG } from '../../../../libs/config/src/config.module.js';
+import type { Principal } from '../../../../libs/common/src/auth.decorators.js';
+import { conflict, ProblemException, unauthorized } from '../../../../libs/common/src/problem.js';
+import { ApiKey } from '../../../../libs/database/src/entities/api-key.entity.js';
+import { RefreshToken } from '../../../../libs/database/src/entities/refresh-token.entity.js';
+import { User } from '../../../../libs/database/src/entities/user.entity.js';
+import type { RegisterDto, TokenResponseDto } from './auth.dto.js';
+import { BruteForceService } from './brute-force.service.js';
+import { dummyHash, hashPassword, verifyPassword } from './password.js';
+
+export interface AccessClaims {
+  sub: string;
+  role: string;
+  typ: 'access';
+  /** The user's token version when issued; "log out everywhere" bumps it. */
+  ver: number;
+}
+
+export const STATION_USERNAME = 'station';
+export const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
+const WRONG_CREDENTIALS = 'Incorrect username or password';
+
+@Injectable()
+export class AuthService implements OnApplicationBootstrap {
+  private readonly logger = new Logger(AuthService.name);
+
+  constructor(
+    private readonly em: EntityManager,
+    private readonly orm: MikroORM,
+    private readonly jwt: JwtService,
+    private readonly bruteForce: BruteForceService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  /** Creates the first admin from ADMIN_USERNAME/ADMIN_PASSWORD when no user of that name exists. */
+  async onApplicationBootstrap(): Promise<void> {
+    const admin = this.config.admin;
+    if (!admin) return;
+    const em = this.orm.em.fork();
+    if (await em.count(User, { username: admin.username })) return;
+    try {
+      em.create(User, { username: admin.username, email: admin.email, passwordHash: await hashPassword(admin.password), role: 'admin' });
+      await em.flush();
+      this.logger.log(`Created admin user "${admin.username}"`);
+    } catch (err) {
+      if (!(err instanceof UniqueConstraintViolationException)) throw err; // another replica created it first
+    }
+  }
+
+  async register(dto: RegisterDto): Promise<User> {
+    if (dto.password.toLowerCase() === dto.username.toLowerCase()) {
+      throw new ProblemException(400, 'VALIDATION_ERROR', 'password must not be the same as the username', {
+        errors: [{ field: 'password', messages: ['password must not be the same as the username'] }],
+      });
+    }
+    if (dto.username.toLowerCase() === STATION_USERNAME) throw this.duplicate('username');
+    const email = dto.email.toLowerCase();
+    if (await this.em.count(User, { username: dto.username })) throw this.duplicate('username');
+    if (await this.em.count(User, { email })) throw this.duplicate('email');
+    const user = this.em.create(User, {
+      username: dto.username,
+      email,
+      fullName: dto.full_name ?? null,
+      passwordHash: await hashPassword(dto.password),
+    });
+    try {
+      await this.em.flush();
+    } catch (err) {
+      if (err instanceof UniqueConstraintViolationException) throw this.duplicate(/email/i.test(err.message) ? 'email' : 'username');
+      throw err;
+    }
+    return user;
+  }
+
+  duplicate(field: 'username' | 'email'): ProblemException {
+    return conflict(`A user with this ${field} already exists.`, { errors: [{ field, messages: [`${field} is already taken`] }] });
+  }
+
+  /** Username + password sign-in, behind per-username and per-IP brute-force protection. */
+  async login(username: string, password: string, ip: string): Promise<TokenResponseDto> {
+    const subjects = BruteForceService.subjects(username, ip);
+    await this.bruteForce.assertAllowed(subjects);
+    const user = await this.em.findOne(User, { username });
+    let ok = false;
+    if (user && user.role !== 'station') ok = await verifyPassword(user.passwordHash, password);
+    else await verifyPassword(await dummyHash(), password); // the same work for unknown users: timing reveals nothing
+    if (!user || !ok || user.disabled) {
+      await this.bruteForce.recordFailure(subjects);
+      throw unauthorized(WRONG_CREDENTIALS);
+    }
+    await this.bruteForce.recordSuccess(username);
+    return this.issue(user, randomUUID());
+  }
+
+  /** Password-only sign-in of the booth's built-in station principal (only when STATION_PASSWORD is configured). */
+  async loginStation(password: string, ip: string): Promise<TokenResponseDto> {
+    const configured = this.config.stationPassword;
+    if (!configured) throw unauthorized(WRONG_CREDENTIALS);
+    const subjects = BruteForceService.subjects(STATION_USERNAME, ip);
+    await this.bruteForce.assertAllowed(subjects);
+    const ok = configured.startsWith('$argon2') ? await verifyPassword(configured, password) : constantTimeEqual(configured, password);
+    if (!ok) {
+      await this.bruteForce.recordFailure(subjects);
+      throw unauthorized('Incorrect password');
+    }
+    await this.bruteForce.recordSuccess(STATION_USERNAME);
+    return this.issue(await this.stationUser(), randomUUID());
+  }
+
+  private async stationUser(): Promise<User> {
+    const existing = await this.em.findOne(User, { username: STATION_USERNAME });
+    if (existing) return existing;
+    try {
+      // It never signs in with this hash: the station password is checked against the configuration.
+      const user = this.em.create(User, { username: STATION_USERNAME, role: 'station', passwordHash: await hashPassword(randomBytes(32).toString('hex')) });
+      await this.em.flush();
+      return user;
+    } catch (err) {
+      if (!(err instanceof UniqueConstraintViolationException)) throw err;
+      this.em.clear();
+      return this.em.findOneOrFail(User, { username: STATION_USERNAME });
+    }
+  }
+
+  /** Rotates a refresh token. Presenting an already-rotated token revokes its whole family (token theft). */
+  async refresh(token: string): Promise<TokenResponseDto> {
+    const row = await this.em.findOne(RefreshToken, { tokenHash: sha256(token) }, { populate: ['user'] });
+    const invalid = unauthorized('Invalid or expired refresh token');
+    if (!row) throw invalid;
+    if (row.revokedAt) {
+      if (row.replacedBy) {
+        await this.em.nativeUpdate(RefreshToken, { family: row.family, revokedAt: null }, { revokedAt: new Date() });
+        this.logger.warn(`Refresh token reuse detected for user ${row.user.id}; family ${row.family} revoked`);
+      }
+      throw invalid;
+    }
+    if (row.expiresAt.getTime() < Date.now() || row.user.disabled) throw invalid;
+    return this.issue(row.user, row.family, row);
+  }
+
+  async logout(token: string): Promise<void> {
+    await this.em.nativeUpdate(RefreshToken, { tokenHash: sha256(token), revokedAt: null }, { revokedAt: new Date() });
+  }
+
+  /** Revokes every refresh token of the user and invalidates every access token issued so far. */
+  async logoutEverywhere(userId: string): Promise<void> {
+    await this.em.nativeUpdate(RefreshToken, { user: userId, revokedAt: null }, { revokedAt: new Date() });
+    const user = await this.em.findOneOrFail(User, { id: userId });
+    user.tokenVersion += 1;
+    await this.em.flush();
+  }
+
+  async issue(user: User, family: string, previous?: RefreshToken): Promise<TokenResponseDto> {
+    const claims: AccessClaims = { sub: user.id, role: user.role, typ: 'access', ver: user.tokenVersion };
+    const accessToken = await this.jwt.signAsync(claims);
+    const refreshToken = randomBytes(32).toString('base64url');
+    const row = this.em.create(RefreshToken, {
+      user,
+      family,
+      tokenHash: sha256(refreshToken),
+      expiresAt: new Date(Date.now() + this.config.jwt.refreshTtlSeconds * 1000),
+    });
+    if (previous) {
+      previous.revokedAt = new Date();
+      previous.replacedBy = row.id;
+    }
+    await this.em.flush();
+    return { access_token: accessToken, refresh_token: refreshToken, token_type: 'bearer', expires_in: this.config.jwt.accessTtlSeconds };
+  }
+
+  /** Verifies an access token and loads its (enabled) user. Any failure is the same 401. */
+  async authenticate(token: string): Promise<Principal> {
+    let claims: AccessClaims;
+    try {
+      claims = await this.jwt.verifyAsync<AccessClaims>(token, { algorithms: ['HS256'], issuer: this.config.jwt.issuer, audience: this.config.jwt.audience });
+    } catch {
+      throw unauthorized();
+    }
+    if (claims.typ !== 'access' || typeof claims.sub !== 'string') throw unauthorized();
+    const user = await this.em.findOne(User, { id: claims.sub });
+    if (!user || user.disabled || (claims.ver ?? 0) !== user.tokenVersion) throw unauthorized();
+    return { userId: user.id, username: user.username, role: user.role };
+  }
+
+  /** Authenticates an `X-API-Key` as its owner. Revoked keys and disabled owners are refused. */
+  async authenticateApiKey(key: string): Promise<Principal> {
+    if (key.length > 200) throw unauthorized();
+    const row = await this.em.findOne(ApiKey, { keyHash: sha256(key) }, { populate: ['owner'] });
+    if (!row || row.revokedAt || row.owner.disabled) throw unauthorized();
+    const now = Date.now();
+    if (!row.lastUsedAt || now - row.lastUsedAt.getTime() > 60_000) {
+      await this.em.nativeUpdate(ApiKey, { id: row.id }, { lastUsedAt: new Date(now) });
+    }
+    return { userId: row.owner.id, username: row.owner.username, role: row.owner.role };
+  }
+}
+
+function constantTimeEqual(a: string, b: string): boolean {
+  const ha = createHash('sha256').update(a).digest();
+  const hb = createHash('sha256').update(b).digest();
+  return timingSafeEqual(ha, hb);
+}

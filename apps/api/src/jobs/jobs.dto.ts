@@ -1,0 +1,86 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform } from 'class-transformer';
+import { IsBoolean, IsIn, IsOptional, IsString, MaxLength } from 'class-validator';
+import { PageQueryDto } from '../../../../libs/common/src/pagination.js';
+import { type Job, type JobArtifact, JOB_STATUSES, type JobStatus } from '../../../../libs/database/src/entities/job.entity.js';
+import { ALL_JOB_TYPES } from '../../../../libs/queue/src/job-registry.js';
+
+export class JobListQueryDto extends PageQueryDto {
+  @ApiPropertyOptional({ enum: JOB_STATUSES })
+  @IsOptional()
+  @IsIn(JOB_STATUSES)
+  status?: JobStatus;
+
+  @ApiPropertyOptional({ enum: ALL_JOB_TYPES })
+  @IsOptional()
+  @IsString()
+  @MaxLength(64)
+  type?: string;
+
+  @ApiPropertyOptional({ description: 'Admins only: list every user\'s jobs', default: false })
+  @IsOptional()
+  @Transform(({ value }) => value === true || value === 'true' || value === '1')
+  @IsBoolean()
+  all?: boolean;
+}
+
+export class ArtifactDto {
+  @ApiProperty({ format: 'uuid' }) id!: string;
+  @ApiProperty({ example: 'qr.pdf' }) name!: string;
+  @ApiProperty({ example: 'application/pdf' }) content_type!: string;
+  @ApiProperty() size_bytes!: number;
+  @ApiProperty({ example: '/api/v1/jobs/0b7e…/artifacts/5c1d…' }) url!: string;
+
+  static from(a: JobArtifact, jobId: string): ArtifactDto {
+    return { id: a.id, name: a.name, content_type: a.contentType, size_bytes: a.sizeBytes, url: `/api/v1/jobs/${jobId}/artifacts/${a.id}` };
+  }
+}
+
+export class JobStatusDto {
+  @ApiProperty({ format: 'uuid' }) id!: string;
+  @ApiProperty({ enum: JOB_STATUSES, description: 'queued (pending), running (in progress), completed (done), failed, cancelled' })
+  status!: JobStatus;
+  @ApiProperty({ minimum: 0, maximum: 1, description: 'Fraction done, 0..1' }) progress!: number;
+  @ApiProperty({ type: String, nullable: true }) error!: string | null;
+}
+
+export class JobResultDto {
+  @ApiProperty({ format: 'uuid' }) id!: string;
+  @ApiProperty({ enum: JOB_STATUSES }) status!: JobStatus;
+  @ApiProperty({ type: 'object', additionalProperties: true, nullable: true, description: 'Null until the job has completed' })
+  result!: Record<string, unknown> | null;
+}
+
+export class JobDto extends JobStatusDto {
+  @ApiProperty({ enum: ALL_JOB_TYPES }) type!: string;
+  @ApiProperty({ type: String, format: 'uuid', nullable: true }) owner_id!: string | null;
+  @ApiProperty({ type: 'object', additionalProperties: true }) params!: Record<string, unknown>;
+  @ApiProperty({ type: 'object', additionalProperties: true, nullable: true }) result!: Record<string, unknown> | null;
+  @ApiProperty() attempts!: number;
+  @ApiProperty() max_attempts!: number;
+  @ApiProperty({ type: [ArtifactDto] }) artifacts!: ArtifactDto[];
+  @ApiProperty({ format: 'date-time' }) created_at!: string;
+  @ApiProperty({ format: 'date-time' }) queued_at!: string;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) started_at!: string | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) finished_at!: string | null;
+
+  static from(j: Job): JobDto {
+    return {
+      id: j.id,
+      type: j.type,
+      owner_id: j.owner?.id ?? null,
+      status: j.status,
+      progress: j.progress,
+      error: j.error,
+      params: j.params,
+      result: j.result,
+      attempts: j.attempts,
+      max_attempts: j.maxAttempts,
+      artifacts: j.artifacts.isInitialized() ? j.artifacts.getItems().map((a) => ArtifactDto.from(a, j.id)) : [],
+      created_at: j.createdAt.toISOString(),
+      queued_at: j.queuedAt.toISOString(),
+      started_at: j.startedAt?.toISOString() ?? null,
+      finished_at: j.finishedAt?.toISOString() ?? null,
+    };
+  }
+}

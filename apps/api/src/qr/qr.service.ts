@@ -1,0 +1,58 @@
+import { randomInt, randomUUID } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import { EntityManager } from '@mikro-orm/core';
+import type { AppConfig } from '../../../../libs/config/src/config.js';
+import { APP_CONFIG } from '../../../../libs/config/src/config.module.js';
+import { isUuid } from '../../../../libs/common/src/ids.js';
+import type { Principal } from '../../../../libs/common/src/auth.decorators.js';
+import { notFound } from '../../../../libs/common/src/problem.js';
+import { QrBatch, QrCode } from '../../../../libs/database/src/entities/qr.entity.js';
+import { User } from '../../../../libs/database/src/entities/user.entity.js';
+import { JobsService } from '../../../../libs/queue/src/jobs.service.js';
+
+const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'; // Crockford base32: no I, L, O, U
+
+/** 12 random base32 characters (60 bits): collisions are practically impossible, and the unique index catches one anyway. */
+export function newQrCode(): string {
+  let s = '';
+  for (let i = 0; i < 12; i++) s += ALPHABET[randomInt(32)];
+  return s;
+}
+
+@Injectable()
+export class QrService {
+  constructor(
+    private readonly em: EntityManager,
+    private readonly jobs: JobsService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  /** Stores the batch, its n codes and its job in one transaction, then queues the job. */
+  async create(n: number, p: Principal): Promise<QrBatch> {
+    const template = this.config.qr.urlTemplate;
+    const batch = await this.em.transactional(async (em) => {
+      const owner = em.getReference(User, p.userId);
+      const batchId = randomUUID();
+      const job = this.jobs.build(em, 'qr.batch', owner, { batchId });
+      const b = em.create(QrBatch, { id: batchId, owner, n, urlTemplate: template, job });
+      const seen = new Set<string>();
+      for (let i = 0; i < n; i++) {
+        let code = newQrCode();
+        while (seen.has(code)) code = newQrCode();
+        seen.add(code);
+        em.create(QrCode, { batch: b, position: i, code, value: template.replaceAll('{code}', code) });
+      }
+      return b;
+    });
+    await this.jobs.enqueue(batch.job);
+    return batch;
+  }
+
+  async get(id: string, p: Principal): Promise<QrBatch> {
+    const batch = isUuid(id)
+      ? await this.em.findOne(QrBatch, p.role === 'admin' ? { id } : { id, owner: p.userId }, { populate: ['job'] })
+      : null;
+    if (!batch) throw notFound(`QR batch with id ${id} does not exist.`);
+    return batch;
+  }
+}

@@ -1,0 +1,120 @@
+import { STATUS_CODES } from 'node:http';
+import { RequestMethod, type Type } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
+import helmet from 'helmet';
+import { Logger } from 'nestjs-pino';
+import type { AppConfig } from '../../../libs/config/src/config.js';
+import { closeOnSignals } from '../../../libs/common/src/bootstrap.js';
+import { createValidationPipe } from '../../../libs/common/src/validation.js';
+import { SchemaService } from '../../../libs/database/src/schema.service.js';
+
+export const API_PREFIX = 'api/v1';
+
+/** Everything an API app needs besides its modules; used by main, the single-process mode, the tests and the spec writer. */
+export function configureApp(app: NestExpressApplication, config: AppConfig): void {
+  app.set('trust proxy', config.http.trustProxy);
+  app.disable('x-powered-by');
+  app.use(helmet());
+  app.enableCors({ origin: config.cors.origins, exposedHeaders: ['X-Request-Id', 'Retry-After', 'Content-Disposition'] });
+  app.useBodyParser('json', { limit: config.http.jsonBodyLimit });
+  app.useBodyParser('urlencoded', { limit: '64kb', extended: false });
+  app.setGlobalPrefix(API_PREFIX, {
+    exclude: [
+      { path: 'health', method: RequestMethod.GET },
+      { path: 'health/live', method: RequestMethod.GET },
+      { path: 'health/ready', method: RequestMethod.GET },
+    ],
+  });
+  app.useGlobalPipes(createValidationPipe());
+}
+
+export function buildOpenApiDocument(app: NestExpressApplication): OpenAPIObject {
+  const config = new DocumentBuilder()
+    .setTitle('Aperture API')
+    .setDescription(
+      'One backend for ONNX image models: detection, scene classification, segmentation, fragment sizing and an X-ray effect, ' +
+        'with users, projects, queued jobs and model management. Errors are RFC 9457 problem+json with a `code`.',
+    )
+    .setVersion('0.1.0')
+    .setLicense('MIT', 'https://opensource.org/licenses/MIT')
+    .addServer('/', 'This server')
+    .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Access token from POST /api/v1/auth/login' }, 'bearer')
+    .addApiKey({ type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'API key from POST /api/v1/auth/api-keys' }, 'api-key')
+    .addOAuth2(
+      {
+        type: 'oauth2',
+        description: 'Username and password through the OAuth2 token endpoint (what Swagger UI\'s Authorize does)',
+        flows: { password: { tokenUrl: `/${API_PREFIX}/auth/token`, refreshUrl: `/${API_PREFIX}/auth/token`, scopes: {} } },
+      },
+      'oauth2',
+    )
+    .build();
+  const doc = SwaggerModule.createDocument(app, config, {
+    operationIdFactory: (_controllerKey: string, methodKey: string) => methodKey,
+  });
+  return sortDocument(normalizeOperations(doc));
+}
+
+type Operation = {
+  security?: Record<string, string[]>[];
+  responses?: Record<string, { description?: string; content?: Record<string, unknown> }>;
+};
+
+/**
+ * Spec details Nest's generator leaves implicit: public operations say `security: []`, error bodies are
+ * `application/problem+json`, and every response has a description.
+ */
+function normalizeOperations(doc: OpenAPIObject): OpenAPIObject {
+  for (const item of Object.values(doc.paths)) {
+    for (const method of ['get', 'put', 'post', 'delete', 'patch'] as const) {
+      const op = (item as Record<string, Operation | undefined>)[method];
+      if (!op) continue;
+      op.security ??= [];
+      for (const [status, res] of Object.entries(op.responses ?? {})) {
+        if (!res.description) res.description = STATUS_CODES[Number(status)] ?? 'Response';
+        if (Number(status) >= 400 && res.content?.['application/json']) {
+          res.content = { 'application/problem+json': res.content['application/json'] };
+        }
+      }
+    }
+  }
+  return doc;
+}
+
+/** Stable ordering (paths, schemas, tags) so the committed spec only changes when the API does. */
+function sortDocument(doc: OpenAPIObject): OpenAPIObject {
+  const sortKeys = <T extends object>(o: T | undefined): T | undefined =>
+    o === undefined ? undefined : (Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b))) as T);
+  doc.paths = sortKeys(doc.paths)!;
+  if (doc.components?.schemas) doc.components.schemas = sortKeys(doc.components.schemas);
+  if (doc.tags) doc.tags.sort((a, b) => a.name.localeCompare(b.name));
+  return doc;
+}
+
+export function setupSwagger(app: NestExpressApplication): void {
+  SwaggerModule.setup('docs', app, () => buildOpenApiDocument(app), {
+    jsonDocumentUrl: 'docs/openapi.json',
+    yamlDocumentUrl: 'docs/openapi.yaml',
+    swaggerOptions: { persistAuthorization: true },
+    customSiteTitle: 'Aperture API',
+  });
+}
+
+/** Applies migrations under the cluster lock before the app starts answering. */
+export async function prepareDatabase(app: NestExpressApplication): Promise<void> {
+  await app.get(SchemaService).migrate();
+}
+
+/** Creates, configures and starts an HTTP app for a root module (the API alone, or API + worker in one process). */
+export async function startHttpApp(rootModule: Type<unknown>, config: AppConfig): Promise<NestExpressApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(rootModule, { bufferLogs: true, bodyParser: false });
+  app.useLogger(app.get(Logger));
+  configureApp(app, config);
+  setupSwagger(app);
+  await prepareDatabase(app);
+  closeOnSignals(app, config.http.shutdownTimeoutMs);
+  await app.listen(config.port, config.host);
+  return app;
+}

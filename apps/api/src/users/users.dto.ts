@@ -1,0 +1,121 @@
+import { ApiPropertyOptional } from '@nestjs/swagger';
+import { Transform } from 'class-transformer';
+import {
+  IsBoolean,
+  IsEmail,
+  IsIn,
+  IsOptional,
+  IsString,
+  IsUrl,
+  Matches,
+  MaxLength,
+  MinLength,
+  registerDecorator,
+  ValidateIf,
+  type ValidationOptions,
+} from 'class-validator';
+import { PageQueryDto } from '../../../../libs/common/src/pagination.js';
+
+/** A real calendar date (YYYY-MM-DD) strictly before today. */
+function IsPastIsoDate(options?: ValidationOptions): PropertyDecorator {
+  return (object: object, propertyName: string | symbol) =>
+    registerDecorator({
+      name: 'isPastIsoDate',
+      target: object.constructor,
+      propertyName: String(propertyName),
+      options: { message: `${String(propertyName)} must be a past date in the form YYYY-MM-DD`, ...options },
+      validator: {
+        validate(value: unknown): boolean {
+          if (typeof value !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(value)) return false;
+          const d = new Date(`${value}T00:00:00Z`);
+          if (Number.isNaN(d.getTime()) || d.toISOString().slice(0, 10) !== value) return false; // 2023-02-30 is not a date
+          return value < new Date().toISOString().slice(0, 10) && value >= '1900-01-01';
+        },
+      },
+    });
+}
+
+const nullable = ValidateIf((_o, v) => v !== null);
+
+/** Fields to change; null clears an optional one. */
+export class UpdateProfileDto {
+  @ApiPropertyOptional({ type: String, nullable: true, maxLength: 200 })
+  @IsOptional()
+  @nullable
+  @IsString()
+  @MaxLength(200)
+  full_name?: string | null;
+
+  @ApiPropertyOptional({ type: String, nullable: true, maxLength: 100 })
+  @IsOptional()
+  @nullable
+  @IsString()
+  @MaxLength(100)
+  first_name?: string | null;
+
+  @ApiPropertyOptional({ type: String, nullable: true, maxLength: 100 })
+  @IsOptional()
+  @nullable
+  @IsString()
+  @MaxLength(100)
+  last_name?: string | null;
+
+  @ApiPropertyOptional({ format: 'email' })
+  @IsOptional()
+  @IsEmail({}, { message: 'email must be a valid e-mail address' })
+  @MaxLength(254)
+  email?: string;
+
+  @ApiPropertyOptional({ type: String, nullable: true, example: '+49 151 1234567', description: 'Digits, spaces, ( ) - and an optional leading +' })
+  @IsOptional()
+  @nullable
+  @Matches(/^\+?[0-9][0-9 ()-]{5,30}$/, { message: 'phone must be a phone number (digits, spaces, ( ) - and an optional leading +)' })
+  phone?: string | null;
+
+  @ApiPropertyOptional({ type: String, format: 'date', nullable: true, example: '1990-04-23' })
+  @IsOptional()
+  @nullable
+  @IsPastIsoDate()
+  birth_date?: string | null;
+
+  @ApiPropertyOptional({ type: String, format: 'uri', nullable: true })
+  @IsOptional()
+  @nullable
+  @IsUrl({ protocols: ['http', 'https'], require_protocol: true }, { message: 'picture_url must be an http(s) URL' })
+  @MaxLength(2048)
+  picture_url?: string | null;
+}
+
+export class ChangePasswordDto {
+  @ApiPropertyOptional({ format: 'password' })
+  @IsString()
+  @MaxLength(128)
+  current_password!: string;
+
+  @ApiPropertyOptional({ format: 'password', minLength: 8 })
+  @IsString()
+  @MinLength(8, { message: 'new_password must be at least 8 characters long' })
+  @MaxLength(128)
+  new_password!: string;
+}
+
+export class UserListQueryDto extends PageQueryDto {
+  @ApiPropertyOptional({ description: 'Matches username, e-mail or name (case-insensitive substring)' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(100)
+  search?: string;
+}
+
+export class AdminUpdateUserDto {
+  @ApiPropertyOptional({ enum: ['user', 'admin'] })
+  @IsOptional()
+  @IsIn(['user', 'admin'])
+  role?: 'user' | 'admin';
+
+  @ApiPropertyOptional({ description: 'A disabled user\'s tokens and API keys stop working at once' })
+  @IsOptional()
+  @Transform(({ value }) => (value === 'true' ? true : value === 'false' ? false : value))
+  @IsBoolean()
+  disabled?: boolean;
+}

@@ -1,0 +1,43 @@
+import { applyDecorators, createParamDecorator, type ExecutionContext, SetMetadata } from '@nestjs/common';
+import { ApiBearerAuth, ApiForbiddenResponse, ApiOAuth2, ApiSecurity, ApiUnauthorizedResponse } from '@nestjs/swagger';
+import type { UserRole } from '../../database/src/entities/user.entity.js';
+import { ProblemDto } from './problem.dto.js';
+
+export const IS_PUBLIC = 'aperture:isPublic';
+export const REQUIRED_ROLE = 'aperture:requiredRole';
+export const STATION_ALLOWED = 'aperture:stationAllowed';
+
+/** The authenticated caller, attached to the request by the global auth guard. */
+export interface Principal {
+  userId: string;
+  username: string;
+  role: UserRole;
+}
+
+/** Marks a route (or controller) as reachable without credentials. */
+export const Public = (): MethodDecorator & ClassDecorator => SetMetadata(IS_PUBLIC, true);
+
+/** Documents the credentials a protected route accepts and its 401. */
+export const Authenticated = (): MethodDecorator & ClassDecorator =>
+  applyDecorators(
+    ApiBearerAuth('bearer'),
+    ApiOAuth2([], 'oauth2'),
+    ApiSecurity('api-key'),
+    ApiUnauthorizedResponse({ description: 'Not authenticated', type: ProblemDto }),
+  );
+
+/** Restricts a route to admins (403 for everyone else). */
+export const AdminOnly = (): MethodDecorator & ClassDecorator =>
+  applyDecorators(
+    SetMetadata(REQUIRED_ROLE, 'admin'),
+    ApiForbiddenResponse({ description: 'Admins only', type: ProblemDto }),
+  );
+
+/** A booth endpoint: the password-only `station` principal may call it (every other route refuses it with 403). */
+export const StationAllowed = (): MethodDecorator & ClassDecorator => SetMetadata(STATION_ALLOWED, true);
+
+export const CurrentPrincipal = createParamDecorator((_data: unknown, ctx: ExecutionContext): Principal => {
+  const req = ctx.switchToHttp().getRequest<{ principal?: Principal }>();
+  if (!req.principal) throw new Error('CurrentPrincipal used on a public route');
+  return req.principal;
+});

@@ -1,0 +1,308 @@
+import { isAbsolute, resolve } from 'node:path';
+
+/** The one typed configuration of every Aperture process, read from the environment once at boot. */
+export interface AppConfig {
+  env: 'development' | 'production' | 'test';
+  host: string;
+  port: number;
+  dataDir: string;
+  database:
+    | { dialect: 'sqlite'; file: string; url: string }
+    | { dialect: 'postgresql'; url: string };
+  redis: { url: string; prefix: string };
+  jwt: { secret: string; issuer: string; audience: string; accessTtlSeconds: number; refreshTtlSeconds: number };
+  admin: { username: string; password: string; email: string } | null;
+  /** The booth's shared password (plain, or an argon2 hash); null disables the station login. */
+  stationPassword: string | null;
+  google: {
+    clientId: string;
+    clientSecret: string;
+    redirectUri: string;
+    authUrl: string;
+    tokenUrl: string;
+    userinfoUrl: string;
+  } | null;
+  frontendUrl: string;
+  bruteForce: { maxFailures: number; maxFailuresPerIp: number; windowSeconds: number; maxLockSeconds: number };
+  cors: { origins: string[] | true };
+  http: { jsonBodyLimit: string; trustProxy: boolean; shutdownTimeoutMs: number };
+  rateLimit: { perMinute: number; perHour: number };
+  log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; pretty: boolean };
+  storage: { dir: string };
+  jobs: {
+    attempts: number;
+    backoffMs: number;
+    lockDurationMs: number;
+    stalledIntervalMs: number;
+    maxStalledCount: number;
+    concurrency: number;
+  };
+  worker: { healthPort: number; migrationsWaitMs: number };
+  qr: { urlTemplate: string };
+  models: {
+    /** The folder with manifest.json and the ONNX files; null = the shipped models/ of this checkout. */
+    dir: string | null;
+    /** Loaded by every worker at start; /health/ready on the worker waits for them. */
+    preload: string[];
+    /** Estimated session memory a worker may hold; least recently used models are unloaded past it. 0 = no limit. */
+    memoryBudgetMb: number;
+    /** How long a worker's published model state lives in Redis without a heartbeat. */
+    stateTtlSeconds: number;
+  };
+  images: {
+    /** Largest accepted upload (bytes). */
+    maxBytes: number;
+    /** Largest accepted width or height (pixels); also bounds decoding (decompression bombs). */
+    maxSide: number;
+  };
+  inference: {
+    /** worker_threads running ONNX sessions in each worker process. */
+    threads: number;
+    intraOpThreads: number;
+    graphOptimization: 'disabled' | 'basic' | 'extended' | 'all';
+    executionProvider: 'cpu' | 'cuda';
+  };
+}
+
+/** Raised when the environment does not describe a valid configuration; lists every problem at once. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export const DEFAULT_JWT_SECRET = 'change-me-development-only-secret';
+
+type Env = Record<string, string | undefined>;
+
+/** Collects problems instead of failing on the first one, so a bad deploy shows its whole list. */
+class Reader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  raw(name: string): string | undefined {
+    const v = this.env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  }
+
+  str(name: string, fallback: string): string {
+    return this.raw(name) ?? fallback;
+  }
+
+  int(name: string, fallback: number, min: number, max: number): number {
+    const v = this.raw(name);
+    if (v === undefined) return fallback;
+    if (!/^-?\d+$/.test(v)) {
+      this.problems.push(`${name} must be an integer, got "${v}"`);
+      return fallback;
+    }
+    const n = Number(v);
+    if (n < min || n > max) {
+      this.problems.push(`${name} must be between ${min} and ${max}, got ${n}`);
+      return fallback;
+    }
+    return n;
+  }
+
+  bool(name: string, fallback: boolean): boolean {
+    const v = this.raw(name);
+    if (v === undefined) return fallback;
+    if (['1', 'true', 'yes', 'on'].includes(v.toLowerCase())) return true;
+    if (['0', 'false', 'no', 'off'].includes(v.toLowerCase())) return false;
+    this.problems.push(`${name} must be a boolean (true/false), got "${v}"`);
+    return fallback;
+  }
+
+  oneOf<T extends string>(name: string, fallback: T, allowed: readonly T[]): T {
+    const v = this.raw(name);
+    if (v === undefined) return fallback;
+    if (!(allowed as readonly string[]).includes(v)) {
+      this.problems.push(`${name} must be one of ${allowed.join(', ')}, got "${v}"`);
+      return fallback;
+    }
+    return v as T;
+  }
+
+  url(name: string, fallback: string, protocols: string[]): string {
+    const v = this.str(name, fallback);
+    try {
+      const u = new URL(v);
+      if (!protocols.includes(u.protocol)) {
+        this.problems.push(`${name} must use ${protocols.join(' or ')}, got "${u.protocol}"`);
+      }
+    } catch {
+      this.problems.push(`${name} is not a valid URL: "${v}"`);
+    }
+    return v;
+  }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/**
+ * Reads and validates the configuration. Throws ConfigError listing every problem.
+ * Defaults are the embedded single-machine setup: SQLite and local disk under DATA_DIR, Redis on localhost.
+ */
+export function loadConfig(env: Env = process.env): AppConfig {
+  const r = new Reader(env);
+  const nodeEnv = r.oneOf('NODE_ENV', 'development', ['development', 'production', 'test'] as const);
+  const dataDirRaw = r.str('DATA_DIR', './data');
+  const dataDir = isAbsolute(dataDirRaw) ? dataDirRaw : resolve(process.cwd(), dataDirRaw);
+
+  const dbUrl = r.raw('DATABASE_URL');
+  let database: AppConfig['database'];
+  if (dbUrl === undefined) {
+    const file = resolve(dataDir, 'aperture.sqlite');
+    database = { dialect: 'sqlite', file, url: `sqlite:${file}` };
+  } else if (/^postgres(ql)?:\/\//.test(dbUrl)) {
+    try {
+      new URL(dbUrl);
+    } catch {
+      r.problems.push(`DATABASE_URL is not a valid URL`);
+    }
+    database = { dialect: 'postgresql', url: dbUrl };
+  } else if (dbUrl.startsWith('sqlite:')) {
+    const p = dbUrl.slice('sqlite:'.length).replace(/^\/\//, '');
+    if (p === '') r.problems.push('DATABASE_URL sqlite: needs a file path, e.g. sqlite:./data/aperture.sqlite');
+    const file = isAbsolute(p) ? p : resolve(process.cwd(), p);
+    database = { dialect: 'sqlite', file, url: `sqlite:${file}` };
+  } else {
+    r.problems.push(`DATABASE_URL must start with postgres://, postgresql:// or sqlite:, got "${dbUrl.split(':')[0]}:…"`);
+    database = { dialect: 'sqlite', file: resolve(dataDir, 'aperture.sqlite'), url: '' };
+  }
+
+  const jwtSecret = r.str('JWT_SECRET', DEFAULT_JWT_SECRET);
+  if (nodeEnv === 'production') {
+    if (r.raw('JWT_SECRET') === undefined) r.problems.push('JWT_SECRET is required in production');
+    else if (jwtSecret === DEFAULT_JWT_SECRET) r.problems.push('JWT_SECRET must not be the default value in production');
+    else if (jwtSecret.length < 32) r.problems.push('JWT_SECRET must be at least 32 characters in production');
+  }
+
+  const adminUser = r.raw('ADMIN_USERNAME');
+  const adminPass = r.raw('ADMIN_PASSWORD');
+  let admin: AppConfig['admin'] = null;
+  if (adminUser !== undefined || adminPass !== undefined) {
+    if (adminUser === undefined || adminPass === undefined) {
+      r.problems.push('ADMIN_USERNAME and ADMIN_PASSWORD must be set together');
+    } else if (adminPass.length < 8) {
+      r.problems.push('ADMIN_PASSWORD must be at least 8 characters');
+    } else {
+      admin = { username: adminUser, password: adminPass, email: r.str('ADMIN_EMAIL', `${adminUser}@localhost`) };
+    }
+  }
+
+  const googleId = r.raw('GOOGLE_CLIENT_ID');
+  const googleSecret = r.raw('GOOGLE_CLIENT_SECRET');
+  let google: AppConfig['google'] = null;
+  if (googleId !== undefined || googleSecret !== undefined) {
+    if (googleId === undefined || googleSecret === undefined) r.problems.push('GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET must be set together');
+    else {
+      google = {
+        clientId: googleId,
+        clientSecret: googleSecret,
+        redirectUri: r.url('GOOGLE_REDIRECT_URI', 'http://localhost:3000/api/v1/auth/google/callback', ['http:', 'https:']),
+        authUrl: r.url('GOOGLE_AUTH_URL', 'https://accounts.google.com/o/oauth2/v2/auth', ['http:', 'https:']),
+        tokenUrl: r.url('GOOGLE_TOKEN_URL', 'https://oauth2.googleapis.com/token', ['http:', 'https:']),
+        userinfoUrl: r.url('GOOGLE_USERINFO_URL', 'https://openidconnect.googleapis.com/v1/userinfo', ['http:', 'https:']),
+      };
+    }
+  }
+  const stationPassword = r.raw('STATION_PASSWORD') ?? null;
+  if (stationPassword !== null && !stationPassword.startsWith('$argon2') && stationPassword.length < 8) {
+    r.problems.push('STATION_PASSWORD must be at least 8 characters (or an argon2 hash)');
+  }
+
+  const corsRaw = r.str('CORS_ORIGINS', nodeEnv === 'production' ? '' : '*');
+  const cors = { origins: corsRaw === '*' ? (true as const) : corsRaw.split(',').map((s) => s.trim()).filter(Boolean) };
+
+  const qrTemplate = r.str('QR_URL_TEMPLATE', 'https://aperture.example/q/{code}');
+  if (!qrTemplate.includes('{code}')) r.problems.push('QR_URL_TEMPLATE must contain the placeholder {code}');
+
+  const modelsDirRaw = r.raw('MODELS_DIR');
+  const modelsPreload = r.str('MODELS_PRELOAD', '')
+    .split(',')
+    .map((x) => x.trim())
+    .filter(Boolean);
+  for (const name of modelsPreload) {
+    if (!/^[a-z0-9][a-z0-9._-]*$/i.test(name)) r.problems.push(`MODELS_PRELOAD has an invalid model name "${name}"`);
+  }
+
+  const bodyLimit = r.str('JSON_BODY_LIMIT', '1mb');
+  if (!/^\d+(b|kb|mb)$/i.test(bodyLimit)) r.problems.push(`JSON_BODY_LIMIT must look like 1mb or 512kb, got "${bodyLimit}"`);
+
+  const config: AppConfig = {
+    env: nodeEnv,
+    host: r.str('HOST', '0.0.0.0'),
+    port: r.int('PORT', 3000, 0, 65535),
+    dataDir,
+    database,
+    redis: {
+      url: r.url('REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+      prefix: r.str('REDIS_PREFIX', 'aperture'),
+    },
+    jwt: {
+      secret: jwtSecret,
+      issuer: r.str('JWT_ISSUER', 'aperture'),
+      audience: r.str('JWT_AUDIENCE', 'aperture-api'),
+      accessTtlSeconds: r.int('JWT_ACCESS_TTL_SECONDS', 900, 30, 86400),
+      refreshTtlSeconds: r.int('JWT_REFRESH_TTL_SECONDS', 30 * 86400, 60, 365 * 86400),
+    },
+    admin,
+    stationPassword,
+    google,
+    frontendUrl: r.url('FRONTEND_URL', 'http://localhost:3000/', ['http:', 'https:']),
+    bruteForce: {
+      maxFailures: r.int('BRUTE_FORCE_MAX_FAILURES', 5, 1, 1000),
+      maxFailuresPerIp: r.int('BRUTE_FORCE_MAX_FAILURES_PER_IP', 20, 1, 100000),
+      windowSeconds: r.int('BRUTE_FORCE_WINDOW_SECONDS', 900, 10, 86400),
+      maxLockSeconds: r.int('BRUTE_FORCE_MAX_LOCK_SECONDS', 900, 1, 86400),
+    },
+    cors,
+    http: {
+      jsonBodyLimit: bodyLimit,
+      trustProxy: r.bool('TRUST_PROXY', false),
+      shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 25000, 0, 600000),
+    },
+    rateLimit: {
+      perMinute: r.int('RATE_LIMIT_PER_MINUTE', 60, 1, 1_000_000),
+      perHour: r.int('RATE_LIMIT_PER_HOUR', 1000, 1, 100_000_000),
+    },
+    log: {
+      level: r.oneOf('LOG_LEVEL', nodeEnv === 'test' ? 'warn' : 'info', LOG_LEVELS),
+      pretty: r.bool('LOG_PRETTY', nodeEnv === 'development' && process.stdout.isTTY === true),
+    },
+    storage: { dir: resolve(dataDir, r.str('STORAGE_SUBDIR', 'storage')) },
+    jobs: {
+      attempts: r.int('JOB_ATTEMPTS', 3, 1, 20),
+      backoffMs: r.int('JOB_BACKOFF_MS', 2000, 0, 3_600_000),
+      lockDurationMs: r.int('JOB_LOCK_DURATION_MS', 30000, 1000, 3_600_000),
+      stalledIntervalMs: r.int('JOB_STALLED_INTERVAL_MS', 30000, 500, 3_600_000),
+      maxStalledCount: r.int('JOB_MAX_STALLED_COUNT', 2, 0, 100),
+      concurrency: r.int('WORKER_CONCURRENCY', 2, 1, 64),
+    },
+    worker: {
+      healthPort: r.int('WORKER_HEALTH_PORT', 3001, 0, 65535),
+      migrationsWaitMs: r.int('WORKER_MIGRATIONS_WAIT_MS', 120000, 0, 3_600_000),
+    },
+    qr: { urlTemplate: qrTemplate },
+    models: {
+      dir: modelsDirRaw === undefined ? null : isAbsolute(modelsDirRaw) ? modelsDirRaw : resolve(process.cwd(), modelsDirRaw),
+      preload: modelsPreload,
+      memoryBudgetMb: r.int('MODELS_MEMORY_BUDGET_MB', 0, 0, 1_000_000),
+      stateTtlSeconds: r.int('MODELS_STATE_TTL_SECONDS', 30, 3, 3600),
+    },
+    images: {
+      maxBytes: r.int('IMAGE_MAX_BYTES', 50 * 1024 * 1024, 1024, 2 * 1024 * 1024 * 1024),
+      maxSide: r.int('IMAGE_MAX_SIDE', 4096, 16, 65535),
+    },
+    inference: {
+      threads: r.int('INFERENCE_THREADS', 1, 1, 64),
+      intraOpThreads: r.int('INFERENCE_INTRA_OP_THREADS', 0, 0, 256),
+      graphOptimization: r.oneOf('INFERENCE_GRAPH_OPTIMIZATION', 'all', ['disabled', 'basic', 'extended', 'all'] as const),
+      executionProvider: r.oneOf('INFERENCE_EXECUTION_PROVIDER', 'cpu', ['cpu', 'cuda'] as const),
+    },
+  };
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  return config;
+}

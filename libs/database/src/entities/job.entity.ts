@@ -1,0 +1,93 @@
+import { randomUUID } from 'node:crypto';
+import { Collection, type Opt } from '@mikro-orm/core';
+import { Entity, Index, ManyToOne, OneToMany, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
+import { User } from './user.entity.js';
+
+export const JOB_STATUSES = ['queued', 'running', 'completed', 'failed', 'cancelled'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+export const FINAL_JOB_STATUSES: readonly JobStatus[] = ['completed', 'failed', 'cancelled'];
+
+export type JsonObject = { [key: string]: JsonValue };
+export type JsonValue = string | number | boolean | null | JsonValue[] | JsonObject;
+
+/** The one record of queued work. The Bull job carries only this record's id. */
+@Entity({ tableName: 'jobs' })
+@Index({ properties: ['owner', 'createdAt'] })
+export class Job {
+  @PrimaryKey({ type: 'uuid' })
+  id: string = randomUUID();
+
+  @Index()
+  @Property({ type: 'string', length: 64 })
+  type!: string;
+
+  @ManyToOne(() => User, { nullable: true, deleteRule: 'cascade' })
+  owner: User | null = null;
+
+  @Index()
+  @Property({ type: 'string', length: 16 })
+  status: JobStatus & Opt = 'queued';
+
+  /** 0..1 */
+  @Property({ type: 'double' })
+  progress: number & Opt = 0;
+
+  @Property({ type: 'json' })
+  params: JsonObject & Opt = {};
+
+  @Property({ type: 'json', nullable: true })
+  result: (JsonObject & Opt) | null = null;
+
+  @Property({ type: 'text', nullable: true })
+  error: string | null = null;
+
+  @Property({ type: 'integer' })
+  attempts: number & Opt = 0;
+
+  @Property({ type: 'integer' })
+  maxAttempts: number & Opt = 1;
+
+  @OneToMany(() => JobArtifact, (a) => a.job, { orphanRemoval: true })
+  artifacts = new Collection<JobArtifact>(this);
+
+  @Property({ type: 'datetime' })
+  createdAt: Date & Opt = new Date();
+
+  @Property({ type: 'datetime' })
+  queuedAt: Date & Opt = new Date();
+
+  @Property({ type: 'datetime', nullable: true })
+  startedAt: Date | null = null;
+
+  @Property({ type: 'datetime', nullable: true })
+  finishedAt: Date | null = null;
+
+  @Property({ type: 'datetime', onUpdate: () => new Date() })
+  updatedAt: Date & Opt = new Date();
+}
+
+/** A file a job produced, kept in storage under a generated key. */
+@Entity({ tableName: 'job_artifacts' })
+export class JobArtifact {
+  @PrimaryKey({ type: 'uuid' })
+  id: string = randomUUID();
+
+  @ManyToOne(() => Job, { deleteRule: 'cascade' })
+  job!: Job;
+
+  /** File name shown to users (e.g. qr.pdf); never used as a storage path. */
+  @Property({ type: 'string', length: 200 })
+  name!: string;
+
+  @Property({ type: 'string', length: 300 })
+  storageKey!: string;
+
+  @Property({ type: 'string', length: 100 })
+  contentType!: string;
+
+  @Property({ type: 'bigint', runtimeType: 'number' })
+  sizeBytes!: number;
+
+  @Property({ type: 'datetime' })
+  createdAt: Date & Opt = new Date();
+}

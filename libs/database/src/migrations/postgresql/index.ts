@@ -1,0 +1,5 @@
+import { Migration20261123052112_initial } from './Migration20261123052112_initial.js';
+import { Migration20261123054149_accounts } from './Migration20261123054149_accounts.js';
+
+/** Applied in this order; append each new migration. */
+export const POSTGRESQL_MIGRATIONS = [Migration20261123052112_initial, Migration20261123054149_accounts];

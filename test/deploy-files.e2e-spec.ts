@@ -1,0 +1,61 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments } from 'yaml';
+
+const root = resolve(import.meta.dirname, '..');
+const read = (p: string): string => readFileSync(resolve(root, p), 'utf8');
+
+interface ComposeService {
+  command?: string[];
+  healthcheck?: { test: string[] };
+  depends_on?: Record<string, { condition: string }>;
+  environment?: Record<string, string>;
+}
+
+/** The deployment files cannot be run here (no Docker engine): check that they parse and match the app. */
+describe('docker/ and Kubernetes files', () => {
+  const entry = (cmd: string[]): string => cmd.find((a) => a.startsWith('dist/'))!;
+
+  it('Dockerfile: multi-stage, non-root, production deps only, and its CMD is a built entry point', () => {
+    const df = read('docker/Dockerfile');
+    expect(df.match(/^FROM /gm)!.length).toBeGreaterThanOrEqual(3);
+    expect(df).toMatch(/npm ci --omit=dev/);
+    expect(df).toMatch(/^USER node$/m);
+    expect(df).toMatch(/COPY package\.json package-lock\.json \.npmrc/);
+    const cmd = JSON.parse(/^CMD (\[.*\])$/m.exec(df)![1]!) as string[];
+    expect(existsSync(resolve(root, entry(cmd)))).toBe(true);
+  });
+
+  it('docker-compose.yml: api, worker, postgres and redis with healthchecks; the worker starts after the API', () => {
+    const compose = parse(read('docker/docker-compose.yml')) as { services: Record<string, ComposeService> };
+    expect(Object.keys(compose.services).sort()).toEqual(['api', 'postgres', 'redis', 'worker']);
+    for (const s of Object.values(compose.services)) expect(s.healthcheck).toBeDefined();
+    expect(compose.services['worker']!.depends_on!['api']!.condition).toBe('service_healthy');
+    expect(existsSync(resolve(root, entry(compose.services['worker']!.command!)))).toBe(true);
+    expect(compose.services['api']!.healthcheck!.test.join(' ')).toContain('/health/ready');
+    expect(compose.services['worker']!.healthcheck!.test.join(' ')).toContain('3001/health/ready');
+  });
+
+  it('Kubernetes: every Deployment has startup, readiness and liveness probes on the health routes and resource requests', () => {
+    const dir = resolve(root, 'docker/k8s');
+    const docs = readdirSync(dir).flatMap((f) => parseAllDocuments(readFileSync(resolve(dir, f), 'utf8')).map((d) => d.toJS() as Record<string, unknown>));
+    const deployments = docs.filter((d) => d['kind'] === 'Deployment') as { spec: { template: { spec: { containers: Record<string, unknown>[] } } } }[];
+    expect(deployments).toHaveLength(2);
+    for (const d of deployments) {
+      const c = d.spec.template.spec.containers[0]! as {
+        command: string[];
+        startupProbe: { httpGet: { path: string } };
+        readinessProbe: { httpGet: { path: string } };
+        livenessProbe: { httpGet: { path: string } };
+        resources: { requests: Record<string, string> };
+      };
+      expect(c.startupProbe.httpGet.path).toBe('/health/ready');
+      expect(c.readinessProbe.httpGet.path).toBe('/health/ready');
+      expect(c.livenessProbe.httpGet.path).toBe('/health/live');
+      expect(Object.keys(c.resources.requests).sort()).toEqual(['cpu', 'memory']);
+      expect(existsSync(resolve(root, entry(c.command)))).toBe(true);
+    }
+    expect(docs.some((d) => d['kind'] === 'Service')).toBe(true);
+  });
+});

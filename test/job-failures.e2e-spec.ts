@@ -1,0 +1,79 @@
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MikroORM } from '@mikro-orm/core';
+import type { Redis } from 'ioredis';
+import { QrCode } from '../libs/database/src/entities/qr.entity.js';
+import { REDIS } from '../libs/redis/src/redis.module.js';
+import { createTestApp, type TestApp } from './support/app.js';
+import { testEnv } from './support/env.js';
+import { type LoggedIn, registerAndLogin, waitFor } from './support/http.js';
+
+describe('job failures and dependency outages', () => {
+  let t: TestApp;
+  let u: LoggedIn;
+  let env: ReturnType<typeof testEnv>;
+  beforeAll(async () => {
+    env = testEnv('failures', { JOB_ATTEMPTS: '2', JOB_BACKOFF_MS: '100' });
+    t = await createTestApp(env, { worker: true });
+    u = await registerAndLogin(t.server);
+  });
+  afterAll(() => t?.close());
+
+  const jobOf = async (id: string) => (await request(t.server).get(`/api/v1/jobs/${id}`).set(u.auth)).body;
+
+  it('fails at once, with the reason, when retrying cannot help', async () => {
+    // Stop the worker from seeing the batch's codes: the handler reports a permanent error.
+    const orm = t.app.get(MikroORM);
+    const queue = (await import('../libs/queue/src/jobs.service.js')).JobsService;
+    await t.app.get(queue).queue('default').pause(true);
+    try {
+      const res = await request(t.server).post('/api/v1/qr/batches').set(u.auth).send({ n: 2 });
+      await orm.em.fork().nativeDelete(QrCode, { batch: res.body.id, position: 1 });
+      await t.app.get(queue).queue('default').resume(true);
+      const job = await waitFor(async () => {
+        const j = await jobOf(res.body.job_id);
+        return j.status === 'failed' ? j : null;
+      });
+      expect(job.attempts).toBe(1);
+      expect(job.error).toMatch(/has 1 codes, expected 2/);
+      expect(job.artifacts).toEqual([]);
+    } finally {
+      await t.app.get(queue).queue('default').resume(true);
+    }
+  });
+
+  it('retries a transient failure a bounded number of times, then fails with the reason', async () => {
+    const storageDir = join(env.DATA_DIR!, 'storage');
+    rmSync(storageDir, { recursive: true, force: true });
+    writeFileSync(storageDir, 'not a directory'); // every write to storage now fails
+    try {
+      const res = await request(t.server).post('/api/v1/qr/batches').set(u.auth).send({ n: 1 });
+      const job = await waitFor(async () => {
+        const j = await jobOf(res.body.job_id);
+        return j.status === 'failed' ? j : null;
+      });
+      expect(job.attempts).toBe(2);
+      expect(job.max_attempts).toBe(2);
+      expect(job.error).toMatch(/ENOTDIR|EEXIST|not a directory/i);
+    } finally {
+      rmSync(storageDir, { force: true });
+    }
+  });
+
+  it('reports not ready (503) within about a second when Redis is unreachable, while live stays 200', async () => {
+    const redis = t.app.get<Redis>(REDIS);
+    redis.disconnect();
+    try {
+      const started = Date.now();
+      const ready = await request(t.server).get('/health/ready');
+      expect(ready.status).toBe(503);
+      expect(ready.body.error.redis.status).toBe('down');
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect((await request(t.server).get('/health/live')).status).toBe(200);
+    } finally {
+      await redis.connect().catch(() => undefined);
+    }
+  });
+});

@@ -1,0 +1,33 @@
+import type { INestApplication, Type } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { ApiModule } from '../../apps/api/src/api.module.js';
+import { configureApp, prepareDatabase, setupSwagger } from '../../apps/api/src/setup.js';
+import { StandaloneModule } from '../../apps/standalone/src/standalone.module.js';
+import { JobRunner } from '../../apps/worker/src/job-runner.service.js';
+import { loadConfig } from '../../libs/config/src/config.js';
+import { applyEnv, type Env } from './env.js';
+
+export interface TestApp {
+  app: NestExpressApplication;
+  server: ReturnType<INestApplication['getHttpServer']>;
+  close(): Promise<void>;
+}
+
+/**
+ * Boots the real API (and, with worker: true, the worker in the same process, as `npm start` does)
+ * on the given environment, with migrations applied. Requests go through real HTTP via supertest.
+ */
+export async function createTestApp(env: Env, opts: { worker?: boolean } = {}): Promise<TestApp> {
+  applyEnv(env);
+  const config = loadConfig();
+  const root: Type<unknown> = opts.worker ? StandaloneModule : ApiModule;
+  const moduleRef = await Test.createTestingModule({ imports: [root] }).compile();
+  const app = moduleRef.createNestApplication<NestExpressApplication>({ bodyParser: false, logger: false });
+  configureApp(app, config);
+  setupSwagger(app);
+  await prepareDatabase(app);
+  await app.init();
+  if (opts.worker) await app.get(JobRunner).start();
+  return { app, server: app.getHttpServer(), close: () => app.close() };
+}
