@@ -1,0 +1,105 @@
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import {
+  OnnxFormatError,
+  PyDict,
+  parseImgsz,
+  parseNames,
+  parsePythonLiteral,
+  parseStride,
+  parseUltralyticsMetadata,
+  readOnnxMetadata,
+  readOnnxMetadataFile,
+} from './onnx-metadata.js';
+
+const fixture = (name: string): string => fileURLToPath(new URL(`../test-fixtures/${name}`, import.meta.url));
+
+// Hand-written protobuf helpers, so the reader is also tested on bytes made without the onnx package.
+function varint(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) b |= 0x80;
+    out.push(b);
+  } while (n > 0);
+  return out;
+}
+const lenField = (field: number, payload: number[]): number[] => [...varint(field * 8 + 2), ...varint(payload.length), ...payload];
+const str = (s: string): number[] => [...Buffer.from(s, 'utf8')];
+const entry = (k: string, v: string): number[] => lenField(14, [...lenField(1, str(k)), ...lenField(2, str(v))]);
+
+describe('readOnnxMetadata (mistake 4: metadata read from field 14, not guessed)', () => {
+  const expectedNames = ["kid's toy", 'a', 'say "hi"', 'both \' and "', 'ünïcode ✓', 'x, y: {z}'];
+
+  it('reads an exported model: the graph (field 7, with an initializer) is skipped by length', async () => {
+    const raw = readOnnxMetadata(await readFile(fixture('yolo-meta.onnx')));
+    expect(raw.task).toBe('obb');
+    expect(raw.imgsz).toBe('[640, 640]');
+    expect(raw.names).toContain(`"kid's toy"`);
+    const meta = parseUltralyticsMetadata(raw);
+    expect(meta.names).toEqual(expectedNames);
+    expect(meta.imgsz).toEqual([640, 640]);
+    expect(meta.stride).toBe(32);
+    expect(meta.batch).toBe(1);
+  });
+
+  it('reads the same from the file without loading it whole', async () => {
+    const a = await readOnnxMetadataFile(fixture('yolo-meta.onnx'));
+    const b = readOnnxMetadata(await readFile(fixture('yolo-meta.onnx')));
+    expect(a).toEqual(b);
+    expect(Object.keys(a)).toEqual(['description', 'author', 'stride', 'task', 'batch', 'imgsz', 'names', 'args']);
+  });
+
+  it('skips varint, fixed32/64 and nested length fields around hand-made entries', () => {
+    const bytes = [
+      ...varint(1 * 8 + 0), ...varint(8), // ir_version = 8
+      ...varint(9 * 8 + 1), 1, 2, 3, 4, 5, 6, 7, 8, // a fixed64
+      ...lenField(7, [...lenField(1, [...lenField(14, str('decoy'))]), ...varint(5 * 8 + 5), 0, 0, 0, 0]), // graph with a nested "14"
+      ...entry('names', `{0: "kid's toy", 1: 'a'}`),
+      ...varint(3 * 8 + 5), 9, 9, 9, 9, // a fixed32
+      ...entry('stride', '32'),
+    ];
+    const raw = readOnnxMetadata(Uint8Array.from(bytes));
+    expect(raw).toEqual({ names: `{0: "kid's toy", 1: 'a'}`, stride: '32' });
+    expect(parseNames(raw.names!)).toEqual(["kid's toy", 'a']);
+  });
+
+  it('rejects truncated input', () => {
+    const bytes = entry('k', 'value');
+    expect(() => readOnnxMetadata(Uint8Array.from(bytes.slice(0, -2)))).toThrow(OnnxFormatError);
+  });
+});
+
+describe('parsePythonLiteral', () => {
+  it('parses Python reprs, not JSON', () => {
+    expect(parsePythonLiteral(`[640, 640]`)).toEqual([640, 640]);
+    expect(parsePythonLiteral(`(1, 2.5, -3e2, True, None, 'x')`)).toEqual([1, 2.5, -300, true, null, 'x']);
+    expect(parsePythonLiteral(`'a\\'b\\\\c\\n\\x41\\u00e9'`)).toBe("a'b\\c\nAé");
+    const d = parsePythonLiteral(`{'batch': 1, 'half': False}`);
+    expect(d).toBeInstanceOf(PyDict);
+    expect((d as PyDict).entries).toEqual([
+      ['batch', 1],
+      ['half', false],
+    ]);
+    expect(() => parsePythonLiteral('{"a": 1} extra')).toThrow();
+    expect(() => parsePythonLiteral('__import__("os")')).toThrow();
+  });
+
+  it('names: quotes and apostrophes, gaps rejected, list form accepted', () => {
+    expect(parseNames(`{0: 'person', 1: "kid's toy"}`)).toEqual(['person', "kid's toy"]);
+    expect(parseNames(`{1: 'b', 0: 'a'}`)).toEqual(['a', 'b']);
+    expect(parseNames(`['a', "b'c"]`)).toEqual(['a', "b'c"]);
+    expect(() => parseNames(`{0: 'a', 2: 'c'}`)).toThrow(/no class 1/);
+    expect(() => JSON.parse(`{0: 'person'}`)).toThrow(); // why JSON is not an option
+  });
+
+  it('imgsz → [h, w] and stride → number', () => {
+    expect(parseImgsz('[480, 640]')).toEqual([480, 640]);
+    expect(parseImgsz('320')).toEqual([320, 320]);
+    expect(() => parseImgsz('[1, 2, 3]')).toThrow();
+    expect(parseStride('32')).toBe(32);
+    expect(parseStride('32.0')).toBe(32);
+  });
+});
