@@ -1,0 +1,116 @@
+import { applyDecorators, Body, Controller, Get, HttpCode, HttpStatus, Param, Post, Query, Res, UploadedFile, UseInterceptors } from '@nestjs/common';
+import { FileInterceptor } from '@nestjs/platform-express';
+import {
+  ApiAcceptedResponse,
+  ApiBadRequestResponse,
+  ApiBody,
+  ApiConsumes,
+  ApiPayloadTooLargeResponse,
+  ApiForbiddenResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiServiceUnavailableResponse,
+  ApiTags,
+  ApiUnprocessableEntityResponse,
+} from '@nestjs/swagger';
+import type { Response } from 'express';
+import { AdminOnly, Authenticated, CurrentPrincipal, type Principal } from '../../../../libs/common/src/auth.decorators.js';
+import { ProblemDto } from '../../../../libs/common/src/problem.dto.js';
+import {
+  ModelControlQueryDto,
+  ModelControlResponseDto,
+  ModelDetailDto,
+  ModelInferAcceptedDto,
+  ModelInferFormDto,
+  ModelListQueryDto,
+  ModelStatsResponseDto,
+  ModelSummaryDto,
+} from './models.dto.js';
+import { ModelsService, type UploadedImage } from './models.service.js';
+
+/** Admin-only load/unload: waits up to wait_ms for every worker, 200 when all finished, 202 otherwise. */
+function ModelControlRoute(summary: string, description: string): MethodDecorator {
+  return applyDecorators(
+    AdminOnly(),
+    ApiOperation({ summary, description: `${description} Waits up to wait_ms for every worker; 202 if some had not finished by then.` }),
+    ApiOkResponse({ type: ModelControlResponseDto, description: 'Every worker finished' }),
+    ApiAcceptedResponse({ type: ModelControlResponseDto, description: 'Not every worker had finished within wait_ms' }),
+    ApiForbiddenResponse({ type: ProblemDto, description: 'Admins only' }),
+    ApiNotFoundResponse({ type: ProblemDto, description: 'Model {name} does not exist.' }),
+    ApiServiceUnavailableResponse({ type: ProblemDto, description: 'No worker is running' }),
+  );
+}
+
+@ApiTags('models')
+@Authenticated()
+@Controller('models')
+export class ModelsController {
+  constructor(private readonly models: ModelsService) {}
+
+  @Get()
+  @ApiOperation({ summary: 'List models', description: 'Every model of the manifest with its state on each live worker.' })
+  @ApiOkResponse({ type: [ModelSummaryDto] })
+  listModels(@Query() q: ModelListQueryDto): Promise<ModelSummaryDto[]> {
+    return this.models.list(q.kind);
+  }
+
+  @Get(':name')
+  @ApiOperation({ summary: 'Model detail', description: 'Adds the files with their inputs, outputs and metadata_props, the pre-processing and the held-out metrics.' })
+  @ApiOkResponse({ type: ModelDetailDto })
+  @ApiNotFoundResponse({ type: ProblemDto, description: 'Model {name} does not exist.' })
+  getModel(@Param('name') name: string): Promise<ModelDetailDto> {
+    return this.models.detail(name);
+  }
+
+  @Get(':name/stats')
+  @ApiOperation({ summary: 'Model statistics', description: 'Triton-style counts and cumulative/mean milliseconds per phase, per worker and in total.' })
+  @ApiOkResponse({ type: ModelStatsResponseDto })
+  @ApiNotFoundResponse({ type: ProblemDto, description: 'Model {name} does not exist.' })
+  getModelStats(@Param('name') name: string): Promise<ModelStatsResponseDto> {
+    return this.models.stats(name);
+  }
+
+  @Post(':name/infer')
+  @HttpCode(HttpStatus.ACCEPTED)
+  @UseInterceptors(FileInterceptor('image'))
+  @ApiConsumes('multipart/form-data')
+  @ApiBody({ type: ModelInferFormDto })
+  @ApiOperation({
+    summary: 'Run a model on an image (queued)',
+    description:
+      'Queues one run on a worker: detections for a detector (oriented boxes with corners for OBB), instance masks as COCO RLE for a segmenter, ' +
+      'a mask for a click or a box for SAM, the result options as PNG artifacts for an image-to-image model. Poll the job; its result holds the output.',
+  })
+  @ApiAcceptedResponse({ type: ModelInferAcceptedDto })
+  @ApiBadRequestResponse({ type: ProblemDto, description: 'Missing or unreadable image (IMAGE_VALIDATION_ERROR), bad options, or a model that does not take images' })
+  @ApiNotFoundResponse({ type: ProblemDto, description: 'Model {name} does not exist.' })
+  @ApiPayloadTooLargeResponse({ type: ProblemDto, description: 'Larger than IMAGE_MAX_BYTES' })
+  inferModel(
+    @Param('name') name: string,
+    @UploadedFile() file: UploadedImage | undefined,
+    @Body() form: ModelInferFormDto,
+    @CurrentPrincipal() p: Principal,
+  ): Promise<ModelInferAcceptedDto> {
+    return this.models.infer(name, file, form, p);
+  }
+
+  @Post(':name/load')
+  @ModelControlRoute('Load (or reload) a model on every worker', 'A reload that fails keeps the previous version serving.')
+  @ApiUnprocessableEntityResponse({ type: ProblemDto, description: 'MODEL_ERROR: a worker could not load it (the reason names the mismatch)' })
+  loadModel(@Param('name') name: string, @Query() q: ModelControlQueryDto, @Res({ passthrough: true }) res: Response): Promise<ModelControlResponseDto> {
+    return this.control('load', name, q, res);
+  }
+
+  @Post(':name/unload')
+  @ModelControlRoute('Unload a model on every worker', 'Releases the native sessions.')
+  unloadModel(@Param('name') name: string, @Query() q: ModelControlQueryDto, @Res({ passthrough: true }) res: Response): Promise<ModelControlResponseDto> {
+    return this.control('unload', name, q, res);
+  }
+
+  private async control(op: 'load' | 'unload', name: string, q: ModelControlQueryDto, res: Response): Promise<ModelControlResponseDto> {
+    const r = await this.models.control(op, name, q.wait_ms);
+    res.status(r.settled ? HttpStatus.OK : HttpStatus.ACCEPTED);
+    return r;
+  }
+}

@@ -1,0 +1,169 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import { MODEL_KINDS, type ModelKind } from '../../../../libs/models/src/manifest.js';
+import type { PhaseStats } from '../../../../libs/models/src/model-registry.js';
+
+export const MODEL_STATES = ['available', 'loading', 'loaded', 'failed'] as const;
+
+export class ModelListQueryDto {
+  @ApiPropertyOptional({ enum: MODEL_KINDS })
+  @IsOptional()
+  @IsIn(MODEL_KINDS)
+  kind?: ModelKind;
+}
+
+export class ModelControlQueryDto {
+  @ApiPropertyOptional({ description: 'How long to wait for every worker to finish (ms); 0 answers at once with 202.', default: 10000, minimum: 0, maximum: 60000 })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(0)
+  @Max(60000)
+  wait_ms: number = 10000;
+}
+
+export class ModelWorkerStateDto {
+  @ApiProperty({ example: 'worker-1-4242-a1b2c3' }) worker_id!: string;
+  @ApiProperty({ enum: MODEL_STATES }) state!: string;
+  @ApiProperty({ type: String, nullable: true, description: 'Why it failed (or why its last reload failed)' }) reason!: string | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) loaded_at!: string | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) last_used_at!: string | null;
+  @ApiProperty({ description: 'Estimated memory of its sessions on this worker (MB)' }) memory_mb!: number;
+  @ApiProperty({ type: String, nullable: true, example: 'cpu' }) execution_provider!: string | null;
+}
+
+export class TensorSpecDto {
+  @ApiProperty({ example: 'images' }) name!: string;
+  @ApiProperty({ example: 'float32' }) dtype!: string;
+  @ApiProperty({ type: 'array', items: { oneOf: [{ type: 'integer' }, { type: 'string' }] }, example: [1, 3, 320, 320], description: 'Symbolic dims are strings' })
+  shape!: (number | string)[];
+}
+
+export class ModelFileDto {
+  @ApiProperty({ enum: ['model', 'encoder', 'decoder'] }) role!: string;
+  @ApiProperty({ example: 'primitives-obb.onnx' }) path!: string;
+  @ApiProperty() sha256!: string;
+  @ApiProperty() size_bytes!: number;
+  @ApiProperty({ type: [TensorSpecDto] }) inputs!: TensorSpecDto[];
+  @ApiProperty({ type: [TensorSpecDto] }) outputs!: TensorSpecDto[];
+  @ApiProperty({ type: 'object', additionalProperties: { type: 'string' }, description: 'The ONNX metadata_props' }) metadata!: Record<string, string>;
+}
+
+export class ModelSummaryDto {
+  @ApiProperty({ example: 'primitives-obb' }) name!: string;
+  @ApiProperty({ enum: MODEL_KINDS }) kind!: string;
+  @ApiProperty({ example: 'obb' }) task!: string;
+  @ApiProperty({ example: 'ultralytics-obb' }) contract!: string;
+  @ApiProperty({ example: '1.0.0' }) version!: string;
+  @ApiProperty() description!: string;
+  @ApiProperty({ example: 2.4 }) size_mb!: number;
+  @ApiProperty({ type: [String], nullable: true }) labels!: string[] | null;
+  @ApiProperty({ type: [Number], nullable: true, example: [320, 320], description: '[height, width], or null when the model takes any size' })
+  input_size!: [number, number] | null;
+  @ApiProperty({ enum: MODEL_STATES, description: 'loaded when every live worker has it loaded; failed or loading when any worker is; else available' })
+  state!: string;
+  @ApiProperty({ description: 'Estimated memory of its sessions, all workers together (MB)' }) memory_mb!: number;
+  @ApiProperty({ type: [ModelWorkerStateDto] }) workers!: ModelWorkerStateDto[];
+}
+
+export class ModelDetailDto extends ModelSummaryDto {
+  @ApiProperty({ type: [ModelFileDto] }) files!: ModelFileDto[];
+  @ApiProperty({ type: 'object', additionalProperties: true, description: 'How inputs are prepared' }) preprocess!: Record<string, unknown>;
+  @ApiProperty({ type: 'object', additionalProperties: true, description: 'Held-out metrics (models/eval.json)' }) metrics!: Record<string, unknown>;
+}
+
+export class PhaseStatsDto {
+  @ApiProperty() count!: number;
+  @ApiProperty({ description: 'Cumulative milliseconds' }) total_ms!: number;
+  @ApiProperty({ description: 'total_ms / count (0 when count is 0)' }) mean_ms!: number;
+
+  static from(p: PhaseStats): PhaseStatsDto {
+    return { count: p.count, total_ms: round(p.total_ms), mean_ms: p.count ? round(p.total_ms / p.count) : 0 };
+  }
+}
+
+export class ModelStatsDto {
+  @ApiProperty({ description: 'Inference requests finished (successes and failures)' }) inference_count!: number;
+  @ApiProperty({ type: PhaseStatsDto, description: 'Successful requests and their total time' }) success!: PhaseStatsDto;
+  @ApiProperty({ type: PhaseStatsDto, description: 'Failed runs' }) failure!: PhaseStatsDto;
+  @ApiProperty({ type: PhaseStatsDto, description: 'Time from enqueue to start' }) queue!: PhaseStatsDto;
+  @ApiProperty({ type: PhaseStatsDto, description: 'Decoding and pre-processing' }) preprocess!: PhaseStatsDto;
+  @ApiProperty({ type: PhaseStatsDto, description: 'session.run' }) compute!: PhaseStatsDto;
+  @ApiProperty({ type: PhaseStatsDto, description: 'Post-processing' }) postprocess!: PhaseStatsDto;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) last_inference_at!: string | null;
+}
+
+export class WorkerModelStatsDto {
+  @ApiProperty() worker_id!: string;
+  @ApiProperty({ type: ModelStatsDto }) stats!: ModelStatsDto;
+}
+
+export class ModelStatsResponseDto {
+  @ApiProperty() name!: string;
+  @ApiProperty({ type: ModelStatsDto, description: 'All live workers together' }) total!: ModelStatsDto;
+  @ApiProperty({ type: [WorkerModelStatsDto] }) workers!: WorkerModelStatsDto[];
+}
+
+export class ModelControlWorkerDto extends ModelWorkerStateDto {
+  @ApiProperty({ description: 'Whether this worker finished the request' }) done!: boolean;
+  @ApiProperty({ description: 'Whether it succeeded (false until done)' }) ok!: boolean;
+  @ApiProperty({ type: String, nullable: true }) error!: string | null;
+}
+
+export class ModelControlResponseDto {
+  @ApiProperty() name!: string;
+  @ApiProperty({ enum: ['load', 'unload'] }) op!: string;
+  @ApiProperty({ format: 'uuid' }) request_id!: string;
+  @ApiProperty({ description: 'Every worker that was live when asked has finished' }) settled!: boolean;
+  @ApiProperty({ type: [ModelControlWorkerDto] }) workers!: ModelControlWorkerDto[];
+}
+
+export const round = (x: number): number => Math.round(x * 1000) / 1000;
+
+export class ModelInferFormDto {
+  /** Documents the multipart file for Swagger; multer takes it out of the body (the service checks it is there). */
+  @ApiProperty({ type: 'string', format: 'binary', description: 'JPEG, PNG, WebP or TIFF' })
+  @IsOptional()
+  image?: unknown;
+  @ApiPropertyOptional({ description: 'Detectors/segmenters: confidence threshold (strictly greater)', minimum: 0, maximum: 1, example: 0.25 })
+  @IsOptional()
+  @Type(() => Number)
+  @Min(0)
+  @Max(1)
+  conf?: number;
+
+  @ApiPropertyOptional({ description: 'Detectors/segmenters: NMS IoU threshold', minimum: 0, maximum: 1, example: 0.7 })
+  @IsOptional()
+  @Type(() => Number)
+  @Min(0)
+  @Max(1)
+  iou?: number;
+
+  @ApiPropertyOptional({ description: 'Detectors/segmenters: most detections kept', minimum: 1, maximum: 3000, example: 300 })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(3000)
+  max_det?: number;
+
+  @ApiPropertyOptional({ description: 'SAM: JSON array of clicks in image pixels, label 1 = object, 0 = background', example: '[{"x":320,"y":240,"label":1}]' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(10000)
+  points?: string;
+
+  @ApiPropertyOptional({ description: 'SAM: JSON box in image pixels', example: '{"x1":100,"y1":80,"x2":300,"y2":260}' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(1000)
+  box?: string;
+}
+
+export class ModelInferAcceptedDto {
+  @ApiProperty({ format: 'uuid' }) job_id!: string;
+  @ApiProperty({ example: 'queued' }) status!: string;
+  @ApiProperty({ example: '/api/v1/jobs/0b7e…' }) job_url!: string;
+  @ApiProperty({ example: '/api/v1/jobs/0b7e…/result' }) result_url!: string;
+}

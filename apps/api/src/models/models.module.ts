@@ -1,0 +1,21 @@
+import { Module } from '@nestjs/common';
+import { MulterModule } from '@nestjs/platform-express';
+import type { AppConfig } from '../../../../libs/config/src/config.js';
+import { APP_CONFIG } from '../../../../libs/config/src/config.module.js';
+import { manifestProviders } from '../../../../libs/models/src/manifest.provider.js';
+import { ModelsController } from './models.controller.js';
+import { ModelsService } from './models.service.js';
+
+/** Model listing, detail, statistics, and admin load/unload relayed to the workers. The API never opens a model. */
+/** Uploads stay in memory (no dest): the service validates and stores them under a generated key. */
+@Module({
+  imports: [
+    MulterModule.registerAsync({
+      inject: [APP_CONFIG],
+      useFactory: (c: AppConfig) => ({ limits: { fileSize: c.images.maxBytes, files: 1, fields: 10, fieldSize: 16 * 1024 } }),
+    }),
+  ],
+  controllers: [ModelsController],
+  providers: [...manifestProviders, ModelsService],
+})
+export class ModelsModule {}

@@ -1,0 +1,177 @@
+import type { Readable } from 'node:stream';
+import { Inject, Injectable } from '@nestjs/common';
+import sharp from 'sharp';
+import type { JsonObject } from '../../../../libs/database/src/entities/job.entity.js';
+import { maskToBbox, rleEncode } from '../../../../libs/inference/src/mask.js';
+import { decodeYoloObb } from '../../../../libs/inference/src/postprocess/obb.js';
+import { encodeSamPrompt, samMaskFromOutputs, type SamPrompt } from '../../../../libs/inference/src/postprocess/sam.js';
+import { decodeYoloDetect } from '../../../../libs/inference/src/postprocess/yolo-detect.js';
+import { decodeYoloSegment } from '../../../../libs/inference/src/postprocess/yolo-segment.js';
+import { chw01ToRgb, decodeImage, imageToChw01, letterbox, type RgbImage, samPreprocess } from '../../../../libs/inference/src/preprocess.js';
+import { float32Output } from '../../../../libs/inference/src/session-host.js';
+import type { ModelEntry } from '../../../../libs/models/src/manifest.js';
+import { ModelError, UnknownModelError } from '../../../../libs/models/src/model-registry.js';
+import { HandlesJob, JobCancelledError, type JobContext, type JobHandler, PermanentJobError } from '../../../../libs/queue/src/job-handler.js';
+import type { InferOptions } from '../../../../libs/queue/src/job-registry.js';
+import { STORAGE, type StoragePort } from '../../../../libs/storage/src/storage.port.js';
+import { ModelAgent } from './model-agent.service.js';
+
+const r2 = (v: number): number => Math.round(v * 100) / 100;
+const r4 = (v: number): number => Math.round(v * 10000) / 10000;
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+interface Outcome {
+  result: JsonObject;
+  preprocessMs: number;
+  postprocessMs: number;
+}
+
+/**
+ * Runs one model on one uploaded image, by the model's kind: oriented or axis-aligned detections, instance masks
+ * (COCO RLE), a SAM mask for a click or a box, or the X-ray result options as PNG artifacts. Records the phases
+ * in the model's statistics.
+ */
+@Injectable()
+@HandlesJob('model.infer')
+export class ModelInferHandler implements JobHandler<'model.infer'> {
+  constructor(
+    private readonly agent: ModelAgent,
+    @Inject(STORAGE) private readonly storage: StoragePort,
+  ) {}
+
+  async handle(ctx: JobContext<'model.infer'>): Promise<JsonObject> {
+    const { model: name, imageKey, options } = ctx.params;
+    const registry = this.agent.registry;
+    let model: ModelEntry;
+    try {
+      model = registry.model(name);
+    } catch (e) {
+      if (e instanceof UnknownModelError) throw new PermanentJobError(e.message);
+      throw e;
+    }
+    const started = performance.now();
+    const queueMs = ctx.job.startedAt ? Math.max(0, ctx.job.startedAt.getTime() - ctx.job.queuedAt.getTime()) : undefined;
+    const t0 = performance.now();
+    const img = await decodeImage(await readAll(await this.storage.read(imageKey)));
+    const decodeMs = performance.now() - t0;
+    if (ctx.signal.aborted) throw new JobCancelledError();
+    let outcome: Outcome;
+    try {
+      outcome = await this.infer(ctx, model, img, options);
+    } catch (e) {
+      if (e instanceof ModelError) throw new PermanentJobError(e.message);
+      throw e;
+    }
+    const totalMs = performance.now() - started;
+    registry.record(name, { totalMs, queueMs, preprocessMs: decodeMs + outcome.preprocessMs, postprocessMs: outcome.postprocessMs });
+    return {
+      model: name,
+      kind: model.kind,
+      width: img.width,
+      height: img.height,
+      ...outcome.result,
+      timings_ms: { decode: r2(decodeMs), preprocess: r2(outcome.preprocessMs), postprocess: r2(outcome.postprocessMs), total: r2(totalMs) },
+    };
+  }
+
+  private async infer(ctx: JobContext<'model.infer'>, model: ModelEntry, img: RgbImage, o: InferOptions): Promise<Outcome> {
+    const registry = this.agent.registry;
+    // Only the options given: an undefined key would override the defaults when spread.
+    const nms: { conf?: number; iou?: number; maxDet?: number } = {};
+    if (o.conf !== undefined) nms.conf = o.conf;
+    if (o.iou !== undefined) nms.iou = o.iou;
+    if (o.max_det !== undefined) nms.maxDet = o.max_det;
+    const labels = model.labels ?? [];
+    const label = (i: number): string => labels[i] ?? String(i);
+    switch (model.kind) {
+      case 'detector':
+      case 'segmenter': {
+        const t0 = performance.now();
+        const lb = await letterbox(img.data, img.width, img.height, model.input_size ?? 640);
+        const pre = performance.now() - t0;
+        const { outputs } = await registry.run(model.name, 'model', { images: { type: 'float32', dims: lb.dims, data: lb.tensor } });
+        const t1 = performance.now();
+        let detections: JsonObject[];
+        if (model.kind === 'segmenter') {
+          detections = decodeYoloSegment(float32Output(outputs, 'output0'), float32Output(outputs, 'output1'), lb, { ...nms, maskFormat: 'rle' }).map((d) => ({
+            class: label(d.classId),
+            class_id: d.classId,
+            score: r4(d.score),
+            box_xyxy: [r2(d.x1), r2(d.y1), r2(d.x2), r2(d.y2)],
+            area: d.area,
+            mask: d.rle as unknown as JsonObject,
+          }));
+        } else if (model.contract === 'ultralytics-obb') {
+          detections = decodeYoloObb(float32Output(outputs, 'output0'), lb, nms).map((d) => ({
+            class: label(d.classId),
+            class_id: d.classId,
+            score: r4(d.score),
+            cx: r2(d.cx),
+            cy: r2(d.cy),
+            w: r2(d.w),
+            h: r2(d.h),
+            angle: r4(d.angle),
+            corners: [0, 2, 4, 6].map((k) => [r2(d.corners[k]!), r2(d.corners[k + 1]!)]),
+          }));
+        } else {
+          detections = decodeYoloDetect(float32Output(outputs, 'output0'), lb, nms).map((d) => ({
+            class: label(d.classId),
+            class_id: d.classId,
+            score: r4(d.score),
+            box_xyxy: [r2(d.x1), r2(d.y1), r2(d.x2), r2(d.y2)],
+          }));
+        }
+        return { result: { count: detections.length, detections }, preprocessMs: pre, postprocessMs: performance.now() - t1 };
+      }
+      case 'sam': {
+        const prompt: SamPrompt = { points: o.points, box: o.box };
+        if (!prompt.points?.length && !prompt.box) throw new PermanentJobError('A SAM model needs a prompt: points and/or a box');
+        const t0 = performance.now();
+        const pre = await samPreprocess(img.data, img.width, img.height);
+        const preMs = performance.now() - t0;
+        const enc = await registry.run(model.name, 'encoder', { image: { type: 'float32', dims: pre.dims, data: pre.tensor } });
+        if (ctx.signal.aborted) throw new JobCancelledError();
+        const t1 = performance.now();
+        const feeds = encodeSamPrompt(prompt, { origW: img.width, origH: img.height, newW: pre.newW, newH: pre.newH }, float32Output(enc.outputs, 'image_embeddings').data);
+        const t2 = performance.now();
+        const dec = await registry.run(model.name, 'decoder', feeds);
+        const t3 = performance.now();
+        const m = samMaskFromOutputs(float32Output(dec.outputs, 'masks'), float32Output(dec.outputs, 'iou_predictions'), prompt);
+        const result: JsonObject = {
+          mask_index: m.index,
+          score: r4(m.score),
+          area: m.area,
+          bbox_xywh: maskToBbox(m.mask, m.width, m.height),
+          mask: rleEncode(m.mask, m.width, m.height) as unknown as JsonObject,
+        };
+        return { result, preprocessMs: preMs + (t2 - t1), postprocessMs: performance.now() - t3 };
+      }
+      case 'image-to-image': {
+        const t0 = performance.now();
+        const input = imageToChw01(img);
+        const pre = performance.now() - t0;
+        const { outputs } = await registry.run(model.name, 'model', { image: { type: 'float32', dims: input.dims, data: input.tensor } });
+        const t1 = performance.now();
+        const out = float32Output(outputs, 'output');
+        const styles = out.dims[0] ?? 1;
+        const options: JsonObject[] = [];
+        for (let s = 0; s < styles; s++) {
+          if (ctx.signal.aborted) throw new JobCancelledError();
+          const rgb = chw01ToRgb(out.data, s, img.width, img.height);
+          const png = await sharp(rgb, { raw: { width: img.width, height: img.height, channels: 3 } }).png().toBuffer();
+          const style = labels[s] ?? `option-${s + 1}`;
+          const artifact = await ctx.saveArtifact(`${style}.png`, 'image/png', png);
+          options.push({ style, artifact_id: artifact.id });
+        }
+        return { result: { options }, preprocessMs: pre, postprocessMs: performance.now() - t1 };
+      }
+      default:
+        throw new PermanentJobError(`Model ${model.name} (${model.kind}) does not take an image: ${model.kind === 'classifier' ? 'it classifies detected primitives (use a prediction task)' : 'unsupported kind'}`);
+    }
+  }
+}

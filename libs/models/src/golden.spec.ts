@@ -1,0 +1,111 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { maskIoU, rleDecode, type Rle } from '../../inference/src/mask.js';
+import { decodeYoloObb, probIoU, type Xywhr } from '../../inference/src/postprocess/obb.js';
+import { encodeSamPrompt, samMaskFromOutputs, type SamPrompt } from '../../inference/src/postprocess/sam.js';
+import { decodeYoloSegment } from '../../inference/src/postprocess/yolo-segment.js';
+import { decodeImage, letterbox, samPreprocess } from '../../inference/src/preprocess.js';
+import { float32Output, SessionHost } from '../../inference/src/session-host.js';
+import { defaultModelsDir, loadManifest } from './manifest.js';
+import { ModelRegistry } from './model-registry.js';
+
+/**
+ * The TypeScript pipelines (sharp pre-processing, the shipped ONNX models in worker threads, typed-array
+ * post-processing) against golden outputs that the Python reference implementation computed on the same fixture
+ * images (models/training/make_fixtures.py). The two resize with different libraries, so scores move a little;
+ * confident detections must agree.
+ */
+const dir = defaultModelsDir();
+const fixture = (p: string): string => resolve(dir, 'fixtures', p);
+const json = <T>(p: string): T => JSON.parse(readFileSync(fixture(p), 'utf8')) as T;
+const host = new SessionHost({ poolSize: 1 });
+const registry = new ModelRegistry(loadManifest(dir), host, { dir });
+afterAll(async () => {
+  await registry.close();
+  await host.close();
+});
+
+async function image(file: string) {
+  return decodeImage(readFileSync(fixture(file)));
+}
+
+describe('golden outputs of the Python reference', () => {
+  it('primitives-obb: every confident reference detection is found with the same class (ProbIoU > 0.85), and nothing confident is added', async () => {
+    const golden = json<{ images: { file: string; conf: number; iou: number; detections: { class_id: number; score: number; box: number[] }[] }[] }>('golden/primitives.json');
+    expect(golden.images.length).toBeGreaterThanOrEqual(3);
+    for (const g of golden.images) {
+      const img = await image(g.file);
+      const lb = await letterbox(img.data, img.width, img.height, 320);
+      const { outputs } = await registry.run('primitives-obb', 'model', { images: { type: 'float32', dims: lb.dims, data: lb.tensor } });
+      const dets = decodeYoloObb(float32Output(outputs, 'output0'), lb, { conf: g.conf, iou: g.iou });
+      const asBox = (b: number[]): Xywhr => ({ cx: b[0]!, cy: b[1]!, w: b[2]!, h: b[3]!, angle: b[4]! });
+      for (const ref of g.detections.filter((d) => d.score > 0.5)) {
+        const best = Math.max(0, ...dets.filter((d) => d.classId === ref.class_id).map((d) => probIoU(d, asBox(ref.box))));
+        expect(best, `${g.file}: reference ${JSON.stringify(ref)}`).toBeGreaterThan(0.85);
+      }
+      for (const d of dets.filter((x) => x.score > 0.6)) {
+        const best = Math.max(0, ...g.detections.filter((r) => r.class_id === d.classId).map((r) => probIoU(d, asBox(r.box))));
+        expect(best, `${g.file}: extra detection ${JSON.stringify({ classId: d.classId, score: d.score, cx: d.cx, cy: d.cy })}`).toBeGreaterThan(0.85);
+      }
+      for (const d of dets) {
+        expect(d.angle).toBeGreaterThanOrEqual(0);
+        expect(d.angle).toBeLessThan(Math.PI);
+      }
+    }
+  });
+
+  it('fragments-seg: the masks of confident reference detections match (IoU ≥ 0.9 each, ≥ 0.95 on average), zero outside their boxes', async () => {
+    const golden = json<{ images: { file: string; conf: number; iou: number; detections: { class_id: number; score: number; box_xyxy: number[]; mask: Rle }[] }[] }>('golden/fragments.json');
+    const ious: number[] = [];
+    for (const g of golden.images) {
+      const img = await image(g.file);
+      const lb = await letterbox(img.data, img.width, img.height, 320);
+      const { outputs } = await registry.run('fragments-seg', 'model', { images: { type: 'float32', dims: lb.dims, data: lb.tensor } });
+      const dets = decodeYoloSegment(float32Output(outputs, 'output0'), float32Output(outputs, 'output1'), lb, { conf: g.conf, iou: g.iou });
+      for (const d of dets) {
+        const m = d.mask!;
+        const [x1, y1, x2, y2] = [Math.floor(d.x1), Math.floor(d.y1), Math.ceil(d.x2), Math.ceil(d.y2)];
+        let outside = 0;
+        for (let y = 0; y < img.height; y++) for (let x = 0; x < img.width; x++) if (m[y * img.width + x] && (x < x1 || x >= x2 || y < y1 || y >= y2)) outside++;
+        expect(outside).toBe(0);
+      }
+      for (const ref of g.detections.filter((d) => d.score > 0.5)) {
+        const refMask = rleDecode(ref.mask);
+        const best = Math.max(0, ...dets.filter((d) => d.classId === ref.class_id).map((d) => maskIoU(d.mask!, refMask)));
+        expect(best, `${g.file}: reference detection at ${ref.box_xyxy.join(', ')}`).toBeGreaterThanOrEqual(0.9);
+        ious.push(best);
+      }
+    }
+    expect(ious.length).toBeGreaterThan(10);
+    expect(ious.reduce((a, b) => a + b, 0) / ious.length).toBeGreaterThanOrEqual(0.95);
+  });
+
+  it('sam-tiny: a click (best of masks 1-3) and a box (mask 0) give the reference masks (IoU ≥ 0.9) on portrait and landscape images', async () => {
+    const golden = json<{ images: { file: string; point: { point: [number, number]; mask: Rle; iou_predictions: number[] }; box: { box: [number, number, number, number]; mask: Rle } }[] }>('golden/sam.json');
+    const shapes = new Set<string>();
+    for (const g of golden.images) {
+      const img = await image(g.file);
+      shapes.add(img.width > img.height ? 'landscape' : img.width < img.height ? 'portrait' : 'square');
+      const pre = await samPreprocess(img.data, img.width, img.height);
+      const enc = await registry.run('sam-tiny', 'encoder', { image: { type: 'float32', dims: pre.dims, data: pre.tensor } });
+      const emb = float32Output(enc.outputs, 'image_embeddings');
+      const frame = { origW: img.width, origH: img.height, newW: pre.newW, newH: pre.newH };
+      const decode = async (prompt: SamPrompt) => {
+        const feeds = encodeSamPrompt(prompt, frame, emb.data.slice());
+        const out = await registry.run('sam-tiny', 'decoder', feeds);
+        return { r: samMaskFromOutputs(float32Output(out.outputs, 'masks'), float32Output(out.outputs, 'iou_predictions'), prompt), iou: float32Output(out.outputs, 'iou_predictions').data };
+      };
+      const [px, py] = g.point.point;
+      const click = await decode({ points: [{ x: px, y: py, label: 1 }] });
+      expect(click.r.width * click.r.height).toBe(img.width * img.height);
+      expect(maskIoU(click.r.mask, rleDecode(g.point.mask)), `${g.file} click`).toBeGreaterThanOrEqual(0.9);
+      g.point.iou_predictions.forEach((v, i) => expect(Math.abs(click.iou[i]! - v), `${g.file} iou_predictions[${i}]`).toBeLessThan(0.05));
+      const [x1, y1, x2, y2] = g.box.box;
+      const boxed = await decode({ box: { x1, y1, x2, y2 } });
+      expect(boxed.r.index).toBe(0);
+      expect(maskIoU(boxed.r.mask, rleDecode(g.box.mask)), `${g.file} box`).toBeGreaterThanOrEqual(0.9);
+    }
+    expect(shapes).toEqual(new Set(['landscape', 'portrait']));
+  });
+});

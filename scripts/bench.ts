@@ -1,0 +1,277 @@
+/**
+ * `npm run bench`: measures the platform and prints a table (and writes tmp/bench.json).
+ * - API process idle RSS (after start and 3 s idle)
+ * - a 1000-code QR batch: in-process render time, and through HTTP + queue + a separate worker process
+ * - every image model in-process on a 1920x1080 JPEG: decode, pre-processing, session.run (worker thread),
+ *   post-processing, total (scene-gru is left out: its input is the detected primitives, not an image)
+ * - the detector through HTTP + queue + worker (POST /models/primitives-obb/infer): images/s at concurrency 1 and 4
+ * - model memory: RSS of this process over 20 load/unload cycles of every shipped model (sessions in worker threads)
+ * Uses the embedded SQLite default in a temporary DATA_DIR and a throwaway Redis prefix. Never run by the tests.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import sharp from 'sharp';
+import { rleEncode } from '../libs/inference/src/mask.js';
+import { decodeYoloObb } from '../libs/inference/src/postprocess/obb.js';
+import { encodeSamPrompt, samMaskFromOutputs, type SamPrompt } from '../libs/inference/src/postprocess/sam.js';
+import { decodeYoloSegment } from '../libs/inference/src/postprocess/yolo-segment.js';
+import { chw01ToRgb, decodeImage, imageToChw01, letterbox, type RgbImage, samPreprocess } from '../libs/inference/src/preprocess.js';
+import { float32Output, SessionHost } from '../libs/inference/src/session-host.js';
+import { loadManifest, type ModelEntry } from '../libs/models/src/manifest.js';
+import { ModelRegistry } from '../libs/models/src/model-registry.js';
+import { renderQrPdf } from '../libs/qr/src/qr-pdf.js';
+
+const root = resolve(import.meta.dirname, '..', '..');
+const dataDir = mkdtempSync(join(tmpdir(), 'aperture-bench-'));
+const env = {
+  ...process.env,
+  NODE_ENV: 'production',
+  JWT_SECRET: randomBytes(32).toString('hex'),
+  DATA_DIR: dataDir,
+  DATABASE_URL: '',
+  REDIS_PREFIX: `aperture-bench-${randomBytes(3).toString('hex')}`,
+  LOG_LEVEL: 'warn',
+  HOST: '127.0.0.1',
+  PORT: '3917',
+  WORKER_HEALTH_PORT: '3918',
+  WORKER_CONCURRENCY: '4',
+  RATE_LIMIT_PER_MINUTE: '100000',
+};
+
+const children: ChildProcess[] = [];
+function start(entry: string): ChildProcess {
+  const c = spawn(process.execPath, [resolve(root, entry)], { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'] });
+  children.push(c);
+  return c;
+}
+const rssMb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function waitOk(url: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      /* starting */
+    }
+    await sleep(100);
+  }
+  throw new Error(`${url} never answered`);
+}
+
+const base = `http://127.0.0.1:${env.PORT}`;
+let token = '';
+async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(base + path, {
+    method,
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+const results: Record<string, number> = {};
+const perModel: Record<string, string | number>[] = [];
+try {
+  mkdirSync(join(root, 'tmp'), { recursive: true });
+  const items = Array.from({ length: 1000 }, (_, i) => ({ code: `C${i}`, value: `https://aperture.example/q/BENCH${String(i).padStart(7, '0')}` }));
+  let t = performance.now();
+  const pdf = await renderQrPdf(items, { title: 'bench', date: new Date() });
+  results['qr_render_1000_in_process_ms'] = Math.round(performance.now() - t);
+  results['qr_pdf_1000_bytes'] = pdf.length;
+
+  await benchModels();
+
+  const api = start('dist/apps/api/src/main.js');
+  await waitOk(`${base}/health/ready`);
+  await sleep(3000);
+  results['api_idle_rss_mb'] = Math.round(rssMb(api.pid!));
+  const worker = start('dist/apps/worker/src/main.js');
+  await waitOk(`http://127.0.0.1:${env.WORKER_HEALTH_PORT}/health/ready`);
+  results['worker_idle_rss_mb'] = Math.round(rssMb(worker.pid!));
+
+  await call('POST', '/api/v1/auth/register', { username: 'bench', email: 'bench@example.com', password: 'bench-password-1' });
+  token = String((await call('POST', '/api/v1/auth/login', { username: 'bench', password: 'bench-password-1' })).json.access_token);
+  t = performance.now();
+  const created = await call('POST', '/api/v1/qr/batches', { n: 1000 });
+  results['qr_create_1000_request_ms'] = Math.round(performance.now() - t);
+  const id = String(created.json.id);
+  for (;;) {
+    const b = await call('GET', `/api/v1/qr/batches/${id}`);
+    if (b.json.status === 'completed') break;
+    if (b.json.status === 'failed') throw new Error(`batch failed: ${String(b.json.error)}`);
+    await sleep(20);
+  }
+  results['qr_batch_1000_end_to_end_ms'] = Math.round(performance.now() - t);
+  const job = await call('GET', `/api/v1/jobs/${String(created.json.job_id)}`);
+  results['qr_batch_1000_job_run_ms'] = new Date(String(job.json.finished_at)).getTime() - new Date(String(job.json.started_at)).getTime();
+  results['worker_rss_after_batch_mb'] = Math.round(rssMb(worker.pid!));
+  await benchQueue();
+} finally {
+  for (const c of children) c.kill('SIGTERM');
+  await sleep(500);
+  rmSync(dataDir, { recursive: true, force: true });
+}
+
+/** The detector through HTTP, the queue and the worker process: latency per image and images per second. */
+async function benchQueue(): Promise<void> {
+  const jpeg = readFileSync(resolve(root, 'models/fixtures/bench-1920x1080.jpg'));
+  const one = async (): Promise<number> => {
+    const t0 = performance.now();
+    const form = new FormData();
+    form.append('image', new Blob([jpeg], { type: 'image/jpeg' }), 'bench.jpg');
+    const res = await fetch(`${base}/api/v1/models/primitives-obb/infer`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+    if (res.status !== 202) throw new Error(`infer answered ${res.status}: ${await res.text()}`);
+    const { job_id: id } = (await res.json()) as { job_id: string };
+    for (;;) {
+      const s = await call('GET', `/api/v1/jobs/${id}/status`);
+      if (s.json.status === 'completed') return performance.now() - t0;
+      if (s.json.status === 'failed') throw new Error(`infer job failed: ${JSON.stringify(s.json)}`);
+      await sleep(5);
+    }
+  };
+  await one(); // the worker loads the model
+  for (const concurrency of [1, 4]) {
+    const n = 24;
+    let next = 0;
+    const latencies: number[] = [];
+    const t0 = performance.now();
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < n) {
+          next++;
+          latencies.push(await one());
+        }
+      }),
+    );
+    const wall = performance.now() - t0;
+    results[`queue_obb_c${concurrency}_images_per_s`] = Math.round((n / wall) * 1000 * 100) / 100;
+    results[`queue_obb_c${concurrency}_mean_latency_ms`] = Math.round(latencies.reduce((a, b) => a + b, 0) / latencies.length);
+  }
+  results['queue_c1_latency_over_in_process_total'] = Math.round((results['queue_obb_c1_mean_latency_ms']! / results['obb_1920x1080_total_ms']!) * 100) / 100;
+}
+
+/** Detector pipeline phases on a 1920x1080 JPEG, and RSS over load/unload cycles of every shipped model. */
+async function benchModels(): Promise<void> {
+  const manifest = loadManifest();
+  const host = new SessionHost({ poolSize: 1 });
+  const registry = new ModelRegistry(manifest, host, { dir: resolve(root, 'models'), sessionOptions: { intraOpNumThreads: 0 } });
+  try {
+    const jpeg = readFileSync(resolve(root, 'models/fixtures/bench-1920x1080.jpg'));
+    const entry = (name: string): ModelEntry => {
+      const m = manifest.models.find((x) => x.name === name);
+      if (!m) throw new Error(`bench: model ${name} is not in the manifest`);
+      return m;
+    };
+    const obb = entry('primitives-obb');
+    const seg = entry('fragments-seg');
+    const xray = entry('xray');
+    /** Each stage returns what the next needs; `run` is session.run (in a worker thread), the rest is on this thread. */
+    const pipelines: { name: string; pre: (img: RgbImage) => Promise<() => Promise<() => unknown>> }[] = [
+      {
+        name: 'primitives-obb',
+        pre: async (img) => {
+          const lb = await letterbox(img.data, img.width, img.height, obb.input_size!);
+          return async () => {
+            const { outputs } = await registry.run(obb.name, 'model', { images: { type: 'float32', dims: lb.dims, data: lb.tensor } });
+            return () => decodeYoloObb(float32Output(outputs, 'output0'), lb);
+          };
+        },
+      },
+      {
+        name: 'fragments-seg',
+        pre: async (img) => {
+          const lb = await letterbox(img.data, img.width, img.height, seg.input_size!);
+          return async () => {
+            const { outputs } = await registry.run(seg.name, 'model', { images: { type: 'float32', dims: lb.dims, data: lb.tensor } });
+            return () =>
+              decodeYoloSegment(float32Output(outputs, 'output0'), float32Output(outputs, 'output1'), lb, { maskFormat: 'rle' });
+          };
+        },
+      },
+      {
+        name: 'sam-tiny',
+        pre: async (img) => {
+          const pre = await samPreprocess(img.data, img.width, img.height);
+          const prompt: SamPrompt = { points: [{ x: img.width / 2, y: img.height / 2, label: 1 }] };
+          return async () => {
+            const enc = await registry.run('sam-tiny', 'encoder', { image: { type: 'float32', dims: pre.dims, data: pre.tensor } });
+            const feeds = encodeSamPrompt(prompt, { origW: img.width, origH: img.height, newW: pre.newW, newH: pre.newH }, float32Output(enc.outputs, 'image_embeddings').data);
+            const dec = await registry.run('sam-tiny', 'decoder', feeds);
+            return () => {
+              const m = samMaskFromOutputs(float32Output(dec.outputs, 'masks'), float32Output(dec.outputs, 'iou_predictions'), prompt);
+              return rleEncode(m.mask, m.width, m.height);
+            };
+          };
+        },
+      },
+      {
+        name: 'xray',
+        pre: async (img) => {
+          const input = imageToChw01(img);
+          return async () => {
+            const { outputs } = await registry.run(xray.name, 'model', { image: { type: 'float32', dims: input.dims, data: input.tensor } });
+            return async () => {
+              const out = float32Output(outputs, 'output');
+              for (let s = 0; s < (out.dims[0] ?? 1); s++) {
+                await sharp(chw01ToRgb(out.data, s, img.width, img.height), { raw: { width: img.width, height: img.height, channels: 3 } }).png().toBuffer();
+              }
+            };
+          };
+        },
+      },
+    ];
+    for (const p of pipelines) {
+      await registry.load(p.name);
+      const runs = p.name === 'xray' ? 5 : 20;
+      const sum = { decode: 0, pre: 0, run: 0, post: 0, total: 0 };
+      for (let i = 0; i < runs + 2; i++) {
+        const t0 = performance.now();
+        const img = await decodeImage(jpeg);
+        const t1 = performance.now();
+        const run = await p.pre(img);
+        const t2 = performance.now();
+        const post = await run();
+        const t3 = performance.now();
+        await post();
+        const t4 = performance.now();
+        if (i < 2) continue; // warm-up
+        sum.decode += t1 - t0;
+        sum.pre += t2 - t1;
+        sum.run += t3 - t2;
+        sum.post += t4 - t3;
+        sum.total += t4 - t0;
+      }
+      const avg = Object.fromEntries(Object.entries(sum).map(([k, v]) => [k, Math.round((v / runs) * 100) / 100])) as typeof sum;
+      perModel.push({ model: p.name, ...avg, 'pre+post / run': Math.round(((avg.pre + avg.post) / avg.run) * 100) / 100 });
+      for (const [k, v] of Object.entries(avg)) results[`${p.name}_1920x1080_${k}_ms`] = v;
+      await registry.unload(p.name);
+    }
+
+    const rss = (): number => Math.round(process.memoryUsage.rss() / 1024 / 1024);
+    const names = manifest.models.map((m) => m.name);
+    results['models_rss_before_mb'] = rss();
+    let peak = 0;
+    for (let cycle = 0; cycle < 20; cycle++) {
+      for (const n of names) await registry.load(n);
+      peak = Math.max(peak, rss());
+      if (cycle === 0) results['models_rss_all_loaded_first_mb'] = rss();
+      for (const n of names) await registry.unload(n);
+      if (cycle === 0) results['models_rss_after_first_unload_mb'] = rss();
+    }
+    results['models_rss_peak_loaded_mb'] = peak;
+    results['models_rss_after_20_cycles_mb'] = rss();
+  } finally {
+    await registry.close();
+    await host.close();
+  }
+}
+
+console.log('\nPer model on a 1920x1080 JPEG (ms, mean of 20 runs after 2 warm-ups; xray 5; sam = encoder + decoder for one click):');
+console.table(perModel);
+console.log('\nAperture platform benchmark (this machine):');
+console.table(Object.entries(results).map(([metric, value]) => ({ metric, value })));
+writeFileSync(join(root, 'tmp/bench.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, per_model: perModel, results }, null, 2));
+console.log('written to tmp/bench.json');
