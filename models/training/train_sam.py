@@ -1,0 +1,429 @@
+"""sam-tiny: a Segment-Anything-format pair with the official ONNX contracts, trained on synthetic shapes.
+
+Encoder: `image` [1,3,1024,1024] (ResizeLongestSide(1024), normalized with SAM's mean/std on 0-255, zero-padded
+bottom/right) -> `image_embeddings` [1,256,64,64].
+Decoder (names, shapes and semantics of segment-anything's scripts/export_onnx_model.py):
+  image_embeddings [1,256,64,64], point_coords [1,N,2] (1024 frame), point_labels [1,N] (1 fg, 0 bg, 2/3 box corners,
+  -1 padding), mask_input [1,1,256,256], has_mask_input [1], orig_im_size [2] (H, W)
+  -> masks [1,4,H,W] (logits at the original size), iou_predictions [1,4], low_res_masks [1,4,256,256].
+Index 0 is the single-mask output, 1-3 the multimask set."""
+from __future__ import annotations
+
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image, ImageDraw
+
+from common import CACHE_DIR, MODELS_DIR, base_metadata, device, fast_mode, mask_iou, seed_all, set_metadata, setup_threads, update_eval
+from postprocess import sam_encoder_input, sam_prompt, sam_resize_params
+
+MEAN = np.array([123.675, 116.28, 103.53], dtype=np.float32)
+STD = np.array([58.395, 57.12, 57.375], dtype=np.float32)
+SHAPES = ["disc", "rectangle", "triangle", "star", "blob", "ring"]
+
+
+def conv(c1, c2, k=3, s=1):
+    return nn.Sequential(nn.Conv2d(c1, c2, k, s, k // 2, bias=False), nn.BatchNorm2d(c2), nn.GELU())
+
+
+class Res(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.a, self.b = conv(c, c), conv(c, c)
+
+    def forward(self, x):
+        return x + self.b(self.a(x))
+
+
+class Encoder(nn.Module):
+    """1024² -> 4x4 average pool (256²) -> 64² x 256: 12 channels carry the image itself at 128² (pixel-unshuffled),
+    the other 244 are learned features from two stride-2 convolution stages."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(conv(3, 24, 3, 2), Res(24), conv(24, 48, 3, 2), Res(48), Res(48), nn.Conv2d(48, 244, 1))
+
+    def forward_256(self, x256):
+        colors = F.pixel_unshuffle(F.avg_pool2d(x256, 2), 2)  # (B, 12, 64, 64)
+        return torch.cat([colors, self.body(x256)], 1)
+
+    def forward(self, image):
+        return self.forward_256(F.avg_pool2d(image, 4))
+
+
+def grid(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.arange(n, dtype=torch.float32) + 0.5
+    return g.view(1, n, 1).expand(1, n, n).reshape(1, 1, n, n).clone(), g.view(1, 1, n).expand(1, n, n).reshape(1, 1, n, n).clone()
+
+
+def prompt_maps(coords, labels, gx, gy, cell: float, sigma: float, band: float):
+    """Prompts rasterized on a grid of `cell`-pixel cells (1024 frame): positive and negative Gaussian bumps,
+    the soft box region and its edge band (`band` cells wide)."""
+    px = (coords[..., 0] / cell)[..., None, None]  # (B,N,1,1)
+    py = (coords[..., 1] / cell)[..., None, None]
+    d2 = (gx - px) ** 2 + (gy - py) ** 2  # (B,N,n,n)
+    g = torch.exp(-d2 / (2 * sigma**2))
+    lab = labels[..., None, None]
+    pos = (g * (lab == 1).float()).sum(1, keepdim=True)
+    neg = (g * (lab == 0).float()).sum(1, keepdim=True)
+    is_tl, is_br = (labels == 2).float(), (labels == 3).float()
+    has_box = is_tl.sum(1).clamp(max=1.0).view(-1, 1, 1, 1)
+    tlx = (coords[..., 0] * is_tl).sum(1).view(-1, 1, 1, 1) / cell
+    tly = (coords[..., 1] * is_tl).sum(1).view(-1, 1, 1, 1) / cell
+    brx = (coords[..., 0] * is_br).sum(1).view(-1, 1, 1, 1) / cell
+    bry = (coords[..., 1] * is_br).sum(1).view(-1, 1, 1, 1) / cell
+    k = 2.0
+    inside = torch.sigmoid((gx - tlx) * k) * torch.sigmoid((brx - gx) * k) * torch.sigmoid((gy - tly) * k) * torch.sigmoid((bry - gy) * k)
+    box = inside * has_box
+    core = torch.sigmoid((gx - tlx - band) * k) * torch.sigmoid((brx - band - gx) * k) * torch.sigmoid((gy - tly - band) * k) * torch.sigmoid((bry - band - gy) * k)
+    return pos, neg, box, box * (1 - core)
+
+
+def color_affinity(rgb, weights, tau: float):
+    """exp(-|rgb - c|² / tau) where c is the weighted mean colour under `weights`; zero where the weights are empty."""
+    s = weights.sum((2, 3), keepdim=True)
+    c = (rgb * weights).sum((2, 3), keepdim=True) / s.clamp(min=1e-6)
+    has = (s > 1e-3).float()
+    return torch.exp(-((rgb - c) ** 2).sum(1, keepdim=True) / tau) * has
+
+
+def on_every_side(rgb, coords, labels, samples: int = 24, insets=(0.5, 1.5, 2.5)):
+    """Per pixel of the 128² grid: min over the box's four sides of the best colour affinity (tau 0.5) to the colours
+    sampled along lines just inside that side (several insets, for loose boxes). Zero without a box."""
+    b = rgb.shape[0]
+    is_tl, is_br = (labels == 2).float(), (labels == 3).float()
+    has_box = is_tl.sum(1).clamp(max=1.0).view(-1, 1, 1, 1)
+    # box corners in 128-grid cells
+    x0 = (coords[..., 0] * is_tl).sum(1) / 8.0
+    y0 = (coords[..., 1] * is_tl).sum(1) / 8.0
+    x1 = (coords[..., 0] * is_br).sum(1) / 8.0
+    y1 = (coords[..., 1] * is_br).sum(1) / 8.0
+    t = (torch.arange(samples, dtype=torch.float32, device=rgb.device) + 0.5) / samples  # (S,)
+    sides = []
+    for side in range(4):
+        best = None
+        for inset in insets:
+            if side < 2:  # top, bottom: x along, y fixed
+                xs = x0[:, None] + (x1 - x0)[:, None] * t[None]
+                ys = (y0 + inset if side == 0 else y1 - inset)[:, None].expand_as(xs)
+            else:  # left, right
+                ys = y0[:, None] + (y1 - y0)[:, None] * t[None]
+                xs = (x0 + inset if side == 2 else x1 - inset)[:, None].expand_as(ys)
+            grid_xy = torch.stack([xs / 64.0 - 1.0, ys / 64.0 - 1.0], -1).view(b, 1, samples, 2)  # align_corners=False
+            cols = F.grid_sample(rgb, grid_xy, mode="bilinear", padding_mode="border", align_corners=False)  # (B,3,1,S)
+            d = ((rgb[:, :, None] - cols[..., None, None].squeeze(2)) ** 2).sum(1)  # (B,S,128,128)
+            a = torch.exp(-d / 0.5).amax(1, keepdim=True)  # (B,1,128,128)
+            best = a if best is None else torch.maximum(best, a)
+        sides.append(best)
+    m = torch.minimum(torch.minimum(sides[0], sides[1]), torch.minimum(sides[2], sides[3]))
+    return m * has_box
+
+
+class Decoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        c = 48
+        self.reduce = conv(244, c, 1)
+        # Colour affinities at 128²: to the clicked colour (3 widths), to the negative clicks' colour, "differs from
+        # the box border's colour" and "a colour found near all four sides of the box" inside the box (a box is tight
+        # around its shape, so the shape touches every side; another shape crossing the box rarely does). They make flat shapes nearly explicit; the convolutions add shape,
+        # connectivity and texture.
+        self.fuse_in = nn.Sequential(conv(c + 4 + 6, c), Res(c))
+        # Context at 16x16: a click near one edge of a large shape must reach its far side.
+        self.context = nn.Sequential(conv(c, c), Res(c), Res(c))
+        self.fuse = nn.Sequential(Res(c), Res(c))
+        self.up = nn.Sequential(conv(c + 6, 32), conv(32, 32), nn.Conv2d(32, 4, 3, 1, 1))
+        self.iou = nn.Sequential(nn.Linear(c, 32), nn.GELU(), nn.Linear(32, 4))
+        gy, gx = grid(64)
+        self.register_buffer("gy", gy)
+        self.register_buffer("gx", gx)
+        gy2, gx2 = grid(128)
+        self.register_buffer("gy2", gy2)
+        self.register_buffer("gx2", gx2)
+
+    def affinities(self, rgb128, coords, labels):
+        pos, neg, box, edge = prompt_maps(coords, labels, self.gx2, self.gy2, 8.0, 0.7, 2.0)
+        a = [color_affinity(rgb128, pos, t) for t in (0.1, 0.5, 2.0)]
+        a.append(color_affinity(rgb128, neg, 0.5))
+        a.append((1 - color_affinity(rgb128, edge, 0.5)) * box)
+        a.append(on_every_side(rgb128, coords, labels) * box)
+        return torch.cat(a, 1)  # (B,6,128,128)
+
+    def low_res(self, emb, coords, labels, mask_input, has_mask_input):
+        rgb128 = F.pixel_shuffle(emb[:, :12], 2)
+        feats = emb[:, 12:]
+        aff = self.affinities(rgb128, coords, labels)
+        pos, neg, box, _ = prompt_maps(coords, labels, self.gx, self.gy, 16.0, 1.5, 1.0)
+        prior = F.avg_pool2d(mask_input, 4) * has_mask_input.view(-1, 1, 1, 1)
+        x = self.fuse_in(torch.cat([self.reduce(feats), pos, neg, box, torch.tanh(prior), F.avg_pool2d(aff, 2)], 1))
+        x = self.fuse(x + F.interpolate(self.context(F.avg_pool2d(x, 4)), scale_factor=4.0, mode="bilinear", align_corners=False))
+        iou = torch.sigmoid(self.iou(x.mean((2, 3))))
+        y = self.up(torch.cat([F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False), aff], 1))
+        return F.interpolate(y, scale_factor=2.0, mode="bilinear", align_corners=False), iou  # (B,4,256,256), (B,4)
+
+    def forward(self, image_embeddings, point_coords, point_labels, mask_input, has_mask_input, orig_im_size):
+        low, iou = self.low_res(image_embeddings, point_coords, point_labels, mask_input, has_mask_input)
+        # As segment_anything/utils/onnx.py: upscale to 1024, crop the resized image's area, resize to the original.
+        up = F.interpolate(low, (1024, 1024), mode="bilinear", align_corners=False)
+        scale = 1024.0 / torch.max(orig_im_size)
+        pre = torch.floor(orig_im_size * scale + 0.5).to(torch.int64)
+        up = up[..., : pre[0], : pre[1]]
+        size = orig_im_size.to(torch.int64)
+        masks = F.interpolate(up, (size[0], size[1]), mode="bilinear", align_corners=False)
+        return masks, iou, low
+
+
+# ---------------------------------------------------------------- synthetic shapes
+
+def _shape_mask(rng: random.Random, w: int, h: int, kind: str, cx: float, cy: float, r: float) -> np.ndarray:
+    m = Image.new("L", (w, h), 0)
+    d = ImageDraw.Draw(m)
+    t = rng.uniform(0, math.pi)
+    if kind == "disc":
+        d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=255)
+    elif kind == "ring":
+        d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=255)
+        d.ellipse([cx - r * 0.45, cy - r * 0.45, cx + r * 0.45, cy + r * 0.45], fill=0)
+    elif kind == "rectangle":
+        a, b = r, r * rng.uniform(0.45, 0.95)
+        pts = [(-a, -b), (a, -b), (a, b), (-a, b)]
+        d.polygon([(cx + x * math.cos(t) - y * math.sin(t), cy + x * math.sin(t) + y * math.cos(t)) for x, y in pts], fill=255)
+    elif kind == "triangle":
+        d.polygon([(cx + r * math.cos(t + k * 2 * math.pi / 3), cy + r * math.sin(t + k * 2 * math.pi / 3)) for k in range(3)], fill=255)
+    elif kind == "star":
+        pts = []
+        for k in range(10):
+            rr = r if k % 2 == 0 else r * 0.5
+            pts.append((cx + rr * math.cos(t + k * math.pi / 5), cy + rr * math.sin(t + k * math.pi / 5)))
+        d.polygon(pts, fill=255)
+    else:
+        n = 10
+        pts = [(cx + r * rng.uniform(0.6, 1.0) * math.cos(2 * math.pi * k / n), cy + r * rng.uniform(0.6, 1.0) * math.sin(2 * math.pi * k / n)) for k in range(n)]
+        d.polygon(pts, fill=255)
+    return np.asarray(m) > 127
+
+
+def render_shapes(rng: random.Random, w: int, h: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """RGB uint8 image and the visible mask of each shape (later shapes may partly cover earlier ones)."""
+    nrng = np.random.default_rng(rng.randint(0, 2**31))
+    bg = np.array([rng.randint(20, 235) for _ in range(3)], dtype=np.float32)
+    img = np.zeros((h, w, 3), dtype=np.float32) + bg
+    if rng.random() < 0.5:
+        img += nrng.normal(0, rng.uniform(3, 18), (h, w, 1))
+    masks: list[np.ndarray] = []
+    short = min(w, h)
+    for _ in range(rng.randint(2, 6)):
+        r = rng.uniform(0.07, 0.2) * short
+        cx, cy = rng.uniform(r, w - r), rng.uniform(r, h - r)
+        m = _shape_mask(rng, w, h, rng.choice(SHAPES), cx, cy, r)
+        col = np.array([rng.randint(0, 255) for _ in range(3)], dtype=np.float32)
+        while np.abs(col - bg).sum() < 90:
+            col = np.array([rng.randint(0, 255) for _ in range(3)], dtype=np.float32)
+        if rng.random() < 0.5:  # textured
+            tex = nrng.normal(0, rng.uniform(8, 25), (h, w, 1))
+            img[m] = np.clip(col + tex[m], 0, 255)
+        else:
+            img[m] = col
+        masks = [mm & ~m for mm in masks]
+        masks.append(m)
+    masks = [m for m in masks if m.sum() > 0.002 * w * h]
+    return np.clip(img, 0, 255).astype(np.uint8), masks
+
+
+def interior_point(rng: random.Random, m: np.ndarray) -> tuple[float, float]:
+    """A point well inside the mask (pixels whose 5x5 neighbourhood is in the mask when possible)."""
+    er = m.copy()
+    for dy in (-2, 0, 2):
+        for dx in (-2, 0, 2):
+            er &= np.roll(np.roll(m, dy, 0), dx, 1)
+    ys, xs = np.nonzero(er if er.any() else m)
+    i = rng.randrange(len(xs))
+    return float(xs[i]) + 0.5, float(ys[i]) + 0.5
+
+
+def bbox(m: np.ndarray) -> tuple[float, float, float, float]:
+    ys, xs = np.nonzero(m)
+    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+
+
+def train_sample(rng: random.Random):
+    """An image rendered directly at its resized (long side 256) size = the 1024 frame pooled by 4."""
+    w, h = (256, rng.randint(144, 256)) if rng.random() < 0.5 else (rng.randint(144, 256), 256)
+    img, masks = render_shapes(rng, w, h)
+    x = np.zeros((3, 256, 256), dtype=np.float32)
+    x[:, :h, :w] = ((img.astype(np.float32) - MEAN) / STD).transpose(2, 0, 1)
+    m = masks[rng.randrange(len(masks))]
+    target = np.zeros((256, 256), dtype=np.float32)
+    target[:h, :w] = m
+    mode = rng.random()
+    pts, labs = [], []
+    box = None
+    if mode < 0.35:
+        pts.append(interior_point(rng, m))
+        labs.append(1)
+    elif mode < 0.5:
+        pts.append(interior_point(rng, m))
+        labs.append(1)
+        others = [o for o in masks if o is not m]
+        if others:
+            pts.append(interior_point(rng, others[rng.randrange(len(others))]))
+            labs.append(0)
+    elif mode < 0.85:
+        x0, y0, x1, y1 = bbox(m)
+        j = lambda: rng.uniform(-3, 3)  # noqa: E731
+        box = (x0 + j(), y0 + j(), x1 + j(), y1 + j())
+    else:
+        x0, y0, x1, y1 = bbox(m)
+        box = (x0, y0, x1, y1)
+        pts.append(interior_point(rng, m))
+        labs.append(1)
+    # Prompt coords in the 1024 frame (4x the training frame), padding point when no box.
+    coords = [[px * 4, py * 4] for px, py in pts]
+    if box is not None:
+        coords += [[box[0] * 4, box[1] * 4], [box[2] * 4, box[3] * 4]]
+        labs += [2, 3]
+    else:
+        coords.append([0.0, 0.0])
+        labs.append(-1)
+    return x, coords, labs, target
+
+
+def dice_loss(logits, target):
+    p = torch.sigmoid(logits)
+    inter = (p * target).sum((-1, -2))
+    return 1 - (2 * inter + 1) / (p.sum((-1, -2)) + target.sum((-1, -2)) + 1)
+
+
+def train_cycle(enc: Encoder, dec: Decoder, dev, steps: int, max_lr: float, seed: int, tag: str) -> None:
+    """One one-cycle schedule over `steps` batches of 8 fresh synthetic samples, with a fresh AdamW."""
+    params = list(enc.parameters()) + list(dec.parameters())
+    bs = 8
+    opt = torch.optim.AdamW(params, lr=max_lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=steps, pct_start=0.1)
+    rng = random.Random(seed)
+    t0 = time.time()
+    enc.train()
+    dec.train()
+    for step in range(steps):
+        samples = [train_sample(rng) for _ in range(bs)]
+        x = torch.from_numpy(np.stack([s[0] for s in samples])).to(dev)
+        emb = enc.forward_256(x)
+        # One decoder pass for the batch: prompts padded to the same length with (0,0)/-1 points (ignored).
+        n = max(len(s[1]) for s in samples)
+        coords = torch.tensor([s[1] + [[0.0, 0.0]] * (n - len(s[1])) for s in samples], dtype=torch.float32, device=dev)
+        labels = torch.tensor([s[2] + [-1] * (n - len(s[2])) for s in samples], dtype=torch.float32, device=dev)
+        low, iou = dec.low_res(emb, coords, labels, torch.zeros(bs, 1, 256, 256, device=dev), torch.zeros(bs, device=dev))
+        t = torch.from_numpy(np.stack([s[3] for s in samples])).to(dev)[:, None].expand_as(low)
+        # Loss at 128² (the masks are smooth shapes; a quarter of the work).
+        low_s = F.avg_pool2d(low, 2)
+        t_s = F.avg_pool2d(t, 2)
+        per = F.binary_cross_entropy_with_logits(low_s, t_s, reduction="none").mean((2, 3)) + dice_loss(low_s, t_s)
+        with torch.no_grad():
+            pm = (low_s > 0).float()
+            tb = (t_s > 0.5).float()
+            true_iou = (pm * tb).sum((2, 3)) / ((pm + tb) > 0).float().sum((2, 3)).clamp(min=1)
+        loss = per.mean() + F.mse_loss(iou, true_iou)
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, 5.0)
+        opt.step()
+        sched.step()
+        if step % 50 == 0 or step == steps - 1:
+            print(f"[sam] {tag} step {step}/{steps} loss {loss.item():.3f} ({time.time() - t0:.0f}s)", flush=True)
+    enc.eval()
+    dec.eval()
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    torch.save({"enc": enc.state_dict(), "dec": dec.state_dict()}, CACHE_DIR / "sam-tiny.pt")
+
+
+def train():
+    """A one-cycle schedule of SAM_STEPS batches; SAM_STEPS2 > 0 adds a second at a third of the peak rate on new
+    samples. SAM_RESUME=1 skips the first and starts the second from the saved checkpoint in .cache."""
+    seed_all(0)
+    setup_threads()
+    dev = device()
+    enc, dec = Encoder().to(dev), Decoder().to(dev)
+    if fast_mode():
+        train_cycle(enc, dec, dev, 30, 3e-3, 21, "cycle 1")
+        return enc.eval(), dec.eval()
+    if os.environ.get("SAM_RESUME") == "1":
+        sd = torch.load(CACHE_DIR / "sam-tiny.pt", map_location=dev)
+        enc.load_state_dict(sd["enc"])
+        dec.load_state_dict(sd["dec"])
+    else:
+        train_cycle(enc, dec, dev, int(os.environ.get("SAM_STEPS", "1000")), 3e-3, 21, "cycle 1")
+    steps2 = int(os.environ.get("SAM_STEPS2", "0"))
+    if steps2 > 0:
+        train_cycle(enc, dec, dev, steps2, 1e-3, 22, "cycle 2")
+    return enc.eval(), dec.eval()
+
+
+def load():
+    enc, dec = Encoder(), Decoder()
+    sd = torch.load(CACHE_DIR / "sam-tiny.pt")
+    enc.load_state_dict(sd["enc"])
+    dec.load_state_dict(sd["dec"])
+    return enc.eval(), dec.eval()
+
+
+def export(enc: Encoder, dec: Decoder) -> None:
+    ep = MODELS_DIR / "sam-tiny-encoder.onnx"
+    torch.onnx.export(enc, torch.zeros(1, 3, 1024, 1024), str(ep), opset_version=17, input_names=["image"], output_names=["image_embeddings"])
+    meta = base_metadata("Aperture sam-tiny image encoder (Segment Anything format): ResizeLongestSide(1024), SAM mean/std on 0-255, zero-pad bottom/right", "sam-encoder")
+    meta.update({"imgsz": "[1024, 1024]", "pixel_mean": "[123.675, 116.28, 103.53]", "pixel_std": "[58.395, 57.12, 57.375]", "embedding": "[1, 256, 64, 64]"})
+    set_metadata(ep, meta)
+    dp = MODELS_DIR / "sam-tiny-decoder.onnx"
+    dummy = (torch.zeros(1, 256, 64, 64), torch.tensor([[[500.0, 400.0], [0.0, 0.0]]]), torch.tensor([[1.0, -1.0]]),
+             torch.zeros(1, 1, 256, 256), torch.zeros(1), torch.tensor([800.0, 1200.0]))
+    torch.onnx.export(dec, dummy, str(dp), opset_version=17,
+                      input_names=["image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input", "orig_im_size"],
+                      output_names=["masks", "iou_predictions", "low_res_masks"],
+                      dynamic_axes={"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}, "masks": {2: "height", 3: "width"}})
+    meta = base_metadata("Aperture sam-tiny prompt decoder with the official segment-anything ONNX inputs/outputs (4 masks: 0 single, 1-3 multimask)", "sam-decoder")
+    meta.update({"multimask_output": "index 0 = single-mask token, 1..3 = multimask set", "mask_threshold": "0.0"})
+    set_metadata(dp, meta)
+
+
+def segment(enc, dec, rgb: np.ndarray, points, labels, box=None):
+    h, w = rgb.shape[:2]
+    with torch.no_grad():
+        emb = enc(torch.from_numpy(sam_encoder_input(rgb)))
+        c, l = sam_prompt(points, labels, box, w, h)
+        masks, iou, _ = dec(emb, torch.from_numpy(c), torch.from_numpy(l), torch.zeros(1, 1, 256, 256), torch.zeros(1), torch.tensor([float(h), float(w)]))
+    return masks[0].numpy(), iou[0].numpy()
+
+
+def pick(masks, iou, single_point: bool) -> np.ndarray:
+    """The Aperture rule: a lone point is ambiguous, take the best of the multimask set 1-3 by predicted IoU; otherwise 0."""
+    i = 1 + int(np.argmax(iou[1:])) if single_point else 0
+    return masks[i] > 0
+
+
+def evaluate(enc, dec, n: int = 150, seed: int = 12345) -> dict:
+    rng = random.Random(seed)
+    point_ious, box_ious = [], []
+    for _ in range(n):
+        w, h = rng.choice([(640, 480), (480, 640), (800, 450), (500, 500)])
+        img, masks = render_shapes(rng, w, h)
+        m = masks[rng.randrange(len(masks))]
+        ms, iou = segment(enc, dec, img, [interior_point(rng, m)], [1])
+        point_ious.append(mask_iou(pick(ms, iou, True), m))
+        ms, iou = segment(enc, dec, img, [], [], bbox(m))
+        box_ious.append(mask_iou(pick(ms, iou, False), m))
+    return {"eval_images": n, "eval_seed": seed, "single_point_mIoU": round(float(np.mean(point_ious)), 4), "box_mIoU": round(float(np.mean(box_ious)), 4),
+            "selection_rule": "single point: best of masks 1-3 by iou_predictions; box or several points: mask 0"}
+
+
+if __name__ == "__main__":
+    e, d = train() if "--eval-only" not in sys.argv else load()
+    export(e, d)
+    metrics = evaluate(e, d, n=20 if fast_mode() else 150)
+    print("[sam]", metrics, flush=True)
+    update_eval("sam-tiny", metrics)

@@ -1,0 +1,178 @@
+"""fragments-seg: a small instance segmenter with the Ultralytics YOLO segment ONNX contract.
+Input `images` [1,3,320,320]; outputs `output0` [1, 4+2+32, 2100] (cx, cy, w, h, 2 class scores, 32 mask coefficients)
+and `output1` [1, 32, 80, 80] prototypes. Classes: fragment, calibration_ball."""
+from __future__ import annotations
+
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image
+
+from common import (CACHE_DIR, MODELS_DIR, base_metadata, device, fast_mode, letterbox, mask_iou, py_repr_names, seed_all,
+                    set_metadata, setup_threads, to_chw, update_eval)
+from postprocess import decode_segment
+from synth_fragments import CLASSES, render_fragments
+from train_obb import STRIDES, TinyYolo, anchor_table, assign, focal_bce
+
+IMGSZ = 320
+NC = len(CLASSES)
+NM = 32
+PROTO = IMGSZ // 4
+
+
+def make_sample(rng: random.Random):
+    w, h = rng.choice([(rng.randint(400, 720), rng.randint(300, 480)), (rng.randint(300, 480), rng.randint(400, 720))])
+    s = render_fragments(rng, w, h)
+    lb_img, p = letterbox(s["image"], IMGSZ)
+    boxes, masks = [], []
+    for m, c in zip(s["masks"], s["classes"]):
+        ys, xs = np.nonzero(m)
+        x1, x2, y1, y2 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+        g = p["gain"]
+        bx = ((x1 + x2) / 2 * g + p["pad_x"], (y1 + y2) / 2 * g + p["pad_y"], (x2 - x1) * g, (y2 - y1) * g)
+        boxes.append((*bx, 0.0, c))
+        # The mask in the letterboxed frame at prototype resolution.
+        mi = Image.fromarray(m.astype(np.uint8) * 255).resize((p["new_w"], p["new_h"]), Image.BILINEAR)
+        canvas = np.zeros((IMGSZ, IMGSZ), dtype=np.uint8)
+        canvas[p["pad_y"]:p["pad_y"] + p["new_h"], p["pad_x"]:p["pad_x"] + p["new_w"]] = np.asarray(mi)
+        masks.append(np.asarray(Image.fromarray(canvas).resize((PROTO, PROTO), Image.BILINEAR), dtype=np.float32) / 255)
+    return lb_img, boxes, np.stack(masks) if masks else np.zeros((0, PROTO, PROTO), np.float32)
+
+
+def seg_loss(out, raw, protos, batch, size=IMGSZ):
+    dev = raw.device
+    cls_t = torch.zeros((raw.shape[0], NC, raw.shape[2]), device=dev)
+    box_l, mask_l, npos = torch.zeros((), device=dev), torch.zeros((), device=dev), 0
+    table = torch.from_numpy(anchor_table(size)).to(dev)
+    yy, xx = torch.meshgrid(torch.arange(PROTO, device=dev, dtype=torch.float32), torch.arange(PROTO, device=dev, dtype=torch.float32), indexing="ij")
+    for b, (labels, gmasks) in enumerate(batch):
+        pairs = assign(labels, size)
+        if not pairs:
+            continue
+        ai = torch.tensor([p[0] for p in pairs], device=dev)
+        gi = torch.tensor([p[1] for p in pairs], device=dev)
+        gt = torch.tensor([labels[p[1]][:4] for p in pairs], device=dev, dtype=torch.float32)
+        gc = torch.tensor([labels[p[1]][5] for p in pairs], device=dev)
+        cls_t[b, gc, ai] = 1.0
+        pred = out[b, :, ai].T
+        s = table[ai, 0:1]
+        box_l = box_l + (torch.abs(pred[:, 0:2] - gt[:, 0:2]) / s).sum() + torch.abs(torch.log(pred[:, 2:4] + 1e-3) - torch.log(gt[:, 2:4] + 1e-3)).sum()
+        coef = pred[:, 4 + NC:]
+        logits = (coef @ protos[b].reshape(NM, -1)).reshape(-1, PROTO, PROTO)
+        target = torch.from_numpy(gmasks).to(dev)[gi]
+        r = PROTO / size
+        x1, y1 = (gt[:, 0] - gt[:, 2] / 2) * r, (gt[:, 1] - gt[:, 3] / 2) * r
+        x2, y2 = (gt[:, 0] + gt[:, 2] / 2) * r, (gt[:, 1] + gt[:, 3] / 2) * r
+        inside = ((xx[None] >= x1[:, None, None] - 1) & (xx[None] < x2[:, None, None] + 1) & (yy[None] >= y1[:, None, None] - 1) & (yy[None] < y2[:, None, None] + 1)).float()
+        bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        mask_l = mask_l + ((bce * inside).sum((1, 2)) / inside.sum((1, 2)).clamp(min=1)).sum()
+        npos += len(pairs)
+    npos = max(npos, 1)
+    cls_l = focal_bce(raw[:, 4:4 + NC], cls_t) / npos
+    return cls_l * 4 + box_l / npos + mask_l / npos * 4, (cls_l.item(), (box_l / npos).item(), (mask_l / npos).item())
+
+
+def train() -> TinyYolo:
+    seed_all(0)
+    setup_threads()
+    dev = device()
+    pool_n, steps, bs = (120, 40, 8) if fast_mode() else (1500, 1100, 8)
+    t0 = time.time()
+    rng = random.Random(11)
+    pool = [make_sample(rng) for _ in range(pool_n)]
+    print(f"[seg] pool of {pool_n} images in {time.time() - t0:.0f}s", flush=True)
+    model = TinyYolo(NC, extra=NM, angle=False, protos=NM).to(dev)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=5e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.1)
+    nrng = np.random.default_rng(0)
+    model.train()
+    for step in range(steps):
+        idx = nrng.integers(0, pool_n, bs)
+        x = torch.from_numpy(np.stack([to_chw(pool[i][0]) for i in idx])).to(dev)
+        out, raw, protos = model(x)
+        loss, parts = seg_loss(out, raw, protos, [(pool[i][1], pool[i][2]) for i in idx])
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        opt.step()
+        sched.step()
+        if step % 100 == 0 or step == steps - 1:
+            print(f"[seg] step {step}/{steps} loss {loss.item():.3f} cls {parts[0]:.3f} box {parts[1]:.3f} mask {parts[2]:.3f} ({time.time() - t0:.0f}s)", flush=True)
+    model.eval()
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), CACHE_DIR / "fragments-seg.pt")
+    return model
+
+
+def load() -> TinyYolo:
+    m = TinyYolo(NC, extra=NM, angle=False, protos=NM)
+    m.load_state_dict(torch.load(CACHE_DIR / "fragments-seg.pt"))
+    return m.eval()
+
+
+def export(model: TinyYolo) -> None:
+    path = MODELS_DIR / "fragments-seg.onnx"
+    torch.onnx.export(model.eval(), torch.zeros(1, 3, IMGSZ, IMGSZ), str(path), opset_version=17, input_names=["images"], output_names=["output0", "output1"])
+    meta = base_metadata("Aperture fragments-seg: instance masks of rock fragments and the red calibration ball (synthetic-trained stand-in for a YOLO11n-seg export)", "segment")
+    meta.update({"stride": 32, "batch": 1, "imgsz": f"[{IMGSZ}, {IMGSZ}]", "names": py_repr_names(CLASSES), "channels": 3})
+    set_metadata(path, meta)
+
+
+def predict(model: TinyYolo, img: Image.Image, conf=0.25, iou=0.7):
+    lb_img, p = letterbox(img, IMGSZ)
+    with torch.no_grad():
+        out, protos = model(torch.from_numpy(to_chw(lb_img))[None])
+    return decode_segment(out[0].numpy(), protos[0].numpy(), NC, p, img.width, img.height, IMGSZ, conf=conf, iou=iou)
+
+
+def evaluate(model: TinyYolo, n: int = 100, seed: int = 12345) -> dict:
+    rng = random.Random(seed)
+    ious, all_ious, ball_found, det_count, gt_count = [], [], 0, 0, 0
+    for _ in range(n):
+        w, h = rng.choice([(640, 480), (480, 640), (800, 600)])
+        s = render_fragments(rng, w, h)
+        dets = predict(model, s["image"])
+        frag_dets = [d for d in dets if d["class_id"] == 0]
+        det_count += len(frag_dets)
+        used = set()
+        for m, c in zip(s["masks"], s["classes"]):
+            if c != 0:
+                continue
+            gt_count += 1
+            best, bi = 0.0, -1
+            for j, d in enumerate(frag_dets):
+                if j in used:
+                    continue
+                v = mask_iou(m, d["mask"])
+                if v > best:
+                    best, bi = v, j
+            if best >= 0.5:
+                used.add(bi)
+                ious.append(best)
+            all_ious.append(best if best >= 0.5 else 0.0)
+        ball_mask = s["masks"][-1]
+        if any(d["class_id"] == 1 and mask_iou(ball_mask, d["mask"]) >= 0.5 for d in dets):
+            ball_found += 1
+    return {
+        "eval_images": n,
+        "eval_seed": seed,
+        "fragment_mask_mIoU_matched": round(float(np.mean(ious)), 4) if ious else 0.0,
+        "fragment_mask_mIoU_all_gt": round(float(np.mean(all_ious)), 4) if all_ious else 0.0,
+        "fragment_recall_iou50": round(len(ious) / max(gt_count, 1), 4),
+        "fragment_precision_iou50": round(len(ious) / max(det_count, 1), 4),
+        "ball_found_rate": round(ball_found / n, 4),
+        "note": "mIoU_matched: mean mask IoU of ground-truth fragments matched (IoU >= 0.5) to a prediction; mIoU_all_gt counts unmatched ones as 0",
+    }
+
+
+if __name__ == "__main__":
+    m = train() if "--eval-only" not in sys.argv else load()
+    export(m)
+    metrics = evaluate(m, n=20 if fast_mode() else 100)
+    print("[seg]", metrics, flush=True)
+    update_eval("fragments-seg", metrics)
