@@ -150,10 +150,10 @@ async function benchQueue(): Promise<void> {
     results[`queue_obb_c${concurrency}_images_per_s`] = Math.round((n / wall) * 1000 * 100) / 100;
     results[`queue_obb_c${concurrency}_mean_latency_ms`] = Math.round(latencies.reduce((a, b) => a + b, 0) / latencies.length);
   }
-  results['queue_c1_latency_over_in_process_total'] = Math.round((results['queue_obb_c1_mean_latency_ms']! / results['obb_1920x1080_total_ms']!) * 100) / 100;
+  results['queue_c1_latency_over_in_process_total'] = Math.round((results['queue_obb_c1_mean_latency_ms']! / results['primitives-obb_1920x1080_total_ms']!) * 100) / 100;
 }
 
-/** Detector pipeline phases on a 1920x1080 JPEG, and RSS over load/unload cycles of every shipped model. */
+/** Every image model's phases on a 1920x1080 JPEG, and RSS over load/unload cycles of every shipped model. */
 async function benchModels(): Promise<void> {
   const manifest = loadManifest();
   const host = new SessionHost({ poolSize: 1 });
