@@ -130,6 +130,43 @@ describe('decodeImage + tensors (mistake 5: channel order, scale, alpha, EXIF)',
     expect(at(10, 35)[2]).toBeGreaterThan(200);
     expect(at(10, 35)[0]).toBeLessThan(60);
   });
+
+  it('decodes a BMP (which libvips cannot read) to the same RGB as the PNG of the same pixels, and applies maxPixels', async () => {
+    const w = 7; // odd: BMP rows are padded to 4 bytes
+    const h = 5;
+    const raw = new Uint8Array(w * h * 3);
+    for (let i = 0; i < w * h; i++) raw.set([(i * 37) & 255, (i * 91 + 7) & 255, 255 - i], i * 3);
+    // 24-bit BI_RGB, bottom-up, BGR
+    const stride = Math.ceil((w * 3) / 4) * 4;
+    const bmp = Buffer.alloc(54 + stride * h);
+    bmp.write('BM', 0, 'latin1');
+    bmp.writeUInt32LE(bmp.length, 2);
+    bmp.writeUInt32LE(54, 10);
+    bmp.writeUInt32LE(40, 14);
+    bmp.writeInt32LE(w, 18);
+    bmp.writeInt32LE(h, 22);
+    bmp.writeUInt16LE(1, 26);
+    bmp.writeUInt16LE(24, 28);
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++) {
+        const s = (y * w + x) * 3;
+        const d = 54 + (h - 1 - y) * stride + x * 3;
+        bmp.set([raw[s + 2]!, raw[s + 1]!, raw[s]!], d);
+      }
+    const png = await sharp(raw, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
+    const fromPng = await decodeImage(png);
+    const fromBmp = await decodeImage(bmp);
+    expect([fromBmp.width, fromBmp.height]).toEqual([w, h]);
+    expect([...fromBmp.data]).toEqual([...fromPng.data]);
+    expect([...fromBmp.data]).toEqual([...raw]);
+    // as a Uint8Array too
+    expect([...(await decodeImage(new Uint8Array(bmp))).data]).toEqual([...raw]);
+    // the pixel limit: BmpError before decoding a BMP, sharp's limit for the rest
+    await expect(decodeImage(bmp, w * h - 1)).rejects.toThrow(/exceeds the limit of 34/);
+    await expect(decodeImage(png, w * h - 1)).rejects.toThrow(/pixel limit/);
+    expect((await decodeImage(bmp, w * h)).width).toBe(w);
+    await expect(decodeImage(bmp, 0)).rejects.toThrow(RangeError);
+  });
 });
 
 describe('samPreprocess (mistake 9)', () => {
