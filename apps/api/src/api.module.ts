@@ -13,9 +13,12 @@ import { StorageModule } from '../../../libs/storage/src/storage.module.js';
 import { AuthGuard } from './auth/auth.guard.js';
 import { AuthModule } from './auth/auth.module.js';
 import { HealthModule } from './health/health.module.js';
+import { ImagesModule } from './images/images.module.js';
 import { JobsModule } from './jobs/jobs.module.js';
 import { ModelsModule } from './models/models.module.js';
+import { ProjectsModule } from './projects/projects.module.js';
 import { QrModule } from './qr/qr.module.js';
+import { TasksModule } from './tasks/tasks.module.js';
 import { PrincipalThrottlerGuard } from './throttle/principal-throttler.guard.js';
 import { RedisThrottlerStorage } from './throttle/redis-throttler.storage.js';
 
@@ -43,6 +46,9 @@ import { RedisThrottlerStorage } from './throttle/redis-throttler.storage.js';
     JobsModule,
     ModelsModule,
     QrModule,
+    ImagesModule,
+    TasksModule,
+    ProjectsModule,
   ],
   providers: [
     { provide: APP_FILTER, useClass: ProblemDetailsFilter },

@@ -24,6 +24,20 @@ class InferStub implements JobHandler<'model.infer'> {
   }
 }
 
+/** Stand-ins for the image-job handlers (their dependencies are not needed to check the registry). */
+function stubFor(type: JobType): new () => unknown {
+  @Injectable()
+  @HandlesJob(type)
+  class Stub {
+    async handle() {
+      return {};
+    }
+  }
+  Object.defineProperty(Stub, 'name', { value: `${type}Stub` });
+  return Stub;
+}
+const imageJobStubs = (['task.predict', 'task.fragments', 'project.detect'] as const).map(stubFor);
+
 @Injectable()
 @HandlesJob('no.such.type' as JobType)
 class UnknownTypeHandler implements JobHandler<'qr.batch'> {
@@ -40,18 +54,18 @@ async function runnerWith(...providers: (new () => unknown)[]): Promise<JobRunne
 
 describe('job registry check at worker boot', () => {
   it('accepts exactly one handler per job type', async () => {
-    const runner = await runnerWith(QrBatchHandler, InferStub);
+    const runner = await runnerWith(QrBatchHandler, InferStub, ...imageJobStubs);
     expect([...runner.discoverHandlers().keys()].sort()).toEqual([...ALL_JOB_TYPES].sort());
   });
 
   it('refuses a job type without a handler', async () => {
-    const runner = await runnerWith(InferStub);
+    const runner = await runnerWith(InferStub, ...imageJobStubs);
     expect(() => runner.discoverHandlers()).toThrow(JobRegistryError);
     expect(() => runner.discoverHandlers()).toThrow(/job type "qr.batch" has no handler/);
   });
 
   it('refuses two handlers for one type and a handler for an unknown type', async () => {
-    const runner = await runnerWith(QrBatchHandler, SecondQrHandler, UnknownTypeHandler, InferStub);
+    const runner = await runnerWith(QrBatchHandler, SecondQrHandler, UnknownTypeHandler, InferStub, ...imageJobStubs);
     expect(() => runner.discoverHandlers()).toThrow(/job type "qr.batch" has two handlers: QrBatchHandler and SecondQrHandler/);
     expect(() => runner.discoverHandlers()).toThrow(/UnknownTypeHandler handles unknown job type "no.such.type"/);
   });

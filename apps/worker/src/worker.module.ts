@@ -10,13 +10,17 @@ import { manifestProviders } from '../../../libs/models/src/manifest.provider.js
 import { JobRunner } from './job-runner.service.js';
 import { ModelAgent } from './models/model-agent.service.js';
 import { ModelInferHandler } from './models/model-infer.handler.js';
+import { ProjectDetectHandler } from './projects/project-detect.handler.js';
 import { QrBatchHandler } from './qr/qr-batch.handler.js';
+import { FragmentsTaskHandler } from './tasks/fragments-task.handler.js';
+import { ImageJobSupport } from './tasks/image-job-support.js';
+import { PredictTaskHandler } from './tasks/predict-task.handler.js';
 import { WorkerHealth } from './worker-health.service.js';
 
 /** The worker: Bull consumers and their handlers. No controllers: it serves no HTTP routes (its health port is separate). */
 @Module({
   imports: [ConfigModule, LoggingModule, DatabaseModule, RedisModule, StorageModule, QueueModule, DiscoveryModule],
-  providers: [...manifestProviders, ModelAgent, JobRunner, WorkerHealth, QrBatchHandler, ModelInferHandler],
+  providers: [...manifestProviders, ModelAgent, JobRunner, WorkerHealth, QrBatchHandler, ModelInferHandler, ImageJobSupport, PredictTaskHandler, FragmentsTaskHandler, ProjectDetectHandler],
   exports: [JobRunner, WorkerHealth, ModelAgent],
 })
 export class WorkerModule {}

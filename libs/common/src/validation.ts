@@ -1,4 +1,5 @@
 import { ValidationPipe, type ValidationError } from '@nestjs/common';
+import { ValidateBy, type ValidationArguments } from 'class-validator';
 import { type FieldError, ProblemException } from './problem.js';
 
 function flatten(errors: ValidationError[], parent = ''): FieldError[] {
@@ -21,6 +22,17 @@ export function createValidationPipe(): ValidationPipe {
       const fields = flatten(errors);
       const detail = fields.map((f) => f.messages.join(', ')).join('; ') || 'Request validation failed';
       return new ProblemException(400, 'VALIDATION_ERROR', detail, { errors: fields });
+    },
+  });
+}
+
+/** A number strictly between min and max (e.g. a confidence threshold in (0, 1)). */
+export function IsInOpenInterval(min: number, max: number): PropertyDecorator {
+  return ValidateBy({
+    name: 'isInOpenInterval',
+    validator: {
+      validate: (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > min && v < max,
+      defaultMessage: (a?: ValidationArguments) => `${a?.property ?? 'value'} must be a number strictly between ${min} and ${max}`,
     },
   });
 }

@@ -51,6 +51,7 @@ export class ModelFileDto {
 }
 
 export class ModelSummaryDto {
+  @ApiProperty({ example: 1, description: 'Numeric id (1-based position in the manifest); tasks and projects accept it or the name' }) id!: number;
   @ApiProperty({ example: 'primitives-obb' }) name!: string;
   @ApiProperty({ enum: MODEL_KINDS }) kind!: string;
   @ApiProperty({ example: 'obb' }) task!: string;
@@ -123,7 +124,7 @@ export const round = (x: number): number => Math.round(x * 1000) / 1000;
 
 export class ModelInferFormDto {
   /** Documents the multipart file for Swagger; multer takes it out of the body (the service checks it is there). */
-  @ApiProperty({ type: 'string', format: 'binary', description: 'JPEG, PNG, WebP or TIFF' })
+  @ApiProperty({ type: 'string', format: 'binary', description: 'JPEG, PNG, WebP, BMP or TIFF' })
   @IsOptional()
   image?: unknown;
   @ApiPropertyOptional({ description: 'Detectors/segmenters: confidence threshold (strictly greater)', minimum: 0, maximum: 1, example: 0.25 })

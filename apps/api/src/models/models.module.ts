@@ -17,5 +17,6 @@ import { ModelsService } from './models.service.js';
   ],
   controllers: [ModelsController],
   providers: [...manifestProviders, ModelsService],
+  exports: [ModelsService],
 })
 export class ModelsModule {}

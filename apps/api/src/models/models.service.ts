@@ -2,13 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable } from '@nestjs/common';
 import { EntityManager } from '@mikro-orm/core';
-import sharp, { type Metadata } from 'sharp';
 import type { Redis } from 'ioredis';
 import type { AppConfig } from '../../../../libs/config/src/config.js';
 import { APP_CONFIG } from '../../../../libs/config/src/config.module.js';
 import type { Principal } from '../../../../libs/common/src/auth.decorators.js';
 import { badRequest, notFound, ProblemException } from '../../../../libs/common/src/problem.js';
 import { User } from '../../../../libs/database/src/entities/user.entity.js';
+import { ImageRejectedError, imageProblem, inspectImage } from '../images/image-inspection.js';
 import { JobsService } from '../../../../libs/queue/src/jobs.service.js';
 import type { InferOptions } from '../../../../libs/queue/src/job-registry.js';
 import { STORAGE, type StoragePort } from '../../../../libs/storage/src/storage.port.js';
@@ -63,6 +63,38 @@ export class ModelsService {
     const m = this.manifest.models.find((x) => x.name === name);
     if (!m) throw notFound(`Model ${name} does not exist.`);
     return m;
+  }
+
+  entryOrNull(name: string): ModelEntry | null {
+    return this.manifest.models.find((x) => x.name === name) ?? null;
+  }
+
+  /** A model's numeric id: its 1-based position in the manifest (stable while the manifest's order is). */
+  idOf(m: ModelEntry): number {
+    return this.manifest.models.indexOf(m) + 1;
+  }
+
+  /**
+   * A model chosen by numeric id or by name among the given kinds, or the first model of those kinds when none is
+   * named. Anything else is a 400 whose detail lists the valid (id, name, kind) triples, as seed 001 did.
+   */
+  resolve(ref: string | number | undefined | null, kinds: readonly ModelKind[], field: string, accept: (m: ModelEntry) => boolean = () => true): ModelEntry {
+    const valid = this.manifest.models.filter((m) => kinds.includes(m.kind) && accept(m));
+    if (ref === undefined || ref === null || ref === '') {
+      const first = valid[0];
+      if (!first) throw badRequest(`No ${kinds.join(' or ')} model is installed for ${field}.`);
+      return first;
+    }
+    const key = String(ref).trim();
+    const found = /^\d+$/.test(key) ? valid.find((m) => this.idOf(m) === Number(key)) : valid.find((m) => m.name === key);
+    if (!found) {
+      const triples = valid.map((m) => `(${this.idOf(m)}, '${m.name}', '${m.kind}')`).join(', ');
+      throw badRequest(`Model id was not correct. Choose from (id, name, kind) [${triples}].`, {
+        errors: [{ field, messages: [`unknown ${kinds.join('/')} model "${key}"`] }],
+        valid_models: valid.map((m) => ({ id: this.idOf(m), name: m.name, kind: m.kind })),
+      });
+    }
+    return found;
   }
 
   workers(): Promise<WorkerDoc[]> {
@@ -172,18 +204,11 @@ export class ModelsService {
   }
 
   private async validateImage(buf: Buffer): Promise<void> {
-    const max = this.config.images.maxSide;
-    let meta: Metadata;
     try {
-      meta = await sharp(buf, { limitInputPixels: max * max }).metadata();
+      await inspectImage(buf, this.config.images.maxSide);
     } catch (e) {
-      throw new ProblemException(400, 'IMAGE_VALIDATION_ERROR', `The file is not an image Aperture can read: ${(e as Error).message}`);
-    }
-    if (!meta.format || !['jpeg', 'png', 'webp', 'tiff'].includes(meta.format)) {
-      throw new ProblemException(400, 'IMAGE_VALIDATION_ERROR', `Unsupported image format ${meta.format ?? 'unknown'}: send JPEG, PNG, WebP or TIFF.`);
-    }
-    if (!meta.width || !meta.height || meta.width > max || meta.height > max) {
-      throw new ProblemException(400, 'IMAGE_VALIDATION_ERROR', `The image is ${meta.width ?? '?'}×${meta.height ?? '?'} px; at most ${max} px per side is accepted (IMAGE_MAX_SIDE).`);
+      if (e instanceof ImageRejectedError) throw imageProblem(e);
+      throw e;
     }
   }
 
@@ -198,6 +223,7 @@ export class ModelsService {
           ? 'loaded'
           : 'available';
     return {
+      id: this.idOf(m),
       name: m.name,
       kind: m.kind,
       task: m.task,

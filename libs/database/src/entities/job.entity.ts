@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Collection, type Opt } from '@mikro-orm/core';
 import { Entity, Index, ManyToOne, OneToMany, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
+import { Image } from './image.entity.js';
+import { Project } from './project.entity.js';
 import { User } from './user.entity.js';
 
 export const JOB_STATUSES = ['queued', 'running', 'completed', 'failed', 'cancelled'] as const;
@@ -34,6 +36,19 @@ export class Job {
 
   @Property({ type: 'json' })
   params: JsonObject & Opt = {};
+
+  /** The uploaded image the job works on, if any. Set to null when the image is deleted (finished results stay). */
+  @ManyToOne(() => Image, { nullable: true, deleteRule: 'set null' })
+  image: Image | null = null;
+
+  /** The project whose image this job processes (project result sets); deleted with the project. */
+  @ManyToOne(() => Project, { nullable: true, deleteRule: 'cascade' })
+  project: Project | null = null;
+
+  /** Jobs started together (a project's start / start-rest) share a batch id. */
+  @Index()
+  @Property({ type: 'uuid', nullable: true })
+  batchId: string | null = null;
 
   @Property({ type: 'json', nullable: true })
   result: (JsonObject & Opt) | null = null;

@@ -1,5 +1,6 @@
 import { Migration20261123052112_initial } from './Migration20261123052112_initial.js';
 import { Migration20261123054149_accounts } from './Migration20261123054149_accounts.js';
+import { Migration20261123132904_projects } from './Migration20261123132904_projects.js';
 
 /** Applied in this order; append each new migration. */
-export const POSTGRESQL_MIGRATIONS = [Migration20261123052112_initial, Migration20261123054149_accounts];
+export const POSTGRESQL_MIGRATIONS = [Migration20261123052112_initial, Migration20261123054149_accounts, Migration20261123132904_projects];

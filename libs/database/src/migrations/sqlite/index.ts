@@ -1,5 +1,6 @@
 import { Migration20261123052102_initial } from './Migration20261123052102_initial.js';
 import { Migration20261123054148_accounts } from './Migration20261123054148_accounts.js';
+import { Migration20261123132904_projects } from './Migration20261123132904_projects.js';
 
 /** Applied in this order; append each new migration. */
-export const SQLITE_MIGRATIONS = [Migration20261123052102_initial, Migration20261123054148_accounts];
+export const SQLITE_MIGRATIONS = [Migration20261123052102_initial, Migration20261123054148_accounts, Migration20261123132904_projects];

@@ -1,0 +1,24 @@
+import { Module } from '@nestjs/common';
+import { MulterModule } from '@nestjs/platform-express';
+import type { AppConfig } from '../../../../libs/config/src/config.js';
+import { APP_CONFIG } from '../../../../libs/config/src/config.module.js';
+import { ImageContent } from './image-content.js';
+import { ImagesController } from './images.controller.js';
+import { ImagesService } from './images.service.js';
+import { MAX_FILES_PER_UPLOAD } from './upload.js';
+
+/** Multer settings of every image upload: memory storage, IMAGE_MAX_BYTES per file, refused past the limit while streaming. */
+export const imageMulter = () =>
+  MulterModule.registerAsync({
+    inject: [APP_CONFIG],
+    useFactory: (c: AppConfig) => ({ limits: { fileSize: c.images.maxBytes, files: MAX_FILES_PER_UPLOAD + 1, fields: 20, fieldSize: 16 * 1024 } }),
+  });
+
+/** Upload, list, metadata, content, exists-by-name and delete of a user's images. */
+@Module({
+  imports: [imageMulter()],
+  controllers: [ImagesController],
+  providers: [ImagesService, ImageContent],
+  exports: [ImagesService, ImageContent],
+})
+export class ImagesModule {}

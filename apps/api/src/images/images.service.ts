@@ -1,0 +1,134 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import { EntityManager, type FilterQuery } from '@mikro-orm/core';
+import type { AppConfig } from '../../../../libs/config/src/config.js';
+import { APP_CONFIG } from '../../../../libs/config/src/config.module.js';
+import type { Principal } from '../../../../libs/common/src/auth.decorators.js';
+import { isUuid } from '../../../../libs/common/src/ids.js';
+import { conflict, notFound } from '../../../../libs/common/src/problem.js';
+import { Image } from '../../../../libs/database/src/entities/image.entity.js';
+import { Job } from '../../../../libs/database/src/entities/job.entity.js';
+import { Project } from '../../../../libs/database/src/entities/project.entity.js';
+import { User } from '../../../../libs/database/src/entities/user.entity.js';
+import { STORAGE, type StoragePort } from '../../../../libs/storage/src/storage.port.js';
+import { ImageRejectedError, inspectImage } from './image-inspection.js';
+
+/** The part of a multer file (memory storage) the service uses. */
+export interface UploadedImage {
+  buffer: Buffer;
+  originalname: string;
+  size: number;
+}
+
+export interface StoreReport {
+  stored: Image[];
+  bad: { name: string; reason: string }[];
+}
+
+/** Multer reads header parameters as latin1; browsers and curl send UTF-8. Also drops any path a client sent. */
+export function uploadName(raw: string): string {
+  let name = raw;
+  const utf8 = Buffer.from(raw, 'latin1').toString('utf8');
+  if (!utf8.includes('\uFFFD')) name = utf8;
+  name = name.split(/[\\/]/).pop() ?? '';
+  // eslint-disable-next-line no-control-regex
+  name = name.replace(/[\u0000-\u001f\u007f]/g, '').trim();
+  return (name || 'image').slice(0, 255);
+}
+
+/** Images: validated by content, stored under `images/{id}/original`, owned by one user, optionally in a project. */
+@Injectable()
+export class ImagesService {
+  private readonly logger = new Logger(ImagesService.name);
+
+  constructor(
+    private readonly em: EntityManager,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(STORAGE) private readonly storage: StoragePort,
+  ) {}
+
+  /**
+   * Validates each file and stores the good ones (files first, then the rows in one transaction; a failed commit
+   * removes the files again). A bad file does not stop the others: it is reported with the reason.
+   */
+  async store(files: UploadedImage[], ownerId: string, project: Project | null = null): Promise<StoreReport> {
+    const em = this.em.fork();
+    const owner = em.getReference(User, ownerId);
+    const stored: Image[] = [];
+    const bad: StoreReport['bad'] = [];
+    for (const f of files) {
+      const name = uploadName(f.originalname);
+      try {
+        const info = await inspectImage(f.buffer, this.config.images.maxSide);
+        const image = em.create(Image, {
+          owner,
+          project: project ? em.getReference(Project, project.id) : null,
+          storageKey: '',
+          originalName: name,
+          format: info.format,
+          mime: info.mime,
+          sizeBytes: f.size,
+          width: info.width,
+          height: info.height,
+          sha256: info.sha256,
+        });
+        image.storageKey = `images/${image.id}/original`;
+        await this.storage.put(image.storageKey, f.buffer);
+        stored.push(image);
+      } catch (e) {
+        if (!(e instanceof ImageRejectedError)) {
+          await this.removeFiles(stored);
+          throw e;
+        }
+        bad.push({ name, reason: e.message });
+      }
+    }
+    try {
+      await em.flush();
+    } catch (e) {
+      await this.removeFiles(stored);
+      throw e;
+    }
+    return { stored, bad };
+  }
+
+  private async removeFiles(images: Image[]): Promise<void> {
+    await Promise.all(images.map((i) => this.storage.deletePrefix(`images/${i.id}`).catch(() => undefined)));
+  }
+
+  /** One of the caller's images; any other id (another user's, malformed, missing) is the same 404. */
+  async findOwn(id: string, p: Principal, em: EntityManager = this.em): Promise<Image> {
+    const image = isUuid(id) ? await em.findOne(Image, { id, owner: p.userId }) : null;
+    if (!image) throw notFound(`Image with id ${id} does not exist.`);
+    return image;
+  }
+
+  list(p: Principal, q: { page: number; page_size: number; project_id?: string | undefined }): Promise<[Image[], number]> {
+    const where: FilterQuery<Image> = { owner: p.userId };
+    if (q.project_id) where.project = q.project_id;
+    return this.em.findAndCount(Image, where, { orderBy: { createdAt: 'desc', id: 'asc' }, limit: q.page_size, offset: (q.page - 1) * q.page_size });
+  }
+
+  findByName(name: string, p: Principal): Promise<Image | null> {
+    return this.em.findOne(Image, { owner: p.userId, originalName: name }, { orderBy: { createdAt: 'desc' } });
+  }
+
+  /**
+   * Deletes an image and its file. Refused with 409 while a queued or running job still needs it (cancel or delete
+   * those first). Its project results go with it; finished tasks keep their results and artifacts (their input
+   * route then answers 404).
+   */
+  async delete(image: Image): Promise<void> {
+    const em = this.em.fork();
+    const active = await em.find(Job, { image: image.id, status: { $in: ['queued', 'running'] } }, { fields: ['id', 'type', 'status'], limit: 20 });
+    if (active.length > 0) {
+      throw conflict(`Image ${image.id} is still needed by ${active.length} queued or running job(s); cancel or delete them first.`, {
+        jobs: active.map((j) => ({ id: j.id, type: j.type, status: j.status })),
+      });
+    }
+    const results = await em.find(Job, { image: image.id, type: 'project.detect' }, { fields: ['id'] });
+    for (const j of results) await this.storage.deletePrefix(`jobs/${j.id}`);
+    if (results.length > 0) await em.nativeDelete(Job, { id: { $in: results.map((j) => j.id) } });
+    await em.nativeDelete(Image, { id: image.id });
+    await this.storage.deletePrefix(`images/${image.id}`).catch((e: unknown) => this.logger.warn(`Could not remove the file of image ${image.id}: ${String(e)}`));
+  }
+}

@@ -1,0 +1,57 @@
+import { applyDecorators, HttpStatus, UseInterceptors } from '@nestjs/common';
+import { FileFieldsInterceptor } from '@nestjs/platform-express';
+import { ApiBadRequestResponse, ApiBody, ApiConsumes, ApiCreatedResponse, ApiPayloadTooLargeResponse, ApiResponse } from '@nestjs/swagger';
+import type { Response } from 'express';
+import { ProblemDto } from '../../../../libs/common/src/problem.dto.js';
+import { badRequest, ProblemException } from '../../../../libs/common/src/problem.js';
+import { ImageDto, ImageUploadFormDto, ImageUploadReportDto } from './images.dto.js';
+import type { StoreReport, UploadedImage } from './images.service.js';
+
+/** Most files one upload request may carry. */
+export const MAX_FILES_PER_UPLOAD = 20;
+
+export type UploadedFields = { images?: UploadedImage[]; image?: UploadedImage[] } | undefined;
+
+/** Multipart "images" (several) and/or "image" (one), kept in memory up to IMAGE_MAX_BYTES each. */
+export const ImageUpload = (what: string): MethodDecorator =>
+  applyDecorators(
+    UseInterceptors(
+      FileFieldsInterceptor([
+        { name: 'images', maxCount: MAX_FILES_PER_UPLOAD },
+        { name: 'image', maxCount: 1 },
+      ]),
+    ),
+    ApiConsumes('multipart/form-data'),
+    ApiBody({ type: ImageUploadFormDto }),
+    ApiCreatedResponse({ type: ImageUploadReportDto, description: `Every file was stored as ${what}` }),
+    ApiResponse({ status: HttpStatus.MULTI_STATUS, type: ImageUploadReportDto, description: 'Some files were stored, the others are listed in bad_images with the reason' }),
+    ApiBadRequestResponse({ type: ProblemDto, description: 'No file was sent, or none was an acceptable image (IMAGE_VALIDATION_ERROR, with bad_images)' }),
+    ApiPayloadTooLargeResponse({ type: ProblemDto, description: `A file is larger than IMAGE_MAX_BYTES, or more than ${MAX_FILES_PER_UPLOAD} files were sent` }),
+  );
+
+export function uploadedFiles(fields: UploadedFields): UploadedImage[] {
+  const files = [...(fields?.images ?? []), ...(fields?.image ?? [])];
+  if (files.length === 0) {
+    throw badRequest('Send one or more image files as the multipart field "images".', { errors: [{ field: 'images', messages: ['at least one file is required'] }] });
+  }
+  return files;
+}
+
+/**
+ * The upload answer of seed 003, with the status telling the outcome: 201 all stored, 207 some stored (the others in
+ * bad_images), 400 IMAGE_VALIDATION_ERROR none stored (problem+json that still carries bad_images).
+ */
+export function uploadReport(r: StoreReport, total: number, res: Response): ImageUploadReportDto {
+  const bad = r.bad;
+  if (r.stored.length === 0) {
+    const detail = total === 1 ? bad[0]!.reason : `None of the ${total} files is an acceptable image: ${bad.map((b) => `${b.name}: ${b.reason}`).join(' ')}`;
+    throw new ProblemException(400, 'IMAGE_VALIDATION_ERROR', detail, { bad_images: bad });
+  }
+  res.status(bad.length ? HttpStatus.MULTI_STATUS : HttpStatus.CREATED);
+  return {
+    data: r.stored.map((i) => ImageDto.from(i)),
+    error: bad.length > 0,
+    error_msg: bad.length ? `${bad.length} of ${total} files were not stored` : '',
+    bad_images: bad,
+  };
+}

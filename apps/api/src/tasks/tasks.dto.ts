@@ -1,0 +1,165 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { Type } from 'class-transformer';
+import { IsIn, IsNumber, IsOptional, IsPositive, IsString, IsUUID, MaxLength } from 'class-validator';
+import { wrap } from '@mikro-orm/core';
+import { PageQueryDto } from '../../../../libs/common/src/pagination.js';
+import { IsInOpenInterval } from '../../../../libs/common/src/validation.js';
+import { type Job, JOB_STATUSES, type JobStatus } from '../../../../libs/database/src/entities/job.entity.js';
+import { LENGTH_UNITS, type LengthUnit } from '../../../../libs/analysis/src/fragments.js';
+import { ArtifactDto } from '../jobs/jobs.dto.js';
+
+export const TASK_TYPES = ['prediction', 'fragments'] as const;
+export type TaskType = (typeof TASK_TYPES)[number];
+export const JOB_TYPE_OF: Record<TaskType, 'task.predict' | 'task.fragments'> = { prediction: 'task.predict', fragments: 'task.fragments' };
+export const TASK_TYPE_OF: Record<string, TaskType> = { 'task.predict': 'prediction', 'task.fragments': 'fragments' };
+
+const STATUS_WORDS = 'queued (seed words: pending, queued), running (in progress), completed (done), failed, cancelled';
+
+/** The tunable parameters of a task; which apply depends on the type. Shared by create and rerun. */
+export class TaskParamsDto {
+  @ApiPropertyOptional({ description: 'prediction: detection model by id or name (GET /models); default the first detector', example: 'primitives-obb' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(100)
+  detection_model?: string;
+
+  @ApiPropertyOptional({ description: 'prediction: scene classification model by id or name; default the first classifier', example: 'scene-gru' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(100)
+  classification_model?: string;
+
+  @ApiPropertyOptional({ description: 'fragments: segmentation model by id or name; default the first segmenter', example: 'fragments-seg' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(100)
+  model?: string;
+
+  @ApiPropertyOptional({ description: 'fragments: the calibration ball\'s real radius, in unit; without it sizes stay in px', example: 20, minimum: 0, exclusiveMinimum: true })
+  @IsOptional()
+  @Type(() => Number)
+  @IsNumber({ allowNaN: false, allowInfinity: false })
+  @IsPositive()
+  real_radius?: number;
+
+  @ApiPropertyOptional({ enum: LENGTH_UNITS, description: 'fragments: unit of real_radius and of the sizes (px = uncalibrated)', default: 'mm' })
+  @IsOptional()
+  @IsIn(LENGTH_UNITS)
+  unit?: LengthUnit;
+
+  @ApiPropertyOptional({ description: 'Confidence threshold, strictly between 0 and 1', default: 0.25, minimum: 0, maximum: 1, exclusiveMinimum: true, exclusiveMaximum: true })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInOpenInterval(0, 1)
+  conf?: number;
+
+  @ApiPropertyOptional({ description: 'NMS IoU threshold, strictly between 0 and 1', default: 0.7, minimum: 0, maximum: 1, exclusiveMinimum: true, exclusiveMaximum: true })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInOpenInterval(0, 1)
+  iou?: number;
+}
+
+export class TaskCreateFormDto extends TaskParamsDto {
+  @ApiPropertyOptional({ enum: TASK_TYPES, default: 'prediction', description: 'prediction: primitives and scene (seed 001); fragments: fragment sizes (seed 000)' })
+  @IsOptional()
+  @IsIn(TASK_TYPES)
+  type?: TaskType;
+
+  @ApiPropertyOptional({ type: 'string', format: 'binary', description: 'The image to process (stored as one of your images); or give image_id' })
+  @IsOptional()
+  image?: unknown;
+
+  @ApiPropertyOptional({ format: 'uuid', description: 'One of your uploaded images, instead of a file' })
+  @IsOptional()
+  @IsUUID()
+  image_id?: string;
+}
+
+export class TaskListQueryDto extends PageQueryDto {
+  @ApiPropertyOptional({ enum: JOB_STATUSES, description: STATUS_WORDS })
+  @IsOptional()
+  @IsIn(JOB_STATUSES)
+  status?: JobStatus;
+
+  @ApiPropertyOptional({ enum: TASK_TYPES })
+  @IsOptional()
+  @IsIn(TASK_TYPES)
+  type?: TaskType;
+}
+
+export class TaskAcceptedDto {
+  @ApiProperty({ format: 'uuid' }) id!: string;
+  @ApiProperty({ enum: TASK_TYPES }) type!: TaskType;
+  @ApiProperty({ enum: JOB_STATUSES, example: 'queued' }) status!: JobStatus;
+  @ApiProperty({ format: 'uuid' }) image_id!: string;
+  @ApiProperty({ example: '/api/v1/tasks/0b7e…/status' }) status_url!: string;
+  @ApiProperty({ example: '/api/v1/tasks/0b7e…/result' }) result_url!: string;
+}
+
+export class TaskStatusDto {
+  @ApiProperty({ format: 'uuid' }) id!: string;
+  @ApiProperty({ enum: JOB_STATUSES, description: STATUS_WORDS }) status!: JobStatus;
+  @ApiProperty({ minimum: 0, maximum: 1 }) progress!: number;
+  @ApiProperty({ type: String, nullable: true }) error!: string | null;
+}
+
+export class TaskResultDto {
+  @ApiProperty({ format: 'uuid' }) id!: string;
+  @ApiProperty({ enum: JOB_STATUSES }) status!: JobStatus;
+  @ApiProperty({
+    type: 'object',
+    additionalProperties: true,
+    nullable: true,
+    description:
+      'Null until completed. prediction: image_class, class_probs, primitives[] (primitive_class, probability, x, y, width, height, rotation in [0,1], corners); fragments: calibrated, unit, count, diameters, d10, d50, d90, min, max, mean, ball, fragments[]',
+  })
+  result!: Record<string, unknown> | null;
+}
+
+export class TaskDeletedDto {
+  @ApiProperty({ format: 'uuid' }) id!: string;
+}
+
+export class TaskDto {
+  @ApiProperty({ format: 'uuid' }) id!: string;
+  @ApiProperty({ enum: TASK_TYPES }) type!: TaskType;
+  @ApiProperty({ enum: JOB_STATUSES, description: STATUS_WORDS }) status!: JobStatus;
+  @ApiProperty({ minimum: 0, maximum: 1 }) progress!: number;
+  @ApiProperty({ type: String, nullable: true }) error!: string | null;
+  @ApiProperty({ type: String, format: 'uuid', nullable: true, description: 'Null once the image was deleted' }) image_id!: string | null;
+  @ApiProperty({ type: String, nullable: true, example: 'site-3.jpg', description: 'Seed 001\'s input_path: the input\'s file name' }) input_path!: string | null;
+  @ApiProperty({ example: '/api/v1/tasks/0b7e…/input' }) input_url!: string;
+  @ApiProperty({ type: 'object', additionalProperties: true, description: 'The parameters it ran with (models by name)' }) params!: Record<string, unknown>;
+  @ApiProperty({ type: 'object', additionalProperties: true, nullable: true, description: 'Null until completed' }) result!: Record<string, unknown> | null;
+  @ApiProperty({ type: [ArtifactDto], description: 'Files it produced; artifacts.zip holds exactly these' }) artifacts!: ArtifactDto[];
+  @ApiProperty({ example: '/api/v1/tasks/0b7e…/artifacts.zip' }) artifacts_zip_url!: string;
+  @ApiProperty({ format: 'date-time' }) created_at!: string;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) started_at!: string | null;
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) finished_at!: string | null;
+
+  static from(j: Job): TaskDto {
+    const p = j.params;
+    const params: Record<string, unknown> =
+      j.type === 'task.fragments'
+        ? { model: p['model'], real_radius: p['realRadius'], unit: p['unit'], conf: p['conf'], iou: p['iou'] }
+        : { detection_model: p['detectionModel'], classification_model: p['classificationModel'], conf: p['conf'], iou: p['iou'] };
+    return {
+      id: j.id,
+      type: TASK_TYPE_OF[j.type] ?? 'prediction',
+      status: j.status,
+      progress: j.progress,
+      error: j.error,
+      image_id: j.image?.id ?? null,
+      input_path: j.image && wrap(j.image).isInitialized() ? j.image.originalName : null,
+      input_url: `/api/v1/tasks/${j.id}/input`,
+      params,
+      result: j.status === 'completed' ? j.result : null,
+      artifacts: j.artifacts.isInitialized() ? j.artifacts.getItems().map((a) => ArtifactDto.from(a, j.id)) : [],
+      artifacts_zip_url: `/api/v1/tasks/${j.id}/artifacts.zip`,
+      created_at: j.createdAt.toISOString(),
+      started_at: j.startedAt?.toISOString() ?? null,
+      finished_at: j.finishedAt?.toISOString() ?? null,
+    };
+  }
+}

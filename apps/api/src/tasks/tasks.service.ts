@@ -1,0 +1,122 @@
+import { Injectable } from '@nestjs/common';
+import { EntityManager, type FilterQuery } from '@mikro-orm/core';
+import type { Principal } from '../../../../libs/common/src/auth.decorators.js';
+import { isUuid } from '../../../../libs/common/src/ids.js';
+import { badRequest, conflict, notFound, ProblemException } from '../../../../libs/common/src/problem.js';
+import { Image } from '../../../../libs/database/src/entities/image.entity.js';
+import { Job } from '../../../../libs/database/src/entities/job.entity.js';
+import { User } from '../../../../libs/database/src/entities/user.entity.js';
+import type { ModelEntry } from '../../../../libs/models/src/manifest.js';
+import type { FragmentsTaskParams, PredictTaskParams } from '../../../../libs/queue/src/job-registry.js';
+import { TASK_JOB_TYPES } from '../../../../libs/queue/src/job-registry.js';
+import { JobsService } from '../../../../libs/queue/src/jobs.service.js';
+import { ImagesService, type UploadedImage } from '../images/images.service.js';
+import { ModelsService } from '../models/models.service.js';
+import { JOB_TYPE_OF, type TaskCreateFormDto, type TaskListQueryDto, type TaskParamsDto, type TaskType } from './tasks.dto.js';
+
+export const DEFAULT_CONF = 0.25;
+export const DEFAULT_IOU = 0.7;
+
+/** Rows of a sequence classifier: class one-hot (nc) + 4 corners (8). */
+function classifierClasses(m: ModelEntry): number | null {
+  const d = m.files[0]?.inputs[0]?.shape[2];
+  return typeof d === 'number' ? d - 8 : null;
+}
+
+/**
+ * Prediction tasks (seed 001: primitives and scene) and fragment analyses (seed 000), each one Job record on the
+ * inference queue. Only the owner sees a task: any other id answers "Task with id {id} does not exist.".
+ */
+@Injectable()
+export class TasksService {
+  constructor(
+    private readonly em: EntityManager,
+    private readonly jobs: JobsService,
+    private readonly images: ImagesService,
+    private readonly models: ModelsService,
+  ) {}
+
+  /** Checks every parameter (models included) before anything is stored; then stores the upload, if any, and queues. */
+  async create(form: TaskCreateFormDto, file: UploadedImage | undefined, p: Principal): Promise<Job> {
+    const type: TaskType = form.type ?? 'prediction';
+    if (file && form.image_id) throw badRequest('Send either an image file or image_id, not both.', { errors: [{ field: 'image_id', messages: ['not with a file'] }] });
+    if (!file && !form.image_id) throw badRequest('Send the image as the multipart field "image", or the id of one of your images as image_id.', { errors: [{ field: 'image', messages: ['image or image_id is required'] }] });
+    const params = this.params(type, form, null);
+    const em = this.em.fork();
+    let image: Image;
+    if (file) {
+      const report = await this.images.store([file], p.userId);
+      if (report.stored.length === 0) throw new ProblemException(400, 'IMAGE_VALIDATION_ERROR', report.bad[0]!.reason);
+      image = report.stored[0]!;
+    } else {
+      image = await this.images.findOwn(form.image_id!, p, em);
+    }
+    return this.enqueue(em, type, { ...params, imageId: image.id } as PredictTaskParams | FragmentsTaskParams, p);
+  }
+
+  /** Seed 000's re-predict: a new task on the same image, with the old parameters overridden by the given ones. */
+  async rerun(task: Job, changes: TaskParamsDto, p: Principal): Promise<Job> {
+    const type: TaskType = task.type === 'task.fragments' ? 'fragments' : 'prediction';
+    if (!task.image) throw conflict(`The input image of task ${task.id} was deleted; upload it again and create a new task.`);
+    const params = this.params(type, changes, task.params as unknown as PredictTaskParams | FragmentsTaskParams);
+    return this.enqueue(this.em.fork(), type, { ...params, imageId: task.image.id } as PredictTaskParams | FragmentsTaskParams, p);
+  }
+
+  private async enqueue(em: EntityManager, type: TaskType, params: PredictTaskParams | FragmentsTaskParams, p: Principal): Promise<Job> {
+    const owner = em.getReference(User, p.userId);
+    const job = type === 'fragments' ? this.jobs.build(em, 'task.fragments', owner, params as FragmentsTaskParams) : this.jobs.build(em, 'task.predict', owner, params as PredictTaskParams);
+    job.image = em.getReference(Image, params.imageId);
+    await em.persist(job).flush();
+    await this.jobs.enqueue(job);
+    return job;
+  }
+
+  /** The task's parameters without the image: given values, else the previous task's, else the defaults. */
+  private params(type: TaskType, f: TaskParamsDto, prev: PredictTaskParams | FragmentsTaskParams | null): Omit<PredictTaskParams, 'imageId'> | Omit<FragmentsTaskParams, 'imageId'> {
+    const conf = f.conf ?? prev?.conf ?? DEFAULT_CONF;
+    const iou = f.iou ?? prev?.iou ?? DEFAULT_IOU;
+    if (type === 'fragments') {
+      const old = prev as FragmentsTaskParams | null;
+      for (const k of ['detection_model', 'classification_model'] as const) {
+        if (f[k] !== undefined) throw badRequest(`${k} applies to prediction tasks; a fragments task takes "model".`, { errors: [{ field: k, messages: ['not for fragments'] }] });
+      }
+      const model = this.models.resolve(f.model ?? old?.model, ['segmenter'], 'model');
+      const unit = f.unit ?? old?.unit ?? 'mm';
+      const realRadius = unit === 'px' ? null : (f.real_radius ?? old?.realRadius ?? null);
+      return { model: model.name, realRadius, unit: realRadius === null ? 'px' : unit, conf, iou };
+    }
+    for (const k of ['model', 'real_radius', 'unit'] as const) {
+      if (f[k] !== undefined) throw badRequest(`${k} applies to fragments tasks; a prediction task takes detection_model and classification_model.`, { errors: [{ field: k, messages: ['not for prediction'] }] });
+    }
+    const old = prev as PredictTaskParams | null;
+    const detector = this.models.resolve(f.detection_model ?? old?.detectionModel, ['detector'], 'detection_model');
+    const nc = detector.labels?.length ?? 0;
+    const classifier = this.models.resolve(f.classification_model ?? old?.classificationModel, ['classifier'], 'classification_model', (m) => classifierClasses(m) === nc);
+    return { detectionModel: detector.name, classificationModel: classifier.name, conf, iou };
+  }
+
+  /** The caller's task (with its image and artifacts), or the 404 of seed 001. */
+  async findOwn(id: string, p: Principal): Promise<Job> {
+    const job = isUuid(id)
+      ? await this.em.findOne(Job, { id, owner: p.userId, type: { $in: [...TASK_JOB_TYPES] } }, { populate: ['artifacts', 'image'] })
+      : null;
+    if (!job) throw notFound(`Task with id ${id} does not exist.`);
+    return job;
+  }
+
+  list(p: Principal, q: TaskListQueryDto): Promise<[Job[], number]> {
+    const where: FilterQuery<Job> = { owner: p.userId, type: q.type ? JOB_TYPE_OF[q.type] : { $in: [...TASK_JOB_TYPES] } };
+    if (q.status) where.status = q.status;
+    return this.em.findAndCount(Job, where, {
+      orderBy: { createdAt: 'desc', id: 'asc' },
+      limit: q.page_size,
+      offset: (q.page - 1) * q.page_size,
+      populate: ['artifacts', 'image'],
+    });
+  }
+
+  /** Cancels queued or running work, removes the artifacts and the record. The input image stays (it is yours). */
+  async delete(task: Job): Promise<void> {
+    await this.jobs.delete(this.em.fork(), task);
+  }
+}

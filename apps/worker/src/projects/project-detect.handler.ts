@@ -1,0 +1,39 @@
+import { Injectable } from '@nestjs/common';
+import { renderDetections } from '../../../../libs/analysis/src/render.js';
+import type { JsonObject } from '../../../../libs/database/src/entities/job.entity.js';
+import { detectObjects } from '../../../../libs/models/src/pipelines.js';
+import { HandlesJob, type JobContext, type JobHandler } from '../../../../libs/queue/src/job-handler.js';
+import { ModelAgent } from '../models/model-agent.service.js';
+import { ImageJobSupport, r2, r4 } from '../tasks/image-job-support.js';
+
+/** Seed 003: one project image through the project's model: detections and an annotated image. */
+@Injectable()
+@HandlesJob('project.detect')
+export class ProjectDetectHandler implements JobHandler<'project.detect'> {
+  constructor(
+    private readonly agent: ModelAgent,
+    private readonly support: ImageJobSupport,
+  ) {}
+
+  async handle(ctx: JobContext<'project.detect'>): Promise<JsonObject> {
+    const p = ctx.params;
+    const registry = this.agent.registry;
+    const model = this.support.model(registry, p.model);
+    const { img, decodeMs } = await this.support.image(ctx.em, p.imageId);
+    await ctx.progress(0.2);
+    const det = await this.support.step(() => detectObjects(registry, model, img, { conf: p.conf, iou: p.iou }));
+    this.support.record(registry, ctx.job, model.name, det, decodeMs);
+    const detections: JsonObject[] = det.objects.map((o) => {
+      const d: JsonObject = { class: o.label, confidence: r4(o.score), bbox_xyxy_abs: o.box.map(r2) };
+      if (o.rbox) {
+        d['corners'] = o.corners.map(([x, y]) => [r2(x), r2(y)]);
+        d['angle'] = r4(o.rbox.angle);
+      }
+      return d;
+    });
+    await ctx.progress(0.8);
+    const annotated = await renderDetections(img, det.objects.map((o) => ({ label: o.label, classId: o.classId, score: o.score, corners: o.corners })), 'jpeg');
+    const artifact = await ctx.saveArtifact('annotated.jpg', 'image/jpeg', annotated);
+    return { model: model.name, count: detections.length, detections, image: { width: img.width, height: img.height }, annotated_artifact_id: artifact.id };
+  }
+}

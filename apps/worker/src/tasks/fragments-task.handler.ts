@@ -1,0 +1,55 @@
+import { Injectable } from '@nestjs/common';
+import { analyzeFragments, type FragmentInput, fragmentsCsv } from '../../../../libs/analysis/src/fragments.js';
+import { renderFragmentOverlay, renderLabelMask, renderPassingChart } from '../../../../libs/analysis/src/render.js';
+import type { JsonObject } from '../../../../libs/database/src/entities/job.entity.js';
+import { segmentInstances } from '../../../../libs/models/src/pipelines.js';
+import { HandlesJob, JobCancelledError, type JobContext, type JobHandler } from '../../../../libs/queue/src/job-handler.js';
+import { ModelAgent } from '../models/model-agent.service.js';
+import { ImageJobSupport, json } from './image-job-support.js';
+
+/** The label of the calibration object in a fragments model. */
+export const BALL_LABEL = 'calibration_ball';
+
+/**
+ * Seed 000's fragment analysis: instance masks, the red calibration ball (never a fragment) giving the scale,
+ * D = sqrt(4A/π) per fragment in real units, D10/D50/D90; overlay, label masks, passing-size chart, CSV and JSON.
+ */
+@Injectable()
+@HandlesJob('task.fragments')
+export class FragmentsTaskHandler implements JobHandler<'task.fragments'> {
+  constructor(
+    private readonly agent: ModelAgent,
+    private readonly support: ImageJobSupport,
+  ) {}
+
+  async handle(ctx: JobContext<'task.fragments'>): Promise<JsonObject> {
+    const p = ctx.params;
+    const registry = this.agent.registry;
+    const model = this.support.model(registry, p.model);
+    const { img, decodeMs } = await this.support.image(ctx.em, p.imageId);
+    await ctx.progress(0.1);
+    const seg = await this.support.step(() => segmentInstances(registry, model, img, { conf: p.conf, iou: p.iou }));
+    this.support.record(registry, ctx.job, model.name, seg, decodeMs);
+    if (ctx.signal.aborted) throw new JobCancelledError();
+    await ctx.progress(0.5);
+    const ballClassId = (model.labels ?? []).indexOf(BALL_LABEL);
+    const dets: FragmentInput[] = seg.detections.map((d) => ({ classId: d.classId, score: d.score, box: [d.x1, d.y1, d.x2, d.y2], rle: d.rle!, area: d.area }));
+    const analysis = analyzeFragments(img, dets, { realRadius: p.realRadius, unit: p.unit, ballClassId });
+    const result: JsonObject = {
+      ...(analysis as unknown as JsonObject),
+      model: model.name,
+      real_radius: p.realRadius,
+      requested_unit: p.unit,
+      conf: p.conf,
+      iou: p.iou,
+      image: { width: img.width, height: img.height },
+    };
+    await ctx.saveArtifact('overlay.png', 'image/png', await renderFragmentOverlay(img, dets, analysis));
+    await ctx.progress(0.7);
+    await ctx.saveArtifact('masks.png', 'image/png', await renderLabelMask(img.width, img.height, dets, ballClassId));
+    await ctx.saveArtifact('chart.png', 'image/png', await renderPassingChart(analysis));
+    await ctx.saveArtifact('fragments.csv', 'text/csv', Buffer.from(fragmentsCsv(analysis)));
+    await ctx.saveArtifact('result.json', 'application/json', json(result));
+    return result;
+  }
+}

@@ -1,0 +1,75 @@
+import type { Readable } from 'node:stream';
+import { Inject, Injectable } from '@nestjs/common';
+import type { EntityManager } from '@mikro-orm/core';
+import { Image } from '../../../../libs/database/src/entities/image.entity.js';
+import type { Job } from '../../../../libs/database/src/entities/job.entity.js';
+import { decodeImage, type RgbImage } from '../../../../libs/inference/src/preprocess.js';
+import type { ModelEntry } from '../../../../libs/models/src/manifest.js';
+import { ModelError, type ModelRegistry, UnknownModelError } from '../../../../libs/models/src/model-registry.js';
+import type { PhaseMs } from '../../../../libs/models/src/pipelines.js';
+import { PermanentJobError } from '../../../../libs/queue/src/job-handler.js';
+import { STORAGE, type StoragePort, StorageNotFoundError } from '../../../../libs/storage/src/storage.port.js';
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+export const r2 = (v: number): number => Math.round(v * 100) / 100;
+export const r4 = (v: number): number => Math.round(v * 10000) / 10000;
+
+/** What the image jobs (tasks, project images) share: the input image, the models, the statistics. */
+@Injectable()
+export class ImageJobSupport {
+  constructor(@Inject(STORAGE) private readonly storage: StoragePort) {}
+
+  /** The job's uploaded image, decoded (EXIF-oriented RGB). A deleted image fails the job for good. */
+  async image(em: EntityManager, imageId: string): Promise<{ image: Image; img: RgbImage; decodeMs: number }> {
+    const image = await em.findOne(Image, { id: imageId });
+    if (!image) throw new PermanentJobError(`Image ${imageId} was deleted before the job ran`);
+    const t0 = performance.now();
+    let bytes: Buffer;
+    try {
+      bytes = await readAll(await this.storage.read(image.storageKey));
+    } catch (e) {
+      if (e instanceof StorageNotFoundError) throw new PermanentJobError(`The file of image ${imageId} is missing from storage`);
+      throw e;
+    }
+    const img = await decodeImage(bytes);
+    return { image, img, decodeMs: performance.now() - t0 };
+  }
+
+  /** A model of the manifest; an unknown one fails the job for good. */
+  model(registry: ModelRegistry, name: string): ModelEntry {
+    try {
+      return registry.model(name);
+    } catch (e) {
+      if (e instanceof UnknownModelError) throw new PermanentJobError(e.message);
+      throw e;
+    }
+  }
+
+  /** Runs a model step; a model that cannot run or does not fit its contract fails the job for good. */
+  async step<T>(f: () => Promise<T>): Promise<T> {
+    try {
+      return await f();
+    } catch (e) {
+      if (e instanceof ModelError) throw new PermanentJobError(e.message);
+      throw e;
+    }
+  }
+
+  /** Adds one finished request of a model to its statistics (queue time from the job's timestamps). */
+  record(registry: ModelRegistry, job: Job, model: string, t: PhaseMs, extraPreMs = 0): void {
+    const queueMs = job.startedAt ? Math.max(0, job.startedAt.getTime() - job.queuedAt.getTime()) : undefined;
+    registry.record(model, {
+      totalMs: extraPreMs + t.preprocessMs + t.computeMs + t.postprocessMs,
+      queueMs,
+      preprocessMs: extraPreMs + t.preprocessMs,
+      postprocessMs: t.postprocessMs,
+    });
+  }
+}
+
+export const json = (v: unknown): Buffer => Buffer.from(`${JSON.stringify(v, null, 2)}\n`);

@@ -1,0 +1,79 @@
+import { Injectable } from '@nestjs/common';
+import { renderDetections } from '../../../../libs/analysis/src/render.js';
+import type { JsonObject } from '../../../../libs/database/src/entities/job.entity.js';
+import { classifyPrimitives, type DetectedObject, detectObjects } from '../../../../libs/models/src/pipelines.js';
+import { HandlesJob, JobCancelledError, type JobContext, type JobHandler } from '../../../../libs/queue/src/job-handler.js';
+import { ModelAgent } from '../models/model-agent.service.js';
+import { ImageJobSupport, json, r2, r4 } from './image-job-support.js';
+
+/**
+ * Seed 001's prediction: a primitive's normalized rotated box (x, y = centre; width, height = the box's sides over
+ * the image width and height; rotation = angle / π in [0, 1)) and its four normalized corners.
+ */
+export function primitiveOf(o: DetectedObject, width: number, height: number): JsonObject {
+  const b = o.rbox ?? { cx: (o.box[0] + o.box[2]) / 2, cy: (o.box[1] + o.box[3]) / 2, w: o.box[2] - o.box[0], h: o.box[3] - o.box[1], angle: 0 };
+  return {
+    primitive_class: o.label,
+    probability: r4(o.score),
+    x: r4(b.cx / width),
+    y: r4(b.cy / height),
+    width: r4(b.w / width),
+    height: r4(b.h / height),
+    rotation: r4(b.angle / Math.PI),
+    corners: o.corners.map(([x, y]) => [r4(x / width), r4(y / height)]),
+    corners_px: o.corners.map(([x, y]) => [r2(x), r2(y)]),
+  };
+}
+
+/** Primitives by the detection model, then the scene by the classification model FROM those primitives. */
+@Injectable()
+@HandlesJob('task.predict')
+export class PredictTaskHandler implements JobHandler<'task.predict'> {
+  constructor(
+    private readonly agent: ModelAgent,
+    private readonly support: ImageJobSupport,
+  ) {}
+
+  async handle(ctx: JobContext<'task.predict'>): Promise<JsonObject> {
+    const p = ctx.params;
+    const registry = this.agent.registry;
+    const detector = this.support.model(registry, p.detectionModel);
+    const classifier = this.support.model(registry, p.classificationModel);
+    const { img, decodeMs } = await this.support.image(ctx.em, p.imageId);
+    await ctx.progress(0.1);
+    const det = await this.support.step(() => detectObjects(registry, detector, img, { conf: p.conf, iou: p.iou }));
+    this.support.record(registry, ctx.job, detector.name, det, decodeMs);
+    if (ctx.signal.aborted) throw new JobCancelledError();
+    await ctx.progress(0.6);
+    const cls = await this.support.step(() => classifyPrimitives(registry, classifier, detector, det.objects, img.width, img.height));
+    this.support.record(registry, ctx.job, classifier.name, cls);
+    const scenes = classifier.labels ?? [];
+    let imageClass: string | null = null;
+    let classProbs: JsonObject | null = null;
+    if (cls.probs) {
+      const probs = cls.probs;
+      classProbs = Object.fromEntries(scenes.map((s, i) => [s, r4(probs[i] ?? 0)]));
+      let best = 0;
+      for (let i = 1; i < probs.length; i++) if (probs[i]! > probs[best]!) best = i;
+      imageClass = scenes[best] ?? String(best);
+    }
+    const result: JsonObject = {
+      image_class: imageClass,
+      class_probs: classProbs,
+      primitives: det.objects.map((o) => primitiveOf(o, img.width, img.height)),
+      count: det.objects.length,
+      detection_model: detector.name,
+      classification_model: classifier.name,
+      image: { width: img.width, height: img.height },
+      note: cls.probs ? null : 'No primitive was detected, so the scene cannot be classified.',
+    };
+    const annotated = await renderDetections(
+      img,
+      det.objects.map((o) => ({ label: o.label, classId: o.classId, score: o.score, corners: o.corners })),
+      'jpeg',
+    );
+    await ctx.saveArtifact('annotated.jpg', 'image/jpeg', annotated);
+    await ctx.saveArtifact('result.json', 'application/json', json(result));
+    return result;
+  }
+}
