@@ -109,6 +109,7 @@ try {
   results['qr_batch_1000_job_run_ms'] = new Date(String(job.json.finished_at)).getTime() - new Date(String(job.json.started_at)).getTime();
   results['worker_rss_after_batch_mb'] = Math.round(rssMb(worker.pid!));
   await benchQueue();
+  await benchFragmentTask();
 } finally {
   for (const c of children) c.kill('SIGTERM');
   await sleep(500);
@@ -151,6 +152,35 @@ async function benchQueue(): Promise<void> {
     results[`queue_obb_c${concurrency}_mean_latency_ms`] = Math.round(latencies.reduce((a, b) => a + b, 0) / latencies.length);
   }
   results['queue_c1_latency_over_in_process_total'] = Math.round((results['queue_obb_c1_mean_latency_ms']! / results['primitives-obb_1920x1080_total_ms']!) * 100) / 100;
+}
+
+/** One fragment analysis (seed 000) of a 1920x1080 image through HTTP, the queue and the worker, artifacts included. */
+async function benchFragmentTask(): Promise<void> {
+  const png = await sharp(resolve(root, 'models/fixtures/fragments/fragments-04-1024x768.png')).resize(1920, 1080, { fit: 'cover' }).png().toBuffer();
+  const one = async (): Promise<{ total: number; run: number }> => {
+    const t0 = performance.now();
+    const form = new FormData();
+    form.append('type', 'fragments');
+    form.append('real_radius', '20');
+    form.append('unit', 'mm');
+    form.append('image', new Blob([png], { type: 'image/png' }), 'rocks-1920x1080.png');
+    const res = await fetch(`${base}/api/v1/tasks`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+    if (res.status !== 202) throw new Error(`task answered ${res.status}: ${await res.text()}`);
+    const { id } = (await res.json()) as { id: string };
+    for (;;) {
+      const s = await call('GET', `/api/v1/tasks/${id}/status`);
+      if (s.json.status === 'completed') break;
+      if (s.json.status === 'failed') throw new Error(`fragment task failed: ${JSON.stringify(s.json)}`);
+      await sleep(5);
+    }
+    const total = performance.now() - t0;
+    const task = await call('GET', `/api/v1/tasks/${id}`);
+    return { total, run: new Date(String(task.json.finished_at)).getTime() - new Date(String(task.json.started_at)).getTime() };
+  };
+  await one(); // the worker loads the model
+  const runs = [await one(), await one(), await one()];
+  results['fragments_task_1920x1080_end_to_end_ms'] = Math.round(runs.reduce((a, r) => a + r.total, 0) / runs.length);
+  results['fragments_task_1920x1080_job_run_ms'] = Math.round(runs.reduce((a, r) => a + r.run, 0) / runs.length);
 }
 
 /** Every image model's phases on a 1920x1080 JPEG, and RSS over load/unload cycles of every shipped model. */

@@ -3,14 +3,12 @@ import { Inject, Injectable } from '@nestjs/common';
 import sharp from 'sharp';
 import type { JsonObject } from '../../../../libs/database/src/entities/job.entity.js';
 import { maskToBbox, rleEncode } from '../../../../libs/inference/src/mask.js';
-import { decodeYoloObb } from '../../../../libs/inference/src/postprocess/obb.js';
 import { encodeSamPrompt, samMaskFromOutputs, type SamPrompt } from '../../../../libs/inference/src/postprocess/sam.js';
-import { decodeYoloDetect } from '../../../../libs/inference/src/postprocess/yolo-detect.js';
-import { decodeYoloSegment } from '../../../../libs/inference/src/postprocess/yolo-segment.js';
-import { chw01ToRgb, decodeImage, imageToChw01, letterbox, type RgbImage, samPreprocess } from '../../../../libs/inference/src/preprocess.js';
+import { chw01ToRgb, decodeImage, imageToChw01, type RgbImage, samPreprocess } from '../../../../libs/inference/src/preprocess.js';
 import { float32Output } from '../../../../libs/inference/src/session-host.js';
 import type { ModelEntry } from '../../../../libs/models/src/manifest.js';
 import { ModelError, UnknownModelError } from '../../../../libs/models/src/model-registry.js';
+import { detectObjects, segmentInstances } from '../../../../libs/models/src/pipelines.js';
 import { HandlesJob, JobCancelledError, type JobContext, type JobHandler, PermanentJobError } from '../../../../libs/queue/src/job-handler.js';
 import type { InferOptions } from '../../../../libs/queue/src/job-registry.js';
 import { STORAGE, type StoragePort } from '../../../../libs/storage/src/storage.port.js';
@@ -81,52 +79,40 @@ export class ModelInferHandler implements JobHandler<'model.infer'> {
 
   private async infer(ctx: JobContext<'model.infer'>, model: ModelEntry, img: RgbImage, o: InferOptions): Promise<Outcome> {
     const registry = this.agent.registry;
-    // Only the options given: an undefined key would override the defaults when spread.
-    const nms: { conf?: number; iou?: number; maxDet?: number } = {};
-    if (o.conf !== undefined) nms.conf = o.conf;
-    if (o.iou !== undefined) nms.iou = o.iou;
-    if (o.max_det !== undefined) nms.maxDet = o.max_det;
+    const nms = { conf: o.conf, iou: o.iou, maxDet: o.max_det };
     const labels = model.labels ?? [];
     const label = (i: number): string => labels[i] ?? String(i);
     switch (model.kind) {
-      case 'detector':
       case 'segmenter': {
-        const t0 = performance.now();
-        const lb = await letterbox(img.data, img.width, img.height, model.input_size ?? 640);
-        const pre = performance.now() - t0;
-        const { outputs } = await registry.run(model.name, 'model', { images: { type: 'float32', dims: lb.dims, data: lb.tensor } });
-        const t1 = performance.now();
-        let detections: JsonObject[];
-        if (model.kind === 'segmenter') {
-          detections = decodeYoloSegment(float32Output(outputs, 'output0'), float32Output(outputs, 'output1'), lb, { ...nms, maskFormat: 'rle' }).map((d) => ({
-            class: label(d.classId),
-            class_id: d.classId,
-            score: r4(d.score),
-            box_xyxy: [r2(d.x1), r2(d.y1), r2(d.x2), r2(d.y2)],
-            area: d.area,
-            mask: d.rle as unknown as JsonObject,
-          }));
-        } else if (model.contract === 'ultralytics-obb') {
-          detections = decodeYoloObb(float32Output(outputs, 'output0'), lb, nms).map((d) => ({
-            class: label(d.classId),
-            class_id: d.classId,
-            score: r4(d.score),
-            cx: r2(d.cx),
-            cy: r2(d.cy),
-            w: r2(d.w),
-            h: r2(d.h),
-            angle: r4(d.angle),
-            corners: [0, 2, 4, 6].map((k) => [r2(d.corners[k]!), r2(d.corners[k + 1]!)]),
-          }));
-        } else {
-          detections = decodeYoloDetect(float32Output(outputs, 'output0'), lb, nms).map((d) => ({
-            class: label(d.classId),
-            class_id: d.classId,
-            score: r4(d.score),
-            box_xyxy: [r2(d.x1), r2(d.y1), r2(d.x2), r2(d.y2)],
-          }));
-        }
-        return { result: { count: detections.length, detections }, preprocessMs: pre, postprocessMs: performance.now() - t1 };
+        const seg = await segmentInstances(registry, model, img, nms);
+        const detections: JsonObject[] = seg.detections.map((d) => ({
+          class: label(d.classId),
+          class_id: d.classId,
+          score: r4(d.score),
+          box_xyxy: [r2(d.x1), r2(d.y1), r2(d.x2), r2(d.y2)],
+          area: d.area,
+          mask: d.rle as unknown as JsonObject,
+        }));
+        return { result: { count: detections.length, detections }, preprocessMs: seg.preprocessMs, postprocessMs: seg.postprocessMs };
+      }
+      case 'detector': {
+        const det = await detectObjects(registry, model, img, nms);
+        const detections = det.objects.map((d): JsonObject =>
+          d.rbox
+            ? {
+                class: d.label,
+                class_id: d.classId,
+                score: r4(d.score),
+                cx: r2(d.rbox.cx),
+                cy: r2(d.rbox.cy),
+                w: r2(d.rbox.w),
+                h: r2(d.rbox.h),
+                angle: r4(d.rbox.angle),
+                corners: d.corners.map(([x, y]) => [r2(x), r2(y)]),
+              }
+            : { class: d.label, class_id: d.classId, score: r4(d.score), box_xyxy: d.box.map(r2) },
+        );
+        return { result: { count: detections.length, detections }, preprocessMs: det.preprocessMs, postprocessMs: det.postprocessMs };
       }
       case 'sam': {
         const prompt: SamPrompt = { points: o.points, box: o.box };
