@@ -9,6 +9,7 @@ import { decodeImage, letterbox, samPreprocess } from '../../inference/src/prepr
 import { float32Output, SessionHost } from '../../inference/src/session-host.js';
 import { defaultModelsDir, loadManifest } from './manifest.js';
 import { ModelRegistry } from './model-registry.js';
+import { classifyPrimitives, detectObjects } from './pipelines.js';
 
 /**
  * The TypeScript pipelines (sharp pre-processing, the shipped ONNX models in worker threads, typed-array
@@ -83,6 +84,20 @@ describe('golden outputs of the Python reference', () => {
         expect(d.angle).toBeGreaterThanOrEqual(0);
         expect(d.angle).toBeLessThan(Math.PI);
       }
+    }
+  });
+
+  it('scene-gru from the detected primitives: the reference scene and its probabilities (±0.02)', async () => {
+    const golden = json<{ images: { file: string; conf: number; iou: number; scene: string; scene_probs: Record<string, number> }[] }>('golden/primitives.json');
+    const detector = registry.model('primitives-obb');
+    const classifier = registry.model('scene-gru');
+    for (const g of golden.images) {
+      const img = await image(g.file);
+      const { objects } = await detectObjects(registry, detector, img, { conf: g.conf, iou: g.iou });
+      const { probs } = await classifyPrimitives(registry, classifier, detector, objects, img.width, img.height);
+      const labels = classifier.labels!;
+      expect(labels[probs!.indexOf(Math.max(...probs!))], g.file).toBe(g.scene);
+      labels.forEach((l, i) => expect(Math.abs(probs![i]! - g.scene_probs[l]!), `${g.file}: ${l}`).toBeLessThanOrEqual(0.02));
     }
   });
 
