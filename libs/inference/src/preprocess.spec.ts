@@ -3,6 +3,7 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { unscaleXyxy } from './postprocess/yolo-detect.js';
 import { SAM_MEAN, SAM_STD, chw01ToRgb, classifyPreprocess, decodeImage, imageToChw01, letterbox, letterboxGeometry, pyRound, samPreprocess, samResizeGeometry } from './preprocess.js';
+import { bmp24 } from '../../../test/support/images.js';
 
 function solid(w: number, h: number, rgb: readonly [number, number, number]): Uint8Array {
   const d = new Uint8Array(w * h * 3);
@@ -136,23 +137,7 @@ describe('decodeImage + tensors (mistake 5: channel order, scale, alpha, EXIF)',
     const h = 5;
     const raw = new Uint8Array(w * h * 3);
     for (let i = 0; i < w * h; i++) raw.set([(i * 37) & 255, (i * 91 + 7) & 255, 255 - i], i * 3);
-    // 24-bit BI_RGB, bottom-up, BGR
-    const stride = Math.ceil((w * 3) / 4) * 4;
-    const bmp = Buffer.alloc(54 + stride * h);
-    bmp.write('BM', 0, 'latin1');
-    bmp.writeUInt32LE(bmp.length, 2);
-    bmp.writeUInt32LE(54, 10);
-    bmp.writeUInt32LE(40, 14);
-    bmp.writeInt32LE(w, 18);
-    bmp.writeInt32LE(h, 22);
-    bmp.writeUInt16LE(1, 26);
-    bmp.writeUInt16LE(24, 28);
-    for (let y = 0; y < h; y++)
-      for (let x = 0; x < w; x++) {
-        const s = (y * w + x) * 3;
-        const d = 54 + (h - 1 - y) * stride + x * 3;
-        bmp.set([raw[s + 2]!, raw[s + 1]!, raw[s]!], d);
-      }
+    const bmp = bmp24(Buffer.from(raw), w, h);
     const png = await sharp(raw, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
     const fromPng = await decodeImage(png);
     const fromBmp = await decodeImage(bmp);

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { EntityManager, type FilterQuery } from '@mikro-orm/core';
 import type { AppConfig } from '../../../../libs/config/src/config.js';
@@ -59,10 +60,12 @@ export class ImagesService {
       const name = uploadName(f.originalname);
       try {
         const info = await inspectImage(f.buffer, this.config.images.maxSide);
+        const id = randomUUID();
         const image = em.create(Image, {
+          id,
           owner,
           project: project ? em.getReference(Project, project.id) : null,
-          storageKey: '',
+          storageKey: `images/${id}/original`,
           originalName: name,
           format: info.format,
           mime: info.mime,
@@ -71,7 +74,6 @@ export class ImagesService {
           height: info.height,
           sha256: info.sha256,
         });
-        image.storageKey = `images/${image.id}/original`;
         await this.storage.put(image.storageKey, f.buffer);
         stored.push(image);
       } catch (e) {

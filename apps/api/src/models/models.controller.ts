@@ -27,7 +27,8 @@ import {
   ModelStatsResponseDto,
   ModelSummaryDto,
 } from './models.dto.js';
-import { ModelsService, type UploadedImage } from './models.service.js';
+import type { UploadedImage } from '../images/images.service.js';
+import { ModelsService } from './models.service.js';
 
 /** Admin-only load/unload: waits up to wait_ms for every worker, 200 when all finished, 202 otherwise. */
 function ModelControlRoute(summary: string, description: string): MethodDecorator {

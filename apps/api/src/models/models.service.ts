@@ -9,6 +9,7 @@ import type { Principal } from '../../../../libs/common/src/auth.decorators.js';
 import { badRequest, notFound, ProblemException } from '../../../../libs/common/src/problem.js';
 import { User } from '../../../../libs/database/src/entities/user.entity.js';
 import { ImageRejectedError, imageProblem, inspectImage } from '../images/image-inspection.js';
+import type { UploadedImage } from '../images/images.service.js';
 import { JobsService } from '../../../../libs/queue/src/jobs.service.js';
 import type { InferOptions } from '../../../../libs/queue/src/job-registry.js';
 import { STORAGE, type StoragePort } from '../../../../libs/storage/src/storage.port.js';
@@ -32,12 +33,6 @@ import {
 
 const MB = 1024 * 1024;
 
-/** The part of a multer file the service uses (memory storage). */
-export interface UploadedImage {
-  buffer: Buffer;
-  originalname: string;
-  size: number;
-}
 const PHASES = ['success', 'failure', 'queue', 'preprocess', 'compute', 'postprocess'] as const;
 
 /**

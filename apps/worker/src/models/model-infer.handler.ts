@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import { Inject, Injectable } from '@nestjs/common';
 import sharp from 'sharp';
 import type { JsonObject } from '../../../../libs/database/src/entities/job.entity.js';
@@ -7,21 +6,12 @@ import { encodeSamPrompt, samMaskFromOutputs, type SamPrompt } from '../../../..
 import { chw01ToRgb, decodeImage, imageToChw01, type RgbImage, samPreprocess } from '../../../../libs/inference/src/preprocess.js';
 import { float32Output } from '../../../../libs/inference/src/session-host.js';
 import type { ModelEntry } from '../../../../libs/models/src/manifest.js';
-import { ModelError, UnknownModelError } from '../../../../libs/models/src/model-registry.js';
 import { detectObjects, segmentInstances } from '../../../../libs/models/src/pipelines.js';
 import { HandlesJob, JobCancelledError, type JobContext, type JobHandler, PermanentJobError } from '../../../../libs/queue/src/job-handler.js';
 import type { InferOptions } from '../../../../libs/queue/src/job-registry.js';
 import { STORAGE, type StoragePort } from '../../../../libs/storage/src/storage.port.js';
+import { ImageJobSupport, r2, r4, readAll } from '../tasks/image-job-support.js';
 import { ModelAgent } from './model-agent.service.js';
-
-const r2 = (v: number): number => Math.round(v * 100) / 100;
-const r4 = (v: number): number => Math.round(v * 10000) / 10000;
-
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
 
 interface Outcome {
   result: JsonObject;
@@ -39,32 +29,21 @@ interface Outcome {
 export class ModelInferHandler implements JobHandler<'model.infer'> {
   constructor(
     private readonly agent: ModelAgent,
+    private readonly support: ImageJobSupport,
     @Inject(STORAGE) private readonly storage: StoragePort,
   ) {}
 
   async handle(ctx: JobContext<'model.infer'>): Promise<JsonObject> {
     const { model: name, imageKey, options } = ctx.params;
     const registry = this.agent.registry;
-    let model: ModelEntry;
-    try {
-      model = registry.model(name);
-    } catch (e) {
-      if (e instanceof UnknownModelError) throw new PermanentJobError(e.message);
-      throw e;
-    }
+    const model = this.support.model(registry, name);
     const started = performance.now();
     const queueMs = ctx.job.startedAt ? Math.max(0, ctx.job.startedAt.getTime() - ctx.job.queuedAt.getTime()) : undefined;
     const t0 = performance.now();
     const img = await decodeImage(await readAll(await this.storage.read(imageKey)));
     const decodeMs = performance.now() - t0;
     if (ctx.signal.aborted) throw new JobCancelledError();
-    let outcome: Outcome;
-    try {
-      outcome = await this.infer(ctx, model, img, options);
-    } catch (e) {
-      if (e instanceof ModelError) throw new PermanentJobError(e.message);
-      throw e;
-    }
+    const outcome = await this.support.step(() => this.infer(ctx, model, img, options));
     const totalMs = performance.now() - started;
     registry.record(name, { totalMs, queueMs, preprocessMs: decodeMs + outcome.preprocessMs, postprocessMs: outcome.postprocessMs });
     return {

@@ -10,7 +10,7 @@ import type { PhaseMs } from '../../../../libs/models/src/pipelines.js';
 import { PermanentJobError } from '../../../../libs/queue/src/job-handler.js';
 import { STORAGE, type StoragePort, StorageNotFoundError } from '../../../../libs/storage/src/storage.port.js';
 
-async function readAll(stream: Readable): Promise<Buffer> {
+export async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of stream) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
