@@ -105,6 +105,24 @@ describe('POST /models/{name}/infer (queued model runs on real images)', () => {
     expectProblem(await request(t.server).get(`/api/v1/jobs/${job_id}`).set(bob.auth), 404, 'JOB_NOT_FOUND');
   });
 
+  it('GET /jobs/{id}/status and /result with wait_ms answer once the job is final: one request, no polling', async () => {
+    const res = await request(t.server).post('/api/v1/models/xray/infer').set(alice.auth).attach('image', resolve(fixtures, 'xray/input-00-640x480.jpg'));
+    expect(res.status).toBe(202);
+    const id = res.body.job_id as string;
+    const now = await request(t.server).get(`/api/v1/jobs/${id}/status`).set(alice.auth);
+    expect(['queued', 'running']).toContain(now.body.status); // three PNG encodes: not done a moment after the 202
+    const waited = await request(t.server).get(`/api/v1/jobs/${id}/status?wait_ms=20000`).set(alice.auth);
+    expect(waited.status).toBe(200);
+    expect(waited.body).toMatchObject({ id, status: 'completed', progress: 1, error: null });
+    const result = await request(t.server).get(`/api/v1/jobs/${id}/result?wait_ms=20000`).set(alice.auth);
+    expect(result.body.result.options).toHaveLength(3);
+    // Another user still gets the 404, without waiting.
+    expectProblem(await request(t.server).get(`/api/v1/jobs/${id}/status?wait_ms=20000`).set(bob.auth), 404, 'JOB_NOT_FOUND');
+    for (const bad of ['-1', '30001', 'soon']) {
+      expectProblem(await request(t.server).get(`/api/v1/jobs/${id}/status?wait_ms=${bad}`).set(alice.auth), 400, 'VALIDATION_ERROR', /wait_ms/);
+    }
+  });
+
   it('counts the runs in the model statistics', async () => {
     const stats = (await request(t.server).get('/api/v1/models/primitives-obb/stats').set(alice.auth)).body;
     expect(stats.total.inference_count).toBeGreaterThanOrEqual(1);

@@ -1,6 +1,6 @@
 import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultModelsDir, loadManifest, type ModelManifest } from '../libs/models/src/manifest.js';
@@ -120,6 +120,24 @@ describe('models API without a worker, and with a model that breaks its contract
 
   it('503 when no worker is running to load the model', async () => {
     expectProblem(await request(api.server).post('/api/v1/models/xray/load').set(admin.auth), 503, 'SERVICE_UNAVAILABLE', /No worker is running/);
+  });
+
+  it('wait_ms on a job no worker takes answers "queued" when it runs out; deleting the job wakes the waiting request', async () => {
+    const post = await request(api.server).post('/api/v1/models/xray/infer').set(admin.auth).attach('image', resolve(defaultModelsDir(), 'fixtures/xray/input-00-640x480.jpg'));
+    expect(post.status).toBe(202);
+    const id = post.body.job_id as string;
+    const t0 = Date.now();
+    const waited = await request(api.server).get(`/api/v1/jobs/${id}/status?wait_ms=400`).set(admin.auth);
+    expect(waited.body).toMatchObject({ id, status: 'queued' });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(350); // it did wait
+    const pending = request(api.server).get(`/api/v1/jobs/${id}/status?wait_ms=30000`).set(admin.auth).then((r) => r);
+    await new Promise((r) => setTimeout(r, 300));
+    const t1 = Date.now();
+    expect((await request(api.server).delete(`/api/v1/jobs/${id}`).set(admin.auth)).status).toBe(204);
+    const woken = await pending;
+    expect(Date.now() - t1).toBeLessThan(15000); // woken by the cancellation, not by the 30 s limit
+    if (woken.status === 200) expect(woken.body.status).toBe('cancelled');
+    else expectProblem(woken, 404, 'JOB_NOT_FOUND');
   });
 
   it('a model that does not fit its contract fails with MODEL_ERROR naming the mismatch; the others keep working', async () => {

@@ -11,6 +11,7 @@ import { APP_CONFIG } from '../../../libs/config/src/config.module.js';
 import { FINAL_JOB_STATUSES, Job, JobArtifact } from '../../../libs/database/src/entities/job.entity.js';
 import { JOB_HANDLER_TYPE, JobCancelledError, type JobContext, type JobHandler, PermanentJobError } from '../../../libs/queue/src/job-handler.js';
 import { ALL_JOB_TYPES, type BullJobData, CANCEL_CHANNEL, JOB_TYPES, type JobPayloads, type JobType, isJobType } from '../../../libs/queue/src/job-registry.js';
+import { publishJobFinal } from '../../../libs/queue/src/job-events.js';
 import { JobsService } from '../../../libs/queue/src/jobs.service.js';
 import { REDIS, RedisKeys } from '../../../libs/redis/src/redis.module.js';
 import { STORAGE, type StoragePort } from '../../../libs/storage/src/storage.port.js';
@@ -120,6 +121,7 @@ export class JobRunner implements BeforeApplicationShutdown {
       if (controller.signal.aborted) throw controller.signal.reason;
       const done = await em.nativeUpdate(Job, { id: job.id, status: 'running' }, { status: 'completed', progress: 1, result, finishedAt: new Date() });
       if (done === 0) await this.discardArtifacts(em, job.id); // cancelled while finishing
+      else await this.announceFinal(job.id);
     } catch (err) {
       await this.onError(em, job, bullJob, controller.signal, err);
     } finally {
@@ -138,6 +140,7 @@ export class JobRunner implements BeforeApplicationShutdown {
     const lastAttempt = permanent || bullJob.attemptsMade + 1 >= (bullJob.opts.attempts ?? 1);
     if (lastAttempt) {
       await em.nativeUpdate(Job, { id: job.id, status: { $in: ['queued', 'running'] } }, { status: 'failed', error: message, finishedAt: new Date() });
+      await this.announceFinal(job.id);
       this.logger.error({ err, job_id: job.id }, `Job ${job.id} (${job.type}) failed after ${job.attempts} attempt(s): ${message}`);
       if (permanent) await bullJob.discard();
     } else {
@@ -145,6 +148,11 @@ export class JobRunner implements BeforeApplicationShutdown {
       this.logger.warn({ job_id: job.id }, `Job ${job.id} (${job.type}) attempt ${job.attempts} failed, will retry: ${message}`);
     }
     throw err;
+  }
+
+  /** Wakes requests waiting on the job (GET …/status?wait_ms=); they re-read the record, so a lost message only costs their wait. */
+  private async announceFinal(jobId: string): Promise<void> {
+    await publishJobFinal(this.redis, this.keys, jobId).catch((e: unknown) => this.logger.warn(`Cannot announce job ${jobId}: ${(e as Error).message}`));
   }
 
   private async discardArtifacts(em: EntityManager, jobId: string): Promise<void> {

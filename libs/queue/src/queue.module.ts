@@ -3,9 +3,10 @@ import { Global, Module } from '@nestjs/common';
 import type { AppConfig } from '../../config/src/config.js';
 import { APP_CONFIG } from '../../config/src/config.module.js';
 import { QUEUES } from './job-registry.js';
+import { JobWaiter } from './job-events.js';
 import { JobsService } from './jobs.service.js';
 
-/** Bull on the shared Redis, the queues of the registry, and the service that enqueues and cancels jobs. */
+/** Bull on the shared Redis, the queues of the registry, the service that enqueues and cancels jobs, and the waiter on their completion. */
 @Global()
 @Module({
   imports: [
@@ -24,7 +25,7 @@ import { JobsService } from './jobs.service.js';
     }),
     BullModule.registerQueue(...QUEUES.map((name) => ({ name }))),
   ],
-  providers: [JobsService],
-  exports: [BullModule, JobsService],
+  providers: [JobsService, JobWaiter],
+  exports: [BullModule, JobsService, JobWaiter],
 })
 export class QueueModule {}

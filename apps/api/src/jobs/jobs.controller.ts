@@ -8,9 +8,10 @@ import { ProblemDto } from '../../../../libs/common/src/problem.dto.js';
 import { forbidden, notFound } from '../../../../libs/common/src/problem.js';
 import { isUuid } from '../../../../libs/common/src/ids.js';
 import { Job } from '../../../../libs/database/src/entities/job.entity.js';
+import { JobWaiter } from '../../../../libs/queue/src/job-events.js';
 import { JobsService } from '../../../../libs/queue/src/jobs.service.js';
 import { STORAGE, type StoragePort } from '../../../../libs/storage/src/storage.port.js';
-import { JobDto, JobListQueryDto, JobResultDto, JobStatusDto } from './jobs.dto.js';
+import { JobDto, JobListQueryDto, JobResultDto, JobStatusDto, WaitQueryDto } from './jobs.dto.js';
 
 @ApiTags('jobs')
 @Authenticated()
@@ -19,15 +20,21 @@ export class JobsController {
   constructor(
     private readonly em: EntityManager,
     private readonly jobs: JobsService,
+    private readonly waiter: JobWaiter,
     @Inject(STORAGE) private readonly storage: StoragePort,
   ) {}
 
   /** A job the caller may see: their own, or any for an admin. Anything else is the same 404. */
-  private async find(id: string, p: Principal, populate = false): Promise<Job> {
+  private async find(id: string, p: Principal, populate = false, refresh = false): Promise<Job> {
     const where: FilterQuery<Job> = p.role === 'admin' ? { id } : { id, owner: p.userId };
-    const job = isUuid(id) ? await this.em.findOne(Job, where, populate ? { populate: ['artifacts'] } : {}) : null;
+    const job = isUuid(id) ? await this.em.findOne(Job, where, { ...(populate ? { populate: ['artifacts'] as const } : {}), refresh }) : null;
     if (!job) throw notFound(`Job with id ${id} does not exist.`, 'JOB_NOT_FOUND');
     return job;
+  }
+
+  /** The job, once final or after wait_ms (a deleted job is then a 404 like any other). */
+  private async findWaiting(id: string, p: Principal, waitMs: number): Promise<Job> {
+    return this.waiter.whenFinal(await this.find(id, p), waitMs, () => this.find(id, p, false, true));
   }
 
   @Get()
@@ -56,20 +63,20 @@ export class JobsController {
   }
 
   @Get(':id/status')
-  @ApiOperation({ summary: 'Job status and progress' })
+  @ApiOperation({ summary: 'Job status and progress', description: 'With wait_ms, answers as soon as the job is final (or when wait_ms runs out): no need to poll.' })
   @ApiOkResponse({ type: JobStatusDto })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Job with id {id} does not exist.' })
-  async getJobStatus(@Param('id') id: string, @CurrentPrincipal() p: Principal): Promise<JobStatusDto> {
-    const j = await this.find(id, p);
+  async getJobStatus(@Param('id') id: string, @Query() q: WaitQueryDto, @CurrentPrincipal() p: Principal): Promise<JobStatusDto> {
+    const j = await this.findWaiting(id, p, q.wait_ms);
     return { id: j.id, status: j.status, progress: j.progress, error: j.error };
   }
 
   @Get(':id/result')
-  @ApiOperation({ summary: 'Job result', description: 'result is null until the job has completed.' })
+  @ApiOperation({ summary: 'Job result', description: 'result is null until the job has completed. With wait_ms, answers as soon as the job is final (or when wait_ms runs out).' })
   @ApiOkResponse({ type: JobResultDto })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Job with id {id} does not exist.' })
-  async getJobResult(@Param('id') id: string, @CurrentPrincipal() p: Principal): Promise<JobResultDto> {
-    const j = await this.find(id, p);
+  async getJobResult(@Param('id') id: string, @Query() q: WaitQueryDto, @CurrentPrincipal() p: Principal): Promise<JobResultDto> {
+    const j = await this.findWaiting(id, p, q.wait_ms);
     return { id: j.id, status: j.status, result: j.status === 'completed' ? j.result : null };
   }
 

@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Transform } from 'class-transformer';
-import { IsBoolean, IsIn, IsOptional, IsString, MaxLength } from 'class-validator';
+import { Transform, Type } from 'class-transformer';
+import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Max, Min, MaxLength } from 'class-validator';
 import { PageQueryDto } from '../../../../libs/common/src/pagination.js';
 import { type Job, type JobArtifact, JOB_STATUSES, type JobStatus } from '../../../../libs/database/src/entities/job.entity.js';
 import { ALL_JOB_TYPES } from '../../../../libs/queue/src/job-registry.js';
@@ -22,6 +22,22 @@ export class JobListQueryDto extends PageQueryDto {
   @Transform(({ value }) => value === true || value === 'true' || value === '1')
   @IsBoolean()
   all?: boolean;
+}
+
+/** ?wait_ms= on a status or result route: answer as soon as the job is final, or after wait_ms (no polling needed). */
+export class WaitQueryDto {
+  @ApiPropertyOptional({
+    description: 'Wait up to this many ms for the job to finish (completed, failed or cancelled) before answering; 0 answers at once. The answer is the same shape either way: look at status.',
+    default: 0,
+    minimum: 0,
+    maximum: 30000,
+  })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(0)
+  @Max(30000)
+  wait_ms: number = 0;
 }
 
 export class ArtifactDto {

@@ -19,11 +19,13 @@ import { ApiPageResponse, type Page, toPage } from '../../../../libs/common/src/
 import { ProblemDto } from '../../../../libs/common/src/problem.dto.js';
 import { conflict, notFound } from '../../../../libs/common/src/problem.js';
 import type { Job } from '../../../../libs/database/src/entities/job.entity.js';
+import { JobWaiter } from '../../../../libs/queue/src/job-events.js';
 import { STORAGE, type StoragePort } from '../../../../libs/storage/src/storage.port.js';
 import { compressible, zipStream } from '../../../../libs/storage/src/zip-stream.js';
 import { Inject } from '@nestjs/common';
 import { ImageContent } from '../images/image-content.js';
 import type { UploadedImage } from '../images/images.service.js';
+import { WaitQueryDto } from '../jobs/jobs.dto.js';
 import {
   TaskAcceptedDto,
   TaskCreateFormDto,
@@ -57,8 +59,13 @@ export class TasksController {
   constructor(
     private readonly tasks: TasksService,
     private readonly content: ImageContent,
+    private readonly waiter: JobWaiter,
     @Inject(STORAGE) private readonly storage: StoragePort,
   ) {}
+
+  private async findWaiting(id: string, p: Principal, waitMs: number): Promise<Job> {
+    return this.waiter.whenFinal(await this.tasks.findOwn(id, p), waitMs, () => this.tasks.findOwn(id, p, true));
+  }
 
   @Post()
   @HttpCode(HttpStatus.ACCEPTED)
@@ -95,11 +102,11 @@ export class TasksController {
   }
 
   @Get(':id/status')
-  @ApiOperation({ summary: 'Task status' })
+  @ApiOperation({ summary: 'Task status', description: 'With wait_ms, answers as soon as the task is final (or when wait_ms runs out): no need to poll.' })
   @ApiOkResponse({ type: TaskStatusDto })
   @ApiNotFoundResponse(NOT_FOUND)
-  async getTaskStatus(@Param('id') id: string, @CurrentPrincipal() p: Principal): Promise<TaskStatusDto> {
-    const j = await this.tasks.findOwn(id, p);
+  async getTaskStatus(@Param('id') id: string, @Query() q: WaitQueryDto, @CurrentPrincipal() p: Principal): Promise<TaskStatusDto> {
+    const j = await this.findWaiting(id, p, q.wait_ms);
     return { id: j.id, status: j.status, progress: j.progress, error: j.error };
   }
 
@@ -115,11 +122,11 @@ export class TasksController {
   }
 
   @Get(':id/result')
-  @ApiOperation({ summary: 'Task result', description: 'result is null until the task has completed.' })
+  @ApiOperation({ summary: 'Task result', description: 'result is null until the task has completed. With wait_ms, answers as soon as the task is final (or when wait_ms runs out).' })
   @ApiOkResponse({ type: TaskResultDto })
   @ApiNotFoundResponse(NOT_FOUND)
-  async getTaskResult(@Param('id') id: string, @CurrentPrincipal() p: Principal): Promise<TaskResultDto> {
-    const j = await this.tasks.findOwn(id, p);
+  async getTaskResult(@Param('id') id: string, @Query() q: WaitQueryDto, @CurrentPrincipal() p: Principal): Promise<TaskResultDto> {
+    const j = await this.findWaiting(id, p, q.wait_ms);
     return { id: j.id, status: j.status, result: j.status === 'completed' ? j.result : null };
   }
 

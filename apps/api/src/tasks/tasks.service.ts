@@ -96,9 +96,9 @@ export class TasksService {
   }
 
   /** The caller's task (with its image and artifacts), or the 404 of seed 001. */
-  async findOwn(id: string, p: Principal): Promise<Job> {
+  async findOwn(id: string, p: Principal, refresh = false): Promise<Job> {
     const job = isUuid(id)
-      ? await this.em.findOne(Job, { id, owner: p.userId, type: { $in: [...TASK_JOB_TYPES] } }, { populate: ['artifacts', 'image'] })
+      ? await this.em.findOne(Job, { id, owner: p.userId, type: { $in: [...TASK_JOB_TYPES] } }, { populate: ['artifacts', 'image'], refresh })
       : null;
     if (!job) throw notFound(`Task with id ${id} does not exist.`);
     return job;
