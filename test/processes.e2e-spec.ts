@@ -151,7 +151,7 @@ describe('production processes', () => {
     expect(await stop(api)).toBe(0);
   });
 
-  it('two worker processes: preload gates readiness, admin load/unload reaches both, and each reports its state', async () => {
+  it('two worker processes: preload gates readiness, admin load/unload reaches both, each reports its state, and unloading returns memory', async () => {
     const port = await freePort();
     const wports = [await freePort(), await freePort()];
     const env = testEnv('two-workers', { PORT: String(port), HOST: '127.0.0.1', ADMIN_USERNAME: 'two_admin', ADMIN_PASSWORD: 'admin-password-1', MODELS_PRELOAD: 'scene-gru' });
@@ -170,26 +170,34 @@ describe('production processes', () => {
     const auth = { authorization: `Bearer ${(login.data as { access_token: string }).access_token}` };
     const call = async (method: string, path: string) => {
       const res = await fetch(`http://127.0.0.1:${port}${path}`, { method, headers: auth });
-      return { status: res.status, data: (await res.json()) as { state: string; workers: { state: string; worker_id: string; done?: boolean }[] } };
+      return { status: res.status, data: (await res.json()) as { state: string; workers: { state: string; worker_id: string; done?: boolean; rss_mb: number }[] } };
     };
     // The preloaded model is loaded on both.
     await waitFor(async () => (await call('GET', '/api/v1/models/scene-gru')).data.workers.length === 2);
     expect((await call('GET', '/api/v1/models/scene-gru')).data.state).toBe('loaded');
 
-    const load = await call('POST', '/api/v1/models/fragments-seg/load?wait_ms=20000');
+    // sam-tiny's warm-up run (MODELS_WARMUP, on by default) allocates the encoder's working memory at 1024x1024 on
+    // each worker; unloading releases the sessions and that memory, and each worker's reported RSS drops.
+    const load = await call('POST', '/api/v1/models/sam-tiny/load?wait_ms=30000');
     expect(load.status, JSON.stringify(load.data)).toBe(200);
     expect(load.data.workers).toHaveLength(2);
     expect(new Set(load.data.workers.map((w) => w.worker_id)).size).toBe(2);
     expect(load.data.workers.every((w) => w.state === 'loaded' && w.done)).toBe(true);
-    expect((await call('GET', '/api/v1/models/fragments-seg')).data.state).toBe('loaded');
+    expect((await call('GET', '/api/v1/models/sam-tiny')).data.state).toBe('loaded');
+    const loadedRss = new Map(load.data.workers.map((w) => [w.worker_id, w.rss_mb]));
 
-    const unload = await call('POST', '/api/v1/models/fragments-seg/unload?wait_ms=20000');
+    const unload = await call('POST', '/api/v1/models/sam-tiny/unload?wait_ms=30000');
     expect(unload.status).toBe(200);
     expect(unload.data.workers.every((w) => w.state === 'available' && w.done)).toBe(true);
+    for (const w of unload.data.workers) {
+      const before = loadedRss.get(w.worker_id)!;
+      console.log(`[metrics] worker ${w.worker_id}: RSS ${before} MB with sam-tiny loaded and warmed, ${w.rss_mb} MB after unload`);
+      expect(w.rss_mb, `worker ${w.worker_id} RSS after unload`).toBeLessThan(before - 20);
+    }
 
     // A worker that stops leaves the control plane at once.
     expect(await stop(workers[1]!)).toBe(0);
-    expect((await call('GET', '/api/v1/models/fragments-seg')).data.workers).toHaveLength(1);
+    expect((await call('GET', '/api/v1/models/sam-tiny')).data.workers).toHaveLength(1);
   });
 
   it('refuses to start with a bad configuration and lists every problem', async () => {

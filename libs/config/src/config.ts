@@ -48,6 +48,8 @@ export interface AppConfig {
     memoryBudgetMb: number;
     /** How long a worker's published model state lives in Redis without a heartbeat. */
     stateTtlSeconds: number;
+    /** Run each model once on zero inputs when it loads, so the first request runs warm. */
+    warmup: boolean;
   };
   images: {
     /** Largest accepted upload (bytes). */
@@ -291,6 +293,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       preload: modelsPreload,
       memoryBudgetMb: r.int('MODELS_MEMORY_BUDGET_MB', 0, 0, 1_000_000),
       stateTtlSeconds: r.int('MODELS_STATE_TTL_SECONDS', 30, 3, 3600),
+      warmup: r.bool('MODELS_WARMUP', true),
     },
     images: {
       maxBytes: r.int('IMAGE_MAX_BYTES', 50 * 1024 * 1024, 1024, 2 * 1024 * 1024 * 1024),

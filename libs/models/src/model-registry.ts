@@ -4,6 +4,7 @@ import type { RemoteSession, RunOptions, SessionHost } from '../../inference/src
 import type { InputTensor, OutputTensor, SessionLoadOptions } from '../../inference/src/session-types.js';
 import { checkContract, type LoadedFileView } from './model-contracts.js';
 import type { ModelEntry, ModelManifest } from './manifest.js';
+import { warmupFeeds } from './warmup.js';
 
 export type ModelState = 'available' | 'loading' | 'loaded' | 'failed';
 
@@ -68,6 +69,8 @@ export interface ModelRegistryOptions {
   sessionOptions?: SessionLoadOptions;
   /** Past this estimated memory, the least recently used idle models are unloaded. 0 = no limit. */
   memoryBudgetBytes?: number;
+  /** Run each file once on zero inputs at load (warmup.ts): the first request then runs warm. Default false. */
+  warmup?: boolean;
   /** Called after every state change (to publish the state). */
   onChange?: (name: string) => void;
   log?: (level: 'log' | 'warn' | 'error', message: string) => void;
@@ -307,6 +310,15 @@ export class ModelRegistry {
       }
       const problems = checkContract(s.model, views);
       if (problems.length) throw new ModelError(`does not fit the ${s.model.contract} contract: ${problems.join('; ')}`);
+      if (this.options.warmup) {
+        for (const [role, session] of fresh) {
+          try {
+            await session.run(warmupFeeds(s.model, session.info.inputMetadata));
+          } catch (e) {
+            throw new ModelError(`the warm-up run of its ${role} file failed: ${(e as Error).message}`);
+          }
+        }
+      }
       const old = s.sessions;
       s.sessions = fresh;
       s.state = 'loaded';

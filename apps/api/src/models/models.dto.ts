@@ -30,6 +30,7 @@ export class ModelWorkerStateDto {
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) loaded_at!: string | null;
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) last_used_at!: string | null;
   @ApiProperty({ description: 'Estimated memory of its sessions on this worker (MB)' }) memory_mb!: number;
+  @ApiProperty({ description: 'Resident memory of the whole worker process when it last reported (MB)' }) rss_mb!: number;
   @ApiProperty({ type: String, nullable: true, example: 'cpu' }) execution_provider!: string | null;
 }
 

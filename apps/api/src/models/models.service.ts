@@ -258,6 +258,7 @@ function workerState(d: WorkerDoc, s: WorkerModelState | undefined): ModelWorker
     loaded_at: s?.loaded_at ?? null,
     last_used_at: s?.last_used_at ?? null,
     memory_mb: round((s?.memory_bytes ?? 0) / MB),
+    rss_mb: round(d.rss_bytes / MB),
     execution_provider: s?.execution_provider ?? null,
   };
 }

@@ -55,6 +55,7 @@ export class ModelAgent implements OnApplicationBootstrap, BeforeApplicationShut
         executionProviders: [config.inference.executionProvider],
       },
       memoryBudgetBytes: config.models.memoryBudgetMb * 1024 * 1024,
+      warmup: config.models.warmup,
       onChange: () => this.schedulePublish(),
       log: (level, message) => this.logger[level](message),
     });
