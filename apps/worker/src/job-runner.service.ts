@@ -115,8 +115,8 @@ export class JobRunner implements BeforeApplicationShutdown {
       job.error = null;
       job.progress = 0;
       await em.flush();
-      // A previous attempt that died (worker killed) may have left files behind: start clean.
-      await this.discardArtifacts(em, job.id);
+      // A previous attempt that died (worker killed) may have left files behind: start clean. The first attempt has none.
+      if (job.attempts > 1) await this.discardArtifacts(em, job.id);
       const result = await handler.handle(this.context(job, em, controller.signal, bullJob));
       if (controller.signal.aborted) throw controller.signal.reason;
       const done = await em.nativeUpdate(Job, { id: job.id, status: 'running' }, { status: 'completed', progress: 1, result, finishedAt: new Date() });

@@ -61,8 +61,12 @@ export async function inspectImage(buf: Buffer, maxSide: number): Promise<Inspec
   if (!meta.width || !meta.height) throw new ImageRejectedError('The image has no width or height.');
   if (meta.width > maxSide || meta.height > maxSide) throw tooBig(meta.width, meta.height);
   try {
-    // Decodes every pixel (stats() needs them) without keeping a copy; truncated data fails here.
-    await sharp(buf, { failOn: 'truncated', limitInputPixels: maxSide * maxSide }).stats();
+    // Reads the whole stream, so truncated data fails here. To an eighth of the size: JPEG and WebP then decode at that
+    // scale while still parsing every byte (about 1/8 of a full decode's time; stats() took five times a full decode).
+    await sharp(buf, { failOn: 'truncated', limitInputPixels: maxSide * maxSide })
+      .resize(Math.max(1, Math.ceil(meta.width / 8)), Math.max(1, Math.ceil(meta.height / 8)), { fit: 'fill', kernel: 'nearest' })
+      .raw()
+      .toBuffer();
   } catch (e) {
     throw new ImageRejectedError(`The ${format.toUpperCase()} file is damaged or truncated (${cleanVipsMessage(e)}).`);
   }

@@ -1,0 +1,31 @@
+import sharp from 'sharp';
+import { describe, expect, it } from 'vitest';
+import { ImageRejectedError, inspectImage } from './image-inspection.js';
+
+/** A noisy 400x300 picture (noise keeps the compressed stream long, so a cut lands in pixel data). */
+async function picture(format: 'jpeg' | 'png' | 'webp' | 'tiff'): Promise<Buffer> {
+  const w = 400;
+  const h = 300;
+  const px = new Uint8Array(w * h * 3);
+  let seed = 7;
+  for (let i = 0; i < px.length; i++) px[i] = (seed = (seed * 1103515245 + 12345) & 0x7fffffff) >> 23;
+  const img = sharp(px, { raw: { width: w, height: h, channels: 3 } });
+  return (format === 'tiff' ? img.tiff({ compression: 'lzw' }) : img.toFormat(format)).toBuffer();
+}
+
+describe('inspectImage', () => {
+  for (const format of ['jpeg', 'png', 'webp', 'tiff'] as const) {
+    it(`accepts a whole ${format} and refuses it cut short`, async () => {
+      const buf = await picture(format);
+      await expect(inspectImage(buf, 4096)).resolves.toMatchObject({ format, width: 400, height: 300 });
+      const cut = buf.subarray(0, Math.floor(buf.length * 0.6));
+      await expect(inspectImage(cut, 4096)).rejects.toThrow(ImageRejectedError);
+    });
+  }
+
+  it('reports the size after EXIF orientation, and refuses a side above the limit before decoding', async () => {
+    const rotated = await sharp(await picture('jpeg')).withMetadata({ orientation: 6 }).jpeg().toBuffer();
+    await expect(inspectImage(rotated, 4096)).resolves.toMatchObject({ width: 300, height: 400 });
+    await expect(inspectImage(rotated, 350)).rejects.toThrow(/at most 350 px per side/);
+  });
+});
