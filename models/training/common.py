@@ -18,6 +18,12 @@ MODELS_DIR = Path(__file__).resolve().parent.parent
 FIXTURES_DIR = MODELS_DIR / "fixtures"
 CACHE_DIR = Path(__file__).resolve().parent / ".cache"
 VERSION = "1.0.0"
+# Models retrained since 1.0.0 with a change of recipe; the others are VERSION.
+MODEL_VERSIONS = {"sam-tiny": "1.1.0"}
+
+
+def version_of(model: str) -> str:
+    return MODEL_VERSIONS.get(model, VERSION)
 
 
 def seed_all(seed: int) -> None:
@@ -192,12 +198,12 @@ def set_metadata(path: Path, meta: dict) -> None:
     onnx.save(model, str(path))
 
 
-def base_metadata(description: str, task: str) -> dict:
+def base_metadata(description: str, task: str, version: str = VERSION) -> dict:
     return {
         "description": description,
         "author": "Aperture",
         "date": datetime.date.today().isoformat(),
-        "version": VERSION,
+        "version": version,
         "license": "MIT",
         "docs": "models/README.md",
         "task": task,

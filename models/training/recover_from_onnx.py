@@ -6,7 +6,7 @@ BatchNorm into the convolution before it, so each Conv2d gets the folded weight 
 identity plus the folded bias. The rebuilt model computes the same function as the exported one (checked once
 against onnxruntime on a random input: largest output difference 1.5e-4, on outputs in pixels).
 
-    /usr/bin/python3 recover_from_onnx.py primitives-obb fragments-seg"""
+    /usr/bin/python3 recover_from_onnx.py primitives-obb fragments-seg sam-tiny"""
 from __future__ import annotations
 
 import sys
@@ -19,10 +19,11 @@ from onnx import numpy_helper
 
 from common import CACHE_DIR, MODELS_DIR
 import train_obb
+import train_sam
 import train_seg
 
 
-def conv_order(model: nn.Module, example: torch.Tensor) -> list[tuple[nn.Conv2d, nn.BatchNorm2d | None]]:
+def conv_order(model: nn.Module, example: tuple[torch.Tensor, ...]) -> list[tuple[nn.Conv2d, nn.BatchNorm2d | None]]:
     """The model's convolutions in execution order, each with the BatchNorm that follows it (if any)."""
     follower: dict[int, nn.BatchNorm2d] = {}
     for mod in model.modules():
@@ -34,7 +35,7 @@ def conv_order(model: nn.Module, example: torch.Tensor) -> list[tuple[nn.Conv2d,
     order: list[tuple[nn.Conv2d, nn.BatchNorm2d | None]] = []
     hooks = [m.register_forward_hook(lambda m, i, o: order.append((m, follower.get(id(m))))) for m in model.modules() if isinstance(m, nn.Conv2d)]
     with torch.no_grad():
-        model.eval()(example)
+        model.eval()(*example)
     for h in hooks:
         h.remove()
     return order
@@ -52,7 +53,7 @@ def onnx_convs(path) -> list[tuple[np.ndarray, np.ndarray | None]]:
     return out
 
 
-def load_folded(model: nn.Module, path, example: torch.Tensor) -> nn.Module:
+def load_folded(model: nn.Module, path, example: tuple[torch.Tensor, ...]) -> nn.Module:
     order = conv_order(model, example)
     convs = onnx_convs(path)
     if len(order) != len(convs):
@@ -74,20 +75,33 @@ def load_folded(model: nn.Module, path, example: torch.Tensor) -> nn.Module:
                 bn.bias.copy_(bias)
                 bn.running_mean.zero_()
                 bn.running_var.fill_(1.0 - bn.eps)
+        # Parameters the exporter kept under their own names (Linear layers, an unfolded Conv's weight/bias).
+        inits = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
+        for name, param in model.named_parameters():
+            if name in inits and not isinstance(dict(model.named_modules()).get(name.rsplit(".", 1)[0]), nn.Conv2d):
+                param.copy_(torch.from_numpy(inits[name]).reshape(param.shape))
     return model.eval()
 
 
 def main(names: list[str]) -> None:
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     for name in names:
+        if name == "sam-tiny":
+            enc = load_folded(train_sam.Encoder(), MODELS_DIR / "sam-tiny-encoder.onnx", (torch.rand(1, 3, 1024, 1024),))
+            example = (torch.randn(1, 256, 64, 64), torch.tensor([[[500.0, 400.0], [0.0, 0.0]]]), torch.tensor([[1.0, -1.0]]),
+                       torch.zeros(1, 1, 256, 256), torch.zeros(1), torch.tensor([800.0, 1200.0]))
+            dec = load_folded(train_sam.Decoder(), MODELS_DIR / "sam-tiny-decoder.onnx", example)
+            torch.save({"enc": enc.state_dict(), "dec": dec.state_dict()}, CACHE_DIR / "sam-tiny.pt")
+            print(f"[recover] sam-tiny: {CACHE_DIR / 'sam-tiny.pt'} rebuilt from the encoder and decoder files", flush=True)
+            continue
         if name == "primitives-obb":
             model, size, ckpt = train_obb.TinyYolo(train_obb.NC), train_obb.IMGSZ, "primitives-obb.pt"
         elif name == "fragments-seg":
             model, size, ckpt = train_seg.TinyYolo(train_seg.NC, extra=train_seg.NM, angle=False, protos=train_seg.NM), train_seg.IMGSZ, "fragments-seg.pt"
         else:
-            raise SystemExit(f"unknown model {name}: primitives-obb or fragments-seg")
+            raise SystemExit(f"unknown model {name}: primitives-obb, fragments-seg or sam-tiny")
         path = MODELS_DIR / f"{name}.onnx"
-        example = torch.rand(1, 3, size, size)
+        example = (torch.rand(1, 3, size, size),)
         model = load_folded(model, path, example)
         torch.save(model.state_dict(), CACHE_DIR / ckpt)
         print(f"[recover] {name}: {CACHE_DIR / ckpt} rebuilt from {path.name}", flush=True)

@@ -6,7 +6,7 @@ import json
 
 import onnx
 
-from common import MODELS_DIR, VERSION, sha256, write_json
+from common import MODELS_DIR, sha256, version_of, write_json
 
 ELEM = {1: "float32", 7: "int64", 6: "int32", 9: "bool", 10: "float16"}
 
@@ -61,7 +61,7 @@ def main():
                           "inputs": io(m.graph.input, inits), "outputs": io(m.graph.output, set()),
                           "metadata": {e.key: e.value for e in m.metadata_props}})
         entry = {k: spec[k] for k in ("name", "kind", "task", "contract")}
-        entry.update({"version": VERSION, "description": spec["description"], "input_size": spec["input_size"], "labels": spec["labels"],
+        entry.update({"version": version_of(spec["name"]), "description": spec["description"], "input_size": spec["input_size"], "labels": spec["labels"],
                       "size_mb": round(sum(f["size_bytes"] for f in files) / 1e6, 3), "files": files, "preprocess": spec["preprocess"],
                       "metrics": evals.get(spec["name"], {})})
         models.append(entry)

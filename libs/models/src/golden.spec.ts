@@ -154,4 +154,27 @@ describe('golden outputs of the Python reference', () => {
     }
     expect(shapes).toEqual(new Set(['landscape', 'portrait']));
   });
+
+  it('sam-tiny through the TypeScript pipeline against the ground truth: a box around each fixture shape gives that shape (mean IoU >= 0.85)', async () => {
+    const truth = json<{ images: { file: string; shapes: { mask: Rle; box: [number, number, number, number] }[] }[] }>('sam/ground-truth.json');
+    const ious: number[] = [];
+    for (const t of truth.images) {
+      const img = await image(t.file);
+      const pre = await samPreprocess(img.data, img.width, img.height);
+      const enc = await registry.run('sam-tiny', 'encoder', { image: { type: 'float32', dims: pre.dims, data: pre.tensor } });
+      const emb = float32Output(enc.outputs, 'image_embeddings');
+      for (const shape of t.shapes) {
+        const [x1, y1, x2, y2] = shape.box;
+        const prompt: SamPrompt = { box: { x1, y1, x2, y2 } };
+        const feeds = encodeSamPrompt(prompt, { origW: img.width, origH: img.height, newW: pre.newW, newH: pre.newH }, emb.data.slice());
+        const out = await registry.run('sam-tiny', 'decoder', feeds);
+        const r = samMaskFromOutputs(float32Output(out.outputs, 'masks'), float32Output(out.outputs, 'iou_predictions'), prompt);
+        ious.push(maskIoU(r.mask, rleDecode(shape.mask)));
+      }
+    }
+    const mean = ious.reduce((a, b) => a + b, 0) / ious.length;
+    console.log(`[metrics] sam-tiny box prompts on ${ious.length} fixture shapes: mean IoU ${mean.toFixed(3)}, lowest ${Math.min(...ious).toFixed(3)}`);
+    expect(ious.length).toBeGreaterThanOrEqual(15);
+    expect(mean).toBeGreaterThanOrEqual(0.85);
+  });
 });
