@@ -4,15 +4,19 @@
  * - a 1000-code QR batch: in-process render time, and through HTTP + queue + a separate worker process
  * - every image model in-process on a 1920x1080 JPEG: decode, pre-processing, session.run (worker thread),
  *   post-processing, total (scene-gru is left out: its input is the detected primitives, not an image)
- * - the detector through HTTP + queue + worker (POST /models/primitives-obb/infer): images/s at concurrency 1 and 4
+ * - the detector through HTTP + queue + worker (POST /models/primitives-obb/infer): images/s at concurrency 1 and 4,
+ *   latency split into accept, pickup, run and finish; sam-tiny (a click) likewise at concurrency 1
  * - model memory: RSS of this process over 20 load/unload cycles of every shipped model (sessions in worker threads)
- * Uses the embedded SQLite default in a temporary DATA_DIR and a throwaway Redis prefix. Never run by the tests.
+ * The API and worker processes use a scratch PostgreSQL database when one is reachable (PG_ADMIN_URL, default the
+ * local server; two processes in production share PostgreSQL), else the embedded SQLite default (BENCH_DB=sqlite
+ * forces it), in a temporary DATA_DIR with a throwaway Redis prefix. Never run by the tests.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import pg from 'pg';
 import sharp from 'sharp';
 import { rleEncode } from '../libs/inference/src/mask.js';
 import { decodeYoloObb } from '../libs/inference/src/postprocess/obb.js';
@@ -26,12 +30,40 @@ import { renderQrPdf } from '../libs/qr/src/qr-pdf.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const dataDir = mkdtempSync(join(tmpdir(), 'aperture-bench-'));
+const pgAdminUrl = process.env.PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const benchDb = `aperture_bench_${randomBytes(3).toString('hex')}`;
+
+/** A scratch PostgreSQL database's URL, or '' (SQLite) when BENCH_DB=sqlite or no server answers. */
+async function scratchDatabase(): Promise<string> {
+  if (process.env.BENCH_DB === 'sqlite') return '';
+  const admin = new pg.Client({ connectionString: pgAdminUrl, connectionTimeoutMillis: 3000 });
+  try {
+    await admin.connect();
+    await admin.query(`create database "${benchDb}"`);
+  } catch {
+    return '';
+  } finally {
+    await admin.end().catch(() => undefined);
+  }
+  const url = new URL(pgAdminUrl);
+  url.pathname = `/${benchDb}`;
+  return url.toString();
+}
+
+async function dropScratchDatabase(): Promise<void> {
+  const admin = new pg.Client({ connectionString: pgAdminUrl });
+  await admin.connect();
+  await admin.query(`drop database if exists "${benchDb}" with (force)`);
+  await admin.end();
+}
+
+const databaseUrl = await scratchDatabase();
 const env = {
   ...process.env,
   NODE_ENV: 'production',
   JWT_SECRET: randomBytes(32).toString('hex'),
   DATA_DIR: dataDir,
-  DATABASE_URL: '',
+  DATABASE_URL: databaseUrl,
   REDIS_PREFIX: `aperture-bench-${randomBytes(3).toString('hex')}`,
   LOG_LEVEL: 'warn',
   HOST: '127.0.0.1',
@@ -108,28 +140,33 @@ try {
   const job = await call('GET', `/api/v1/jobs/${String(created.json.job_id)}`);
   results['qr_batch_1000_job_run_ms'] = new Date(String(job.json.finished_at)).getTime() - new Date(String(job.json.started_at)).getTime();
   results['worker_rss_after_batch_mb'] = Math.round(rssMb(worker.pid!));
-  await benchQueue();
+  await benchQueue('primitives-obb', 'obb', {}, 24, [1, 4]);
+  await benchQueue('sam-tiny', 'sam', { points: JSON.stringify([{ x: 960, y: 540, label: 1 }]) }, 8, [1]);
   await benchFragmentTask();
 } finally {
   for (const c of children) c.kill('SIGTERM');
   await sleep(500);
   rmSync(dataDir, { recursive: true, force: true });
+  if (databaseUrl) await dropScratchDatabase();
 }
 
 /**
- * The detector through HTTP, the queue and the worker process: latency per image (upload to the answer of
+ * A model through HTTP, the queue and the worker process: latency per image (upload to the answer of
  * GET /jobs/{id}/status?wait_ms=, no polling) and images per second; at concurrency 1 the latency is split into
- * accept (the POST: upload, validation, storage, record, enqueue), pickup (queued to started), run (the handler),
- * and finish (the record completed to the client's answer), from the job's timestamps.
+ * accept (the POST: upload, validation, storage, record, enqueue), pickup (queued to started), run (started to
+ * finished: the record marked running, the handler, whose own total is `handler`, and the result written), and
+ * finish (the record completed to the client's answer), from the job's timestamps. The detector runs at
+ * concurrency 1 and 4; sam-tiny (a click), whose compute outweighs the fixed cost of the trip, at 1.
  */
-async function benchQueue(): Promise<void> {
+async function benchQueue(model: string, tag: string, fields: Record<string, string>, n: number, concurrencies: number[]): Promise<void> {
   const jpeg = readFileSync(resolve(root, 'models/fixtures/bench-1920x1080.jpg'));
-  type Split = { total: number; accept: number; pickup: number; run: number; finish: number };
+  type Split = { total: number; accept: number; pickup: number; run: number; handler: number; finish: number };
   const one = async (): Promise<Split> => {
     const t0 = Date.now();
     const form = new FormData();
     form.append('image', new Blob([jpeg], { type: 'image/jpeg' }), 'bench.jpg');
-    const res = await fetch(`${base}/api/v1/models/primitives-obb/infer`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+    for (const [k, v] of Object.entries(fields)) form.append(k, v);
+    const res = await fetch(`${base}/api/v1/models/${model}/infer`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
     if (res.status !== 202) throw new Error(`infer answered ${res.status}: ${await res.text()}`);
     const { job_id: id } = (await res.json()) as { job_id: string };
     const tAccepted = Date.now();
@@ -142,11 +179,11 @@ async function benchQueue(): Promise<void> {
     const job = (await call('GET', `/api/v1/jobs/${id}`)).json as { started_at: string; finished_at: string; result: { timings_ms: { total: number } } };
     const started = Date.parse(job.started_at);
     const finished = Date.parse(job.finished_at);
-    return { total: tDone - t0, accept: tAccepted - t0, pickup: started - tAccepted, run: finished - started, finish: tDone - finished };
+    const handler = job.result.timings_ms.total;
+    return { total: tDone - t0, accept: tAccepted - t0, pickup: started - tAccepted, run: finished - started, handler, finish: tDone - finished };
   };
   await one(); // the worker loads the model
-  for (const concurrency of [1, 4]) {
-    const n = 24;
+  for (const concurrency of concurrencies) {
     let next = 0;
     const splits: Split[] = [];
     const t0 = performance.now();
@@ -160,11 +197,11 @@ async function benchQueue(): Promise<void> {
     );
     const wall = performance.now() - t0;
     const mean = (k: keyof Split): number => Math.round((splits.reduce((a, b) => a + b[k], 0) / splits.length) * 10) / 10;
-    results[`queue_obb_c${concurrency}_images_per_s`] = Math.round((n / wall) * 1000 * 100) / 100;
-    results[`queue_obb_c${concurrency}_mean_latency_ms`] = mean('total');
-    if (concurrency === 1) for (const k of ['accept', 'pickup', 'run', 'finish'] as const) results[`queue_obb_c1_${k}_ms`] = mean(k);
+    results[`queue_${tag}_c${concurrency}_images_per_s`] = Math.round((n / wall) * 1000 * 100) / 100;
+    results[`queue_${tag}_c${concurrency}_mean_latency_ms`] = mean('total');
+    if (concurrency === 1) for (const k of ['accept', 'pickup', 'run', 'handler', 'finish'] as const) results[`queue_${tag}_c1_${k}_ms`] = mean(k);
   }
-  results['queue_c1_latency_over_in_process_total'] = Math.round((results['queue_obb_c1_mean_latency_ms']! / results['primitives-obb_1920x1080_total_ms']!) * 100) / 100;
+  results[`queue_${tag}_c1_latency_over_in_process_total`] = Math.round((results[`queue_${tag}_c1_mean_latency_ms`]! / results[`${model}_1920x1080_total_ms`]!) * 100) / 100;
 }
 
 /** One fragment analysis (seed 000) of a 1920x1080 image through HTTP, the queue and the worker, artifacts included. */
@@ -313,7 +350,7 @@ async function benchModels(): Promise<void> {
 
 console.log('\nPer model on a 1920x1080 JPEG (ms, mean of 20 runs after 2 warm-ups; xray 5; sam = encoder + decoder for one click):');
 console.table(perModel);
-console.log('\nAperture platform benchmark (this machine):');
+console.log(`\nAperture platform benchmark (this machine; API and worker on ${databaseUrl ? 'PostgreSQL' : 'SQLite'}):`);
 console.table(Object.entries(results).map(([metric, value]) => ({ metric, value })));
-writeFileSync(join(root, 'tmp/bench.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, per_model: perModel, results }, null, 2));
+writeFileSync(join(root, 'tmp/bench.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, database: databaseUrl ? 'postgresql' : 'sqlite', per_model: perModel, results }, null, 2));
 console.log('written to tmp/bench.json');
