@@ -18,11 +18,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import sharp from 'sharp';
+import { outputPngs } from '../libs/analysis/src/render.js';
 import { rleEncode } from '../libs/inference/src/mask.js';
 import { decodeYoloObb } from '../libs/inference/src/postprocess/obb.js';
 import { encodeSamPrompt, samMaskFromOutputs, type SamPrompt } from '../libs/inference/src/postprocess/sam.js';
 import { decodeYoloSegment } from '../libs/inference/src/postprocess/yolo-segment.js';
-import { chw01ToRgb, decodeImage, imageToChw01, letterbox, type RgbImage, samPreprocess } from '../libs/inference/src/preprocess.js';
+import { decodeImage, imageToChw01, letterbox, type RgbImage, samPreprocess } from '../libs/inference/src/preprocess.js';
 import { float32Output, SessionHost } from '../libs/inference/src/session-host.js';
 import { loadManifest, type ModelEntry } from '../libs/models/src/manifest.js';
 import { ModelRegistry } from '../libs/models/src/model-registry.js';
@@ -294,9 +295,7 @@ async function benchModels(): Promise<void> {
             const { outputs } = await registry.run(xray.name, 'model', { image: { type: 'float32', dims: input.dims, data: input.tensor } });
             return async () => {
               const out = float32Output(outputs, 'output');
-              for (let s = 0; s < (out.dims[0] ?? 1); s++) {
-                await sharp(chw01ToRgb(out.data, s, img.width, img.height), { raw: { width: img.width, height: img.height, channels: 3 } }).png().toBuffer();
-              }
+              await outputPngs(out.data, out.dims[0] ?? 1, img.width, img.height);
             };
           };
         },

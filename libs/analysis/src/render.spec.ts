@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { rleEncode } from '../../inference/src/mask.js';
 import type { RgbImage } from '../../inference/src/preprocess.js';
 import { analyzeFragments, type FragmentInput } from './fragments.js';
-import { BALL_COLOUR, colourFor, OVERLAY_ALPHA, passingChartSvg, renderDetections, renderFragmentOverlay, renderLabelMask, renderPassingChart } from './render.js';
+import { BALL_COLOUR, colourFor, OVERLAY_ALPHA, outputPngs, passingChartSvg, renderDetections, renderFragmentOverlay, renderLabelMask, renderPassingChart } from './render.js';
 
 function solid(w: number, h: number, rgb: readonly number[]): RgbImage {
   const data = new Uint8Array(w * h * 3);
@@ -46,6 +46,27 @@ async function rawOf(png: Buffer): Promise<{ data: Buffer; width: number; height
   const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
   return { data, width: info.width, height: info.height, channels: info.channels };
 }
+
+describe('outputPngs', () => {
+  it('encodes each image of a [B,3,h,w] 0..1 output as a PNG, in batch order, clamped and rounded', async () => {
+    const w = 5;
+    const h = 3;
+    const plane = w * h;
+    const data = new Float32Array(2 * 3 * plane);
+    for (let i = 0; i < plane; i++) {
+      data[i] = i / plane; // image 0: red ramp, green 0, blue 1
+      data[2 * plane + i] = 1;
+      data[3 * plane + i] = 1.5; // image 1: red clamped to 255, green 0.5, blue below 0
+      data[4 * plane + i] = 0.5;
+      data[5 * plane + i] = -0.2;
+    }
+    const pngs = await outputPngs(data, 2, w, h);
+    expect(pngs).toHaveLength(2);
+    const px = await Promise.all(pngs.map(async (p) => [...(await sharp(p).raw().toBuffer())]));
+    expect(px[0]!.slice(0, 6)).toEqual([0, 0, 255, Math.round((1 / plane) * 255), 0, 255]);
+    expect(px[1]!.slice(0, 3)).toEqual([255, 128, 0]);
+  });
+});
 
 describe('colourFor', () => {
   it('is stable and gives distinct colours to neighbouring indices', () => {

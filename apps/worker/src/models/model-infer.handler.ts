@@ -1,9 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
-import sharp from 'sharp';
+import { outputPngs } from '../../../../libs/analysis/src/render.js';
 import type { JsonObject } from '../../../../libs/database/src/entities/job.entity.js';
 import { maskToBbox, rleEncode } from '../../../../libs/inference/src/mask.js';
 import { encodeSamPrompt, samMaskFromOutputs, type SamPrompt } from '../../../../libs/inference/src/postprocess/sam.js';
-import { chw01ToRgb, decodeImage, imageToChw01, type RgbImage, samPreprocess } from '../../../../libs/inference/src/preprocess.js';
+import { decodeImage, imageToChw01, type RgbImage, samPreprocess } from '../../../../libs/inference/src/preprocess.js';
 import { float32Output } from '../../../../libs/inference/src/session-host.js';
 import type { ModelEntry } from '../../../../libs/models/src/manifest.js';
 import { detectObjects, segmentInstances } from '../../../../libs/models/src/pipelines.js';
@@ -123,12 +123,10 @@ export class ModelInferHandler implements JobHandler<'model.infer'> {
         const { outputs } = await registry.run(model.name, 'model', { image: { type: 'float32', dims: input.dims, data: input.tensor } });
         const t1 = performance.now();
         const out = float32Output(outputs, 'output');
-        const styles = out.dims[0] ?? 1;
+        const pngs = await outputPngs(out.data, out.dims[0] ?? 1, img.width, img.height);
+        if (ctx.signal.aborted) throw new JobCancelledError();
         const options: JsonObject[] = [];
-        for (let s = 0; s < styles; s++) {
-          if (ctx.signal.aborted) throw new JobCancelledError();
-          const rgb = chw01ToRgb(out.data, s, img.width, img.height);
-          const png = await sharp(rgb, { raw: { width: img.width, height: img.height, channels: 3 } }).png().toBuffer();
+        for (const [s, png] of pngs.entries()) {
           const style = labels[s] ?? `option-${s + 1}`;
           const artifact = await ctx.saveArtifact(`${style}.png`, 'image/png', png);
           options.push({ style, artifact_id: artifact.id });
