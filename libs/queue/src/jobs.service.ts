@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { getQueueToken } from '@nestjs/bull';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
@@ -35,9 +36,13 @@ export class JobsService {
     return q;
   }
 
-  /** A new, not yet persisted Job record for type; persist it with the records it belongs to, then call enqueue(). */
-  build<T extends JobType>(em: EntityManager, type: T, owner: User | null, params: JobPayloads[T]): Job {
+  /**
+   * A new, not yet persisted Job record for type; persist it with the records it belongs to, then call enqueue().
+   * Pass `id` when the params must name it (e.g. where its input is stored).
+   */
+  build<T extends JobType>(em: EntityManager, type: T, owner: User | null, params: JobPayloads[T], id: string = randomUUID()): Job {
     return em.create(Job, {
+      id,
       type,
       owner,
       params: params as unknown as JsonObject,

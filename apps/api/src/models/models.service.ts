@@ -184,9 +184,9 @@ export class ModelsService {
     }
     const em = this.em.fork();
     const owner = p.userId ? em.getReference(User, p.userId) : null;
-    const job = this.jobs.build(em, 'model.infer', owner, { model: name, imageKey: '', options });
-    const imageKey = `inputs/${job.id}/image`;
-    job.params = { model: name, imageKey, options } as unknown as typeof job.params;
+    const id = randomUUID();
+    const imageKey = `inputs/${id}/image`;
+    const job = this.jobs.build(em, 'model.infer', owner, { model: name, imageKey, options }, id);
     await this.storage.put(imageKey, file.buffer);
     try {
       await em.persist(job).flush();
