@@ -6,6 +6,7 @@ import { CANCEL_CHANNEL } from './job-registry.js';
 
 /** Published (with the job id) once a job's record has reached completed or failed; cancellations go on CANCEL_CHANNEL. */
 export const FINAL_CHANNEL = 'jobs:final';
+const SUBSCRIBE_TIMEOUT_MS = 2000;
 
 /** Tells every API replica that a job's record is final, so requests waiting on it answer at once. */
 export async function publishJobFinal(redis: Redis, keys: RedisKeys, jobId: string): Promise<void> {
@@ -57,7 +58,13 @@ export class JobWaiter implements OnModuleDestroy {
    */
   async whenFinal<T extends { id: string; status: JobStatus }>(job: T, waitMs: number, reload: () => Promise<T>): Promise<T> {
     if (waitMs <= 0 || FINAL_JOB_STATUSES.includes(job.status)) return job;
-    const watch = await this.watch(job.id);
+    let watch: Awaited<ReturnType<JobWaiter['watch']>>;
+    try {
+      watch = await this.watch(job.id);
+    } catch (e) {
+      this.logger.warn(`Cannot subscribe to job events (${(e as Error).message}); looking again every 250 ms instead`);
+      return this.poll(job, waitMs, reload);
+    }
     try {
       const now = await reload(); // it may have finished before the subscription
       if (FINAL_JOB_STATUSES.includes(now.status)) return now;
@@ -68,6 +75,17 @@ export class JobWaiter implements OnModuleDestroy {
     }
   }
 
+  /** Without the subscription (Redis unreachable): re-read the record every 250 ms until it is final or waitMs has passed. */
+  private async poll<T extends { id: string; status: JobStatus }>(job: T, waitMs: number, reload: () => Promise<T>): Promise<T> {
+    const deadline = Date.now() + waitMs;
+    let now = job;
+    while (!FINAL_JOB_STATUSES.includes(now.status) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, Math.min(250, Math.max(0, deadline - Date.now()))));
+      now = await reload();
+    }
+    return now;
+  }
+
   private subscribe(): Promise<void> {
     this.subscribing ??= (async () => {
       const sub = this.redis.duplicate({ connectionName: 'aperture-job-events' });
@@ -75,7 +93,18 @@ export class JobWaiter implements OnModuleDestroy {
         for (const wake of this.waiters.get(jobId) ?? []) wake();
       });
       sub.on('error', (e: Error) => this.logger.warn(`Job event subscription: ${e.message}`));
-      await sub.subscribe(this.keys.key(FINAL_CHANNEL), this.keys.key(CANCEL_CHANNEL));
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`Redis did not confirm the subscription within ${SUBSCRIBE_TIMEOUT_MS} ms`)), SUBSCRIBE_TIMEOUT_MS);
+      });
+      try {
+        await Promise.race([sub.subscribe(this.keys.key(FINAL_CHANNEL), this.keys.key(CANCEL_CHANNEL)), timeout]);
+      } catch (e) {
+        sub.disconnect();
+        throw e;
+      } finally {
+        clearTimeout(timer);
+      }
       this.subscriber = sub;
     })().catch((e: unknown) => {
       this.subscribing = null;
