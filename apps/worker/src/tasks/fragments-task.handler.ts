@@ -44,10 +44,16 @@ export class FragmentsTaskHandler implements JobHandler<'task.fragments'> {
       iou: p.iou,
       image: { width: img.width, height: img.height },
     };
-    await ctx.saveArtifact('overlay.png', 'image/png', await renderFragmentOverlay(img, dets, analysis));
-    await ctx.progress(0.7);
-    await ctx.saveArtifact('masks.png', 'image/png', await renderLabelMask(img.width, img.height, dets, ballClassId));
-    await ctx.saveArtifact('chart.png', 'image/png', await renderPassingChart(analysis));
+    // The three images encode at once (each PNG encode is single-threaded).
+    const [overlay, masks, chart] = await Promise.all([
+      renderFragmentOverlay(img, dets, analysis),
+      renderLabelMask(img.width, img.height, dets, ballClassId),
+      renderPassingChart(analysis),
+    ]);
+    await ctx.progress(0.8);
+    await ctx.saveArtifact('overlay.png', 'image/png', overlay);
+    await ctx.saveArtifact('masks.png', 'image/png', masks);
+    await ctx.saveArtifact('chart.png', 'image/png', chart);
     await ctx.saveArtifact('fragments.csv', 'text/csv', Buffer.from(fragmentsCsv(analysis)));
     await ctx.saveArtifact('result.json', 'application/json', json(result));
     return result;
