@@ -191,11 +191,10 @@ describe('tasks: prediction (seed 001) and fragment analysis (seed 000)', () => 
     const early = await request(t.server).get(`/api/v1/tasks/${id}/result`).set(alice.auth);
     expect(early.status).toBe(200);
     if (early.body.status !== 'completed') expect(early.body.result).toBeNull();
-    const done = await finished(id);
-    expect(done.status).toBe('completed');
-    const status = await request(t.server).get(`/api/v1/tasks/${id}/status`).set(alice.auth);
+    // One request that answers when the task has finished (wait_ms), no polling.
+    const status = await request(t.server).get(`/api/v1/tasks/${id}/status?wait_ms=30000`).set(alice.auth);
     expect(status.body).toMatchObject({ id, status: 'completed', progress: 1 });
-    const result = await request(t.server).get(`/api/v1/tasks/${id}/result`).set(alice.auth);
+    const result = await request(t.server).get(`/api/v1/tasks/${id}/result?wait_ms=30000`).set(alice.auth);
     expect(result.body.result).toMatchObject({ image_class: expect.any(String), detection_model: 'primitives-obb', classification_model: 'scene-gru' });
     const input = await request(t.server).get(`/api/v1/tasks/${id}/input`).set(alice.auth);
     expect(input.status).toBe(200);
