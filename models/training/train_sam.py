@@ -424,14 +424,21 @@ def train_cycle(enc: Encoder, dec: Decoder, dev, steps: int, max_lr: float, seed
     torch.save({"enc": enc.state_dict(), "dec": dec.state_dict()}, CACHE_DIR / "sam-tiny.pt")
 
 
+# Input channels of the two convolutions that read the affinities (the outside cue is the last one).
+CUE_INPUTS = {"fuse_in.0.0.weight": 48 + 4 + N_AFF, "up.0.0.weight": 48 + N_AFF}
+
+
+def has_cue(sd: dict) -> bool:
+    return all(sd[k].shape[1] == n for k, n in CUE_INPUTS.items())
+
+
 def widen_old_decoder(sd: dict) -> dict:
     """A decoder state from before the outside cue (sam-tiny 1.0.0, e.g. rebuilt by recover_from_onnx.py from its
     files) gets zero weights for the new channel: the same function, ready for the second cycle."""
-    for k in ("fuse_in.0.0.weight", "up.0.0.weight"):
+    for k, n in CUE_INPUTS.items():
         w = sd[k]
-        if k == "fuse_in.0.0.weight" and w.shape[1] == 48 + 4 + N_AFF or k == "up.0.0.weight" and w.shape[1] == 48 + N_AFF:
-            continue
-        sd[k] = torch.cat([w, torch.zeros(w.shape[0], 1, *w.shape[2:], dtype=w.dtype)], 1)
+        if w.shape[1] == n - 1:
+            sd[k] = torch.cat([w, torch.zeros(w.shape[0], 1, *w.shape[2:], dtype=w.dtype)], 1)
     return sd
 
 
@@ -452,7 +459,7 @@ def train():
     if os.environ.get("SAM_RESUME") == "1":
         sd = torch.load(CACHE_DIR / "sam-tiny.pt", map_location=dev)
         enc.load_state_dict(sd["enc"])
-        fresh_cue = sd["dec"]["up.0.0.weight"].shape[1] != 48 + N_AFF
+        fresh_cue = not has_cue(sd["dec"])
         dec.load_state_dict(widen_old_decoder(sd["dec"]))
     else:
         dec.outside_cue = False

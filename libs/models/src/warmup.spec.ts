@@ -27,17 +27,36 @@ describe('warmupFeeds', () => {
   });
 });
 
+/** A host that counts the runs it is asked for, so the warm-up runs can be seen. */
+class CountingHost extends SessionHost {
+  runs: string[][] = [];
+  override run(...args: Parameters<SessionHost['run']>): ReturnType<SessionHost['run']> {
+    this.runs.push(Object.keys(args[1]).sort());
+    return super.run(...args);
+  }
+}
+
 describe('ModelRegistry with warm-up', () => {
-  const host = new SessionHost({ poolSize: 1 });
+  const host = new CountingHost({ poolSize: 1 });
   afterAll(() => host.close());
 
   it('runs every file of every shipped model once at load, and the warm-up is not counted as an inference', async () => {
     const r = new ModelRegistry(manifest, host, { dir: defaultModelsDir(), warmup: true });
     for (const m of manifest.models) {
+      host.runs = [];
       const s = await r.load(m.name);
       expect(s, `${m.name}: ${s.reason}`).toMatchObject({ state: 'loaded', reason: null });
       expect(s.stats).toMatchObject({ inference_count: 0, compute: { count: 0 }, failure: { count: 0 } });
+      expect(host.runs, m.name).toEqual(m.files.map((f) => f.inputs.map((i) => i.name).sort()));
     }
+    await r.close();
+  });
+
+  it('runs nothing at load without it', async () => {
+    const r = new ModelRegistry(manifest, host, { dir: defaultModelsDir() });
+    host.runs = [];
+    await r.load('sam-tiny');
+    expect(host.runs).toEqual([]);
     await r.close();
   });
 });

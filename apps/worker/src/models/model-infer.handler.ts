@@ -10,7 +10,7 @@ import { detectObjects, segmentInstances } from '../../../../libs/models/src/pip
 import { HandlesJob, JobCancelledError, type JobContext, type JobHandler, PermanentJobError } from '../../../../libs/queue/src/job-handler.js';
 import type { InferOptions } from '../../../../libs/queue/src/job-registry.js';
 import { STORAGE, type StoragePort } from '../../../../libs/storage/src/storage.port.js';
-import { ImageJobSupport, r2, r4, readAll } from '../tasks/image-job-support.js';
+import { ImageJobSupport, queueMs, r2, r4, readAll } from '../tasks/image-job-support.js';
 import { ModelAgent } from './model-agent.service.js';
 
 interface Outcome {
@@ -38,14 +38,13 @@ export class ModelInferHandler implements JobHandler<'model.infer'> {
     const registry = this.agent.registry;
     const model = this.support.model(registry, name);
     const started = performance.now();
-    const queueMs = ctx.job.startedAt ? Math.max(0, ctx.job.startedAt.getTime() - ctx.job.queuedAt.getTime()) : undefined;
     const t0 = performance.now();
     const img = await decodeImage(await readAll(await this.storage.read(imageKey)));
     const decodeMs = performance.now() - t0;
     if (ctx.signal.aborted) throw new JobCancelledError();
     const outcome = await this.support.step(() => this.infer(ctx, model, img, options));
     const totalMs = performance.now() - started;
-    registry.record(name, { totalMs, queueMs, preprocessMs: decodeMs + outcome.preprocessMs, postprocessMs: outcome.postprocessMs });
+    registry.record(name, { totalMs, queueMs: queueMs(ctx.job), preprocessMs: decodeMs + outcome.preprocessMs, postprocessMs: outcome.postprocessMs });
     return {
       model: name,
       kind: model.kind,

@@ -16,6 +16,9 @@ export async function readAll(stream: Readable): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/** How long the job waited in the queue before this attempt started (the statistics' queue phase). */
+export const queueMs = (job: Job): number | undefined => (job.startedAt ? Math.max(0, job.startedAt.getTime() - job.queuedAt.getTime()) : undefined);
+
 export const r2 = (v: number): number => Math.round(v * 100) / 100;
 export const r4 = (v: number): number => Math.round(v * 10000) / 10000;
 
@@ -62,10 +65,9 @@ export class ImageJobSupport {
 
   /** Adds one finished request of a model to its statistics (queue time from the job's timestamps). */
   record(registry: ModelRegistry, job: Job, model: string, t: PhaseMs, extraPreMs = 0): void {
-    const queueMs = job.startedAt ? Math.max(0, job.startedAt.getTime() - job.queuedAt.getTime()) : undefined;
     registry.record(model, {
       totalMs: extraPreMs + t.preprocessMs + t.computeMs + t.postprocessMs,
-      queueMs,
+      queueMs: queueMs(job),
       preprocessMs: extraPreMs + t.preprocessMs,
       postprocessMs: t.postprocessMs,
     });
