@@ -1,6 +1,15 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+// Module boundaries. Each rule lists every pattern that applies to its files (a later block replaces, not extends,
+// the options of an earlier one for the same rule), so the shared pattern is repeated in each.
+const byAlias = {
+  regex: '^(\\.\\./)+((libs|apps)/|[a-z-]+/src/)',
+  message: 'Import another lib or app by its alias (@aperture/<lib>/…, @apps/<app>/…), not by a relative path.',
+};
+const noApps = { regex: '^@apps/', message: 'A lib never imports an app: move the shared code into a lib.' };
+const boundaries = (...patterns) => ['error', { patterns: [byAlias, ...patterns] }];
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'tmp/**', 'data/**', 'models/**', 'libs/database/src/migrations/**'] },
   js.configs.recommended,
@@ -11,6 +20,64 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-restricted-syntax': ['error', { selector: 'ExportAllDeclaration', message: 'Import by path; no export * barrels.' }],
+      'no-restricted-imports': boundaries(),
+    },
+  },
+  {
+    // The API never runs a model: no ONNX Runtime, no inference or analysis code, only the models' catalogue and control types.
+    files: ['apps/api/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: 'onnxruntime-node', message: 'The API never runs a model; inference belongs to the worker.' }],
+          patterns: [
+            byAlias,
+            {
+              regex: '^@aperture/(inference|analysis)/',
+              message: 'The API never runs a model: inference and analysis code belong to the worker.',
+            },
+            {
+              regex: '^@aperture/models/(?!(manifest|manifest\\.provider|model-control|model-status)\\.js$)',
+              message:
+                "The API uses only the models' catalogue and control channel (manifest, model-control, model-status), never their runtime.",
+            },
+            { regex: '^@apps/(worker|standalone)/', message: 'The API does not import the worker or the single-process host.' },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['apps/worker/**/*.ts'],
+    rules: {
+      'no-restricted-imports': boundaries({
+        regex: '^@apps/(api|standalone)/',
+        message: 'The worker serves no HTTP routes: it never imports the API.',
+      }),
+    },
+  },
+  {
+    files: ['libs/**/*.ts'],
+    ignores: ['libs/common/**', 'libs/queue/**'],
+    rules: { 'no-restricted-imports': boundaries(noApps) },
+  },
+  {
+    files: ['libs/common/**/*.ts'],
+    rules: {
+      'no-restricted-imports': boundaries(noApps, {
+        regex: '^@aperture/(database|queue|models|inference|analysis)/',
+        message: 'libs/common is the base every other lib builds on: it imports none of them.',
+      }),
+    },
+  },
+  {
+    files: ['libs/queue/**/*.ts'],
+    rules: {
+      'no-restricted-imports': boundaries(noApps, {
+        regex: '^@aperture/(analysis|inference|models)/',
+        message: 'The job queue knows job types and their payloads, never how a job is computed.',
+      }),
     },
   },
 );

@@ -18,16 +18,17 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import sharp from 'sharp';
-import { outputPngs } from '../libs/analysis/src/render.js';
-import { rleEncode } from '../libs/inference/src/mask.js';
-import { decodeYoloObb } from '../libs/inference/src/postprocess/obb.js';
-import { encodeSamPrompt, samMaskFromOutputs, type SamPrompt } from '../libs/inference/src/postprocess/sam.js';
-import { decodeYoloSegment } from '../libs/inference/src/postprocess/yolo-segment.js';
-import { decodeImage, imageToChw01, letterbox, type RgbImage, samPreprocess } from '../libs/inference/src/preprocess.js';
-import { float32Output, SessionHost } from '../libs/inference/src/session-host.js';
-import { loadManifest, type ModelEntry } from '../libs/models/src/manifest.js';
-import { ModelRegistry } from '../libs/models/src/model-registry.js';
-import { renderQrPdf } from '../libs/qr/src/qr-pdf.js';
+import { outputPngs } from '@aperture/analysis/render.js';
+import { rleEncode } from '@aperture/inference/mask.js';
+import { decodeYoloObb } from '@aperture/inference/postprocess/obb.js';
+import { encodeSamPrompt, samMaskFromOutputs, type SamPrompt } from '@aperture/inference/postprocess/sam.js';
+import { decodeYoloSegment } from '@aperture/inference/postprocess/yolo-segment.js';
+import { imageToChw01, letterbox, samPreprocess } from '@aperture/inference/preprocess.js';
+import { decodeImage, type RgbImage } from '@aperture/imaging/decode.js';
+import { float32Output, SessionHost } from '@aperture/inference/session-host.js';
+import { loadManifest, type ModelEntry } from '@aperture/models/manifest.js';
+import { ModelRegistry } from '@aperture/models/model-registry.js';
+import { renderQrPdf } from '@aperture/qr/qr-pdf.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const dataDir = mkdtempSync(join(tmpdir(), 'aperture-bench-'));
@@ -109,7 +110,10 @@ const results: Record<string, number> = {};
 const perModel: Record<string, string | number>[] = [];
 try {
   mkdirSync(join(root, 'tmp'), { recursive: true });
-  const items = Array.from({ length: 1000 }, (_, i) => ({ code: `C${i}`, value: `https://aperture.example/q/BENCH${String(i).padStart(7, '0')}` }));
+  const items = Array.from({ length: 1000 }, (_, i) => ({
+    code: `C${i}`,
+    value: `https://aperture.example/q/BENCH${String(i).padStart(7, '0')}`,
+  }));
   let t = performance.now();
   const pdf = await renderQrPdf(items, { title: 'bench', date: new Date() });
   results['qr_render_1000_in_process_ms'] = Math.round(performance.now() - t);
@@ -167,7 +171,11 @@ async function benchQueue(model: string, tag: string, fields: Record<string, str
     const form = new FormData();
     form.append('image', new Blob([jpeg], { type: 'image/jpeg' }), 'bench.jpg');
     for (const [k, v] of Object.entries(fields)) form.append(k, v);
-    const res = await fetch(`${base}/api/v1/models/${model}/infer`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+    const res = await fetch(`${base}/api/v1/models/${model}/infer`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+      body: form,
+    });
     if (res.status !== 202) throw new Error(`infer answered ${res.status}: ${await res.text()}`);
     const { job_id: id } = (await res.json()) as { job_id: string };
     const tAccepted = Date.now();
@@ -177,11 +185,22 @@ async function benchQueue(model: string, tag: string, fields: Record<string, str
       if (s.json.status === 'failed') throw new Error(`infer job failed: ${JSON.stringify(s.json)}`);
     }
     const tDone = Date.now();
-    const job = (await call('GET', `/api/v1/jobs/${id}`)).json as { started_at: string; finished_at: string; result: { timings_ms: { total: number } } };
+    const job = (await call('GET', `/api/v1/jobs/${id}`)).json as {
+      started_at: string;
+      finished_at: string;
+      result: { timings_ms: { total: number } };
+    };
     const started = Date.parse(job.started_at);
     const finished = Date.parse(job.finished_at);
     const handler = job.result.timings_ms.total;
-    return { total: tDone - t0, accept: tAccepted - t0, pickup: started - tAccepted, run: finished - started, handler, finish: tDone - finished };
+    return {
+      total: tDone - t0,
+      accept: tAccepted - t0,
+      pickup: started - tAccepted,
+      run: finished - started,
+      handler,
+      finish: tDone - finished,
+    };
   };
   await one(); // the worker loads the model
   for (const concurrency of concurrencies) {
@@ -200,14 +219,19 @@ async function benchQueue(model: string, tag: string, fields: Record<string, str
     const mean = (k: keyof Split): number => Math.round((splits.reduce((a, b) => a + b[k], 0) / splits.length) * 10) / 10;
     results[`queue_${tag}_c${concurrency}_images_per_s`] = Math.round((n / wall) * 1000 * 100) / 100;
     results[`queue_${tag}_c${concurrency}_mean_latency_ms`] = mean('total');
-    if (concurrency === 1) for (const k of ['accept', 'pickup', 'run', 'handler', 'finish'] as const) results[`queue_${tag}_c1_${k}_ms`] = mean(k);
+    if (concurrency === 1)
+      for (const k of ['accept', 'pickup', 'run', 'handler', 'finish'] as const) results[`queue_${tag}_c1_${k}_ms`] = mean(k);
   }
-  results[`queue_${tag}_c1_latency_over_in_process_total`] = Math.round((results[`queue_${tag}_c1_mean_latency_ms`]! / results[`${model}_1920x1080_total_ms`]!) * 100) / 100;
+  results[`queue_${tag}_c1_latency_over_in_process_total`] =
+    Math.round((results[`queue_${tag}_c1_mean_latency_ms`]! / results[`${model}_1920x1080_total_ms`]!) * 100) / 100;
 }
 
 /** One fragment analysis (seed 000) of a 1920x1080 image through HTTP, the queue and the worker, artifacts included. */
 async function benchFragmentTask(): Promise<void> {
-  const png = await sharp(resolve(root, 'models/fixtures/fragments/fragments-04-1024x768.png')).resize(1920, 1080, { fit: 'cover' }).png().toBuffer();
+  const png = await sharp(resolve(root, 'models/fixtures/fragments/fragments-04-1024x768.png'))
+    .resize(1920, 1080, { fit: 'cover' })
+    .png()
+    .toBuffer();
   const one = async (): Promise<{ total: number; run: number }> => {
     const t0 = performance.now();
     const form = new FormData();
@@ -266,8 +290,7 @@ async function benchModels(): Promise<void> {
           const lb = await letterbox(img.data, img.width, img.height, seg.input_size!);
           return async () => {
             const { outputs } = await registry.run(seg.name, 'model', { images: { type: 'float32', dims: lb.dims, data: lb.tensor } });
-            return () =>
-              decodeYoloSegment(float32Output(outputs, 'output0'), float32Output(outputs, 'output1'), lb, { maskFormat: 'rle' });
+            return () => decodeYoloSegment(float32Output(outputs, 'output0'), float32Output(outputs, 'output1'), lb, { maskFormat: 'rle' });
           };
         },
       },
@@ -278,7 +301,11 @@ async function benchModels(): Promise<void> {
           const prompt: SamPrompt = { points: [{ x: img.width / 2, y: img.height / 2, label: 1 }] };
           return async () => {
             const enc = await registry.run('sam-tiny', 'encoder', { image: { type: 'float32', dims: pre.dims, data: pre.tensor } });
-            const feeds = encodeSamPrompt(prompt, { origW: img.width, origH: img.height, newW: pre.newW, newH: pre.newH }, float32Output(enc.outputs, 'image_embeddings').data);
+            const feeds = encodeSamPrompt(
+              prompt,
+              { origW: img.width, origH: img.height, newW: pre.newW, newH: pre.newH },
+              float32Output(enc.outputs, 'image_embeddings').data,
+            );
             const dec = await registry.run('sam-tiny', 'decoder', feeds);
             return () => {
               const m = samMaskFromOutputs(float32Output(dec.outputs, 'masks'), float32Output(dec.outputs, 'iou_predictions'), prompt);
@@ -292,7 +319,9 @@ async function benchModels(): Promise<void> {
         pre: async (img) => {
           const input = imageToChw01(img);
           return async () => {
-            const { outputs } = await registry.run(xray.name, 'model', { image: { type: 'float32', dims: input.dims, data: input.tensor } });
+            const { outputs } = await registry.run(xray.name, 'model', {
+              image: { type: 'float32', dims: input.dims, data: input.tensor },
+            });
             return async () => {
               const out = float32Output(outputs, 'output');
               await outputPngs(out.data, out.dims[0] ?? 1, img.width, img.height);
@@ -351,5 +380,18 @@ console.log('\nPer model on a 1920x1080 JPEG (ms, mean of 20 runs after 2 warm-u
 console.table(perModel);
 console.log(`\nAperture platform benchmark (this machine; API and worker on ${databaseUrl ? 'PostgreSQL' : 'SQLite'}):`);
 console.table(Object.entries(results).map(([metric, value]) => ({ metric, value })));
-writeFileSync(join(root, 'tmp/bench.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, database: databaseUrl ? 'postgresql' : 'sqlite', per_model: perModel, results }, null, 2));
+writeFileSync(
+  join(root, 'tmp/bench.json'),
+  JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      node: process.version,
+      database: databaseUrl ? 'postgresql' : 'sqlite',
+      per_model: perModel,
+      results,
+    },
+    null,
+    2,
+  ),
+);
 console.log('written to tmp/bench.json');

@@ -38,20 +38,44 @@ describe('accounts: token endpoint, station, API keys, profile, admin, Google', 
   describe('OAuth2 token endpoint (form)', () => {
     it('grants tokens for grant_type=password and rotates with grant_type=refresh_token', async () => {
       const u = await registerAndLogin(t.server);
-      const res = await request(t.server).post('/api/v1/auth/token').type('form').send({ grant_type: 'password', username: u.username, password: u.password, scope: '' });
+      const res = await request(t.server)
+        .post('/api/v1/auth/token')
+        .type('form')
+        .send({ grant_type: 'password', username: u.username, password: u.password, scope: '' });
       expect(res.status).toBe(200);
-      expect(res.body).toMatchObject({ token_type: 'bearer', expires_in: 900, access_token: expect.any(String), refresh_token: expect.any(String) });
+      expect(res.body).toMatchObject({
+        token_type: 'bearer',
+        expires_in: 900,
+        access_token: expect.any(String),
+        refresh_token: expect.any(String),
+      });
       expect((await me({ Authorization: `Bearer ${res.body.access_token}` })).body.username).toBe(u.username);
-      const again = await request(t.server).post('/api/v1/auth/token').type('form').send({ grant_type: 'refresh_token', refresh_token: res.body.refresh_token });
+      const again = await request(t.server)
+        .post('/api/v1/auth/token')
+        .type('form')
+        .send({ grant_type: 'refresh_token', refresh_token: res.body.refresh_token });
       expect(again.status).toBe(200);
       expect(again.body.refresh_token).not.toBe(res.body.refresh_token);
     });
 
     it('answers wrong credentials with "Incorrect username or password" and a missing grant field with 400', async () => {
       const u = await registerAndLogin(t.server);
-      expectProblem(await request(t.server).post('/api/v1/auth/token').type('form').send({ username: u.username, password: 'nope-nope' }), 401, 'UNAUTHORIZED', 'Incorrect username or password');
-      expectProblem(await request(t.server).post('/api/v1/auth/token').type('form').send({ grant_type: 'refresh_token' }), 400, 'VALIDATION_ERROR');
-      expectProblem(await request(t.server).post('/api/v1/auth/token').type('form').send({ grant_type: 'client_credentials', password: 'x' }), 400, 'VALIDATION_ERROR');
+      expectProblem(
+        await request(t.server).post('/api/v1/auth/token').type('form').send({ username: u.username, password: 'nope-nope' }),
+        401,
+        'UNAUTHORIZED',
+        'Incorrect username or password',
+      );
+      expectProblem(
+        await request(t.server).post('/api/v1/auth/token').type('form').send({ grant_type: 'refresh_token' }),
+        400,
+        'VALIDATION_ERROR',
+      );
+      expectProblem(
+        await request(t.server).post('/api/v1/auth/token').type('form').send({ grant_type: 'client_credentials', password: 'x' }),
+        400,
+        'VALIDATION_ERROR',
+      );
     });
   });
 
@@ -62,15 +86,33 @@ describe('accounts: token endpoint, station, API keys, profile, admin, Google', 
       const auth = { Authorization: `Bearer ${res.body.access_token}` };
       expect((await me(auth)).body).toMatchObject({ username: 'station', role: 'station' });
       expect((await request(t.server).post('/api/v1/qr/batches').set(auth).send({ n: 1 })).status).toBe(202);
-      expectProblem(await request(t.server).get('/api/v1/jobs').set(auth), 403, 'FORBIDDEN', 'The station account may only use the booth endpoints.');
+      expectProblem(
+        await request(t.server).get('/api/v1/jobs').set(auth),
+        403,
+        'FORBIDDEN',
+        'The station account may only use the booth endpoints.',
+      );
       expectProblem(await request(t.server).post('/api/v1/auth/api-keys').set(auth).send({ name: 'x' }), 403, 'FORBIDDEN');
       expectProblem(await request(t.server).get('/api/v1/users/me').set(auth), 403, 'FORBIDDEN');
     });
 
     it('refuses a wrong station password, and nobody can sign in as "station" with a username', async () => {
-      expectProblem(await request(t.server).post('/api/v1/auth/token').type('form').send({ password: 'wrong-password' }), 401, 'UNAUTHORIZED', 'Incorrect password');
-      expectProblem(await request(t.server).post('/api/v1/auth/login').send({ username: 'station', password: STATION_PASSWORD }), 401, 'UNAUTHORIZED');
-      expectProblem(await request(t.server).post('/api/v1/auth/register').send({ username: 'station', email: 's@x.io', password: 'long-enough-1' }), 409, 'CONFLICT');
+      expectProblem(
+        await request(t.server).post('/api/v1/auth/token').type('form').send({ password: 'wrong-password' }),
+        401,
+        'UNAUTHORIZED',
+        'Incorrect password',
+      );
+      expectProblem(
+        await request(t.server).post('/api/v1/auth/login').send({ username: 'station', password: STATION_PASSWORD }),
+        401,
+        'UNAUTHORIZED',
+      );
+      expectProblem(
+        await request(t.server).post('/api/v1/auth/register').send({ username: 'station', email: 's@x.io', password: 'long-enough-1' }),
+        409,
+        'CONFLICT',
+      );
     });
   });
 
@@ -121,12 +163,21 @@ describe('accounts: token endpoint, station, API keys, profile, admin, Google', 
   describe('profile', () => {
     it('reads and updates names, phone, birth date and picture; null clears', async () => {
       const u = await registerAndLogin(t.server);
-      const patch = await request(t.server)
-        .patch('/api/v1/users/me')
-        .set(u.auth)
-        .send({ first_name: 'Ada', last_name: 'Lovelace', phone: '+44 20 7946 0958', birth_date: '1990-12-10', picture_url: 'https://img.example/ada.png' });
+      const patch = await request(t.server).patch('/api/v1/users/me').set(u.auth).send({
+        first_name: 'Ada',
+        last_name: 'Lovelace',
+        phone: '+44 20 7946 0958',
+        birth_date: '1990-12-10',
+        picture_url: 'https://img.example/ada.png',
+      });
       expect(patch.status).toBe(200);
-      expect(patch.body).toMatchObject({ first_name: 'Ada', last_name: 'Lovelace', phone: '+44 20 7946 0958', birth_date: '1990-12-10', picture_url: 'https://img.example/ada.png' });
+      expect(patch.body).toMatchObject({
+        first_name: 'Ada',
+        last_name: 'Lovelace',
+        phone: '+44 20 7946 0958',
+        birth_date: '1990-12-10',
+        picture_url: 'https://img.example/ada.png',
+      });
       const cleared = await request(t.server).patch('/api/v1/users/me').set(u.auth).send({ phone: null });
       expect(cleared.body.phone).toBeNull();
       expect((await request(t.server).get('/api/v1/users/me').set(u.auth)).body.first_name).toBe('Ada');
@@ -136,17 +187,51 @@ describe('accounts: token endpoint, station, API keys, profile, admin, Google', 
       const u = await registerAndLogin(t.server);
       const other = await registerAndLogin(t.server);
       const future = new Date(Date.now() + 86400000 * 2).toISOString().slice(0, 10);
-      for (const body of [{ birth_date: future }, { birth_date: '2023-02-30' }, { birth_date: '10/12/1990' }, { phone: 'call me' }, { picture_url: 'javascript:alert(1)' }, { role: 'admin' }]) {
+      for (const body of [
+        { birth_date: future },
+        { birth_date: '2023-02-30' },
+        { birth_date: '10/12/1990' },
+        { phone: 'call me' },
+        { picture_url: 'javascript:alert(1)' },
+        { role: 'admin' },
+      ]) {
         expectProblem(await request(t.server).patch('/api/v1/users/me').set(u.auth).send(body), 400, 'VALIDATION_ERROR');
       }
-      expectProblem(await request(t.server).patch('/api/v1/users/me').set(u.auth).send({ email: `${other.username}@example.com` }), 409, 'CONFLICT', 'A user with this email already exists.');
+      expectProblem(
+        await request(t.server)
+          .patch('/api/v1/users/me')
+          .set(u.auth)
+          .send({ email: `${other.username}@example.com` }),
+        409,
+        'CONFLICT',
+        'A user with this email already exists.',
+      );
     });
 
     it('changes the password only with the current one', async () => {
       const u = await registerAndLogin(t.server);
-      expectProblem(await request(t.server).post('/api/v1/users/me/password').set(u.auth).send({ current_password: 'wrong-one', new_password: 'brand-new-pass' }), 401, 'UNAUTHORIZED', 'Current password is incorrect');
-      expectProblem(await request(t.server).post('/api/v1/users/me/password').set(u.auth).send({ current_password: u.password, new_password: 'short' }), 400, 'VALIDATION_ERROR');
-      expect((await request(t.server).post('/api/v1/users/me/password').set(u.auth).send({ current_password: u.password, new_password: 'brand-new-pass' })).status).toBe(204);
+      expectProblem(
+        await request(t.server)
+          .post('/api/v1/users/me/password')
+          .set(u.auth)
+          .send({ current_password: 'wrong-one', new_password: 'brand-new-pass' }),
+        401,
+        'UNAUTHORIZED',
+        'Current password is incorrect',
+      );
+      expectProblem(
+        await request(t.server).post('/api/v1/users/me/password').set(u.auth).send({ current_password: u.password, new_password: 'short' }),
+        400,
+        'VALIDATION_ERROR',
+      );
+      expect(
+        (
+          await request(t.server)
+            .post('/api/v1/users/me/password')
+            .set(u.auth)
+            .send({ current_password: u.password, new_password: 'brand-new-pass' })
+        ).status,
+      ).toBe(204);
       await login(t.server, u.username, 'brand-new-pass');
       expectProblem(await request(t.server).post('/api/v1/auth/refresh').send({ refresh_token: u.refresh }), 401, 'UNAUTHORIZED');
     });
@@ -169,9 +254,21 @@ describe('accounts: token endpoint, station, API keys, profile, admin, Google', 
       expect(disabled.body.disabled).toBe(true);
       expectProblem(await me(u.auth), 401, 'UNAUTHORIZED', 'Not authenticated');
       expectProblem(await me({ 'X-API-Key': key }), 401, 'UNAUTHORIZED', 'Not authenticated');
-      expectProblem(await request(t.server).post('/api/v1/auth/login').send({ username: u.username, password: u.password }), 401, 'UNAUTHORIZED');
-      expectProblem(await request(t.server).patch(`/api/v1/users/${admin.userId}`).set(admin.auth).send({ disabled: true }), 400, 'VALIDATION_ERROR');
-      expectProblem(await request(t.server).patch('/api/v1/users/00000000-0000-4000-8000-000000000000').set(admin.auth).send({ role: 'user' }), 404, 'NOT_FOUND');
+      expectProblem(
+        await request(t.server).post('/api/v1/auth/login').send({ username: u.username, password: u.password }),
+        401,
+        'UNAUTHORIZED',
+      );
+      expectProblem(
+        await request(t.server).patch(`/api/v1/users/${admin.userId}`).set(admin.auth).send({ disabled: true }),
+        400,
+        'VALIDATION_ERROR',
+      );
+      expectProblem(
+        await request(t.server).patch('/api/v1/users/00000000-0000-4000-8000-000000000000').set(admin.auth).send({ role: 'user' }),
+        404,
+        'NOT_FOUND',
+      );
     });
   });
 
@@ -193,7 +290,12 @@ describe('accounts: token endpoint, station, API keys, profile, admin, Google', 
 
     it('links the Google account to the user with the same verified e-mail and hands tokens to the front end in the fragment', async () => {
       const u = await registerAndLogin(t.server, 'gmail');
-      google.nextUser = { sub: `sub-${u.username}`, email: `${u.username.toUpperCase()}@example.com`, email_verified: true, name: 'G User' };
+      google.nextUser = {
+        sub: `sub-${u.username}`,
+        email: `${u.username.toUpperCase()}@example.com`,
+        email_verified: true,
+        name: 'G User',
+      };
       const landing = await signInWithGoogle();
       expect(landing.origin + landing.pathname).toBe('https://app.example/signed-in');
       expect(landing.search).toBe('');
@@ -204,11 +306,22 @@ describe('accounts: token endpoint, station, API keys, profile, admin, Google', 
       // Second time: found by the linked Google id.
       const again = new URLSearchParams((await signInWithGoogle()).hash.slice(1));
       expect((await me({ Authorization: `Bearer ${again.get('access_token')}` })).body.username).toBe(u.username);
-      expect((await request(t.server).post('/api/v1/auth/refresh').send({ refresh_token: again.get('refresh_token') })).status).toBe(200);
+      expect(
+        (
+          await request(t.server)
+            .post('/api/v1/auth/refresh')
+            .send({ refresh_token: again.get('refresh_token') })
+        ).status,
+      ).toBe(200);
     });
 
     it('creates a new user for an unknown Google account', async () => {
-      google.nextUser = { sub: `sub-new-${Date.now()}`, email: `newcomer${Date.now()}@gmail.example`, email_verified: true, name: 'New Comer' };
+      google.nextUser = {
+        sub: `sub-new-${Date.now()}`,
+        email: `newcomer${Date.now()}@gmail.example`,
+        email_verified: true,
+        name: 'New Comer',
+      };
       const frag = new URLSearchParams((await signInWithGoogle()).hash.slice(1));
       const who = await me({ Authorization: `Bearer ${frag.get('access_token')}` });
       expect(who.body).toMatchObject({ email: google.nextUser.email, full_name: 'New Comer', google_linked: true, role: 'user' });
@@ -243,20 +356,30 @@ describe('accounts: token endpoint, station, API keys, profile, admin, Google', 
 describe('brute-force protection', () => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await createTestApp(testEnv('bruteforce', { BRUTE_FORCE_MAX_FAILURES: '3', BRUTE_FORCE_MAX_FAILURES_PER_IP: '12', STATION_PASSWORD }));
+    t = await createTestApp(
+      testEnv('bruteforce', { BRUTE_FORCE_MAX_FAILURES: '3', BRUTE_FORCE_MAX_FAILURES_PER_IP: '12', STATION_PASSWORD }),
+    );
   });
   afterAll(() => t?.close());
 
   it('locks a username after repeated failures (even for the right password), with Retry-After', async () => {
     const u = await registerAndLogin(t.server);
     for (let i = 0; i < 3; i++) {
-      expectProblem(await request(t.server).post('/api/v1/auth/login').send({ username: u.username, password: 'wrong-guess' }), 401, 'UNAUTHORIZED');
+      expectProblem(
+        await request(t.server).post('/api/v1/auth/login').send({ username: u.username, password: 'wrong-guess' }),
+        401,
+        'UNAUTHORIZED',
+      );
     }
     const locked = await request(t.server).post('/api/v1/auth/login').send({ username: u.username, password: u.password });
     expectProblem(locked, 429, 'RATE_LIMITED', /Too many failed sign-in attempts/);
     expect(Number(locked.headers['retry-after'])).toBeGreaterThanOrEqual(1);
     // The form endpoint shares the same protection.
-    expectProblem(await request(t.server).post('/api/v1/auth/token').type('form').send({ username: u.username, password: u.password }), 429, 'RATE_LIMITED');
+    expectProblem(
+      await request(t.server).post('/api/v1/auth/token').type('form').send({ username: u.username, password: u.password }),
+      429,
+      'RATE_LIMITED',
+    );
     await new Promise((r) => setTimeout(r, 1100));
     expect((await request(t.server).post('/api/v1/auth/login').send({ username: u.username, password: u.password })).status).toBe(200);
   });
@@ -264,21 +387,48 @@ describe('brute-force protection', () => {
   it('protects the current-password check of a password change', async () => {
     const u = await registerAndLogin(t.server);
     for (let i = 0; i < 3; i++) {
-      expectProblem(await request(t.server).post('/api/v1/users/me/password').set(u.auth).send({ current_password: 'guess-guess', new_password: 'whatever-123' }), 401, 'UNAUTHORIZED');
+      expectProblem(
+        await request(t.server)
+          .post('/api/v1/users/me/password')
+          .set(u.auth)
+          .send({ current_password: 'guess-guess', new_password: 'whatever-123' }),
+        401,
+        'UNAUTHORIZED',
+      );
     }
-    expectProblem(await request(t.server).post('/api/v1/users/me/password').set(u.auth).send({ current_password: u.password, new_password: 'whatever-123' }), 429, 'RATE_LIMITED');
+    expectProblem(
+      await request(t.server)
+        .post('/api/v1/users/me/password')
+        .set(u.auth)
+        .send({ current_password: u.password, new_password: 'whatever-123' }),
+      429,
+      'RATE_LIMITED',
+    );
   });
 
   it('protects the station password too', async () => {
     for (let i = 0; i < 3; i++) await request(t.server).post('/api/v1/auth/token').type('form').send({ password: 'guess' });
-    expectProblem(await request(t.server).post('/api/v1/auth/token').type('form').send({ password: STATION_PASSWORD }), 429, 'RATE_LIMITED');
+    expectProblem(
+      await request(t.server).post('/api/v1/auth/token').type('form').send({ password: STATION_PASSWORD }),
+      429,
+      'RATE_LIMITED',
+    );
   });
 
   it('locks a client address guessing across many usernames (a higher, per-IP limit)', async () => {
     // 9 failures so far from this address (three tests above); 3 more reach the per-IP limit of 12.
-    for (let i = 0; i < 3; i++) await request(t.server).post('/api/v1/auth/login').send({ username: uniqueName('spray'), password: 'guess-guess' });
+    for (let i = 0; i < 3; i++)
+      await request(t.server)
+        .post('/api/v1/auth/login')
+        .send({ username: uniqueName('spray'), password: 'guess-guess' });
     const u = await registerAndLogin(t.server).catch((e: Error) => e);
     expect(u).toBeInstanceOf(Error); // even a correct login from this address now waits
-    expectProblem(await request(t.server).post('/api/v1/auth/login').send({ username: uniqueName('spray'), password: 'x-x-x-x-x' }), 429, 'RATE_LIMITED');
+    expectProblem(
+      await request(t.server)
+        .post('/api/v1/auth/login')
+        .send({ username: uniqueName('spray'), password: 'x-x-x-x-x' }),
+      429,
+      'RATE_LIMITED',
+    );
   });
 });

@@ -24,7 +24,7 @@ describe('auth core (PostgreSQL + Redis)', () => {
   it('stores the password hashed with argon2id', async () => {
     const u = await registerAndLogin(t.server);
     const { MikroORM } = await import('@mikro-orm/core');
-    const { User } = await import('../libs/database/src/entities/user.entity.js');
+    const { User } = await import('@aperture/database/entities/user.entity.js');
     const user = await t.app.get(MikroORM).em.fork().findOneOrFail(User, { username: u.username });
     expect(user.passwordHash).toMatch(/^\$argon2id\$/);
     expect(user.passwordHash).not.toContain(u.password);
@@ -34,28 +34,40 @@ describe('auth core (PostgreSQL + Redis)', () => {
     const u = await registerAndLogin(t.server);
     const wrong = await request(t.server).post('/api/v1/auth/login').send({ username: u.username, password: 'not-the-password' });
     expectProblem(wrong, 401, 'UNAUTHORIZED', 'Incorrect username or password');
-    const unknown = await request(t.server).post('/api/v1/auth/login').send({ username: uniqueName('ghost'), password: 'whatever123' });
+    const unknown = await request(t.server)
+      .post('/api/v1/auth/login')
+      .send({ username: uniqueName('ghost'), password: 'whatever123' });
     expectProblem(unknown, 401, 'UNAUTHORIZED', 'Incorrect username or password');
   });
 
   it('validates registration: short password, bad e-mail, password equal to username', async () => {
-    const short = await request(t.server).post('/api/v1/auth/register').send({ username: uniqueName(), email: 'a@b.co', password: 'short' });
+    const short = await request(t.server)
+      .post('/api/v1/auth/register')
+      .send({ username: uniqueName(), email: 'a@b.co', password: 'short' });
     expectProblem(short, 400, 'VALIDATION_ERROR');
     expect(short.body.errors).toEqual(expect.arrayContaining([expect.objectContaining({ field: 'password' })]));
-    const mail = await request(t.server).post('/api/v1/auth/register').send({ username: uniqueName(), email: 'not-an-email', password: 'long-enough-1' });
+    const mail = await request(t.server)
+      .post('/api/v1/auth/register')
+      .send({ username: uniqueName(), email: 'not-an-email', password: 'long-enough-1' });
     expectProblem(mail, 400, 'VALIDATION_ERROR');
     expect(mail.body.errors[0].field).toBe('email');
     const name = uniqueName();
-    const same = await request(t.server).post('/api/v1/auth/register').send({ username: name, email: `${name}@x.io`, password: name });
+    const same = await request(t.server)
+      .post('/api/v1/auth/register')
+      .send({ username: name, email: `${name}@x.io`, password: name });
     expectProblem(same, 400, 'VALIDATION_ERROR', 'password must not be the same as the username');
   });
 
   it('answers 409 naming the field for a duplicate username or e-mail', async () => {
     const u = await registerAndLogin(t.server);
-    const dupName = await request(t.server).post('/api/v1/auth/register').send({ username: u.username, email: `${uniqueName()}@x.io`, password: 'long-enough-1' });
+    const dupName = await request(t.server)
+      .post('/api/v1/auth/register')
+      .send({ username: u.username, email: `${uniqueName()}@x.io`, password: 'long-enough-1' });
     expectProblem(dupName, 409, 'CONFLICT', 'A user with this username already exists.');
     expect(dupName.body.errors[0].field).toBe('username');
-    const dupMail = await request(t.server).post('/api/v1/auth/register').send({ username: uniqueName(), email: `${u.username}@example.com`, password: 'long-enough-1' });
+    const dupMail = await request(t.server)
+      .post('/api/v1/auth/register')
+      .send({ username: uniqueName(), email: `${u.username}@example.com`, password: 'long-enough-1' });
     expectProblem(dupMail, 409, 'CONFLICT', 'A user with this email already exists.');
   });
 
@@ -81,17 +93,42 @@ describe('auth core (PostgreSQL + Redis)', () => {
     expectProblem(await request(t.server).get('/api/v1/auth/me'), 401, 'UNAUTHORIZED', 'Not authenticated');
     const [h, p, s] = u.access.split('.');
     const tampered = `${h}.${p}.${s!.slice(0, -2)}${s!.endsWith('AA') ? 'BB' : 'AA'}`;
-    expectProblem(await request(t.server).get('/api/v1/auth/me').set('Authorization', `Bearer ${tampered}`), 401, 'UNAUTHORIZED', 'Not authenticated');
+    expectProblem(
+      await request(t.server).get('/api/v1/auth/me').set('Authorization', `Bearer ${tampered}`),
+      401,
+      'UNAUTHORIZED',
+      'Not authenticated',
+    );
     const { JwtService } = await import('@nestjs/jwt');
     const other = new JwtService({ secret: 'test-secret-that-is-long-enough-0123456789' });
-    const foreign = await other.signAsync({ sub: u.userId, role: 'admin', typ: 'access' }, { audience: 'someone-else', issuer: 'aperture' });
-    expectProblem(await request(t.server).get('/api/v1/auth/me').set('Authorization', `Bearer ${foreign}`), 401, 'UNAUTHORIZED', 'Not authenticated');
-    const expired = await other.signAsync({ sub: u.userId, role: 'user', typ: 'access' }, { audience: 'aperture-api', issuer: 'aperture', expiresIn: -10 });
-    expectProblem(await request(t.server).get('/api/v1/auth/me').set('Authorization', `Bearer ${expired}`), 401, 'UNAUTHORIZED', 'Not authenticated');
+    const foreign = await other.signAsync(
+      { sub: u.userId, role: 'admin', typ: 'access' },
+      { audience: 'someone-else', issuer: 'aperture' },
+    );
+    expectProblem(
+      await request(t.server).get('/api/v1/auth/me').set('Authorization', `Bearer ${foreign}`),
+      401,
+      'UNAUTHORIZED',
+      'Not authenticated',
+    );
+    const expired = await other.signAsync(
+      { sub: u.userId, role: 'user', typ: 'access' },
+      { audience: 'aperture-api', issuer: 'aperture', expiresIn: -10 },
+    );
+    expectProblem(
+      await request(t.server).get('/api/v1/auth/me').set('Authorization', `Bearer ${expired}`),
+      401,
+      'UNAUTHORIZED',
+      'Not authenticated',
+    );
   });
 
   it('has no station login when STATION_PASSWORD is not configured', async () => {
-    expectProblem(await request(t.server).post('/api/v1/auth/token').type('form').send({ password: 'anything-at-all' }), 401, 'UNAUTHORIZED');
+    expectProblem(
+      await request(t.server).post('/api/v1/auth/token').type('form').send({ password: 'anything-at-all' }),
+      401,
+      'UNAUTHORIZED',
+    );
   });
 
   it('creates the first admin from the environment, once', async () => {
@@ -100,17 +137,17 @@ describe('auth core (PostgreSQL + Redis)', () => {
     expect(me.body.role).toBe('admin');
   });
 
-  it('lets only admins list every user\'s jobs', async () => {
+  it("lets only admins list every user's jobs", async () => {
     const u = await registerAndLogin(t.server);
     expectProblem(await request(t.server).get('/api/v1/jobs?all=true').set(u.auth), 403, 'FORBIDDEN');
     const admin = await login(t.server, adminName, 'admin-password-1');
     expect((await request(t.server).get('/api/v1/jobs?all=true').set(admin.auth)).status).toBe(200);
   });
 
-  it('stops a disabled user\'s tokens at once', async () => {
+  it("stops a disabled user's tokens at once", async () => {
     const u = await registerAndLogin(t.server);
     const { MikroORM } = await import('@mikro-orm/core');
-    const { User } = await import('../libs/database/src/entities/user.entity.js');
+    const { User } = await import('@aperture/database/entities/user.entity.js');
     await t.app.get(MikroORM).em.fork().nativeUpdate(User, { id: u.userId }, { disabled: true });
     expectProblem(await request(t.server).get('/api/v1/auth/me').set(u.auth), 401, 'UNAUTHORIZED', 'Not authenticated');
     expectProblem(await request(t.server).post('/api/v1/auth/refresh').send({ refresh_token: u.refresh }), 401, 'UNAUTHORIZED');

@@ -39,8 +39,12 @@ describe('docker/ and Kubernetes files', () => {
 
   it('Kubernetes: every Deployment has startup, readiness and liveness probes on the health routes and resource requests', () => {
     const dir = resolve(root, 'docker/k8s');
-    const docs = readdirSync(dir).flatMap((f) => parseAllDocuments(readFileSync(resolve(dir, f), 'utf8')).map((d) => d.toJS() as Record<string, unknown>));
-    const deployments = docs.filter((d) => d['kind'] === 'Deployment') as { spec: { template: { spec: { containers: Record<string, unknown>[] } } } }[];
+    const docs = readdirSync(dir).flatMap((f) =>
+      parseAllDocuments(readFileSync(resolve(dir, f), 'utf8')).map((d) => d.toJS() as Record<string, unknown>),
+    );
+    const deployments = docs.filter((d) => d['kind'] === 'Deployment') as {
+      spec: { template: { spec: { containers: Record<string, unknown>[] } } };
+    }[];
     expect(deployments).toHaveLength(2);
     for (const d of deployments) {
       const c = d.spec.template.spec.containers[0]! as {

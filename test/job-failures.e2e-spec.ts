@@ -4,8 +4,8 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MikroORM } from '@mikro-orm/core';
 import type { Redis } from 'ioredis';
-import { QrCode } from '../libs/database/src/entities/qr.entity.js';
-import { REDIS } from '../libs/redis/src/redis.module.js';
+import { QrCode } from '@aperture/database/entities/qr.entity.js';
+import { REDIS } from '@aperture/redis/redis.module.js';
 import { createTestApp, type TestApp } from './support/app.js';
 import { testEnv } from './support/env.js';
 import { type LoggedIn, registerAndLogin, waitFor } from './support/http.js';
@@ -26,7 +26,7 @@ describe('job failures and dependency outages', () => {
   it('fails at once, with the reason, when retrying cannot help', async () => {
     // Stop the worker from seeing the batch's codes: the handler reports a permanent error.
     const orm = t.app.get(MikroORM);
-    const queue = (await import('../libs/queue/src/jobs.service.js')).JobsService;
+    const queue = (await import('@aperture/queue/jobs.service.js')).JobsService;
     await t.app.get(queue).queue('default').pause(true);
     try {
       const res = await request(t.server).post('/api/v1/qr/batches').set(u.auth).send({ n: 2 });

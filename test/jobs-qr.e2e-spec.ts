@@ -1,8 +1,8 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MikroORM } from '@mikro-orm/core';
-import { QrCode } from '../libs/database/src/entities/qr.entity.js';
-import { QR_PER_PAGE } from '../libs/qr/src/qr-layout.js';
+import { QrCode } from '@aperture/database/entities/qr.entity.js';
+import { QR_PER_PAGE } from '@aperture/qr/qr-layout.js';
 import { createTestApp, type TestApp } from './support/app.js';
 import { testEnv } from './support/env.js';
 import { expectProblem, type LoggedIn, registerAndLogin, waitFor } from './support/http.js';
@@ -48,7 +48,10 @@ describe('job engine and QR batches (API + worker in one process, PostgreSQL + R
     expect(doc.pages).toBe(Math.ceil(n / QR_PER_PAGE));
     expect(doc.pageText(0)).toMatch(/\d{4}-\d{2}-\d{2}/);
 
-    const codes = await t.app.get(MikroORM).em.fork().find(QrCode, { batch: batch.id }, { orderBy: { position: 'asc' } });
+    const codes = await t.app
+      .get(MikroORM)
+      .em.fork()
+      .find(QrCode, { batch: batch.id }, { orderBy: { position: 'asc' } });
     expect(codes).toHaveLength(n);
     expect(new Set(codes.map((c) => c.code)).size).toBe(n);
     expect(doc.decodeCell(0, 0)).toBe(`https://booth.example/q/${codes[0]!.code}?src=qr`);
@@ -95,26 +98,35 @@ describe('job engine and QR batches (API + worker in one process, PostgreSQL + R
     expectProblem(early, 409, 'CONFLICT', /is not ready: the batch is (queued|running)/);
     // Progress rises while it renders.
     const seen = new Set<number>();
-    await waitFor(async () => {
-      const b = await batchOf(alice, big.id);
-      seen.add(b.progress);
-      return b.status === 'completed';
-    }, 60000, 50);
+    await waitFor(
+      async () => {
+        const b = await batchOf(alice, big.id);
+        seen.add(b.progress);
+        return b.status === 'completed';
+      },
+      60000,
+      50,
+    );
     expect([...seen].filter((p) => p > 0 && p < 100).length).toBeGreaterThan(0);
   });
 
-  it('hides another user\'s batches and jobs behind 404', async () => {
+  it("hides another user's batches and jobs behind 404", async () => {
     const batch = await createBatch(alice, 1);
     expectProblem(await request(t.server).get(`/api/v1/qr/batches/${batch.id}`).set(bob.auth), 404, 'NOT_FOUND');
     expectProblem(await request(t.server).get(`/api/v1/qr/batches/${batch.id}/pdf`).set(bob.auth), 404, 'NOT_FOUND');
-    expectProblem(await request(t.server).get(`/api/v1/jobs/${batch.job_id}`).set(bob.auth), 404, 'JOB_NOT_FOUND', `Job with id ${batch.job_id} does not exist.`);
+    expectProblem(
+      await request(t.server).get(`/api/v1/jobs/${batch.job_id}`).set(bob.auth),
+      404,
+      'JOB_NOT_FOUND',
+      `Job with id ${batch.job_id} does not exist.`,
+    );
     expectProblem(await request(t.server).delete(`/api/v1/jobs/${batch.job_id}`).set(bob.auth), 404, 'JOB_NOT_FOUND');
     const list = await request(t.server).get('/api/v1/jobs').set(bob.auth);
     expect(list.body.items.map((j: { id: string }) => j.id)).not.toContain(batch.job_id);
   });
 
   it('re-enqueues a queued job whose queue entry was lost (nothing is lost if Redis is flushed)', async () => {
-    const { JobsService } = await import('../libs/queue/src/jobs.service.js');
+    const { JobsService } = await import('@aperture/queue/jobs.service.js');
     const jobs = t.app.get(JobsService);
     await jobs.queue('default').pause(true);
     let batch: { id: string; job_id: string };
@@ -136,7 +148,7 @@ describe('job engine and QR batches (API + worker in one process, PostgreSQL + R
     expect(del.status).toBe(204);
     expectProblem(await request(t.server).get(`/api/v1/jobs/${batch.job_id}`).set(alice.auth), 404, 'JOB_NOT_FOUND');
     // The worker notices and leaves nothing behind.
-    const runner = (await import('../apps/worker/src/job-runner.service.js')).JobRunner;
+    const runner = (await import('@apps/worker/job-runner.service.js')).JobRunner;
     await waitFor(async () => t.app.get(runner).activeCount === 0, 30000, 50);
   });
 });

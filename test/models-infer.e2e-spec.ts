@@ -3,9 +3,9 @@ import { resolve } from 'node:path';
 import sharp from 'sharp';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { maskIoU, rleDecode, type Rle } from '../libs/inference/src/mask.js';
-import { probIoU } from '../libs/inference/src/postprocess/obb.js';
-import { defaultModelsDir } from '../libs/models/src/manifest.js';
+import { maskIoU, rleDecode, type Rle } from '@aperture/inference/mask.js';
+import { probIoU } from '@aperture/inference/postprocess/obb.js';
+import { defaultModelsDir } from '@aperture/models/manifest.js';
 import { createTestApp, type TestApp } from './support/app.js';
 import { testEnv } from './support/env.js';
 import { expectProblem, type LoggedIn, registerAndLogin, waitFor } from './support/http.js';
@@ -25,7 +25,12 @@ describe('POST /models/{name}/infer (queued model runs on real images)', () => {
   });
   afterAll(() => t?.close());
 
-  async function infer(model: string, file: string, fields: Record<string, string> = {}, user = alice): Promise<{ job_id: string; result: Record<string, unknown> }> {
+  async function infer(
+    model: string,
+    file: string,
+    fields: Record<string, string> = {},
+    user = alice,
+  ): Promise<{ job_id: string; result: Record<string, unknown> }> {
     let req = request(t.server).post(`/api/v1/models/${model}/infer`).set(user.auth).attach('image', resolve(fixtures, file));
     for (const [k, v] of Object.entries(fields)) req = req.field(k, v);
     const res = await req;
@@ -41,11 +46,23 @@ describe('POST /models/{name}/infer (queued model runs on real images)', () => {
   }
 
   it('primitives-obb finds the drawn primitives with their classes and orientation', async () => {
-    const truth = gt<{ classes: string[]; images: { file: string; width: number; height: number; primitives: { class: string; box: number[] }[] }[] }>('primitives/ground-truth.json');
+    const truth = gt<{
+      classes: string[];
+      images: { file: string; width: number; height: number; primitives: { class: string; box: number[] }[] }[];
+    }>('primitives/ground-truth.json');
     const img = truth.images[0]!;
     const { result } = await infer('primitives-obb', img.file);
     expect(result).toMatchObject({ model: 'primitives-obb', kind: 'detector', width: img.width, height: img.height });
-    const dets = result['detections'] as { class: string; score: number; cx: number; cy: number; w: number; h: number; angle: number; corners: number[][] }[];
+    const dets = result['detections'] as {
+      class: string;
+      score: number;
+      cx: number;
+      cy: number;
+      w: number;
+      h: number;
+      angle: number;
+      corners: number[][];
+    }[];
     let found = 0;
     for (const p of img.primitives) {
       const [cx, cy, w, h, angle] = p.box as [number, number, number, number, number];
@@ -60,7 +77,9 @@ describe('POST /models/{name}/infer (queued model runs on real images)', () => {
   });
 
   it('fragments-seg finds the calibration ball and the fragments, masks as COCO RLE of the original size', async () => {
-    const truth = gt<{ images: { file: string; width: number; height: number; ball: { cx: number; cy: number; radius_px: number }; fragments: unknown[] }[] }>('fragments/ground-truth.json');
+    const truth = gt<{
+      images: { file: string; width: number; height: number; ball: { cx: number; cy: number; radius_px: number }; fragments: unknown[] }[];
+    }>('fragments/ground-truth.json');
     const img = truth.images[0]!;
     const { result } = await infer('fragments-seg', img.file);
     const dets = result['detections'] as { class: string; box_xyxy: number[]; area: number; mask: Rle }[];
@@ -76,7 +95,9 @@ describe('POST /models/{name}/infer (queued model runs on real images)', () => {
   });
 
   it('sam-tiny returns the clicked shape, and the boxed one', async () => {
-    const truth = gt<{ images: { file: string; shapes: { mask: Rle; point: [number, number]; box: [number, number, number, number] }[] }[] }>('sam/ground-truth.json');
+    const truth = gt<{
+      images: { file: string; shapes: { mask: Rle; point: [number, number]; box: [number, number, number, number] }[] }[];
+    }>('sam/ground-truth.json');
     const img = truth.images[1]!; // portrait
     const shape = img.shapes[0]!;
     const click = await infer('sam-tiny', img.file, { points: JSON.stringify([{ x: shape.point[0], y: shape.point[1], label: 1 }]) });
@@ -94,11 +115,15 @@ describe('POST /models/{name}/infer (queued model runs on real images)', () => {
     const options = result['options'] as { style: string; artifact_id: string }[];
     expect(options.map((o) => o.style)).toEqual(['classic', 'negative', 'cyan-glow']);
     for (const o of options) {
-      const png = await request(t.server).get(`/api/v1/jobs/${job_id}/artifacts/${o.artifact_id}`).set(alice.auth).buffer(true).parse((res, cb) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => cb(null, Buffer.concat(chunks)));
-      });
+      const png = await request(t.server)
+        .get(`/api/v1/jobs/${job_id}/artifacts/${o.artifact_id}`)
+        .set(alice.auth)
+        .buffer(true)
+        .parse((res, cb) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => cb(null, Buffer.concat(chunks)));
+        });
       expect(png.status).toBe(200);
       expect(await sharp(png.body as Buffer).metadata()).toMatchObject({ format: 'png', width: 640, height: 480 });
     }
@@ -106,7 +131,10 @@ describe('POST /models/{name}/infer (queued model runs on real images)', () => {
   });
 
   it('GET /jobs/{id}/status and /result with wait_ms answer once the job is final: one request, no polling', async () => {
-    const res = await request(t.server).post('/api/v1/models/xray/infer').set(alice.auth).attach('image', resolve(fixtures, 'xray/input-00-640x480.jpg'));
+    const res = await request(t.server)
+      .post('/api/v1/models/xray/infer')
+      .set(alice.auth)
+      .attach('image', resolve(fixtures, 'xray/input-00-640x480.jpg'));
     expect(res.status).toBe(202);
     const id = res.body.job_id as string;
     const now = await request(t.server).get(`/api/v1/jobs/${id}/status`).set(alice.auth);
@@ -119,14 +147,20 @@ describe('POST /models/{name}/infer (queued model runs on real images)', () => {
     // Another user still gets the 404, without waiting.
     expectProblem(await request(t.server).get(`/api/v1/jobs/${id}/status?wait_ms=20000`).set(bob.auth), 404, 'JOB_NOT_FOUND');
     for (const bad of ['-1', '30001', 'soon']) {
-      expectProblem(await request(t.server).get(`/api/v1/jobs/${id}/status?wait_ms=${bad}`).set(alice.auth), 400, 'VALIDATION_ERROR', /wait_ms/);
+      expectProblem(
+        await request(t.server).get(`/api/v1/jobs/${id}/status?wait_ms=${bad}`).set(alice.auth),
+        400,
+        'VALIDATION_ERROR',
+        /wait_ms/,
+      );
     }
   });
 
   it('counts the runs in the model statistics', async () => {
     const stats = (await request(t.server).get('/api/v1/models/primitives-obb/stats').set(alice.auth)).body;
     expect(stats.total.inference_count).toBeGreaterThanOrEqual(1);
-    for (const phase of ['success', 'queue', 'preprocess', 'compute', 'postprocess']) expect(stats.total[phase].count, phase).toBeGreaterThanOrEqual(1);
+    for (const phase of ['success', 'queue', 'preprocess', 'compute', 'postprocess'])
+      expect(stats.total[phase].count, phase).toBeGreaterThanOrEqual(1);
     expect(stats.total.compute.mean_ms).toBeGreaterThan(0);
     expect(stats.total.last_inference_at).toEqual(expect.any(String));
   });
@@ -135,12 +169,33 @@ describe('POST /models/{name}/infer (queued model runs on real images)', () => {
     const post = (model: string) => request(t.server).post(`/api/v1/models/${model}/infer`).set(alice.auth);
     expectProblem(await post('primitives-obb').attach('image', Buffer.from('not an image at all'), 'x.jpg'), 400, 'IMAGE_VALIDATION_ERROR');
     expectProblem(await post('primitives-obb').field('conf', '0.5'), 400, 'VALIDATION_ERROR', /multipart field "image"/);
-    expectProblem(await post('primitives-obb').attach('image', resolve(fixtures, 'xray/input-00-640x480.jpg')).field('conf', '7'), 400, 'VALIDATION_ERROR');
-    expectProblem(await post('scene-gru').attach('image', resolve(fixtures, 'xray/input-00-640x480.jpg')), 400, 'VALIDATION_ERROR', /classifies detected primitives/);
-    expectProblem(await post('sam-tiny').attach('image', resolve(fixtures, 'xray/input-00-640x480.jpg')), 400, 'VALIDATION_ERROR', /needs a prompt/);
-    expectProblem(await post('sam-tiny').attach('image', resolve(fixtures, 'xray/input-00-640x480.jpg')).field('points', '[{"x":1}]'), 400, 'VALIDATION_ERROR', /points/);
+    expectProblem(
+      await post('primitives-obb').attach('image', resolve(fixtures, 'xray/input-00-640x480.jpg')).field('conf', '7'),
+      400,
+      'VALIDATION_ERROR',
+    );
+    expectProblem(
+      await post('scene-gru').attach('image', resolve(fixtures, 'xray/input-00-640x480.jpg')),
+      400,
+      'VALIDATION_ERROR',
+      /classifies detected primitives/,
+    );
+    expectProblem(
+      await post('sam-tiny').attach('image', resolve(fixtures, 'xray/input-00-640x480.jpg')),
+      400,
+      'VALIDATION_ERROR',
+      /needs a prompt/,
+    );
+    expectProblem(
+      await post('sam-tiny').attach('image', resolve(fixtures, 'xray/input-00-640x480.jpg')).field('points', '[{"x":1}]'),
+      400,
+      'VALIDATION_ERROR',
+      /points/,
+    );
     expectProblem(await post('nope').attach('image', resolve(fixtures, 'xray/input-00-640x480.jpg')), 404, 'NOT_FOUND');
-    const big = await sharp({ create: { width: 5000, height: 20, channels: 3, background: '#888' } }).png().toBuffer();
+    const big = await sharp({ create: { width: 5000, height: 20, channels: 3, background: '#888' } })
+      .png()
+      .toBuffer();
     expectProblem(await post('xray').attach('image', big, 'wide.png'), 400, 'IMAGE_VALIDATION_ERROR', /at most 4096 px/);
   });
 });

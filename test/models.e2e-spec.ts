@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultModelsDir, loadManifest, type ModelManifest } from '../libs/models/src/manifest.js';
+import { defaultModelsDir, loadManifest, type ModelManifest } from '@aperture/models/manifest.js';
 import { createTestApp, type TestApp } from './support/app.js';
 import { testEnv } from './support/env.js';
 import { expectProblem, type LoggedIn, login, registerAndLogin } from './support/http.js';
@@ -18,7 +18,10 @@ function brokenModelsDir(): string {
   const manifest: ModelManifest = {
     version: 1,
     total_size_bytes: 0,
-    models: [{ ...xray, name: 'fake-detector', kind: 'detector', task: 'detect', contract: 'ultralytics-detect', labels: ['a', 'b'] }, scene],
+    models: [
+      { ...xray, name: 'fake-detector', kind: 'detector', task: 'detect', contract: 'ultralytics-detect', labels: ['a', 'b'] },
+      scene,
+    ],
   };
   writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest));
   return dir;
@@ -38,9 +41,20 @@ describe('models API (API + worker in one process)', () => {
   it('lists every shipped model with its manifest facts and its state on the live worker', async () => {
     const res = await request(t.server).get('/api/v1/models').set(user.auth);
     expect(res.status).toBe(200);
-    expect(res.body.map((m: { name: string }) => m.name).sort()).toEqual(['fragments-seg', 'primitives-obb', 'sam-tiny', 'scene-gru', 'xray']);
+    expect(res.body.map((m: { name: string }) => m.name).sort()).toEqual([
+      'fragments-seg',
+      'primitives-obb',
+      'sam-tiny',
+      'scene-gru',
+      'xray',
+    ]);
     const obb = res.body.find((m: { name: string }) => m.name === 'primitives-obb');
-    expect(obb).toMatchObject({ kind: 'detector', contract: 'ultralytics-obb', input_size: [320, 320], labels: ['cone', 'cube', 'cylinder', 'sphere', 'torus'] });
+    expect(obb).toMatchObject({
+      kind: 'detector',
+      contract: 'ultralytics-obb',
+      input_size: [320, 320],
+      labels: ['cone', 'cube', 'cylinder', 'sphere', 'torus'],
+    });
     expect(obb.size_mb).toBeGreaterThan(0);
     expect(obb.workers).toHaveLength(1);
     expect(obb.workers[0]).toMatchObject({ state: 'available', memory_mb: 0 });
@@ -50,12 +64,19 @@ describe('models API (API + worker in one process)', () => {
     expectProblem(await request(t.server).get('/api/v1/models?kind=teapot').set(user.auth), 400, 'VALIDATION_ERROR');
   });
 
-  it('shows a model\'s files with inputs, outputs and metadata; an unknown model is a 404', async () => {
+  it("shows a model's files with inputs, outputs and metadata; an unknown model is a 404", async () => {
     const res = await request(t.server).get('/api/v1/models/sam-tiny').set(user.auth);
     expect(res.status).toBe(200);
     expect(res.body.files.map((f: { role: string }) => f.role)).toEqual(['encoder', 'decoder']);
     const dec = res.body.files[1];
-    expect(dec.inputs.map((i: { name: string }) => i.name)).toEqual(['image_embeddings', 'point_coords', 'point_labels', 'mask_input', 'has_mask_input', 'orig_im_size']);
+    expect(dec.inputs.map((i: { name: string }) => i.name)).toEqual([
+      'image_embeddings',
+      'point_coords',
+      'point_labels',
+      'mask_input',
+      'has_mask_input',
+      'orig_im_size',
+    ]);
     expect(res.body.metrics).toHaveProperty('box_mIoU');
     expectProblem(await request(t.server).get('/api/v1/models/nope').set(user.auth), 404, 'NOT_FOUND', 'Model nope does not exist.');
     expectProblem(await request(t.server).get('/api/v1/models/nope/stats').set(user.auth), 404, 'NOT_FOUND');
@@ -110,7 +131,10 @@ describe('models API without a worker, and with a model that breaks its contract
   let admin: LoggedIn;
   beforeAll(async () => {
     api = await createTestApp(testEnv('models-noworker', { ADMIN_USERNAME: 'nw_admin', ADMIN_PASSWORD: 'admin-password-1' }));
-    broken = await createTestApp(testEnv('models-broken', { ADMIN_USERNAME: 'nw_admin', ADMIN_PASSWORD: 'admin-password-1', MODELS_DIR: brokenModelsDir() }), { worker: true });
+    broken = await createTestApp(
+      testEnv('models-broken', { ADMIN_USERNAME: 'nw_admin', ADMIN_PASSWORD: 'admin-password-1', MODELS_DIR: brokenModelsDir() }),
+      { worker: true },
+    );
     admin = await login(api.server, 'nw_admin', 'admin-password-1');
   });
   afterAll(async () => {
@@ -119,18 +143,29 @@ describe('models API without a worker, and with a model that breaks its contract
   });
 
   it('503 when no worker is running to load the model', async () => {
-    expectProblem(await request(api.server).post('/api/v1/models/xray/load').set(admin.auth), 503, 'SERVICE_UNAVAILABLE', /No worker is running/);
+    expectProblem(
+      await request(api.server).post('/api/v1/models/xray/load').set(admin.auth),
+      503,
+      'SERVICE_UNAVAILABLE',
+      /No worker is running/,
+    );
   });
 
   it('wait_ms on a job no worker takes answers "queued" when it runs out; deleting the job wakes the waiting request', async () => {
-    const post = await request(api.server).post('/api/v1/models/xray/infer').set(admin.auth).attach('image', resolve(defaultModelsDir(), 'fixtures/xray/input-00-640x480.jpg'));
+    const post = await request(api.server)
+      .post('/api/v1/models/xray/infer')
+      .set(admin.auth)
+      .attach('image', resolve(defaultModelsDir(), 'fixtures/xray/input-00-640x480.jpg'));
     expect(post.status).toBe(202);
     const id = post.body.job_id as string;
     const t0 = Date.now();
     const waited = await request(api.server).get(`/api/v1/jobs/${id}/status?wait_ms=400`).set(admin.auth);
     expect(waited.body).toMatchObject({ id, status: 'queued' });
     expect(Date.now() - t0).toBeGreaterThanOrEqual(350); // it did wait
-    const pending = request(api.server).get(`/api/v1/jobs/${id}/status?wait_ms=30000`).set(admin.auth).then((r) => r);
+    const pending = request(api.server)
+      .get(`/api/v1/jobs/${id}/status?wait_ms=30000`)
+      .set(admin.auth)
+      .then((r) => r);
     await new Promise((r) => setTimeout(r, 300));
     const t1 = Date.now();
     expect((await request(api.server).delete(`/api/v1/jobs/${id}`).set(admin.auth)).status).toBe(204);

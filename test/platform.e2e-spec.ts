@@ -16,7 +16,10 @@ describe('platform: errors, health, docs, headers (PostgreSQL + Redis)', () => {
   });
 
   it('answers an oversized body with 413 and malformed JSON with 400', async () => {
-    const big = await request(t.server).post('/api/v1/auth/login').set('Content-Type', 'application/json').send(JSON.stringify({ username: 'x'.repeat(5000), password: 'y' }));
+    const big = await request(t.server)
+      .post('/api/v1/auth/login')
+      .set('Content-Type', 'application/json')
+      .send(JSON.stringify({ username: 'x'.repeat(5000), password: 'y' }));
     expectProblem(big, 413, 'PAYLOAD_TOO_LARGE');
     const bad = await request(t.server).post('/api/v1/auth/login').set('Content-Type', 'application/json').send('{"username": ');
     expectProblem(bad, 400, 'VALIDATION_ERROR', 'Request body is not valid JSON.');
@@ -97,7 +100,9 @@ describe('rate limiting (Redis-backed, per principal)', () => {
     try {
       const statuses = [];
       for (const app of [second, third, second, third]) {
-        statuses.push((await request(app.server).post('/api/v1/auth/login').send({ username: 'nobody', password: 'wrong-password' })).status);
+        statuses.push(
+          (await request(app.server).post('/api/v1/auth/login').send({ username: 'nobody', password: 'wrong-password' })).status,
+        );
       }
       expect(statuses).toEqual([401, 401, 401, 429]);
     } finally {

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { QR_PER_PAGE } from '../libs/qr/src/qr-layout.js';
+import { QR_PER_PAGE } from '@aperture/qr/qr-layout.js';
 import { testEnv } from './support/env.js';
 import { waitFor } from './support/http.js';
 import { readQrPdf } from './support/pdf.js';
@@ -53,12 +53,16 @@ describe('production processes', () => {
     expect(created.status).toBe(202);
     const id = (created.data as { id: string }).id;
     const progress: number[] = [];
-    await waitFor(async () => {
-      const b = await api.call('GET', `/api/v1/qr/batches/${id}`);
-      const d = b.data as { status: string; progress: number };
-      progress.push(d.progress);
-      return d.status === 'completed';
-    }, 30000, 50);
+    await waitFor(
+      async () => {
+        const b = await api.call('GET', `/api/v1/qr/batches/${id}`);
+        const d = b.data as { status: string; progress: number };
+        progress.push(d.progress);
+        return d.status === 'completed';
+      },
+      30000,
+      50,
+    );
     expect(progress.at(-1)).toBe(100);
     const pdf = await api.call('GET', `/api/v1/qr/batches/${id}/pdf`);
     expect(pdf.status).toBe(200);
@@ -94,20 +98,28 @@ describe('production processes', () => {
     const created = await http.call('POST', '/api/v1/qr/batches', { n: 1000 });
     const { id, job_id: jobId } = created.data as { id: string; job_id: string };
     // Kill the worker (no goodbye: SIGKILL) while it renders.
-    await waitFor(async () => {
-      const d = (await http.call('GET', `/api/v1/qr/batches/${id}`)).data as { status: string; progress: number };
-      return d.status === 'running' && d.progress > 0;
-    }, 30000, 20);
+    await waitFor(
+      async () => {
+        const d = (await http.call('GET', `/api/v1/qr/batches/${id}`)).data as { status: string; progress: number };
+        return d.status === 'running' && d.progress > 0;
+      },
+      30000,
+      20,
+    );
     await stop(w1, 'SIGKILL');
     const mid = (await http.call('GET', `/api/v1/jobs/${jobId}`)).data as { status: string };
     expect(mid.status).toBe('running'); // nobody finished it
 
     const w2 = startNode('dist/apps/worker/src/main.js', { ...env, WORKER_HEALTH_PORT: String(wport2) });
     procs.push(w2);
-    const job = await waitFor(async () => {
-      const d = (await http.call('GET', `/api/v1/jobs/${jobId}`)).data as { status: string; attempts: number; artifacts: unknown[] };
-      return d.status === 'completed' ? d : null;
-    }, 60000, 200);
+    const job = await waitFor(
+      async () => {
+        const d = (await http.call('GET', `/api/v1/jobs/${jobId}`)).data as { status: string; attempts: number; artifacts: unknown[] };
+        return d.status === 'completed' ? d : null;
+      },
+      60000,
+      200,
+    );
     expect(job.attempts).toBe(2);
     expect(job.artifacts).toHaveLength(1);
     const pdf = await http.call('GET', `/api/v1/qr/batches/${id}/pdf`);
@@ -144,7 +156,11 @@ describe('production processes', () => {
     const http = client(`http://127.0.0.1:${port}`);
     await http.signIn('drain_user', 'drain-user-pass-1');
     const { id, job_id: jobId } = (await http.call('POST', '/api/v1/qr/batches', { n: 1000 })).data as { id: string; job_id: string };
-    await waitFor(async () => ((await http.call('GET', `/api/v1/qr/batches/${id}`)).data as { status: string }).status === 'running', 30000, 20);
+    await waitFor(
+      async () => ((await http.call('GET', `/api/v1/qr/batches/${id}`)).data as { status: string }).status === 'running',
+      30000,
+      20,
+    );
     expect(await stop(worker, 'SIGTERM')).toBe(0);
     const job = (await http.call('GET', `/api/v1/jobs/${jobId}`)).data as { status: string; attempts: number };
     expect(job).toMatchObject({ status: 'completed', attempts: 1 });
@@ -154,7 +170,13 @@ describe('production processes', () => {
   it('two worker processes: preload gates readiness, admin load/unload reaches both, each reports its state, and unloading returns memory', async () => {
     const port = await freePort();
     const wports = [await freePort(), await freePort()];
-    const env = testEnv('two-workers', { PORT: String(port), HOST: '127.0.0.1', ADMIN_USERNAME: 'two_admin', ADMIN_PASSWORD: 'admin-password-1', MODELS_PRELOAD: 'scene-gru' });
+    const env = testEnv('two-workers', {
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      ADMIN_USERNAME: 'two_admin',
+      ADMIN_PASSWORD: 'admin-password-1',
+      MODELS_PRELOAD: 'scene-gru',
+    });
     const api = startNode('dist/apps/api/src/main.js', env);
     procs.push(api);
     await waitForHttp(`http://127.0.0.1:${port}/health/ready`, 30000, api);
@@ -170,7 +192,10 @@ describe('production processes', () => {
     const auth = { authorization: `Bearer ${(login.data as { access_token: string }).access_token}` };
     const call = async (method: string, path: string) => {
       const res = await fetch(`http://127.0.0.1:${port}${path}`, { method, headers: auth });
-      return { status: res.status, data: (await res.json()) as { state: string; workers: { state: string; worker_id: string; done?: boolean; rss_mb: number }[] } };
+      return {
+        status: res.status,
+        data: (await res.json()) as { state: string; workers: { state: string; worker_id: string; done?: boolean; rss_mb: number }[] },
+      };
     };
     // The preloaded model is loaded on both.
     await waitFor(async () => (await call('GET', '/api/v1/models/scene-gru')).data.workers.length === 2);
@@ -212,7 +237,12 @@ describe('production processes', () => {
     const code = await p.exited;
     expect(code).toBe(78);
     const out = p.output();
-    for (const s of ['PORT must be an integer', 'DATABASE_URL must start with', 'JWT_SECRET is required in production', 'RATE_LIMIT_PER_MINUTE must be between']) {
+    for (const s of [
+      'PORT must be an integer',
+      'DATABASE_URL must start with',
+      'JWT_SECRET is required in production',
+      'RATE_LIMIT_PER_MINUTE must be between',
+    ]) {
       expect(out).toContain(s);
     }
   });

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultModelsDir } from '../libs/models/src/manifest.js';
+import { defaultModelsDir } from '@aperture/models/manifest.js';
 import { createTestApp, type TestApp } from './support/app.js';
 import { testEnv } from './support/env.js';
 import { polygonIoU, type Pt } from './support/geometry.js';
@@ -10,7 +10,11 @@ import { expectProblem, type LoggedIn, registerAndLogin, waitFor } from './suppo
 
 /** Seed 003's projects through HTTP, the queue and the worker (one process), with the shipped detector. */
 const fixtures = resolve(defaultModelsDir(), 'fixtures');
-const truth = (JSON.parse(readFileSync(resolve(fixtures, 'primitives/ground-truth.json'), 'utf8')) as { images: { file: string; primitives: { class: string; corners: Pt[] }[] }[] }).images;
+const truth = (
+  JSON.parse(readFileSync(resolve(fixtures, 'primitives/ground-truth.json'), 'utf8')) as {
+    images: { file: string; primitives: { class: string; corners: Pt[] }[] }[];
+  }
+).images;
 
 interface ResultSet {
   image_id: string;
@@ -42,10 +46,22 @@ describe('projects: CRUD, multi-image upload, start / start-rest, result sets', 
   }
 
   it('runs the whole seed-003 flow: upload with a bad file, start, results, start-rest touches only new images', async () => {
-    const created = await request(t.server).post('/api/v1/projects').set(alice.auth).send({ name: 'shelves', description: 'march', model: '1' });
+    const created = await request(t.server)
+      .post('/api/v1/projects')
+      .set(alice.auth)
+      .send({ name: 'shelves', description: 'march', model: '1' });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     const project = created.body;
-    expect(project).toMatchObject({ name: 'shelves', description: 'march', model: 'primitives-obb', model_id: 1, status: 'PENDING', images_nr: 0, images: [], owner_username: alice.username });
+    expect(project).toMatchObject({
+      name: 'shelves',
+      description: 'march',
+      model: 'primitives-obb',
+      model_id: 1,
+      status: 'PENDING',
+      images_nr: 0,
+      images: [],
+      owner_username: alice.username,
+    });
 
     const first = truth.slice(0, 3);
     let up = request(t.server).post(`/api/v1/projects/${project.id}/images`).set(alice.auth);
@@ -91,10 +107,17 @@ describe('projects: CRUD, multi-image upload, start / start-rest, result sets', 
     // start-rest right away: nothing left, says so, changes nothing
     const none = await request(t.server).post(`/api/v1/projects/${project.id}/start-rest`).set(alice.auth);
     expect(none.status).toBe(200);
-    expect(none.body).toMatchObject({ batch_id: null, queued: 0, message: 'Every image of the project already has a result; nothing was queued.' });
+    expect(none.body).toMatchObject({
+      batch_id: null,
+      queued: 0,
+      message: 'Every image of the project already has a result; nothing was queued.',
+    });
 
     // a new image: the project is pending again, start-rest queues exactly that one
-    const later = await request(t.server).post(`/api/v1/projects/${project.id}/images`).set(alice.auth).attach('images', resolve(fixtures, truth[5]!.file));
+    const later = await request(t.server)
+      .post(`/api/v1/projects/${project.id}/images`)
+      .set(alice.auth)
+      .attach('images', resolve(fixtures, truth[5]!.file));
     expect(later.status).toBe(201);
     const newId = later.body.data[0].id as string;
     expect((await get(`/api/v1/projects/${project.id}`)).body).toMatchObject({ status: 'PENDING', images_nr: 4, images_with_result: 3 });
@@ -137,7 +160,12 @@ describe('projects: CRUD, multi-image upload, start / start-rest, result sets', 
   it('validates names and models: an unknown model lists the valid (id, name, kind) triples', async () => {
     expectProblem(await request(t.server).post('/api/v1/projects').set(alice.auth).send({ name: '' }), 400, 'VALIDATION_ERROR', /name/);
     const bad = await request(t.server).post('/api/v1/projects').set(alice.auth).send({ name: 'x', model: 'scene-gru' });
-    expectProblem(bad, 400, 'VALIDATION_ERROR', "Model id was not correct. Choose from (id, name, kind) [(1, 'primitives-obb', 'detector'), (3, 'fragments-seg', 'segmenter')].");
+    expectProblem(
+      bad,
+      400,
+      'VALIDATION_ERROR',
+      "Model id was not correct. Choose from (id, name, kind) [(1, 'primitives-obb', 'detector'), (3, 'fragments-seg', 'segmenter')].",
+    );
     const empty = await request(t.server).post('/api/v1/projects').set(alice.auth).send({ name: 'empty' });
     expect(empty.body.model).toBe('primitives-obb');
     const start = await request(t.server).post(`/api/v1/projects/${empty.body.id}/start`).set(alice.auth);
@@ -147,7 +175,10 @@ describe('projects: CRUD, multi-image upload, start / start-rest, result sets', 
 
   it('another user gets 404 on every project route', async () => {
     const p = (await request(t.server).post('/api/v1/projects').set(alice.auth).send({ name: 'private' })).body;
-    const up = await request(t.server).post(`/api/v1/projects/${p.id}/images`).set(alice.auth).attach('images', resolve(fixtures, truth[0]!.file));
+    const up = await request(t.server)
+      .post(`/api/v1/projects/${p.id}/images`)
+      .set(alice.auth)
+      .attach('images', resolve(fixtures, truth[0]!.file));
     const imageId = up.body.data[0].id as string;
     const routes: [string, string][] = [
       ['get', `/api/v1/projects/${p.id}`],

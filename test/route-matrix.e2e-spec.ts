@@ -5,8 +5,8 @@ import { JwtService } from '@nestjs/jwt';
 import { MikroORM } from '@mikro-orm/core';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IS_PUBLIC } from '../libs/common/src/auth.decorators.js';
-import { User } from '../libs/database/src/entities/user.entity.js';
+import { IS_PUBLIC } from '@aperture/common/auth.decorators.js';
+import { User } from '@aperture/database/entities/user.entity.js';
 import { createTestApp, type TestApp } from './support/app.js';
 import { testEnv } from './support/env.js';
 import { expectProblem, type LoggedIn, registerAndLogin } from './support/http.js';
@@ -34,7 +34,10 @@ function discoverRoutes(t: TestApp): Route[] {
         const sub = Reflect.getMetadata(PATH_METADATA, handler) as string | undefined;
         const verb = Reflect.getMetadata(METHOD_METADATA, handler) as RequestMethod | undefined;
         if (sub === undefined || verb === undefined) continue;
-        const joined = [base, sub].map((s) => s.replace(/^\/|\/$/g, '')).filter(Boolean).join('/');
+        const joined = [base, sub]
+          .map((s) => s.replace(/^\/|\/$/g, ''))
+          .filter(Boolean)
+          .join('/');
         const prefixed = joined.startsWith('health') ? `/${joined}` : `/api/v1/${joined}`;
         routes.push({
           method: RequestMethod[verb]!.toLowerCase(),
@@ -65,7 +68,7 @@ describe('route matrix: every non-public route refuses every kind of bad credent
   });
   afterAll(() => t?.close());
 
-  it('discovers the app\'s routes', () => {
+  it("discovers the app's routes", () => {
     expect(routes.length).toBeGreaterThan(25);
     expect(routes).toContainEqual({ method: 'post', path: '/api/v1/qr/batches', isPublic: false });
     expect(routes).toContainEqual({ method: 'get', path: '/health/live', isPublic: true });
@@ -78,9 +81,15 @@ describe('route matrix: every non-public route refuses every kind of bad credent
     const credentials: Record<string, Record<string, string>> = {
       none: {},
       tampered: { Authorization: `Bearer ${h}.${p}.${s!.slice(0, -3)}abc` },
-      'wrong secret': { Authorization: `Bearer ${new JwtService({ secret: 'another-secret-entirely-0123456789' }).sign({ sub: victim.userId, role: 'admin', typ: 'access', ver: 0 }, { audience: 'aperture-api', issuer: 'aperture' })}` },
-      expired: { Authorization: `Bearer ${jwt.sign({ sub: victim.userId, role: 'user', typ: 'access', ver: 0 }, { audience: 'aperture-api', issuer: 'aperture', expiresIn: -60 })}` },
-      'wrong audience': { Authorization: `Bearer ${jwt.sign({ sub: victim.userId, role: 'user', typ: 'access', ver: 0 }, { audience: 'another-api', issuer: 'aperture' })}` },
+      'wrong secret': {
+        Authorization: `Bearer ${new JwtService({ secret: 'another-secret-entirely-0123456789' }).sign({ sub: victim.userId, role: 'admin', typ: 'access', ver: 0 }, { audience: 'aperture-api', issuer: 'aperture' })}`,
+      },
+      expired: {
+        Authorization: `Bearer ${jwt.sign({ sub: victim.userId, role: 'user', typ: 'access', ver: 0 }, { audience: 'aperture-api', issuer: 'aperture', expiresIn: -60 })}`,
+      },
+      'wrong audience': {
+        Authorization: `Bearer ${jwt.sign({ sub: victim.userId, role: 'user', typ: 'access', ver: 0 }, { audience: 'another-api', issuer: 'aperture' })}`,
+      },
       'revoked API key': { 'X-API-Key': revokedKey },
       'disabled user': disabledUser.auth,
       'not a bearer': { Authorization: `Basic ${Buffer.from('a:b').toString('base64')}` },
@@ -93,7 +102,9 @@ describe('route matrix: every non-public route refuses every kind of bad credent
         try {
           expectProblem(res, 401, 'UNAUTHORIZED', 'Not authenticated');
         } catch (err) {
-          throw new Error(`${route.method.toUpperCase()} ${route.path} with ${kind} credentials: ${(err as Error).message}`, { cause: err });
+          throw new Error(`${route.method.toUpperCase()} ${route.path} with ${kind} credentials: ${(err as Error).message}`, {
+            cause: err,
+          });
         }
       }
     }

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { MikroORM } from '@mikro-orm/core';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../libs/config/src/config.js';
-import { ormOptions } from '../libs/database/src/orm-options.js';
+import { loadConfig } from '@aperture/config/config.js';
+import { ormOptions } from '@aperture/database/orm-options.js';
 import { testEnv } from './support/env.js';
 
 /** The committed migrations, applied to an empty database, produce exactly the schema the entities describe. */

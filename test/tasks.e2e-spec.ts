@@ -4,7 +4,7 @@ import { unzipSync } from 'fflate';
 import sharp from 'sharp';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultModelsDir } from '../libs/models/src/manifest.js';
+import { defaultModelsDir } from '@aperture/models/manifest.js';
 import { createTestApp, type TestApp } from './support/app.js';
 import { testEnv } from './support/env.js';
 import { polygonIoU, type Pt } from './support/geometry.js';
@@ -34,7 +34,15 @@ interface FragmentTruth {
 /** fragments-04: four false positives on the background pull the median down (−7.5 %); fragments-05: the median fragment's mask is 13 % too large (+6.4 %). */
 const KNOWN_D50_MISSES = ['fragments/fragments-04-1024x768.png', 'fragments/fragments-05-600x800.png'];
 
-type Task = { id: string; status: string; type: string; image_id: string; result: Record<string, unknown> | null; artifacts: { name: string; size_bytes: number }[]; error: string | null };
+type Task = {
+  id: string;
+  status: string;
+  type: string;
+  image_id: string;
+  result: Record<string, unknown> | null;
+  artifacts: { name: string; size_bytes: number }[];
+  error: string | null;
+};
 
 describe('tasks: prediction (seed 001) and fragment analysis (seed 000)', () => {
   let t: TestApp;
@@ -47,7 +55,11 @@ describe('tasks: prediction (seed 001) and fragment analysis (seed 000)', () => 
   });
   afterAll(() => t?.close());
 
-  async function create(fields: Record<string, string>, file?: string | { buffer: Buffer; name: string }, user = alice): Promise<request.Response> {
+  async function create(
+    fields: Record<string, string>,
+    file?: string | { buffer: Buffer; name: string },
+    user = alice,
+  ): Promise<request.Response> {
     if (!file) return request(t.server).post('/api/v1/tasks').set(user.auth).send(fields);
     let req = request(t.server).post('/api/v1/tasks').set(user.auth);
     req = typeof file === 'string' ? req.attach('image', resolve(fixtures, file)) : req.attach('image', file.buffer, file.name);
@@ -82,7 +94,21 @@ describe('tasks: prediction (seed 001) and fragment analysis (seed 000)', () => 
     for (const [i, img] of truth.entries()) {
       const task = await finished(ids[i]!);
       expect(task.status, task.error ?? '').toBe('completed');
-      const r = task.result as { image_class: string; class_probs: Record<string, number>; primitives: { primitive_class: string; probability: number; x: number; y: number; width: number; height: number; rotation: number; corners: number[][]; corners_px: Pt[] }[] };
+      const r = task.result as {
+        image_class: string;
+        class_probs: Record<string, number>;
+        primitives: {
+          primitive_class: string;
+          probability: number;
+          x: number;
+          y: number;
+          width: number;
+          height: number;
+          rotation: number;
+          corners: number[][];
+          corners_px: Pt[];
+        }[];
+      };
       expect(Object.keys(r.class_probs).sort()).toEqual(['greenhouse', 'livingroom', 'office', 'warehouse']);
       expect(Object.values(r.class_probs).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 2);
       for (const p of r.primitives) {
@@ -101,16 +127,21 @@ describe('tasks: prediction (seed 001) and fragment analysis (seed 000)', () => 
       if (r.image_class === img.scene) scenes++;
       expect(task.artifacts.map((a) => a.name).sort()).toEqual(['annotated.jpg', 'result.json']);
     }
-    console.log(`[metrics] prediction through the API: primitive recall@IoU0.5 ${found}/${total} = ${(found / total).toFixed(3)}; scene accuracy ${scenes}/${truth.length}`);
+    console.log(
+      `[metrics] prediction through the API: primitive recall@IoU0.5 ${found}/${total} = ${(found / total).toFixed(3)}; scene accuracy ${scenes}/${truth.length}`,
+    );
     expect(found / total).toBeGreaterThanOrEqual(0.9);
     expect(scenes / truth.length).toBeGreaterThanOrEqual(0.9);
   });
 
-  it('fragments: calibrated D50 within 5% of the truth (but for the segmenter\'s two known misses); the ZIP holds exactly the files the task lists', async () => {
+  it("fragments: calibrated D50 within 5% of the truth (but for the segmenter's two known misses); the ZIP holds exactly the files the task lists", async () => {
     const truth = gt<{ images: FragmentTruth[] }>('fragments/ground-truth.json').images;
     const ids: string[] = [];
     for (const img of truth) {
-      const res = await create({ type: 'fragments', real_radius: String(img.real_radius), unit: img.unit, conf: '0.25', iou: '0.7' }, img.file);
+      const res = await create(
+        { type: 'fragments', real_radius: String(img.real_radius), unit: img.unit, conf: '0.25', iou: '0.7' },
+        img.file,
+      );
       expect(res.status, JSON.stringify(res.body)).toBe(202);
       ids.push(res.body.id);
     }
@@ -118,7 +149,19 @@ describe('tasks: prediction (seed 001) and fragment analysis (seed 000)', () => 
     for (const [i, img] of truth.entries()) {
       const task = await finished(ids[i]!);
       expect(task.status, task.error ?? '').toBe('completed');
-      const r = task.result as { calibrated: boolean; unit: string; count: number; diameters: number[]; d10: number; d50: number; d90: number; min: number; max: number; mean: number; ball: { radius_px: number } | null };
+      const r = task.result as {
+        calibrated: boolean;
+        unit: string;
+        count: number;
+        diameters: number[];
+        d10: number;
+        d50: number;
+        d90: number;
+        min: number;
+        max: number;
+        mean: number;
+        ball: { radius_px: number } | null;
+      };
       expect(r.calibrated).toBe(true);
       expect(r.unit).toBe('mm');
       expect(r.count).toBe(r.diameters.length);
@@ -128,7 +171,9 @@ describe('tasks: prediction (seed 001) and fragment analysis (seed 000)', () => 
       expect(r.d10).toBeLessThanOrEqual(r.d50);
       expect(r.d50).toBeLessThanOrEqual(r.d90);
       const err = Math.abs(r.d50 - img.true_D50) / img.true_D50;
-      lines.push(`${img.file}: D50 ${r.d50} vs ${img.true_D50} (${(100 * err).toFixed(1)}%), count ${r.count} vs ${img.true_diameters_real.length}`);
+      lines.push(
+        `${img.file}: D50 ${r.d50} vs ${img.true_D50} (${(100 * err).toFixed(1)}%), count ${r.count} vs ${img.true_diameters_real.length}`,
+      );
       if (KNOWN_D50_MISSES.includes(img.file)) {
         // The shipped segmenter's misses (see libs/analysis/src/fragments.fixtures.spec.ts: with the true masks the same
         // calibration is within 0.11 %). Still bounded; when the model improves this fails and the entry must go.
@@ -140,11 +185,15 @@ describe('tasks: prediction (seed 001) and fragment analysis (seed 000)', () => 
 
       const names = task.artifacts.map((a) => a.name).sort();
       expect(names).toEqual(['chart.png', 'fragments.csv', 'masks.png', 'overlay.png', 'result.json']);
-      const zipRes = await request(t.server).get(`/api/v1/tasks/${task.id}/artifacts.zip`).set(alice.auth).buffer(true).parse((res, cb) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => cb(null, Buffer.concat(chunks)));
-      });
+      const zipRes = await request(t.server)
+        .get(`/api/v1/tasks/${task.id}/artifacts.zip`)
+        .set(alice.auth)
+        .buffer(true)
+        .parse((res, cb) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => cb(null, Buffer.concat(chunks)));
+        });
       expect(zipRes.status).toBe(200);
       expect(zipRes.headers['content-type']).toMatch(/application\/zip/);
       const files = unzipSync(new Uint8Array(zipRes.body as Buffer));
@@ -165,13 +214,22 @@ describe('tasks: prediction (seed 001) and fragment analysis (seed 000)', () => 
     const img = gt<{ images: FragmentTruth[] }>('fragments/ground-truth.json').images[0]!;
     const first = await create({ type: 'fragments', real_radius: '20', unit: 'mm' }, img.file);
     const a = await finished(first.body.id);
-    const rerun = await request(t.server).post(`/api/v1/tasks/${a.id}/rerun`).set(alice.auth).send({ real_radius: 2, unit: 'cm', conf: 0.3 });
+    const rerun = await request(t.server)
+      .post(`/api/v1/tasks/${a.id}/rerun`)
+      .set(alice.auth)
+      .send({ real_radius: 2, unit: 'cm', conf: 0.3 });
     expect(rerun.status, JSON.stringify(rerun.body)).toBe(202);
     expect(rerun.body.id).not.toBe(a.id);
     expect(rerun.body.image_id).toBe(a.image_id);
     const b = await finished(rerun.body.id);
     expect(b.status).toBe('completed');
-    expect((b as unknown as { params: Record<string, unknown> }).params).toMatchObject({ model: 'fragments-seg', real_radius: 2, unit: 'cm', conf: 0.3, iou: 0.7 });
+    expect((b as unknown as { params: Record<string, unknown> }).params).toMatchObject({
+      model: 'fragments-seg',
+      real_radius: 2,
+      unit: 'cm',
+      conf: 0.3,
+      iou: 0.7,
+    });
     expect(b.result!['unit']).toBe('cm');
     // 20 mm = 2 cm: the same sizes in another unit (conf 0.3 may drop a weak fragment, so compare D50 loosely)
     expect(Math.abs((b.result!['d50'] as number) * 10 - (a.result!['d50'] as number)) / (a.result!['d50'] as number)).toBeLessThan(0.05);
@@ -182,7 +240,10 @@ describe('tasks: prediction (seed 001) and fragment analysis (seed 000)', () => 
   });
 
   it('creates a task from an uploaded image id; list, status, input, result and delete follow seed 001', async () => {
-    const up = await request(t.server).post('/api/v1/images').set(alice.auth).attach('images', resolve(fixtures, 'primitives/office-00-800x600.jpg'));
+    const up = await request(t.server)
+      .post('/api/v1/images')
+      .set(alice.auth)
+      .attach('images', resolve(fixtures, 'primitives/office-00-800x600.jpg'));
     expect(up.status, JSON.stringify(up.body)).toBe(201);
     const imageId = up.body.data[0].id as string;
     const res = await create({ image_id: imageId });
@@ -195,7 +256,11 @@ describe('tasks: prediction (seed 001) and fragment analysis (seed 000)', () => 
     const status = await request(t.server).get(`/api/v1/tasks/${id}/status?wait_ms=30000`).set(alice.auth);
     expect(status.body).toMatchObject({ id, status: 'completed', progress: 1 });
     const result = await request(t.server).get(`/api/v1/tasks/${id}/result?wait_ms=30000`).set(alice.auth);
-    expect(result.body.result).toMatchObject({ image_class: expect.any(String), detection_model: 'primitives-obb', classification_model: 'scene-gru' });
+    expect(result.body.result).toMatchObject({
+      image_class: expect.any(String),
+      detection_model: 'primitives-obb',
+      classification_model: 'scene-gru',
+    });
     const input = await request(t.server).get(`/api/v1/tasks/${id}/input`).set(alice.auth);
     expect(input.status).toBe(200);
     expect(input.headers['content-type']).toBe('image/jpeg');
@@ -206,14 +271,24 @@ describe('tasks: prediction (seed 001) and fragment analysis (seed 000)', () => 
     const del = await request(t.server).delete(`/api/v1/tasks/${id}`).set(alice.auth);
     expect(del.status).toBe(200);
     expect(del.body).toEqual({ id });
-    expectProblem(await request(t.server).get(`/api/v1/tasks/${id}`).set(alice.auth), 404, 'NOT_FOUND', `Task with id ${id} does not exist.`);
+    expectProblem(
+      await request(t.server).get(`/api/v1/tasks/${id}`).set(alice.auth),
+      404,
+      'NOT_FOUND',
+      `Task with id ${id} does not exist.`,
+    );
     expect((await request(t.server).get(`/api/v1/images/${imageId}`).set(alice.auth)).status).toBe(200); // the image stays
   });
 
   it('an unknown model id is a 400 listing the valid (id, name, kind) triples; nothing is stored', async () => {
     const before = await imageCount();
     const res = await create({ detection_model: '99' }, 'primitives/office-00-800x600.jpg');
-    expectProblem(res, 400, 'VALIDATION_ERROR', "Model id was not correct. Choose from (id, name, kind) [(1, 'primitives-obb', 'detector')].");
+    expectProblem(
+      res,
+      400,
+      'VALIDATION_ERROR',
+      "Model id was not correct. Choose from (id, name, kind) [(1, 'primitives-obb', 'detector')].",
+    );
     expect(res.body.valid_models).toEqual([{ id: 1, name: 'primitives-obb', kind: 'detector' }]);
     const cls = await create({ classification_model: 'fragments-seg' }, 'primitives/office-00-800x600.jpg');
     expectProblem(cls, 400, 'VALIDATION_ERROR', /Choose from \(id, name, kind\) \[\(2, 'scene-gru', 'classifier'\)\]/);
@@ -246,21 +321,75 @@ describe('tasks: prediction (seed 001) and fragment analysis (seed 000)', () => 
     const before = await imageCount();
     const tasksBefore = (await request(t.server).get('/api/v1/tasks').set(alice.auth)).body.total as number;
     const cases: [Record<string, string>, string | { buffer: Buffer; name: string }, number, string, RegExp][] = [
-      [{}, { buffer: jpeg.subarray(0, Math.floor(jpeg.length * 0.6)), name: 'cut.jpg' }, 400, 'IMAGE_VALIDATION_ERROR', /damaged or truncated/],
-      [{}, { buffer: Buffer.concat([Buffer.from('89504e470d0a1a0a', 'hex'), Buffer.from('not really a png at all, just text')]), name: 'forged.png' }, 400, 'IMAGE_VALIDATION_ERROR', /not an image|damaged/],
+      [
+        {},
+        { buffer: jpeg.subarray(0, Math.floor(jpeg.length * 0.6)), name: 'cut.jpg' },
+        400,
+        'IMAGE_VALIDATION_ERROR',
+        /damaged or truncated/,
+      ],
+      [
+        {},
+        {
+          buffer: Buffer.concat([Buffer.from('89504e470d0a1a0a', 'hex'), Buffer.from('not really a png at all, just text')]),
+          name: 'forged.png',
+        },
+        400,
+        'IMAGE_VALIDATION_ERROR',
+        /not an image|damaged/,
+      ],
       [{}, { buffer: hugePngHeader(20000, 20000), name: 'huge.png' }, 400, 'IMAGE_VALIDATION_ERROR', /20000×20000 px; at most 4096/],
       [{}, { buffer: Buffer.from('hello, I am a text file\n'), name: 'photo.jpg' }, 400, 'IMAGE_VALIDATION_ERROR', /not an image/],
-      [{ type: 'fragments', real_radius: '-1' }, 'fragments/fragments-00-640x480.png', 400, 'VALIDATION_ERROR', /real_radius must be a positive number/],
-      [{ type: 'fragments', real_radius: '0' }, 'fragments/fragments-00-640x480.png', 400, 'VALIDATION_ERROR', /real_radius must be a positive number/],
-      [{ type: 'fragments', conf: '1.5' }, 'fragments/fragments-00-640x480.png', 400, 'VALIDATION_ERROR', /conf must be a number strictly between 0 and 1/],
-      [{ type: 'fragments', conf: '0' }, 'fragments/fragments-00-640x480.png', 400, 'VALIDATION_ERROR', /conf must be a number strictly between 0 and 1/],
-      [{ type: 'fragments', unit: 'furlong' }, 'fragments/fragments-00-640x480.png', 400, 'VALIDATION_ERROR', /unit must be one of the following values: px, mm, cm, m, in/],
-      [{ type: 'fragments', detection_model: 'primitives-obb' }, 'fragments/fragments-00-640x480.png', 400, 'VALIDATION_ERROR', /applies to prediction tasks/],
+      [
+        { type: 'fragments', real_radius: '-1' },
+        'fragments/fragments-00-640x480.png',
+        400,
+        'VALIDATION_ERROR',
+        /real_radius must be a positive number/,
+      ],
+      [
+        { type: 'fragments', real_radius: '0' },
+        'fragments/fragments-00-640x480.png',
+        400,
+        'VALIDATION_ERROR',
+        /real_radius must be a positive number/,
+      ],
+      [
+        { type: 'fragments', conf: '1.5' },
+        'fragments/fragments-00-640x480.png',
+        400,
+        'VALIDATION_ERROR',
+        /conf must be a number strictly between 0 and 1/,
+      ],
+      [
+        { type: 'fragments', conf: '0' },
+        'fragments/fragments-00-640x480.png',
+        400,
+        'VALIDATION_ERROR',
+        /conf must be a number strictly between 0 and 1/,
+      ],
+      [
+        { type: 'fragments', unit: 'furlong' },
+        'fragments/fragments-00-640x480.png',
+        400,
+        'VALIDATION_ERROR',
+        /unit must be one of the following values: px, mm, cm, m, in/,
+      ],
+      [
+        { type: 'fragments', detection_model: 'primitives-obb' },
+        'fragments/fragments-00-640x480.png',
+        400,
+        'VALIDATION_ERROR',
+        /applies to prediction tasks/,
+      ],
       [{ type: 'sizing' }, 'fragments/fragments-00-640x480.png', 400, 'VALIDATION_ERROR', /type must be one of/],
     ];
     for (const [fields, file, status, code, detail] of cases) expectProblem(await create(fields, file), status, code, detail);
     expectProblem(await request(t.server).post('/api/v1/tasks').set(alice.auth).send({}), 400, 'VALIDATION_ERROR', /Send the image/);
-    const big = await request(t.server).post('/api/v1/tasks').set(alice.auth).attach('image', Buffer.alloc(60 * 1024 * 1024, 0xff), 'big.jpg');
+    const big = await request(t.server)
+      .post('/api/v1/tasks')
+      .set(alice.auth)
+      .attach('image', Buffer.alloc(60 * 1024 * 1024, 0xff), 'big.jpg');
     expectProblem(big, 413, 'PAYLOAD_TOO_LARGE');
     expect(await imageCount()).toBe(before);
     expect((await request(t.server).get('/api/v1/tasks').set(alice.auth)).body.total).toBe(tasksBefore);

@@ -1,11 +1,11 @@
 import type { INestApplication, Type } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { ApiModule } from '../../apps/api/src/api.module.js';
-import { configureApp, prepareDatabase, setupSwagger } from '../../apps/api/src/setup.js';
-import { StandaloneModule } from '../../apps/standalone/src/standalone.module.js';
-import { JobRunner } from '../../apps/worker/src/job-runner.service.js';
-import { loadConfig } from '../../libs/config/src/config.js';
+import { ApiModule } from '@apps/api/api.module.js';
+import { configureApp, prepareDatabase, setupSwagger } from '@apps/api/setup.js';
+import { StandaloneModule } from '@apps/standalone/standalone.module.js';
+import { JobRunner } from '@apps/worker/job-runner.service.js';
+import { loadConfig } from '@aperture/config/config.js';
 import { applyEnv, type Env } from './env.js';
 
 export interface TestApp {

@@ -28,7 +28,9 @@ export class FakeGoogle {
   ) {}
 
   async start(): Promise<void> {
-    this.server = createServer((req, res) => void this.handle(req).then(({ status, headers, body }) => res.writeHead(status, headers).end(body)));
+    this.server = createServer(
+      (req, res) => void this.handle(req).then(({ status, headers, body }) => res.writeHead(status, headers).end(body)),
+    );
     await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', () => r()));
     const addr = this.server.address();
     this.base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
@@ -46,7 +48,8 @@ export class FakeGoogle {
       const p = url.searchParams;
       if (p.get('client_id') !== this.clientId) return json(400, { error: 'invalid_client' });
       if (p.get('response_type') !== 'code') return json(400, { error: 'unsupported_response_type' });
-      if (p.get('code_challenge_method') !== 'S256' || !p.get('code_challenge')) return json(400, { error: 'invalid_request', error_description: 'PKCE required' });
+      if (p.get('code_challenge_method') !== 'S256' || !p.get('code_challenge'))
+        return json(400, { error: 'invalid_request', error_description: 'PKCE required' });
       if (!p.get('state')) return json(400, { error: 'invalid_request', error_description: 'state required' });
       if (!(p.get('scope') ?? '').split(' ').includes('email')) return json(400, { error: 'invalid_scope' });
       const redirect = new URL(p.get('redirect_uri')!);
@@ -62,10 +65,13 @@ export class FakeGoogle {
       const f = new URLSearchParams(raw);
       const entry = this.codes.get(f.get('code') ?? '');
       if (f.get('grant_type') !== 'authorization_code' || !entry) return json(400, { error: 'invalid_grant' });
-      if (f.get('client_id') !== this.clientId || f.get('client_secret') !== this.clientSecret) return json(401, { error: 'invalid_client' });
-      if (f.get('redirect_uri') !== entry.redirectUri) return json(400, { error: 'invalid_grant', error_description: 'redirect_uri mismatch' });
+      if (f.get('client_id') !== this.clientId || f.get('client_secret') !== this.clientSecret)
+        return json(401, { error: 'invalid_client' });
+      if (f.get('redirect_uri') !== entry.redirectUri)
+        return json(400, { error: 'invalid_grant', error_description: 'redirect_uri mismatch' });
       const verifier = f.get('code_verifier') ?? '';
-      if (createHash('sha256').update(verifier).digest('base64url') !== entry.challenge) return json(400, { error: 'invalid_grant', error_description: 'PKCE verification failed' });
+      if (createHash('sha256').update(verifier).digest('base64url') !== entry.challenge)
+        return json(400, { error: 'invalid_grant', error_description: 'PKCE verification failed' });
       this.codes.delete(f.get('code')!);
       const accessToken = randomBytes(16).toString('hex');
       this.tokens.set(accessToken, entry.user);

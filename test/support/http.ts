@@ -19,7 +19,9 @@ export const uniqueName = (prefix = 'user'): string => `${prefix}_${randomBytes(
 export async function registerAndLogin(server: Server, prefix = 'user'): Promise<LoggedIn> {
   const username = uniqueName(prefix);
   const password = `pw-${randomBytes(6).toString('hex')}`;
-  const reg = await request(server).post('/api/v1/auth/register').send({ username, email: `${username}@example.com`, password });
+  const reg = await request(server)
+    .post('/api/v1/auth/register')
+    .send({ username, email: `${username}@example.com`, password });
   expect(reg.status, JSON.stringify(reg.body)).toBe(201);
   return login(server, username, password);
 }

@@ -1,12 +1,16 @@
 import jsQRModule from 'jsqr';
 import * as mupdf from 'mupdf';
-import { qrCell } from '../../libs/qr/src/qr-layout.js';
+import { qrCell } from '@aperture/qr/qr-layout.js';
 
 // jsqr is a UMD bundle: Node's default import is the function itself, its typings describe `.default`.
 const jsQR = ((jsQRModule as unknown as { default?: unknown }).default ?? jsQRModule) as typeof jsQRModule.default;
 
 /** Opens a PDF with MuPDF (an independent reader), counts its pages and decodes the QR symbol in one grid cell. */
-export function readQrPdf(pdf: Buffer): { pages: number; decodeCell(page: number, index: number): string | null; pageText(page: number): string } {
+export function readQrPdf(pdf: Buffer): {
+  pages: number;
+  decodeCell(page: number, index: number): string | null;
+  pageText(page: number): string;
+} {
   const doc = mupdf.Document.openDocument(pdf, 'application/pdf');
   return {
     pages: doc.countPages(),

@@ -32,7 +32,8 @@ export async function waitForHttp(url: string, timeoutMs = 30000, proc?: Proc): 
     } catch {
       /* not up yet */
     }
-    if (proc && proc.child.exitCode !== null) throw new Error(`process exited (${proc.child.exitCode}) before ${url} answered:\n${proc.output()}`);
+    if (proc && proc.child.exitCode !== null)
+      throw new Error(`process exited (${proc.child.exitCode}) before ${url} answered:\n${proc.output()}`);
     if (Date.now() > deadline) throw new Error(`${url} did not answer within ${timeoutMs} ms${proc ? `:\n${proc.output()}` : ''}`);
     await new Promise((r) => setTimeout(r, 200));
   }

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { Logger } from 'nestjs-pino';
-import { loadConfigOrExit } from '../../../libs/common/src/bootstrap.js';
+import { loadConfigOrExit } from '@aperture/common/bootstrap.js';
 import { ApiModule } from './api.module.js';
 import { startHttpApp } from './setup.js';
 

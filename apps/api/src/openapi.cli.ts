@@ -8,12 +8,17 @@ import { resolve } from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { stringify } from 'yaml';
-import { loadConfig } from '../../../libs/config/src/config.js';
+import { loadConfig } from '@aperture/config/config.js';
 import { ApiModule } from './api.module.js';
 import { buildOpenApiDocument, configureApp } from './setup.js';
 
 export async function generateOpenApiYaml(): Promise<string> {
-  const app = await NestFactory.create<NestExpressApplication>(ApiModule, { preview: true, logger: false, bodyParser: false, abortOnError: false });
+  const app = await NestFactory.create<NestExpressApplication>(ApiModule, {
+    preview: true,
+    logger: false,
+    bodyParser: false,
+    abortOnError: false,
+  });
   configureApp(app, loadConfig({ ...process.env, NODE_ENV: 'development' }));
   const doc = buildOpenApiDocument(app);
   const seen = new Map<string, string>();
@@ -46,7 +51,9 @@ if (isMain) {
       let line = 0;
       while (line < a.length && line < b.length && a[line] === b[line]) line++;
       console.error('openapi.yaml is out of date with the code: run `npm run build && npm run openapi` and commit it.');
-      console.error(`first difference at line ${line + 1}:\n  committed: ${a[line] ?? '(end of file)'}\n  generated: ${b[line] ?? '(end of file)'}`);
+      console.error(
+        `first difference at line ${line + 1}:\n  committed: ${a[line] ?? '(end of file)'}\n  generated: ${b[line] ?? '(end of file)'}`,
+      );
       process.exit(1);
     }
     console.log('openapi.yaml matches the code.');

@@ -5,10 +5,10 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import helmet from 'helmet';
 import { Logger } from 'nestjs-pino';
-import type { AppConfig } from '../../../libs/config/src/config.js';
-import { closeOnSignals } from '../../../libs/common/src/bootstrap.js';
-import { createValidationPipe } from '../../../libs/common/src/validation.js';
-import { SchemaService } from '../../../libs/database/src/schema.service.js';
+import type { AppConfig } from '@aperture/config/config.js';
+import { closeOnSignals } from '@aperture/common/bootstrap.js';
+import { createValidationPipe } from '@aperture/common/validation.js';
+import { SchemaService } from '@aperture/database/schema.service.js';
 
 export const API_PREFIX = 'api/v1';
 
@@ -40,12 +40,15 @@ export function buildOpenApiDocument(app: NestExpressApplication): OpenAPIObject
     .setVersion('0.1.0')
     .setLicense('MIT', 'https://opensource.org/licenses/MIT')
     .addServer('/', 'This server')
-    .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Access token from POST /api/v1/auth/login' }, 'bearer')
+    .addBearerAuth(
+      { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'Access token from POST /api/v1/auth/login' },
+      'bearer',
+    )
     .addApiKey({ type: 'apiKey', in: 'header', name: 'X-API-Key', description: 'API key from POST /api/v1/auth/api-keys' }, 'api-key')
     .addOAuth2(
       {
         type: 'oauth2',
-        description: 'Username and password through the OAuth2 token endpoint (what Swagger UI\'s Authorize does)',
+        description: "Username and password through the OAuth2 token endpoint (what Swagger UI's Authorize does)",
         flows: { password: { tokenUrl: `/${API_PREFIX}/auth/token`, refreshUrl: `/${API_PREFIX}/auth/token`, scopes: {} } },
       },
       'oauth2',

@@ -6,15 +6,23 @@ import { DiscoveryService, Reflector } from '@nestjs/core';
 import { EntityManager, MikroORM } from '@mikro-orm/core';
 import type { Job as BullJob } from 'bull';
 import type { Redis } from 'ioredis';
-import type { AppConfig } from '../../../libs/config/src/config.js';
-import { APP_CONFIG } from '../../../libs/config/src/config.module.js';
-import { FINAL_JOB_STATUSES, Job, JobArtifact } from '../../../libs/database/src/entities/job.entity.js';
-import { JOB_HANDLER_TYPE, JobCancelledError, type JobContext, type JobHandler, PermanentJobError } from '../../../libs/queue/src/job-handler.js';
-import { ALL_JOB_TYPES, type BullJobData, CANCEL_CHANNEL, JOB_TYPES, type JobPayloads, type JobType, isJobType } from '../../../libs/queue/src/job-registry.js';
-import { publishJobFinal } from '../../../libs/queue/src/job-events.js';
-import { JobsService } from '../../../libs/queue/src/jobs.service.js';
-import { REDIS, RedisKeys } from '../../../libs/redis/src/redis.module.js';
-import { STORAGE, type StoragePort } from '../../../libs/storage/src/storage.port.js';
+import type { AppConfig } from '@aperture/config/config.js';
+import { APP_CONFIG } from '@aperture/config/config.module.js';
+import { FINAL_JOB_STATUSES, Job, JobArtifact } from '@aperture/database/entities/job.entity.js';
+import { JOB_HANDLER_TYPE, JobCancelledError, type JobContext, type JobHandler, PermanentJobError } from '@aperture/queue/job-handler.js';
+import {
+  ALL_JOB_TYPES,
+  type BullJobData,
+  CANCEL_CHANNEL,
+  JOB_TYPES,
+  type JobPayloads,
+  type JobType,
+  isJobType,
+} from '@aperture/queue/job-registry.js';
+import { publishJobFinal } from '@aperture/queue/job-events.js';
+import { JobsService } from '@aperture/queue/jobs.service.js';
+import { REDIS, RedisKeys } from '@aperture/redis/redis.module.js';
+import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 
 type AnyHandler = JobHandler<JobType>;
 
@@ -56,7 +64,8 @@ export class JobRunner implements BeforeApplicationShutdown {
       const type = this.reflector.get<string | undefined>(JOB_HANDLER_TYPE, metatype);
       if (type === undefined) continue;
       if (!isJobType(type)) problems.push(`${metatype.name} handles unknown job type "${type}"`);
-      else if (this.handlers.has(type)) problems.push(`job type "${type}" has two handlers: ${this.handlers.get(type)!.constructor.name} and ${metatype.name}`);
+      else if (this.handlers.has(type))
+        problems.push(`job type "${type}" has two handlers: ${this.handlers.get(type)!.constructor.name} and ${metatype.name}`);
       else this.handlers.set(type, instance as AnyHandler);
     }
     for (const type of ALL_JOB_TYPES) if (!this.handlers.has(type)) problems.push(`job type "${type}" has no handler`);
@@ -91,7 +100,11 @@ export class JobRunner implements BeforeApplicationShutdown {
   /** Lets running jobs finish (up to the shutdown timeout) before the queues and the database close. */
   async beforeApplicationShutdown(): Promise<void> {
     if (!this.started) return;
-    for (const type of this.handlers.keys()) await this.jobs.queue(JOB_TYPES[type].queue).pause(true, true).catch(() => undefined);
+    for (const type of this.handlers.keys())
+      await this.jobs
+        .queue(JOB_TYPES[type].queue)
+        .pause(true, true)
+        .catch(() => undefined);
     const deadline = Date.now() + this.config.http.shutdownTimeoutMs;
     if (this.active.size) this.logger.log(`Waiting for ${this.active.size} running job(s) to finish…`);
     while (this.active.size && Date.now() < deadline) await sleep(100);
@@ -119,8 +132,13 @@ export class JobRunner implements BeforeApplicationShutdown {
       if (job.attempts > 1) await this.discardArtifacts(em, job.id);
       const result = await handler.handle(this.context(job, em, controller.signal, bullJob));
       if (controller.signal.aborted) throw controller.signal.reason;
-      const done = await em.nativeUpdate(Job, { id: job.id, status: 'running' }, { status: 'completed', progress: 1, result, finishedAt: new Date() });
-      if (done === 0) await this.discardArtifacts(em, job.id); // cancelled while finishing
+      const done = await em.nativeUpdate(
+        Job,
+        { id: job.id, status: 'running' },
+        { status: 'completed', progress: 1, result, finishedAt: new Date() },
+      );
+      if (done === 0)
+        await this.discardArtifacts(em, job.id); // cancelled while finishing
       else await this.announceFinal(job.id);
     } catch (err) {
       await this.onError(em, job, bullJob, controller.signal, err);
@@ -139,12 +157,20 @@ export class JobRunner implements BeforeApplicationShutdown {
     const permanent = err instanceof PermanentJobError;
     const lastAttempt = permanent || bullJob.attemptsMade + 1 >= (bullJob.opts.attempts ?? 1);
     if (lastAttempt) {
-      await em.nativeUpdate(Job, { id: job.id, status: { $in: ['queued', 'running'] } }, { status: 'failed', error: message, finishedAt: new Date() });
+      await em.nativeUpdate(
+        Job,
+        { id: job.id, status: { $in: ['queued', 'running'] } },
+        { status: 'failed', error: message, finishedAt: new Date() },
+      );
       await this.announceFinal(job.id);
       this.logger.error({ err, job_id: job.id }, `Job ${job.id} (${job.type}) failed after ${job.attempts} attempt(s): ${message}`);
       if (permanent) await bullJob.discard();
     } else {
-      await em.nativeUpdate(Job, { id: job.id, status: { $in: ['queued', 'running'] } }, { status: 'queued', error: message, queuedAt: new Date() });
+      await em.nativeUpdate(
+        Job,
+        { id: job.id, status: { $in: ['queued', 'running'] } },
+        { status: 'queued', error: message, queuedAt: new Date() },
+      );
       this.logger.warn({ job_id: job.id }, `Job ${job.id} (${job.type}) attempt ${job.attempts} failed, will retry: ${message}`);
     }
     throw err;
@@ -152,7 +178,9 @@ export class JobRunner implements BeforeApplicationShutdown {
 
   /** Wakes requests waiting on the job (GET …/status?wait_ms=); they re-read the record, so a lost message only costs their wait. */
   private async announceFinal(jobId: string): Promise<void> {
-    await publishJobFinal(this.redis, this.keys, jobId).catch((e: unknown) => this.logger.warn(`Cannot announce job ${jobId}: ${(e as Error).message}`));
+    await publishJobFinal(this.redis, this.keys, jobId).catch((e: unknown) =>
+      this.logger.warn(`Cannot announce job ${jobId}: ${(e as Error).message}`),
+    );
   }
 
   private async discardArtifacts(em: EntityManager, jobId: string): Promise<void> {
@@ -187,4 +215,3 @@ export class JobRunner implements BeforeApplicationShutdown {
     };
   }
 }
-

@@ -2,8 +2,8 @@ import { Injectable } from '@nestjs/common';
 import { DiscoveryModule, DiscoveryService, Reflector } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import { describe, expect, it } from 'vitest';
-import { HandlesJob, type JobContext, type JobHandler } from '../../../libs/queue/src/job-handler.js';
-import { ALL_JOB_TYPES, type JobType } from '../../../libs/queue/src/job-registry.js';
+import { HandlesJob, type JobContext, type JobHandler } from '@aperture/queue/job-handler.js';
+import { ALL_JOB_TYPES, type JobType } from '@aperture/queue/job-registry.js';
 import { JobRegistryError, JobRunner } from './job-runner.service.js';
 import { QrBatchHandler } from './qr/qr-batch.handler.js';
 

@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { Logger } from 'nestjs-pino';
-import { closeOnSignals, loadConfigOrExit } from '../../../libs/common/src/bootstrap.js';
-import { SchemaService } from '../../../libs/database/src/schema.service.js';
+import { closeOnSignals, loadConfigOrExit } from '@aperture/common/bootstrap.js';
+import { SchemaService } from '@aperture/database/schema.service.js';
 import { JobRunner } from './job-runner.service.js';
 import { WorkerHealth } from './worker-health.service.js';
 import { WorkerModule } from './worker.module.js';

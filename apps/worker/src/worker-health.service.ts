@@ -2,9 +2,9 @@ import { createServer, type Server } from 'node:http';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { MikroORM } from '@mikro-orm/core';
 import type { Redis } from 'ioredis';
-import { SchemaService } from '../../../libs/database/src/schema.service.js';
-import { probeDatabase, probeRedis, withTimeout } from '../../../libs/health/src/probes.js';
-import { REDIS } from '../../../libs/redis/src/redis.module.js';
+import { SchemaService } from '@aperture/database/schema.service.js';
+import { probeDatabase, probeRedis, withTimeout } from '@aperture/health/probes.js';
+import { REDIS } from '@aperture/redis/redis.module.js';
 import { JobRunner } from './job-runner.service.js';
 import { ModelAgent } from './models/model-agent.service.js';
 
@@ -44,7 +44,10 @@ export class WorkerHealth implements OnApplicationShutdown {
       redis,
       migrations: (await this.schema.isCurrent()) ? { status: 'up' } : { status: 'down', message: 'pending migrations' },
       models: preload.ok ? { status: 'up' } : { status: 'down', message: preload.message },
-      consumer: this.runner.isStarted && !this.shuttingDown ? { status: 'up' } : { status: 'down', message: this.shuttingDown ? 'shutting down' : 'not started' },
+      consumer:
+        this.runner.isStarted && !this.shuttingDown
+          ? { status: 'up' }
+          : { status: 'down', message: this.shuttingDown ? 'shutting down' : 'not started' },
     };
     return { ok: Object.values(details).every((c) => c.status === 'up'), details };
   }

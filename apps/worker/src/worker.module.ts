@@ -1,12 +1,12 @@
 import { Module } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
-import { ConfigModule } from '../../../libs/config/src/config.module.js';
-import { DatabaseModule } from '../../../libs/database/src/database.module.js';
-import { LoggingModule } from '../../../libs/logging/src/logging.module.js';
-import { QueueModule } from '../../../libs/queue/src/queue.module.js';
-import { RedisModule } from '../../../libs/redis/src/redis.module.js';
-import { StorageModule } from '../../../libs/storage/src/storage.module.js';
-import { manifestProviders } from '../../../libs/models/src/manifest.provider.js';
+import { ConfigModule } from '@aperture/config/config.module.js';
+import { DatabaseModule } from '@aperture/database/database.module.js';
+import { LoggingModule } from '@aperture/logging/logging.module.js';
+import { QueueModule } from '@aperture/queue/queue.module.js';
+import { RedisModule } from '@aperture/redis/redis.module.js';
+import { StorageModule } from '@aperture/storage/storage.module.js';
+import { manifestProviders } from '@aperture/models/manifest.provider.js';
 import { JobRunner } from './job-runner.service.js';
 import { ModelAgent } from './models/model-agent.service.js';
 import { ModelInferHandler } from './models/model-infer.handler.js';
@@ -20,7 +20,18 @@ import { WorkerHealth } from './worker-health.service.js';
 /** The worker: Bull consumers and their handlers. No controllers: it serves no HTTP routes (its health port is separate). */
 @Module({
   imports: [ConfigModule, LoggingModule, DatabaseModule, RedisModule, StorageModule, QueueModule, DiscoveryModule],
-  providers: [...manifestProviders, ModelAgent, JobRunner, WorkerHealth, QrBatchHandler, ModelInferHandler, ImageJobSupport, PredictTaskHandler, FragmentsTaskHandler, ProjectDetectHandler],
+  providers: [
+    ...manifestProviders,
+    ModelAgent,
+    JobRunner,
+    WorkerHealth,
+    QrBatchHandler,
+    ModelInferHandler,
+    ImageJobSupport,
+    PredictTaskHandler,
+    FragmentsTaskHandler,
+    ProjectDetectHandler,
+  ],
   exports: [JobRunner, WorkerHealth, ModelAgent],
 })
 export class WorkerModule {}

@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { rleEncode } from '../../inference/src/mask.js';
-import type { RgbImage } from '../../inference/src/preprocess.js';
-import { analyzeFragments, equivalentDiameter, fragmentsCsv, isRedPixel, measureBall, percentileLinear, type FragmentInput } from './fragments.js';
+import { rleEncode } from '@aperture/inference/mask.js';
+import type { RgbImage } from '@aperture/imaging/decode.js';
+import {
+  analyzeFragments,
+  equivalentDiameter,
+  fragmentsCsv,
+  isRedPixel,
+  measureBall,
+  percentileLinear,
+  type FragmentInput,
+} from './fragments.js';
 
 const W = 200;
 const H = 120;

@@ -16,11 +16,9 @@
  * mask's area, or filling under 0.7 of its enclosing circle around the centroid: the source system's
  * "circularity > 0.7"), the mask's equivalent radius sqrt(area/π) and centroid are used instead (method 'mask').
  */
-import type { RgbImage } from '../../inference/src/preprocess.js';
-import { rleArea, rleDecode, type Rle } from '../../inference/src/mask.js';
-
-export const LENGTH_UNITS = ['px', 'mm', 'cm', 'm', 'in'] as const;
-export type LengthUnit = (typeof LENGTH_UNITS)[number];
+import type { RgbImage } from '@aperture/imaging/decode.js';
+import { LENGTH_UNITS, type LengthUnit } from '@aperture/common/length-units.js';
+import { rleArea, rleDecode, type Rle } from '@aperture/inference/mask.js';
 
 export interface FragmentInput {
   classId: number;
@@ -318,7 +316,10 @@ export function measureBall(img: RgbImage, det: FragmentInput): BallMeasurement 
       const enclosingRadius = Math.sqrt(r2) + 0.5;
       const fill = region.count / (Math.PI * enclosingRadius * enclosingRadius);
       red = { count: region.count, cx: cx + X0, cy: cy + Y0, equivalentRadius: Math.sqrt(region.count / Math.PI), enclosingRadius, fill };
-      redOk = region.count >= MIN_RED_PIXELS && fill >= MIN_FILL && (maskArea === 0 || (region.count >= 0.5 * maskArea && region.count <= 2 * maskArea));
+      redOk =
+        region.count >= MIN_RED_PIXELS &&
+        fill >= MIN_FILL &&
+        (maskArea === 0 || (region.count >= 0.5 * maskArea && region.count <= 2 * maskArea));
     }
   }
   if (red && redOk) return { cx: red.cx, cy: red.cy, radiusPx: red.equivalentRadius, method: 'red-pixels', red, maskArea };
@@ -363,7 +364,13 @@ export function analyzeFragments(img: RgbImage, dets: FragmentInput[], params: F
   const measured = ballDet ? measureBall(img, ballDet) : null;
   const ball: BallCalibration | null =
     ballDet && measured
-      ? { cx: round(measured.cx, 2), cy: round(measured.cy, 2), radius_px: round(measured.radiusPx, 4), score: round(ballDet.score, 4), method: measured.method }
+      ? {
+          cx: round(measured.cx, 2),
+          cy: round(measured.cy, 2),
+          radius_px: round(measured.radiusPx, 4),
+          score: round(ballDet.score, 4),
+          method: measured.method,
+        }
       : null;
 
   let calibrated = false;
@@ -419,6 +426,7 @@ export function analyzeFragments(img: RgbImage, dets: FragmentInput[], params: F
  */
 export function fragmentsCsv(a: FragmentAnalysis): string {
   const lines = [`id,score,x1,y1,x2,y2,area_px,diameter_px,diameter_${a.unit}`];
-  for (const f of a.fragments) lines.push([f.id, f.score, ...f.box_xyxy, f.area_px, f.diameter_px, f.diameter].map((v) => String(v)).join(','));
+  for (const f of a.fragments)
+    lines.push([f.id, f.score, ...f.box_xyxy, f.area_px, f.diameter_px, f.diameter].map((v) => String(v)).join(','));
   return lines.join('\n') + '\n';
 }

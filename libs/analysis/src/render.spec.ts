@@ -1,9 +1,19 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { rleEncode } from '../../inference/src/mask.js';
-import type { RgbImage } from '../../inference/src/preprocess.js';
+import { rleEncode } from '@aperture/inference/mask.js';
+import type { RgbImage } from '@aperture/imaging/decode.js';
 import { analyzeFragments, type FragmentInput } from './fragments.js';
-import { BALL_COLOUR, colourFor, OVERLAY_ALPHA, outputPngs, passingChartSvg, renderDetections, renderFragmentOverlay, renderLabelMask, renderPassingChart } from './render.js';
+import {
+  BALL_COLOUR,
+  colourFor,
+  OVERLAY_ALPHA,
+  outputPngs,
+  passingChartSvg,
+  renderDetections,
+  renderFragmentOverlay,
+  renderLabelMask,
+  renderPassingChart,
+} from './render.js';
 
 function solid(w: number, h: number, rgb: readonly number[]): RgbImage {
   const data = new Uint8Array(w * h * 3);
@@ -92,7 +102,8 @@ describe('renderFragmentOverlay', () => {
     const W = 60;
     const H = 40;
     const img = solid(W, H, [100, 100, 100]);
-    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) if ((x - 45) ** 2 + (y - 20) ** 2 <= 64) img.data.set([210, 20, 25], (y * W + x) * 3);
+    for (let y = 0; y < H; y++)
+      for (let x = 0; x < W; x++) if ((x - 45) ** 2 + (y - 20) ** 2 <= 64) img.data.set([210, 20, 25], (y * W + x) * 3);
     const ball = maskDet(W, H, 1, 0.9, (x, y) => (x - 45) ** 2 + (y - 20) ** 2 <= 64);
     const a1 = maskDet(W, H, 0, 0.95, (x, y) => x >= 5 && x < 17 && y >= 5 && y < 17);
     const a2 = maskDet(W, H, 0, 0.7, (x, y) => x >= 20 && x < 30 && y >= 22 && y < 36);
@@ -199,7 +210,9 @@ describe('renderDetections', () => {
       [40, -20],
       [40, 20],
       [-40, 20],
-    ].map(([x, y]) => [c[0]! + x! * Math.cos(ang) - y! * Math.sin(ang), c[1]! + x! * Math.sin(ang) + y! * Math.cos(ang)] as [number, number]);
+    ].map(
+      ([x, y]) => [c[0]! + x! * Math.cos(ang) - y! * Math.sin(ang), c[1]! + x! * Math.sin(ang) + y! * Math.cos(ang)] as [number, number],
+    );
     const png = await renderDetections(img, [{ label: 'cone', score: 0.934, corners }], 'png');
     const out = await rawOf(png);
     expect([out.width, out.height, out.channels]).toEqual([W, H, 3]);

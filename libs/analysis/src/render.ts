@@ -4,8 +4,9 @@
  * Pixel work is done in typed arrays; sharp encodes, and renders the SVG parts (chart, box tags).
  */
 import sharp from 'sharp';
-import { rleDecode, type Rle } from '../../inference/src/mask.js';
-import { chw01ToRgb, type RgbImage } from '../../inference/src/preprocess.js';
+import { rleDecode, type Rle } from '@aperture/inference/mask.js';
+import { chw01ToRgb } from '@aperture/inference/preprocess.js';
+import { type RgbImage } from '@aperture/imaging/decode.js';
 import { roundTo, type FragmentAnalysis, type FragmentInput } from './fragments.js';
 
 /** zlib level 3 for full-size result images: about a third faster than sharp's default 6, for a few percent more bytes. */
@@ -101,7 +102,8 @@ function checkImage(img: RgbImage): void {
 }
 
 function checkMaskSize(rle: Rle, width: number, height: number): void {
-  if (rle.size[0] !== height || rle.size[1] !== width) throw new Error(`Mask is ${rle.size[1]}×${rle.size[0]}, image is ${width}×${height}`);
+  if (rle.size[0] !== height || rle.size[1] !== width)
+    throw new Error(`Mask is ${rle.size[1]}×${rle.size[0]}, image is ${width}×${height}`);
 }
 
 /**
@@ -150,7 +152,8 @@ export async function renderFragmentOverlay(img: RgbImage, dets: FragmentInput[]
         if (!label[i]) continue;
         let edge = false;
         for (let s = 1; s <= t && !edge; s++) {
-          edge = x - s < 0 || x + s >= W || y - s < 0 || y + s >= H || !label[i - s] || !label[i + s] || !label[i - s * W] || !label[i + s * W];
+          edge =
+            x - s < 0 || x + s >= W || y - s < 0 || y + s >= H || !label[i - s] || !label[i + s] || !label[i - s * W] || !label[i + s * W];
         }
         const p = i * 3;
         if (edge) {
@@ -185,7 +188,9 @@ export async function renderFragmentOverlay(img: RgbImage, dets: FragmentInput[]
       }
     }
   }
-  return sharp(px, { raw: { width: W, height: H, channels: 3 } }).png(RESULT_PNG).toBuffer();
+  return sharp(px, { raw: { width: W, height: H, channels: 3 } })
+    .png(RESULT_PNG)
+    .toBuffer();
 }
 
 /**
@@ -193,7 +198,8 @@ export async function renderFragmentOverlay(img: RgbImage, dets: FragmentInput[]
  * as analyzeFragments numbers them), 0 = background; where masks overlap the earlier fragment keeps the pixel.
  */
 export async function renderLabelMask(width: number, height: number, dets: FragmentInput[], ballClassId: number): Promise<Buffer> {
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0) throw new Error(`Bad image size ${width}×${height}`);
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0)
+    throw new Error(`Bad image size ${width}×${height}`);
   const out = new Uint16Array(width * height);
   const label = new Uint8Array(width * height);
   let id = 0;
@@ -213,7 +219,10 @@ export async function renderLabelMask(width: number, height: number, dets: Fragm
       }
     }
   }
-  return sharp(out, { raw: { width, height, channels: 1 } }).toColourspace('grey16').png().toBuffer();
+  return sharp(out, { raw: { width, height, channels: 1 } })
+    .toColourspace('grey16')
+    .png()
+    .toBuffer();
 }
 
 export const CHART_WIDTH = 900;
@@ -247,7 +256,12 @@ export function passingChartSvg(analysis: FragmentAnalysis): string {
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${Wc}" height="${Hc}" viewBox="0 0 ${Wc} ${Hc}">`,
     `<rect width="${Wc}" height="${Hc}" fill="#ffffff"/>`,
-    text(Wc / 2, 32, 'Fragment size distribution: cumulative % passing', 'font-size="20" font-weight="bold" text-anchor="middle" fill="#222"'),
+    text(
+      Wc / 2,
+      32,
+      'Fragment size distribution: cumulative % passing',
+      'font-size="20" font-weight="bold" text-anchor="middle" fill="#222"',
+    ),
   ];
   const d = analysis.diameters;
   if (d.length === 0) {
@@ -272,16 +286,25 @@ export function passingChartSvg(analysis: FragmentAnalysis): string {
     let hi = 10 ** Math.ceil(Math.log10(max));
     if (hi <= lo) hi = lo * 10;
     // trim to the 1-2-5 steps around the data so a narrow range does not sit in a corner
-    for (const m of [5, 2]) if (lo * m <= min) { lo *= m; break; }
-    for (const m of [0.2, 0.5]) if (hi * m >= max) { hi *= m; break; }
+    for (const m of [5, 2])
+      if (lo * m <= min) {
+        lo *= m;
+        break;
+      }
+    for (const m of [0.2, 0.5])
+      if (hi * m >= max) {
+        hi *= m;
+        break;
+      }
     const a = Math.log10(lo);
     const b = Math.log10(hi);
     toX = (v) => L + ((Math.log10(v) - a) / (b - a)) * (R - L);
     xTicks = [];
-    for (let k = Math.floor(a) - 1; k <= Math.ceil(b); k++) for (const m of [1, 2, 5]) {
-      const v = Number((m * 10 ** k).toPrecision(12));
-      if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9)) xTicks.push(v);
-    }
+    for (let k = Math.floor(a) - 1; k <= Math.ceil(b); k++)
+      for (const m of [1, 2, 5]) {
+        const v = Number((m * 10 ** k).toPrecision(12));
+        if (v >= lo * (1 - 1e-9) && v <= hi * (1 + 1e-9)) xTicks.push(v);
+      }
   } else {
     const lo = Math.min(0, min);
     const hi = max > lo ? max : lo + 1;
@@ -292,7 +315,9 @@ export function passingChartSvg(analysis: FragmentAnalysis): string {
   // grid, ticks and labels
   for (let p = 0; p <= 100; p += 10) {
     const y = toY(p);
-    parts.push(`<line x1="${L}" y1="${y.toFixed(1)}" x2="${R}" y2="${y.toFixed(1)}" stroke="${p % 50 === 0 ? '#ccc' : '#eee'}" stroke-width="1"/>`);
+    parts.push(
+      `<line x1="${L}" y1="${y.toFixed(1)}" x2="${R}" y2="${y.toFixed(1)}" stroke="${p % 50 === 0 ? '#ccc' : '#eee'}" stroke-width="1"/>`,
+    );
     if (p % 20 === 0) parts.push(text(L - 8, y + 4, String(p), 'font-size="12" text-anchor="end" fill="#333"'));
   }
   for (const v of xTicks) {
@@ -302,12 +327,34 @@ export function passingChartSvg(analysis: FragmentAnalysis): string {
     parts.push(text(x, B + 20, fmt(v), 'font-size="12" text-anchor="middle" fill="#333"'));
   }
   parts.push(`<rect x="${L}" y="${T}" width="${R - L}" height="${B - T}" fill="none" stroke="#333" stroke-width="1"/>`);
-  parts.push(text((L + R) / 2, Hc - 22, `Equivalent diameter (${unitLabel}${log ? ', log scale' : ''})`, 'font-size="14" text-anchor="middle" fill="#222"'));
-  parts.push(text(22, (T + B) / 2, 'Cumulative % passing', `font-size="14" text-anchor="middle" fill="#222" transform="rotate(-90 22 ${((T + B) / 2).toFixed(1)})"`));
+  parts.push(
+    text(
+      (L + R) / 2,
+      Hc - 22,
+      `Equivalent diameter (${unitLabel}${log ? ', log scale' : ''})`,
+      'font-size="14" text-anchor="middle" fill="#222"',
+    ),
+  );
+  parts.push(
+    text(
+      22,
+      (T + B) / 2,
+      'Cumulative % passing',
+      `font-size="14" text-anchor="middle" fill="#222" transform="rotate(-90 22 ${((T + B) / 2).toFixed(1)})"`,
+    ),
+  );
   // the curve and the fragments
   const n = d.length;
-  const pts = n === 1 ? [[toX(d[0]!), toY(0)], [toX(d[0]!), toY(100)]] : d.map((v, i) => [toX(v), toY((100 * i) / (n - 1))]);
-  parts.push(`<polyline points="${pts.map(([x, y]) => `${x!.toFixed(1)},${y!.toFixed(1)}`).join(' ')}" fill="none" stroke="#1f5fa8" stroke-width="2.5"/>`);
+  const pts =
+    n === 1
+      ? [
+          [toX(d[0]!), toY(0)],
+          [toX(d[0]!), toY(100)],
+        ]
+      : d.map((v, i) => [toX(v), toY((100 * i) / (n - 1))]);
+  parts.push(
+    `<polyline points="${pts.map(([x, y]) => `${x!.toFixed(1)},${y!.toFixed(1)}`).join(' ')}" fill="none" stroke="#1f5fa8" stroke-width="2.5"/>`,
+  );
   if (n > 1) for (const [x, y] of pts) parts.push(`<circle cx="${x!.toFixed(1)}" cy="${y!.toFixed(1)}" r="3" fill="#1f5fa8"/>`);
   // D10, D50, D90
   const marks: [string, number | null, number, string][] = [
@@ -319,10 +366,19 @@ export function passingChartSvg(analysis: FragmentAnalysis): string {
     if (v === null || (log && v <= 0)) continue;
     const x = toX(v);
     const y = toY(p);
-    parts.push(`<polyline points="${L},${y.toFixed(1)} ${x.toFixed(1)},${y.toFixed(1)} ${x.toFixed(1)},${B}" fill="none" stroke="${colour}" stroke-width="1.5" stroke-dasharray="6 4"/>`);
+    parts.push(
+      `<polyline points="${L},${y.toFixed(1)} ${x.toFixed(1)},${y.toFixed(1)} ${x.toFixed(1)},${B}" fill="none" stroke="${colour}" stroke-width="1.5" stroke-dasharray="6 4"/>`,
+    );
     const label = `${name} = ${fmt(v)} ${analysis.unit}`;
     const right = x < (L + R) / 2;
-    parts.push(text(right ? x + 8 : x - 8, y - 8, label, `font-size="13" font-weight="bold" text-anchor="${right ? 'start' : 'end'}" fill="${colour}"`));
+    parts.push(
+      text(
+        right ? x + 8 : x - 8,
+        y - 8,
+        label,
+        `font-size="13" font-weight="bold" text-anchor="${right ? 'start' : 'end'}" fill="${colour}"`,
+      ),
+    );
   }
   parts.push('</svg>');
   return parts.join('');
@@ -330,7 +386,9 @@ export function passingChartSvg(analysis: FragmentAnalysis): string {
 
 /** passingChartSvg rendered to a PNG (CHART_WIDTH × CHART_HEIGHT). */
 export async function renderPassingChart(analysis: FragmentAnalysis): Promise<Buffer> {
-  return sharp(Buffer.from(passingChartSvg(analysis))).png().toBuffer();
+  return sharp(Buffer.from(passingChartSvg(analysis)))
+    .png()
+    .toBuffer();
 }
 
 export interface DrawnDetection {
@@ -360,7 +418,9 @@ export async function renderDetections(img: RgbImage, dets: DrawnDetection[], fo
     }
     const [r, g, b] = colourFor(d.classId ?? labelIndex(d.label));
     const colour = `rgb(${r},${g},${b})`;
-    parts.push(`<polygon points="${d.corners.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ')}" fill="none" stroke="${colour}" stroke-width="${sw}" stroke-linejoin="round"/>`);
+    parts.push(
+      `<polygon points="${d.corners.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ')}" fill="none" stroke="${colour}" stroke-width="${sw}" stroke-linejoin="round"/>`,
+    );
     const caption = `${d.label} ${d.score.toFixed(2)}`;
     const tagW = Math.ceil(caption.length * fs * 0.6) + 8; // DejaVu Sans averages ≈ 0.55 em per character
     const top = d.corners.reduce((a, c) => (c[1] < a[1] ? c : a));
@@ -371,7 +431,8 @@ export async function renderDetections(img: RgbImage, dets: DrawnDetection[], fo
     parts.push(text(x + 4, y + tagH - Math.round(fs * 0.35), caption, `font-size="${fs}" fill="${ink}"`));
   }
   parts.push('</svg>');
-  const base = sharp(img.data, { raw: { width: W, height: H, channels: 3 } }).composite([{ input: Buffer.from(parts.join('')), top: 0, left: 0 }])
+  const base = sharp(img.data, { raw: { width: W, height: H, channels: 3 } })
+    .composite([{ input: Buffer.from(parts.join('')), top: 0, left: 0 }])
     .removeAlpha();
   return format === 'png' ? base.png(RESULT_PNG).toBuffer() : base.jpeg({ quality: 90 }).toBuffer();
 }
@@ -382,6 +443,10 @@ export async function renderDetections(img: RgbImage, dets: DrawnDetection[], fo
  */
 export function outputPngs(data: Float32Array, count: number, width: number, height: number): Promise<Buffer[]> {
   return Promise.all(
-    Array.from({ length: count }, (_, i) => sharp(chw01ToRgb(data, i, width, height), { raw: { width, height, channels: 3 } }).png(RESULT_PNG).toBuffer()),
+    Array.from({ length: count }, (_, i) =>
+      sharp(chw01ToRgb(data, i, width, height), { raw: { width, height, channels: 3 } })
+        .png(RESULT_PNG)
+        .toBuffer(),
+    ),
   );
 }

@@ -1,6 +1,6 @@
 import { applyDecorators, createParamDecorator, type ExecutionContext, SetMetadata } from '@nestjs/common';
 import { ApiBearerAuth, ApiForbiddenResponse, ApiOAuth2, ApiSecurity, ApiUnauthorizedResponse } from '@nestjs/swagger';
-import type { UserRole } from '../../database/src/entities/user.entity.js';
+import type { UserRole } from '@aperture/common/roles.js';
 import { ProblemDto } from './problem.dto.js';
 
 export const IS_PUBLIC = 'aperture:isPublic';
@@ -28,10 +28,7 @@ export const Authenticated = (): MethodDecorator & ClassDecorator =>
 
 /** Restricts a route to admins (403 for everyone else). */
 export const AdminOnly = (): MethodDecorator & ClassDecorator =>
-  applyDecorators(
-    SetMetadata(REQUIRED_ROLE, 'admin'),
-    ApiForbiddenResponse({ description: 'Admins only', type: ProblemDto }),
-  );
+  applyDecorators(SetMetadata(REQUIRED_ROLE, 'admin'), ApiForbiddenResponse({ description: 'Admins only', type: ProblemDto }));
 
 /** A booth endpoint: the password-only `station` principal may call it (every other route refuses it with 403). */
 export const StationAllowed = (): MethodDecorator & ClassDecorator => SetMetadata(STATION_ALLOWED, true);

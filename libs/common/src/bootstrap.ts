@@ -1,4 +1,4 @@
-import { ConfigError, type AppConfig, loadConfig } from '../../config/src/config.js';
+import { ConfigError, type AppConfig, loadConfig } from '@aperture/config/config.js';
 
 /** Loads the configuration or stops the process with the list of every problem. */
 export function loadConfigOrExit(): AppConfig {

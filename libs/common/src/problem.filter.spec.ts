@@ -52,6 +52,10 @@ describe('ProblemDetailsFilter', () => {
       detail: 'Taken.',
       errors: [{ field: 'a', messages: ['b'] }],
     });
-    expect(capture(new NotFoundException('Cannot GET /nope')).body).toMatchObject({ status: 404, code: 'NOT_FOUND', detail: 'No route GET /nope.' });
+    expect(capture(new NotFoundException('Cannot GET /nope')).body).toMatchObject({
+      status: 404,
+      code: 'NOT_FOUND',
+      detail: 'No route GET /nope.',
+    });
   });
 });

@@ -39,14 +39,11 @@ export class ProblemException extends HttpException {
   }
 }
 
-export const notFound = (detail: string, code: ErrorCode = 'NOT_FOUND'): ProblemException =>
-  new ProblemException(404, code, detail);
-export const conflict = (detail: string, extras?: ProblemExtras): ProblemException =>
-  new ProblemException(409, 'CONFLICT', detail, extras);
+export const notFound = (detail: string, code: ErrorCode = 'NOT_FOUND'): ProblemException => new ProblemException(404, code, detail);
+export const conflict = (detail: string, extras?: ProblemExtras): ProblemException => new ProblemException(409, 'CONFLICT', detail, extras);
 export const badRequest = (detail: string, extras?: ProblemExtras): ProblemException =>
   new ProblemException(400, 'VALIDATION_ERROR', detail, extras);
-export const unauthorized = (detail = 'Not authenticated'): ProblemException =>
-  new ProblemException(401, 'UNAUTHORIZED', detail);
+export const unauthorized = (detail = 'Not authenticated'): ProblemException => new ProblemException(401, 'UNAUTHORIZED', detail);
 export const forbidden = (detail = 'You do not have permission to perform this action.'): ProblemException =>
   new ProblemException(403, 'FORBIDDEN', detail);
 

@@ -6,9 +6,7 @@ export interface AppConfig {
   host: string;
   port: number;
   dataDir: string;
-  database:
-    | { dialect: 'sqlite'; file: string; url: string }
-    | { dialect: 'postgresql'; url: string };
+  database: { dialect: 'sqlite'; file: string; url: string } | { dialect: 'postgresql'; url: string };
   redis: { url: string; prefix: string };
   jwt: { secret: string; issuer: string; audience: string; accessTtlSeconds: number; refreshTtlSeconds: number };
   admin: { username: string; password: string; email: string } | null;
@@ -198,7 +196,8 @@ export function loadConfig(env: Env = process.env): AppConfig {
   const googleSecret = r.raw('GOOGLE_CLIENT_SECRET');
   let google: AppConfig['google'] = null;
   if (googleId !== undefined || googleSecret !== undefined) {
-    if (googleId === undefined || googleSecret === undefined) r.problems.push('GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET must be set together');
+    if (googleId === undefined || googleSecret === undefined)
+      r.problems.push('GOOGLE_CLIENT_ID and GOOGLE_CLIENT_SECRET must be set together');
     else {
       google = {
         clientId: googleId,
@@ -216,13 +215,22 @@ export function loadConfig(env: Env = process.env): AppConfig {
   }
 
   const corsRaw = r.str('CORS_ORIGINS', nodeEnv === 'production' ? '' : '*');
-  const cors = { origins: corsRaw === '*' ? (true as const) : corsRaw.split(',').map((s) => s.trim()).filter(Boolean) };
+  const cors = {
+    origins:
+      corsRaw === '*'
+        ? (true as const)
+        : corsRaw
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean),
+  };
 
   const qrTemplate = r.str('QR_URL_TEMPLATE', 'https://aperture.example/q/{code}');
   if (!qrTemplate.includes('{code}')) r.problems.push('QR_URL_TEMPLATE must contain the placeholder {code}');
 
   const modelsDirRaw = r.raw('MODELS_DIR');
-  const modelsPreload = r.str('MODELS_PRELOAD', '')
+  const modelsPreload = r
+    .str('MODELS_PRELOAD', '')
     .split(',')
     .map((x) => x.trim())
     .filter(Boolean);

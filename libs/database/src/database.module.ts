@@ -1,6 +1,6 @@
 import { Global, Module } from '@nestjs/common';
 import { MikroOrmModule } from '@mikro-orm/nestjs';
-import { loadConfig } from '../../config/src/config.js';
+import { loadConfig } from '@aperture/config/config.js';
 import { ormOptions } from './orm-options.js';
 import { SchemaService } from './schema.service.js';
 

@@ -1,9 +1,9 @@
 /** `npm run migrate`: applies pending migrations to the configured database, under the same lock as the API. */
 import 'reflect-metadata';
 import { MikroORM } from '@mikro-orm/core';
-import { ConfigError, loadConfig } from '../../config/src/config.js';
-import { createRedis } from '../../redis/src/redis.module.js';
-import { withRedisLock } from '../../redis/src/redis-lock.js';
+import { ConfigError, loadConfig } from '@aperture/config/config.js';
+import { createRedis } from '@aperture/redis/redis.module.js';
+import { withRedisLock } from '@aperture/redis/redis-lock.js';
 import { ormOptions } from './orm-options.js';
 
 try {

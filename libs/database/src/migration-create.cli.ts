@@ -7,7 +7,7 @@
  */
 import 'reflect-metadata';
 import { MikroORM } from '@mikro-orm/core';
-import { loadConfig } from '../../config/src/config.js';
+import { loadConfig } from '@aperture/config/config.js';
 import { ormOptions } from './orm-options.js';
 
 const name = process.argv[2] ?? 'change';

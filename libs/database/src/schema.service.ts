@@ -2,8 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { MikroORM } from '@mikro-orm/core';
 import type { Redis } from 'ioredis';
-import { REDIS, RedisKeys } from '../../redis/src/redis.module.js';
-import { withRedisLock } from '../../redis/src/redis-lock.js';
+import { REDIS, RedisKeys } from '@aperture/redis/redis.module.js';
+import { withRedisLock } from '@aperture/redis/redis-lock.js';
 
 /** Applies migrations (under a cluster-wide lock) or waits until another process has applied them. */
 @Injectable()

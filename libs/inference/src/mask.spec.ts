@@ -23,7 +23,7 @@ describe('mask utilities', () => {
 
   it('round-trips random masks and rejects bad counts', () => {
     let seed = 7;
-    const rnd = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     for (const [w, h] of [
       [17, 9],
       [1, 30],

@@ -54,11 +54,24 @@ describe('readOnnxMetadata (mistake 4: metadata read from field 14, not guessed)
 
   it('skips varint, fixed32/64 and nested length fields around hand-made entries', () => {
     const bytes = [
-      ...varint(1 * 8 + 0), ...varint(8), // ir_version = 8
-      ...varint(9 * 8 + 1), 1, 2, 3, 4, 5, 6, 7, 8, // a fixed64
+      ...varint(1 * 8 + 0),
+      ...varint(8), // ir_version = 8
+      ...varint(9 * 8 + 1),
+      1,
+      2,
+      3,
+      4,
+      5,
+      6,
+      7,
+      8, // a fixed64
       ...lenField(7, [...lenField(1, [...lenField(14, str('decoy'))]), ...varint(5 * 8 + 5), 0, 0, 0, 0]), // graph with a nested "14"
       ...entry('names', `{0: "kid's toy", 1: 'a'}`),
-      ...varint(3 * 8 + 5), 9, 9, 9, 9, // a fixed32
+      ...varint(3 * 8 + 5),
+      9,
+      9,
+      9,
+      9, // a fixed32
       ...entry('stride', '32'),
     ];
     const raw = readOnnxMetadata(Uint8Array.from(bytes));

@@ -236,7 +236,9 @@ class PyParser {
   }
 
   private num(): number {
-    const m = /^[+-]?(?:inf|nan|0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][+-]?\d+)?)/.exec(this.s.slice(this.pos));
+    const m = /^[+-]?(?:inf|nan|0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][+-]?\d+)?)/.exec(
+      this.s.slice(this.pos),
+    );
     if (!m || m[0] === '' || m[0] === '+' || m[0] === '-') this.fail('Expected a value');
     this.pos += m[0].length;
     const t = m[0].replace(/_/g, '');

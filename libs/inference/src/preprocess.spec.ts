@@ -2,7 +2,19 @@ import { readFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { unscaleXyxy } from './postprocess/yolo-detect.js';
-import { SAM_MEAN, SAM_STD, chw01ToRgb, classifyPreprocess, decodeImage, imageToChw01, letterbox, letterboxGeometry, pyRound, samPreprocess, samResizeGeometry } from './preprocess.js';
+import {
+  SAM_MEAN,
+  SAM_STD,
+  chw01ToRgb,
+  classifyPreprocess,
+  imageToChw01,
+  letterbox,
+  letterboxGeometry,
+  pyRound,
+  samPreprocess,
+  samResizeGeometry,
+} from './preprocess.js';
+import { decodeImage } from '@aperture/imaging/decode.js';
 import { bmp24 } from '../../../test/support/images.js';
 
 function solid(w: number, h: number, rgb: readonly [number, number, number]): Uint8Array {
@@ -72,7 +84,9 @@ describe('letterbox (mistake 1: un-scaling)', () => {
 
 describe('decodeImage + tensors (mistake 5: channel order, scale, alpha, EXIF)', () => {
   it('a pure red image gives channel 0 = 1.0 and channels 1, 2 = 0 (RGB, /255, CHW)', async () => {
-    const png = await sharp(solid(64, 48, [255, 0, 0]), { raw: { width: 64, height: 48, channels: 3 } }).png().toBuffer();
+    const png = await sharp(solid(64, 48, [255, 0, 0]), { raw: { width: 64, height: 48, channels: 3 } })
+      .png()
+      .toBuffer();
     const img = await decodeImage(png);
     expect([img.width, img.height, img.data.length]).toEqual([64, 48, 64 * 48 * 3]);
     const lb = await letterbox(img.data, img.width, img.height, 64);
@@ -86,7 +100,9 @@ describe('decodeImage + tensors (mistake 5: channel order, scale, alpha, EXIF)',
   it('drops the alpha of an RGBA PNG without compositing', async () => {
     const rgba = new Uint8Array(8 * 4 * 4);
     for (let i = 0; i < 32; i++) rgba.set([10, 200, 30, i % 2 ? 0 : 128], i * 4);
-    const png = await sharp(rgba, { raw: { width: 8, height: 4, channels: 4 } }).png().toBuffer();
+    const png = await sharp(rgba, { raw: { width: 8, height: 4, channels: 4 } })
+      .png()
+      .toBuffer();
     expect((await sharp(png).metadata()).channels).toBe(4);
     const img = await decodeImage(png);
     expect([img.width, img.height, img.data.length]).toEqual([8, 4, 96]);
@@ -96,7 +112,10 @@ describe('decodeImage + tensors (mistake 5: channel order, scale, alpha, EXIF)',
   it('reduces a 16-bit PNG to 8 bits', async () => {
     const px = new Uint16Array(4 * 2 * 3);
     for (let i = 0; i < 8; i++) px.set([65535, 32896, 0], i * 3);
-    const png = await sharp(px, { raw: { width: 4, height: 2, channels: 3 } }).toColourspace('rgb16').png().toBuffer();
+    const png = await sharp(px, { raw: { width: 4, height: 2, channels: 3 } })
+      .toColourspace('rgb16')
+      .png()
+      .toBuffer();
     expect((await sharp(png).metadata()).depth).toBe('ushort');
     const img = await decodeImage(png);
     expect(img.data.length).toBe(24);
@@ -106,8 +125,12 @@ describe('decodeImage + tensors (mistake 5: channel order, scale, alpha, EXIF)',
   });
 
   it('expands grayscale (with alpha too) to three equal channels', async () => {
-    const g = await sharp(new Uint8Array(6).fill(77), { raw: { width: 3, height: 2, channels: 1 } }).png().toBuffer();
-    const ga = await sharp(new Uint8Array(12).fill(77), { raw: { width: 3, height: 2, channels: 2 } }).png().toBuffer();
+    const g = await sharp(new Uint8Array(6).fill(77), { raw: { width: 3, height: 2, channels: 1 } })
+      .png()
+      .toBuffer();
+    const ga = await sharp(new Uint8Array(12).fill(77), { raw: { width: 3, height: 2, channels: 2 } })
+      .png()
+      .toBuffer();
     for (const buf of [g, ga]) {
       const img = await decodeImage(buf);
       expect(img.data.length).toBe(18);
@@ -120,7 +143,10 @@ describe('decodeImage + tensors (mistake 5: channel order, scale, alpha, EXIF)',
   it('applies EXIF orientation 6 (rotate 90° clockwise): a 40×20 landscape decodes as 20×40', async () => {
     const raw = solid(40, 20, [0, 0, 255]);
     fillRect(raw, 40, 0, 0, 20, 20, [255, 0, 0]); // left half red
-    const jpeg = await sharp(raw, { raw: { width: 40, height: 20, channels: 3 } }).jpeg({ quality: 95 }).withMetadata({ orientation: 6 }).toBuffer();
+    const jpeg = await sharp(raw, { raw: { width: 40, height: 20, channels: 3 } })
+      .jpeg({ quality: 95 })
+      .withMetadata({ orientation: 6 })
+      .toBuffer();
     expect((await sharp(jpeg).metadata()).orientation).toBe(6);
     const img = await decodeImage(jpeg);
     expect([img.width, img.height]).toEqual([20, 40]);
@@ -138,7 +164,9 @@ describe('decodeImage + tensors (mistake 5: channel order, scale, alpha, EXIF)',
     const raw = new Uint8Array(w * h * 3);
     for (let i = 0; i < w * h; i++) raw.set([(i * 37) & 255, (i * 91 + 7) & 255, 255 - i], i * 3);
     const bmp = bmp24(Buffer.from(raw), w, h);
-    const png = await sharp(raw, { raw: { width: w, height: h, channels: 3 } }).png().toBuffer();
+    const png = await sharp(raw, { raw: { width: w, height: h, channels: 3 } })
+      .png()
+      .toBuffer();
     const fromPng = await decodeImage(png);
     const fromBmp = await decodeImage(bmp);
     expect([fromBmp.width, fromBmp.height]).toEqual([w, h]);

@@ -1,12 +1,5 @@
 import sharp from 'sharp';
-import { decodeBmp, isBmp } from './bmp.js';
-
-/** 8-bit RGB pixels, row-major HWC (index (y·width + x)·3 + channel). */
-export interface RgbImage {
-  data: Uint8Array;
-  width: number;
-  height: number;
-}
+import type { RgbImage } from '@aperture/imaging/decode.js';
 
 /** Python 3 round(): halves go to the even neighbour (round(2.5) = 2), as Ultralytics' arithmetic does. */
 export function pyRound(x: number): number {
@@ -17,31 +10,9 @@ export function pyRound(x: number): number {
   return f % 2 === 0 ? f : f + 1;
 }
 
-/**
- * Decodes any image sharp reads, and BMP (which libvips cannot read: decoded by decodeBmp, then handed to sharp as
- * raw pixels), into 8-bit sRGB HWC: EXIF orientation applied (`rotate()`), alpha removed (not composited),
- * grayscale/CMYK/16-bit converted. The result's width/height are those after orientation. Images of more than
- * maxPixels pixels are refused before their pixels are decoded (sharp's limitInputPixels; BmpError for BMP); the
- * default is sharp's own default limit, 0x3FFF².
- */
-export async function decodeImage(input: Buffer | Uint8Array, maxPixels = 268402689): Promise<RgbImage> {
-  if (!Number.isSafeInteger(maxPixels) || maxPixels <= 0) throw new RangeError(`maxPixels must be a positive integer, got ${maxPixels}`);
-  const bmp = isBmp(input) ? decodeBmp(input, maxPixels) : null;
-  const pipeline = bmp
-    ? sharp(bmp.data, { raw: { width: bmp.width, height: bmp.height, channels: bmp.channels }, limitInputPixels: maxPixels })
-    : sharp(input, { failOn: 'error', limitInputPixels: maxPixels });
-  const { data, info } = await pipeline
-    .rotate()
-    .removeAlpha()
-    .toColourspace('srgb')
-    .raw({ depth: 'uchar' })
-    .toBuffer({ resolveWithObject: true });
-  if (info.channels !== 3) throw new Error(`Decoded image has ${info.channels} channels, expected 3`);
-  return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
-}
-
 function checkRgb(rgb: Uint8Array, width: number, height: number): void {
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0) throw new Error(`Bad image size ${width}×${height}`);
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0)
+    throw new Error(`Bad image size ${width}×${height}`);
   if (rgb.length !== width * height * 3) throw new Error(`RGB buffer has ${rgb.length} bytes, expected ${width}×${height}×3`);
 }
 
@@ -120,7 +91,12 @@ export function letterboxGeometry(
  * Ultralytics letterbox for detect/segment/obb/pose: keep aspect, bilinear resize, centre on a 114 grey canvas of
  * `size` ([h, w] or a square side), then RGB CHW /255. No mean/std.
  */
-export async function letterbox(rgb: Uint8Array, width: number, height: number, size: number | readonly [number, number]): Promise<LetterboxResult> {
+export async function letterbox(
+  rgb: Uint8Array,
+  width: number,
+  height: number,
+  size: number | readonly [number, number],
+): Promise<LetterboxResult> {
   checkRgb(rgb, width, height);
   const g = letterboxGeometry(width, height, size);
   const resized = await resizeRgb(rgb, width, height, g.newW, g.newH);
@@ -201,7 +177,8 @@ export function imageToChw01(img: RgbImage): { tensor: Float32Array; dims: [1, 3
 export function chw01ToRgb(data: Float32Array, batchIndex: number, width: number, height: number): Buffer {
   const plane = width * height;
   const base = batchIndex * 3 * plane;
-  if (data.length < base + 3 * plane) throw new RangeError(`output holds ${data.length} values, image ${batchIndex} needs ${base + 3 * plane}`);
+  if (data.length < base + 3 * plane)
+    throw new RangeError(`output holds ${data.length} values, image ${batchIndex} needs ${base + 3 * plane}`);
   const rgb = Buffer.allocUnsafe(3 * plane);
   for (let c = 0; c < 3; c++) {
     const src = base + c * plane;

@@ -2,7 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { InputTensor, OutputTensor, RunResult, SessionInfo, SessionLoadOptions, WorkerRequest, WorkerResponse } from './session-types.js';
+import type {
+  InputTensor,
+  OutputTensor,
+  RunResult,
+  SessionInfo,
+  SessionLoadOptions,
+  WorkerRequest,
+  WorkerResponse,
+} from './session-types.js';
 
 /**
  * Runs onnxruntime-node sessions in a small pool of worker threads. onnxruntime-node's run() executes the native
@@ -228,7 +236,12 @@ export class SessionHost {
     const slot = this.slots[p.slot];
     if (slot) slot.pending--;
     if (msg.ok) p.resolve(msg.result);
-    else p.reject(msg.error.name === 'SessionNotLoadedError' ? Object.assign(new SessionNotLoadedError(''), { message: msg.error.message }) : new SessionWorkerError(msg.error.message, msg.error.name));
+    else
+      p.reject(
+        msg.error.name === 'SessionNotLoadedError'
+          ? Object.assign(new SessionNotLoadedError(''), { message: msg.error.message })
+          : new SessionWorkerError(msg.error.message, msg.error.name),
+      );
   }
 
   /** A crashed or exited worker: its sessions are lost, its pending requests reject; the slot restarts on next use. */

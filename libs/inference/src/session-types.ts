@@ -10,7 +10,17 @@ export type InputTensor =
   | { type: 'uint8'; dims: readonly number[]; data: Uint8Array }
   | { type: 'bool'; dims: readonly number[]; data: Uint8Array };
 
-export type OutputData = Float32Array | Float64Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array | BigInt64Array | BigUint64Array;
+export type OutputData =
+  | Float32Array
+  | Float64Array
+  | Int8Array
+  | Uint8Array
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | BigInt64Array
+  | BigUint64Array;
 
 export interface OutputTensor {
   /** ONNX Runtime's type name: 'float32', 'int64', 'bool', … */
@@ -66,5 +76,4 @@ export interface RunResult {
 }
 
 export type WorkerResponse =
-  | { id: number; ok: true; result: SessionInfo | RunResult | null }
-  | { id: number; ok: false; error: { name: string; message: string } };
+  { id: number; ok: true; result: SessionInfo | RunResult | null } | { id: number; ok: false; error: { name: string; message: string } };

@@ -6,7 +6,16 @@
 import { parentPort } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 import type { InferenceSession } from 'onnxruntime-node';
-import type { ExecutionProviderName, OutputTensor, RunResult, SessionInfo, SessionLoadOptions, ValueMetadata, WorkerRequest, WorkerResponse } from './session-types.js';
+import type {
+  ExecutionProviderName,
+  OutputTensor,
+  RunResult,
+  SessionInfo,
+  SessionLoadOptions,
+  ValueMetadata,
+  WorkerRequest,
+  WorkerResponse,
+} from './session-types.js';
 
 const port = parentPort;
 if (!port) throw new Error('session-worker must run in a worker thread');
@@ -14,13 +23,18 @@ if (!port) throw new Error('session-worker must run in a worker thread');
 const sessions = new Map<string, { session: InferenceSession; path: string }>();
 
 function baseOptions(o: SessionLoadOptions): InferenceSession.SessionOptions {
-  const opts: InferenceSession.SessionOptions = { intraOpNumThreads: o.intraOpNumThreads ?? 1, graphOptimizationLevel: o.graphOptimizationLevel ?? 'all' };
+  const opts: InferenceSession.SessionOptions = {
+    intraOpNumThreads: o.intraOpNumThreads ?? 1,
+    graphOptimizationLevel: o.graphOptimizationLevel ?? 'all',
+  };
   if (o.interOpNumThreads !== undefined) opts.interOpNumThreads = o.interOpNumThreads;
   return opts;
 }
 
 function metadataOf(list: readonly InferenceSession.ValueMetadata[]): ValueMetadata[] {
-  return list.map((m) => (m.isTensor ? { name: m.name, isTensor: true, type: m.type, shape: [...m.shape] } : { name: m.name, isTensor: false }));
+  return list.map((m) =>
+    m.isTensor ? { name: m.name, isTensor: true, type: m.type, shape: [...m.shape] } : { name: m.name, isTensor: false },
+  );
 }
 
 async function load(sessionId: string, modelPath: string, o: SessionLoadOptions): Promise<SessionInfo> {
@@ -31,7 +45,10 @@ async function load(sessionId: string, modelPath: string, o: SessionLoadOptions)
   let session: InferenceSession | undefined;
   if (o.executionProviders?.includes('cuda')) {
     try {
-      session = await ort.InferenceSession.create(modelPath, { ...baseOptions(o), executionProviders: [{ name: 'cuda', deviceId: o.deviceId ?? 0 }, 'cpu'] });
+      session = await ort.InferenceSession.create(modelPath, {
+        ...baseOptions(o),
+        executionProviders: [{ name: 'cuda', deviceId: o.deviceId ?? 0 }, 'cpu'],
+      });
       provider = 'cuda';
     } catch (e) {
       warnings.push(`CUDA execution provider unavailable, using CPU: ${(e as Error).message}`);

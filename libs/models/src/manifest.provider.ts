@@ -1,6 +1,6 @@
 import { Inject, type Provider } from '@nestjs/common';
-import type { AppConfig } from '../../config/src/config.js';
-import { APP_CONFIG } from '../../config/src/config.module.js';
+import type { AppConfig } from '@aperture/config/config.js';
+import { APP_CONFIG } from '@aperture/config/config.module.js';
 import { defaultModelsDir, loadManifest, type ModelManifest } from './manifest.js';
 
 export const MODEL_MANIFEST = Symbol('MODEL_MANIFEST');

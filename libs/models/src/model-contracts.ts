@@ -1,5 +1,5 @@
-import type { ValueMetadata } from '../../inference/src/session-types.js';
-import { parseImgsz, parseNames } from '../../inference/src/onnx-metadata.js';
+import type { ValueMetadata } from '@aperture/inference/session-types.js';
+import { parseImgsz, parseNames } from '@aperture/inference/onnx-metadata.js';
 import type { ModelEntry } from './manifest.js';
 
 /** What a loaded session shows of one file: its inputs, outputs and metadata_props. */

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { ModelStatus } from './model-registry.js';
+import type { ModelStatus } from './model-status.js';
 
 /**
  * The model control plane between the API and every worker replica, over Redis:

@@ -1,12 +1,11 @@
 import { resolve } from 'node:path';
-import { readOnnxMetadataFile } from '../../inference/src/onnx-metadata.js';
-import type { RemoteSession, RunOptions, SessionHost } from '../../inference/src/session-host.js';
-import type { InputTensor, OutputTensor, SessionLoadOptions } from '../../inference/src/session-types.js';
+import { readOnnxMetadataFile } from '@aperture/inference/onnx-metadata.js';
+import type { RemoteSession, RunOptions, SessionHost } from '@aperture/inference/session-host.js';
+import type { InputTensor, OutputTensor, SessionLoadOptions } from '@aperture/inference/session-types.js';
 import { checkContract, type LoadedFileView } from './model-contracts.js';
 import type { ModelEntry, ModelManifest } from './manifest.js';
+import type { ModelState, ModelStats, ModelStatus, PhaseStats } from './model-status.js';
 import { warmupFeeds } from './warmup.js';
-
-export type ModelState = 'available' | 'loading' | 'loaded' | 'failed';
 
 /** A model that cannot be loaded or run as its contract says (problem code MODEL_ERROR). */
 export class ModelError extends Error {
@@ -22,38 +21,6 @@ export class UnknownModelError extends Error {
     super(`Model ${model} does not exist.`);
     this.name = 'UnknownModelError';
   }
-}
-
-/** Cumulative count and milliseconds of one phase (Triton's inference_stats entries, in ms). */
-export interface PhaseStats {
-  count: number;
-  total_ms: number;
-}
-
-/** Per-model statistics, Triton style: counts, and cumulative ms of each phase of an inference. */
-export interface ModelStats {
-  inference_count: number;
-  success: PhaseStats;
-  failure: PhaseStats;
-  queue: PhaseStats;
-  preprocess: PhaseStats;
-  compute: PhaseStats;
-  postprocess: PhaseStats;
-  last_inference_at: string | null;
-}
-
-export interface ModelStatus {
-  name: string;
-  state: ModelState;
-  /** Why it failed, or why the last reload failed while the previous sessions kept serving. */
-  reason: string | null;
-  loaded_at: string | null;
-  last_used_at: string | null;
-  /** Estimated memory of the loaded sessions (the weights' size on disk); 0 when not loaded. */
-  memory_bytes: number;
-  execution_provider: string | null;
-  warnings: string[];
-  stats: ModelStats;
 }
 
 /** The timings a caller measured around run(): time waiting in the queue, pre- and post-processing. */

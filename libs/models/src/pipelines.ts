@@ -3,11 +3,12 @@
  * post-processing, per model kind, with the time of each phase. Everything is in original-image pixels.
  * Errors from a model that does not fit are ModelError (the handlers turn them into permanent job failures).
  */
-import { decodeYoloObb, type ObbDetection } from '../../inference/src/postprocess/obb.js';
-import { decodeYoloDetect, type Detection, nmsAxisAligned, type NmsOptions, unscaleXyxy } from '../../inference/src/postprocess/yolo-detect.js';
-import { decodeYoloSegment, type SegmentDetection } from '../../inference/src/postprocess/yolo-segment.js';
-import { letterbox, type RgbImage } from '../../inference/src/preprocess.js';
-import { float32Output } from '../../inference/src/session-host.js';
+import { decodeYoloObb, type ObbDetection } from '@aperture/inference/postprocess/obb.js';
+import { decodeYoloDetect, type Detection, nmsAxisAligned, type NmsOptions, unscaleXyxy } from '@aperture/inference/postprocess/yolo-detect.js';
+import { decodeYoloSegment, type SegmentDetection } from '@aperture/inference/postprocess/yolo-segment.js';
+import { letterbox } from '@aperture/inference/preprocess.js';
+import { type RgbImage } from '@aperture/imaging/decode.js';
+import { float32Output } from '@aperture/inference/session-host.js';
 import type { ModelEntry } from './manifest.js';
 import { ModelError, type ModelRegistry } from './model-registry.js';
 

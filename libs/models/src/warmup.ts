@@ -1,4 +1,4 @@
-import type { InputTensor, ValueMetadata } from '../../inference/src/session-types.js';
+import type { InputTensor, ValueMetadata } from '@aperture/inference/session-types.js';
 import type { ModelEntry } from './manifest.js';
 
 /** Side of an image input whose height/width are symbolic and the manifest gives no input size (e.g. xray). */

@@ -43,7 +43,13 @@ function drawQr(doc: PDFKit.PDFDocument, value: string, x: number, y: number, si
 /** Renders codes into a print-ready A4 PDF: a grid with dashed cut lines and a dated header on every page. */
 export async function renderQrPdf(items: QrItem[], opts: QrPdfOptions): Promise<Buffer> {
   const L = QR_LAYOUT;
-  const doc = new PDFDocument({ size: 'A4', margin: 0, autoFirstPage: false, compress: true, info: { Title: opts.title, Creator: 'Aperture' } });
+  const doc = new PDFDocument({
+    size: 'A4',
+    margin: 0,
+    autoFirstPage: false,
+    compress: true,
+    info: { Title: opts.title, Creator: 'Aperture' },
+  });
   const chunks: Buffer[] = [];
   doc.on('data', (c: Buffer) => chunks.push(c));
   const ended = new Promise<void>((resolve, reject) => {

@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import { FINAL_JOB_STATUSES, type JobStatus } from '../../database/src/entities/job.entity.js';
-import { REDIS, RedisKeys } from '../../redis/src/redis.module.js';
+import { FINAL_JOB_STATUSES, type JobStatus } from '@aperture/database/entities/job.entity.js';
+import { REDIS, RedisKeys } from '@aperture/redis/redis.module.js';
 import { CANCEL_CHANNEL } from './job-registry.js';
 
 /** Published (with the job id) once a job's record has reached completed or failed; cancellations go on CANCEL_CHANNEL. */
@@ -95,7 +95,10 @@ export class JobWaiter implements OnModuleDestroy {
       sub.on('error', (e: Error) => this.logger.warn(`Job event subscription: ${e.message}`));
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`Redis did not confirm the subscription within ${SUBSCRIBE_TIMEOUT_MS} ms`)), SUBSCRIBE_TIMEOUT_MS);
+        timer = setTimeout(
+          () => reject(new Error(`Redis did not confirm the subscription within ${SUBSCRIBE_TIMEOUT_MS} ms`)),
+          SUBSCRIBE_TIMEOUT_MS,
+        );
       });
       try {
         await Promise.race([sub.subscribe(this.keys.key(FINAL_CHANNEL), this.keys.key(CANCEL_CHANNEL)), timeout]);

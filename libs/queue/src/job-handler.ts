@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { SetMetadata } from '@nestjs/common';
 import type { EntityManager } from '@mikro-orm/core';
-import type { Job, JobArtifact, JsonObject } from '../../database/src/entities/job.entity.js';
+import type { Job, JobArtifact, JsonObject } from '@aperture/database/entities/job.entity.js';
 import type { JobPayloads, JobType } from './job-registry.js';
 
 /** What a handler gets for one attempt of one job. */

@@ -1,4 +1,4 @@
-import type { LengthUnit } from '../../analysis/src/fragments.js';
+import type { LengthUnit } from '@aperture/common/length-units.js';
 
 /**
  * The typed job registry: every job type, the queue it runs on and the payload it carries.
@@ -17,7 +17,6 @@ export interface InferOptions {
   points?: { x: number; y: number; label: 0 | 1 }[];
   box?: { x1: number; y1: number; x2: number; y2: number };
 }
-
 
 /** Seed 001: oriented primitives, then the scene from them. Models by manifest name. */
 export interface PredictTaskParams {
@@ -58,9 +57,15 @@ export type JobType = keyof JobPayloads;
 
 export const JOB_TYPES: Record<JobType, { queue: QueueName; description: string }> = {
   'qr.batch': { queue: 'default', description: 'Render a batch of unique QR codes into a print-ready PDF' },
-  'model.infer': { queue: 'inference', description: 'Run one model on one uploaded image (detections, masks, SAM prompt or X-ray options)' },
+  'model.infer': {
+    queue: 'inference',
+    description: 'Run one model on one uploaded image (detections, masks, SAM prompt or X-ray options)',
+  },
   'task.predict': { queue: 'inference', description: 'Prediction task: oriented primitives, then the scene classified from them' },
-  'task.fragments': { queue: 'inference', description: 'Fragment analysis: masks, calibrated diameters, D10/D50/D90, overlay, chart and CSV' },
+  'task.fragments': {
+    queue: 'inference',
+    description: 'Fragment analysis: masks, calibrated diameters, D10/D50/D90, overlay, chart and CSV',
+  },
   'project.detect': { queue: 'inference', description: "One project image through the project's model: detections and an annotated image" },
 };
 

@@ -5,12 +5,12 @@ import { ModuleRef } from '@nestjs/core';
 import { EntityManager } from '@mikro-orm/core';
 import type { Queue } from 'bull';
 import type { Redis } from 'ioredis';
-import type { AppConfig } from '../../config/src/config.js';
-import { APP_CONFIG } from '../../config/src/config.module.js';
-import { FINAL_JOB_STATUSES, Job, type JsonObject } from '../../database/src/entities/job.entity.js';
-import type { User } from '../../database/src/entities/user.entity.js';
-import { REDIS, RedisKeys } from '../../redis/src/redis.module.js';
-import { STORAGE, type StoragePort } from '../../storage/src/storage.port.js';
+import type { AppConfig } from '@aperture/config/config.js';
+import { APP_CONFIG } from '@aperture/config/config.module.js';
+import { FINAL_JOB_STATUSES, Job, type JsonObject } from '@aperture/database/entities/job.entity.js';
+import type { User } from '@aperture/database/entities/user.entity.js';
+import { REDIS, RedisKeys } from '@aperture/redis/redis.module.js';
+import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { type BullJobData, CANCEL_CHANNEL, JOB_TYPES, type JobPayloads, type JobType, QUEUES, type QueueName } from './job-registry.js';
 
 /** Creates Job records and their Bull jobs, and cancels them. Used by the API; never runs a job. */

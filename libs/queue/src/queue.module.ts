@@ -1,7 +1,7 @@
 import { BullModule } from '@nestjs/bull';
 import { Global, Module } from '@nestjs/common';
-import type { AppConfig } from '../../config/src/config.js';
-import { APP_CONFIG } from '../../config/src/config.module.js';
+import type { AppConfig } from '@aperture/config/config.js';
+import { APP_CONFIG } from '@aperture/config/config.module.js';
 import { QUEUES } from './job-registry.js';
 import { JobWaiter } from './job-events.js';
 import { JobsService } from './jobs.service.js';

@@ -1,7 +1,7 @@
 import { Global, Inject, Injectable, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { Redis } from 'ioredis';
-import type { AppConfig } from '../../config/src/config.js';
-import { APP_CONFIG } from '../../config/src/config.module.js';
+import type { AppConfig } from '@aperture/config/config.js';
+import { APP_CONFIG } from '@aperture/config/config.module.js';
 
 export const REDIS = Symbol('REDIS');
 export const InjectRedis = (): PropertyDecorator & ParameterDecorator => Inject(REDIS);

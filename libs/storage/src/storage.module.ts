@@ -1,6 +1,6 @@
 import { Global, Module } from '@nestjs/common';
-import type { AppConfig } from '../../config/src/config.js';
-import { APP_CONFIG } from '../../config/src/config.module.js';
+import type { AppConfig } from '@aperture/config/config.js';
+import { APP_CONFIG } from '@aperture/config/config.module.js';
 import { LocalDiskStorage } from './local-disk.storage.js';
 import { STORAGE, type StoragePort } from './storage.port.js';
 

@@ -1,14 +1,23 @@
 import { randomBytes } from 'node:crypto';
 import { Body, Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
-import { ApiBadRequestResponse, ApiCreatedResponse, ApiNoContentResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
+import {
+  ApiBadRequestResponse,
+  ApiCreatedResponse,
+  ApiNoContentResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiProperty,
+  ApiTags,
+} from '@nestjs/swagger';
 import { EntityManager } from '@mikro-orm/core';
 import { IsString, Length } from 'class-validator';
-import { Authenticated, CurrentPrincipal, type Principal } from '../../../../libs/common/src/auth.decorators.js';
-import { isUuid } from '../../../../libs/common/src/ids.js';
-import { ProblemDto } from '../../../../libs/common/src/problem.dto.js';
-import { notFound } from '../../../../libs/common/src/problem.js';
-import { ApiKey } from '../../../../libs/database/src/entities/api-key.entity.js';
-import { User } from '../../../../libs/database/src/entities/user.entity.js';
+import { Authenticated, CurrentPrincipal, type Principal } from '@aperture/common/auth.decorators.js';
+import { isUuid } from '@aperture/common/ids.js';
+import { ProblemDto } from '@aperture/common/problem.dto.js';
+import { notFound } from '@aperture/common/problem.js';
+import { ApiKey } from '@aperture/database/entities/api-key.entity.js';
+import { User } from '@aperture/database/entities/user.entity.js';
 import { sha256 } from './auth.service.js';
 
 export class CreateApiKeyDto {
@@ -26,7 +35,13 @@ export class ApiKeyDto {
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) last_used_at!: string | null;
 
   static from(k: ApiKey): ApiKeyDto {
-    return { id: k.id, name: k.name, prefix: k.prefix, created_at: k.createdAt.toISOString(), last_used_at: k.lastUsedAt?.toISOString() ?? null };
+    return {
+      id: k.id,
+      name: k.name,
+      prefix: k.prefix,
+      created_at: k.createdAt.toISOString(),
+      last_used_at: k.lastUsedAt?.toISOString() ?? null,
+    };
   }
 }
 
@@ -42,12 +57,20 @@ export class ApiKeysController {
   constructor(private readonly em: EntityManager) {}
 
   @Post()
-  @ApiOperation({ summary: 'Create an API key', description: 'The key authenticates as you through the X-API-Key header. It is shown once.' })
+  @ApiOperation({
+    summary: 'Create an API key',
+    description: 'The key authenticates as you through the X-API-Key header. It is shown once.',
+  })
   @ApiCreatedResponse({ type: CreatedApiKeyDto })
   @ApiBadRequestResponse({ type: ProblemDto, description: 'Invalid fields' })
   async createApiKey(@Body() dto: CreateApiKeyDto, @CurrentPrincipal() p: Principal): Promise<CreatedApiKeyDto> {
     const key = `apk_${randomBytes(30).toString('base64url')}`;
-    const row = this.em.create(ApiKey, { owner: this.em.getReference(User, p.userId), name: dto.name, prefix: key.slice(0, 12), keyHash: sha256(key) });
+    const row = this.em.create(ApiKey, {
+      owner: this.em.getReference(User, p.userId),
+      name: dto.name,
+      prefix: key.slice(0, 12),
+      keyHash: sha256(key),
+    });
     await this.em.flush();
     return { ...ApiKeyDto.from(row), key };
   }

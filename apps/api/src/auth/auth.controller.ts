@@ -13,10 +13,10 @@ import {
 } from '@nestjs/swagger';
 import { EntityManager } from '@mikro-orm/core';
 import type { Request } from 'express';
-import { Authenticated, CurrentPrincipal, type Principal, Public, StationAllowed } from '../../../../libs/common/src/auth.decorators.js';
-import { ProblemDto } from '../../../../libs/common/src/problem.dto.js';
-import { badRequest, notFound } from '../../../../libs/common/src/problem.js';
-import { User } from '../../../../libs/database/src/entities/user.entity.js';
+import { Authenticated, CurrentPrincipal, type Principal, Public, StationAllowed } from '@aperture/common/auth.decorators.js';
+import { ProblemDto } from '@aperture/common/problem.dto.js';
+import { badRequest, notFound } from '@aperture/common/problem.js';
+import { User } from '@aperture/database/entities/user.entity.js';
 import { LoginDto, RefreshDto, RegisterDto, TokenRequestDto, TokenResponseDto, UserDto } from './auth.dto.js';
 import { AuthService } from './auth.service.js';
 
@@ -32,7 +32,10 @@ export class AuthController {
 
   @Public()
   @Post('register')
-  @ApiOperation({ summary: 'Create an account', description: 'Username and e-mail must be unique; the password needs at least 8 characters and must differ from the username.' })
+  @ApiOperation({
+    summary: 'Create an account',
+    description: 'Username and e-mail must be unique; the password needs at least 8 characters and must differ from the username.',
+  })
   @ApiCreatedResponse({ type: UserDto })
   @ApiBadRequestResponse({ type: ProblemDto, description: 'Invalid fields' })
   @ApiConflictResponse({ type: ProblemDto, description: 'Username or e-mail already taken' })
@@ -59,8 +62,8 @@ export class AuthController {
   @ApiOperation({
     summary: 'OAuth2 token endpoint (form)',
     description:
-      'grant_type=password with username and password (Swagger UI\'s Authorize uses this); grant_type=refresh_token with refresh_token; ' +
-      'or only `password` for the booth\'s station principal when STATION_PASSWORD is configured.',
+      "grant_type=password with username and password (Swagger UI's Authorize uses this); grant_type=refresh_token with refresh_token; " +
+      "or only `password` for the booth's station principal when STATION_PASSWORD is configured.",
   })
   @ApiOkResponse({ type: TokenResponseDto })
   @ApiBadRequestResponse({ type: ProblemDto, description: 'Missing or invalid fields' })
@@ -68,7 +71,10 @@ export class AuthController {
   @ApiTooManyRequestsResponse({ type: ProblemDto, description: 'Too many failed attempts; see Retry-After' })
   token(@Body() dto: TokenRequestDto, @Req() req: Request): Promise<TokenResponseDto> {
     if (dto.grant_type === 'refresh_token') {
-      if (!dto.refresh_token) throw badRequest('refresh_token is required for grant_type=refresh_token', { errors: [{ field: 'refresh_token', messages: ['refresh_token is required'] }] });
+      if (!dto.refresh_token)
+        throw badRequest('refresh_token is required for grant_type=refresh_token', {
+          errors: [{ field: 'refresh_token', messages: ['refresh_token is required'] }],
+        });
       return this.auth.refresh(dto.refresh_token);
     }
     if (!dto.password) throw badRequest('password is required', { errors: [{ field: 'password', messages: ['password is required'] }] });
@@ -79,7 +85,10 @@ export class AuthController {
   @Public()
   @Post('refresh')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Exchange a refresh token for a new token pair', description: 'The presented refresh token is rotated; reusing it later revokes the whole login.' })
+  @ApiOperation({
+    summary: 'Exchange a refresh token for a new token pair',
+    description: 'The presented refresh token is rotated; reusing it later revokes the whole login.',
+  })
   @ApiOkResponse({ type: TokenResponseDto })
   @ApiBadRequestResponse({ type: ProblemDto, description: 'Invalid fields' })
   @ApiUnauthorizedResponse({ type: ProblemDto, description: 'Invalid, expired or reused refresh token' })
@@ -101,7 +110,10 @@ export class AuthController {
   @Post('logout-all')
   @HttpCode(204)
   @Authenticated()
-  @ApiOperation({ summary: 'Log out everywhere', description: 'Revokes every refresh token of the current user; access tokens issued so far stop working.' })
+  @ApiOperation({
+    summary: 'Log out everywhere',
+    description: 'Revokes every refresh token of the current user; access tokens issued so far stop working.',
+  })
   @ApiNoContentResponse({ description: 'Done' })
   async logoutAll(@CurrentPrincipal() p: Principal): Promise<void> {
     await this.auth.logoutEverywhere(p.userId);

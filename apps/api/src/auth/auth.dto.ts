@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsEmail, IsIn, IsOptional, IsString, Length, Matches, MaxLength, MinLength } from 'class-validator';
-import type { User, UserRole } from '../../../../libs/database/src/entities/user.entity.js';
+import type { User } from '@aperture/database/entities/user.entity.js';
+import { USER_ROLES, type UserRole } from '@aperture/common/roles.js';
 
 export class RegisterDto {
   @ApiProperty({ minLength: 3, maxLength: 64, pattern: '^[A-Za-z0-9_.@-]+$', example: 'alice' })
@@ -71,7 +72,7 @@ export class UserDto {
   @ApiProperty({ type: String, format: 'date', nullable: true }) birth_date!: string | null;
   @ApiProperty({ type: String, format: 'uri', nullable: true }) picture_url!: string | null;
   @ApiProperty({ description: 'A Google account is linked' }) google_linked!: boolean;
-  @ApiProperty({ enum: ['user', 'admin', 'station'] }) role!: UserRole;
+  @ApiProperty({ enum: USER_ROLES }) role!: UserRole;
   @ApiProperty() disabled!: boolean;
   @ApiProperty({ format: 'date-time' }) created_at!: string;
 

@@ -1,9 +1,9 @@
 import { type CanActivate, type ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
-import { IS_PUBLIC, type Principal, REQUIRED_ROLE, STATION_ALLOWED } from '../../../../libs/common/src/auth.decorators.js';
-import { forbidden, unauthorized } from '../../../../libs/common/src/problem.js';
-import type { UserRole } from '../../../../libs/database/src/entities/user.entity.js';
+import { IS_PUBLIC, type Principal, REQUIRED_ROLE, STATION_ALLOWED } from '@aperture/common/auth.decorators.js';
+import { forbidden, unauthorized } from '@aperture/common/problem.js';
+import type { UserRole } from '@aperture/common/roles.js';
 import { AuthService } from './auth.service.js';
 
 /**

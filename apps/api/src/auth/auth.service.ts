@@ -2,13 +2,13 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import { Inject, Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { JwtService } from '@nestjs/jwt';
 import { EntityManager, MikroORM, UniqueConstraintViolationException } from '@mikro-orm/core';
-import type { AppConfig } from '../../../../libs/config/src/config.js';
-import { APP_CONFIG } from '../../../../libs/config/src/config.module.js';
-import type { Principal } from '../../../../libs/common/src/auth.decorators.js';
-import { conflict, ProblemException, unauthorized } from '../../../../libs/common/src/problem.js';
-import { ApiKey } from '../../../../libs/database/src/entities/api-key.entity.js';
-import { RefreshToken } from '../../../../libs/database/src/entities/refresh-token.entity.js';
-import { User } from '../../../../libs/database/src/entities/user.entity.js';
+import type { AppConfig } from '@aperture/config/config.js';
+import { APP_CONFIG } from '@aperture/config/config.module.js';
+import type { Principal } from '@aperture/common/auth.decorators.js';
+import { conflict, ProblemException, unauthorized } from '@aperture/common/problem.js';
+import { ApiKey } from '@aperture/database/entities/api-key.entity.js';
+import { RefreshToken } from '@aperture/database/entities/refresh-token.entity.js';
+import { User } from '@aperture/database/entities/user.entity.js';
 import type { RegisterDto, TokenResponseDto } from './auth.dto.js';
 import { BruteForceService } from './brute-force.service.js';
 import { dummyHash, hashPassword, verifyPassword } from './password.js';
@@ -117,7 +117,11 @@ export class AuthService implements OnApplicationBootstrap {
     if (existing) return existing;
     try {
       // It never signs in with this hash: the station password is checked against the configuration.
-      const user = this.em.create(User, { username: STATION_USERNAME, role: 'station', passwordHash: await hashPassword(randomBytes(32).toString('hex')) });
+      const user = this.em.create(User, {
+        username: STATION_USERNAME,
+        role: 'station',
+        passwordHash: await hashPassword(randomBytes(32).toString('hex')),
+      });
       await this.em.flush();
       return user;
     } catch (err) {
@@ -177,7 +181,11 @@ export class AuthService implements OnApplicationBootstrap {
   async authenticate(token: string): Promise<Principal> {
     let claims: AccessClaims;
     try {
-      claims = await this.jwt.verifyAsync<AccessClaims>(token, { algorithms: ['HS256'], issuer: this.config.jwt.issuer, audience: this.config.jwt.audience });
+      claims = await this.jwt.verifyAsync<AccessClaims>(token, {
+        algorithms: ['HS256'],
+        issuer: this.config.jwt.issuer,
+        audience: this.config.jwt.audience,
+      });
     } catch {
       throw unauthorized();
     }

@@ -1,9 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import type { AppConfig } from '../../../../libs/config/src/config.js';
-import { APP_CONFIG } from '../../../../libs/config/src/config.module.js';
-import { ProblemException } from '../../../../libs/common/src/problem.js';
-import { REDIS, RedisKeys } from '../../../../libs/redis/src/redis.module.js';
+import type { AppConfig } from '@aperture/config/config.js';
+import { APP_CONFIG } from '@aperture/config/config.module.js';
+import { ProblemException } from '@aperture/common/problem.js';
+import { REDIS, RedisKeys } from '@aperture/redis/redis.module.js';
 
 // Counts a failure; once the count reaches the limit, locks the key for 2^(count-limit) seconds (capped).
 const FAIL = `
@@ -38,7 +38,9 @@ export class BruteForceService {
     for (const s of subjects) wait = Math.max(wait, await this.redis.pttl(this.keys.key('bf', 'lock', s)));
     if (wait > 0) {
       const seconds = Math.ceil(wait / 1000);
-      throw new ProblemException(429, 'RATE_LIMITED', `Too many failed sign-in attempts; try again in ${seconds} s.`, { retry_after: seconds });
+      throw new ProblemException(429, 'RATE_LIMITED', `Too many failed sign-in attempts; try again in ${seconds} s.`, {
+        retry_after: seconds,
+      });
     }
   }
 

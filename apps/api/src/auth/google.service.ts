@@ -3,11 +3,11 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { EntityManager, UniqueConstraintViolationException } from '@mikro-orm/core';
 import { CodeChallengeMethod, OAuth2Client } from 'google-auth-library';
 import type { Redis } from 'ioredis';
-import type { AppConfig } from '../../../../libs/config/src/config.js';
-import { APP_CONFIG } from '../../../../libs/config/src/config.module.js';
-import { notFound } from '../../../../libs/common/src/problem.js';
-import { User } from '../../../../libs/database/src/entities/user.entity.js';
-import { REDIS, RedisKeys } from '../../../../libs/redis/src/redis.module.js';
+import type { AppConfig } from '@aperture/config/config.js';
+import { APP_CONFIG } from '@aperture/config/config.module.js';
+import { notFound } from '@aperture/common/problem.js';
+import { User } from '@aperture/database/entities/user.entity.js';
+import { REDIS, RedisKeys } from '@aperture/redis/redis.module.js';
 import { AuthService } from './auth.service.js';
 import { hashPassword } from './password.js';
 
@@ -99,7 +99,12 @@ export class GoogleAuthService {
       const info = await this.userInfo(accessToken);
       const user = await this.findOrCreate(info);
       const tokens = await this.auth.issue(user, randomUUID());
-      return this.frontend({ access_token: tokens.access_token, refresh_token: tokens.refresh_token, token_type: tokens.token_type, expires_in: String(tokens.expires_in) });
+      return this.frontend({
+        access_token: tokens.access_token,
+        refresh_token: tokens.refresh_token,
+        token_type: tokens.token_type,
+        expires_in: String(tokens.expires_in),
+      });
     } catch (err) {
       const e = err instanceof GoogleSignInError ? err : new GoogleSignInError('server_error', 'Google sign-in failed; please try again.');
       if (!(err instanceof GoogleSignInError)) this.logger.error({ err }, 'Google sign-in failed');
@@ -116,7 +121,10 @@ export class GoogleAuthService {
   }
 
   private async userInfo(accessToken: string): Promise<GoogleUserInfo> {
-    const res = await fetch(this.settings().userinfoUrl, { headers: { Authorization: `Bearer ${accessToken}` }, signal: AbortSignal.timeout(10000) });
+    const res = await fetch(this.settings().userinfoUrl, {
+      headers: { Authorization: `Bearer ${accessToken}` },
+      signal: AbortSignal.timeout(10000),
+    });
     if (!res.ok) throw new GoogleSignInError('invalid_token', `Google's user info answered ${res.status}.`);
     const info = (await res.json()) as GoogleUserInfo;
     if (!info.sub) throw new GoogleSignInError('invalid_token', 'Google returned no account id.');
@@ -151,7 +159,8 @@ export class GoogleAuthService {
     try {
       await this.em.flush();
     } catch (err) {
-      if (err instanceof UniqueConstraintViolationException) throw new GoogleSignInError('conflict', 'This Google account is already linked to another user.');
+      if (err instanceof UniqueConstraintViolationException)
+        throw new GoogleSignInError('conflict', 'This Google account is already linked to another user.');
       throw err;
     }
     return user;

@@ -1,15 +1,22 @@
 import { Controller, Get, Inject } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
-import { DiskHealthIndicator, HealthCheck, HealthCheckService, HealthIndicatorService, type HealthCheckResult, type HealthIndicatorResult } from '@nestjs/terminus';
+import {
+  DiskHealthIndicator,
+  HealthCheck,
+  HealthCheckService,
+  HealthIndicatorService,
+  type HealthCheckResult,
+  type HealthIndicatorResult,
+} from '@nestjs/terminus';
 import { MikroORM } from '@mikro-orm/core';
 import type { Redis } from 'ioredis';
-import type { AppConfig } from '../../../../libs/config/src/config.js';
-import { APP_CONFIG } from '../../../../libs/config/src/config.module.js';
-import { Public } from '../../../../libs/common/src/auth.decorators.js';
-import { SchemaService } from '../../../../libs/database/src/schema.service.js';
-import { probeDatabase, probeQueue, probeRedis } from '../../../../libs/health/src/probes.js';
-import { JobsService } from '../../../../libs/queue/src/jobs.service.js';
-import { REDIS } from '../../../../libs/redis/src/redis.module.js';
+import type { AppConfig } from '@aperture/config/config.js';
+import { APP_CONFIG } from '@aperture/config/config.module.js';
+import { Public } from '@aperture/common/auth.decorators.js';
+import { SchemaService } from '@aperture/database/schema.service.js';
+import { probeDatabase, probeQueue, probeRedis } from '@aperture/health/probes.js';
+import { JobsService } from '@aperture/queue/jobs.service.js';
+import { REDIS } from '@aperture/redis/redis.module.js';
 import { NoRateLimit } from '../throttle/principal-throttler.guard.js';
 
 const TIMEOUT_MS = 1000;
@@ -42,11 +49,17 @@ export class HealthController {
   ) {}
 
   private database(): PromiseLike<HealthIndicatorResult> {
-    return this.indicators.check('database').attempt(() => probeDatabase(this.orm).then(() => ({ dialect: this.config.database.dialect }))).withTimeout(TIMEOUT_MS);
+    return this.indicators
+      .check('database')
+      .attempt(() => probeDatabase(this.orm).then(() => ({ dialect: this.config.database.dialect })))
+      .withTimeout(TIMEOUT_MS);
   }
 
   private redisCheck(): PromiseLike<HealthIndicatorResult> {
-    return this.indicators.check('redis').attempt(() => probeRedis(this.redis)).withTimeout(TIMEOUT_MS);
+    return this.indicators
+      .check('redis')
+      .attempt(() => probeRedis(this.redis))
+      .withTimeout(TIMEOUT_MS);
   }
 
   private migrations(): Promise<HealthIndicatorResult> {
@@ -65,7 +78,11 @@ export class HealthController {
       () => this.redisCheck(),
       () => this.migrations(),
       ...this.jobs.queueNames.map(
-        (name) => () => this.indicators.check(`queue:${name}`).attempt(() => probeQueue(this.jobs.queue(name))).withTimeout(TIMEOUT_MS),
+        (name) => () =>
+          this.indicators
+            .check(`queue:${name}`)
+            .attempt(() => probeQueue(this.jobs.queue(name)))
+            .withTimeout(TIMEOUT_MS),
       ),
       () => this.disk.checkStorage('disk', { path: this.config.dataDir, thresholdPercent: 0.98 }),
     ]);

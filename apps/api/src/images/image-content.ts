@@ -1,7 +1,7 @@
 import { Inject, Injectable, StreamableFile } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import type { Image } from '../../../../libs/database/src/entities/image.entity.js';
-import { STORAGE, type StoragePort } from '../../../../libs/storage/src/storage.port.js';
+import type { Image } from '@aperture/database/entities/image.entity.js';
+import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 
 /** Sends an image's bytes with its MIME type, a strong ETag (its SHA-256) and conditional GET. */
 @Injectable()

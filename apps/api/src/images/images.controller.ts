@@ -1,9 +1,19 @@
 import { Controller, Delete, Get, HttpCode, Param, Post, Query, Req, Res, StreamableFile, UploadedFiles } from '@nestjs/common';
-import { ApiHeader, ApiNoContentResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiProduces, ApiResponse, ApiTags, ApiConflictResponse } from '@nestjs/swagger';
+import {
+  ApiHeader,
+  ApiNoContentResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiProduces,
+  ApiResponse,
+  ApiTags,
+  ApiConflictResponse,
+} from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import { Authenticated, CurrentPrincipal, type Principal } from '../../../../libs/common/src/auth.decorators.js';
-import { ApiPageResponse, type Page, toPage } from '../../../../libs/common/src/pagination.js';
-import { ProblemDto } from '../../../../libs/common/src/problem.dto.js';
+import { Authenticated, CurrentPrincipal, type Principal } from '@aperture/common/auth.decorators.js';
+import { ApiPageResponse, type Page, toPage } from '@aperture/common/pagination.js';
+import { ProblemDto } from '@aperture/common/problem.dto.js';
 import { ImageDto, ImageExistsDto, ImageExistsQueryDto, ImageListQueryDto, type ImageUploadReportDto } from './images.dto.js';
 import { ImagesService } from './images.service.js';
 import { ImageContent } from './image-content.js';
@@ -20,8 +30,16 @@ export class ImagesController {
 
   @Post()
   @ImageUpload('your image')
-  @ApiOperation({ summary: 'Upload images', description: 'One or many files; each is validated by its content (JPEG, PNG, WebP, BMP, TIFF; IMAGE_MAX_BYTES, IMAGE_MAX_SIDE per side).' })
-  async uploadImages(@UploadedFiles() fields: UploadedFields, @CurrentPrincipal() p: Principal, @Res({ passthrough: true }) res: Response): Promise<ImageUploadReportDto> {
+  @ApiOperation({
+    summary: 'Upload images',
+    description:
+      'One or many files; each is validated by its content (JPEG, PNG, WebP, BMP, TIFF; IMAGE_MAX_BYTES, IMAGE_MAX_SIDE per side).',
+  })
+  async uploadImages(
+    @UploadedFiles() fields: UploadedFields,
+    @CurrentPrincipal() p: Principal,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<ImageUploadReportDto> {
     const files = uploadedFiles(fields);
     return uploadReport(await this.images.store(files, p.userId), files.length, res);
   }
@@ -31,11 +49,18 @@ export class ImagesController {
   @ApiPageResponse(ImageDto)
   async listImages(@Query() q: ImageListQueryDto, @CurrentPrincipal() p: Principal): Promise<Page<ImageDto>> {
     const [items, total] = await this.images.list(p, q);
-    return toPage(items.map((i) => ImageDto.from(i)), total, q);
+    return toPage(
+      items.map((i) => ImageDto.from(i)),
+      total,
+      q,
+    );
   }
 
   @Get('exists')
-  @ApiOperation({ summary: 'Is an image with this name uploaded?', description: 'Seed 000\'s check before uploading again; metadata is your newest image of that name.' })
+  @ApiOperation({
+    summary: 'Is an image with this name uploaded?',
+    description: "Seed 000's check before uploading again; metadata is your newest image of that name.",
+  })
   @ApiOkResponse({ type: ImageExistsDto })
   async imageExists(@Query() q: ImageExistsQueryDto, @CurrentPrincipal() p: Principal): Promise<ImageExistsDto> {
     const image = await this.images.findByName(q.name, p);
@@ -53,13 +78,21 @@ export class ImagesController {
   }
 
   @Get(':id/content')
-  @ApiOperation({ summary: 'Image file', description: 'The bytes as uploaded, with their MIME type; ETag is the SHA-256, so If-None-Match answers 304.' })
+  @ApiOperation({
+    summary: 'Image file',
+    description: 'The bytes as uploaded, with their MIME type; ETag is the SHA-256, so If-None-Match answers 304.',
+  })
   @ApiProduces('image/jpeg', 'image/png', 'image/webp', 'image/bmp', 'image/tiff')
   @ApiHeader({ name: 'If-None-Match', required: false })
   @ApiOkResponse({ description: 'The image', schema: { type: 'string', format: 'binary' } })
   @ApiResponse({ status: 304, description: 'Not modified' })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Image with id {id} does not exist.' })
-  async getImageContent(@Param('id') id: string, @CurrentPrincipal() p: Principal, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<StreamableFile | undefined> {
+  async getImageContent(
+    @Param('id') id: string,
+    @CurrentPrincipal() p: Principal,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<StreamableFile | undefined> {
     return this.content.send(await this.images.findOwn(id, p), req, res);
   }
 
@@ -67,7 +100,8 @@ export class ImagesController {
   @HttpCode(204)
   @ApiOperation({
     summary: 'Delete an image',
-    description: 'Removes the file and its project results. Refused (409) while a queued or running job needs it. Finished tasks keep their results; their input route then answers 404.',
+    description:
+      'Removes the file and its project results. Refused (409) while a queued or running job needs it. Finished tasks keep their results; their input route then answers 404.',
   })
   @ApiNoContentResponse({ description: 'Deleted' })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Image with id {id} does not exist.' })

@@ -1,8 +1,8 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsOptional, IsString, IsUUID, MaxLength, MinLength } from 'class-validator';
-import { PageQueryDto } from '../../../../libs/common/src/pagination.js';
-import type { Image } from '../../../../libs/database/src/entities/image.entity.js';
-import { IMAGE_FORMATS } from './image-inspection.js';
+import { PageQueryDto } from '@aperture/common/pagination.js';
+import type { Image } from '@aperture/database/entities/image.entity.js';
+import { IMAGE_FORMATS } from '@aperture/imaging/inspect.js';
 
 export class ImageDto {
   @ApiProperty({ format: 'uuid' }) id!: string;
@@ -38,7 +38,8 @@ export class ImageDto {
 
 export class BadImageDto {
   @ApiProperty({ example: 'notes.jpg' }) name!: string;
-  @ApiProperty({ example: 'The file is not an image Aperture can read (unsupported image format); send JPEG, PNG, WebP, BMP or TIFF.' }) reason!: string;
+  @ApiProperty({ example: 'The file is not an image Aperture can read (unsupported image format); send JPEG, PNG, WebP, BMP or TIFF.' })
+  reason!: string;
 }
 
 /** Seed 003's upload answer: the stored images, and the files refused with why. */
@@ -50,7 +51,11 @@ export class ImageUploadReportDto {
 }
 
 export class ImageUploadFormDto {
-  @ApiProperty({ type: 'array', items: { type: 'string', format: 'binary' }, description: 'One or more image files (JPEG, PNG, WebP, BMP, TIFF); the field may also be named "image"' })
+  @ApiProperty({
+    type: 'array',
+    items: { type: 'string', format: 'binary' },
+    description: 'One or more image files (JPEG, PNG, WebP, BMP, TIFF); the field may also be named "image"',
+  })
   @IsOptional()
   images?: unknown;
 }

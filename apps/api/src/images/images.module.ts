@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import { MulterModule } from '@nestjs/platform-express';
-import type { AppConfig } from '../../../../libs/config/src/config.js';
-import { APP_CONFIG } from '../../../../libs/config/src/config.module.js';
+import type { AppConfig } from '@aperture/config/config.js';
+import { APP_CONFIG } from '@aperture/config/config.module.js';
 import { ImageContent } from './image-content.js';
 import { ImagesController } from './images.controller.js';
 import { ImagesService } from './images.service.js';
@@ -11,7 +11,9 @@ import { MAX_FILES_PER_UPLOAD } from './upload.js';
 export const imageMulter = () =>
   MulterModule.registerAsync({
     inject: [APP_CONFIG],
-    useFactory: (c: AppConfig) => ({ limits: { fileSize: c.images.maxBytes, files: MAX_FILES_PER_UPLOAD + 1, fields: 20, fieldSize: 16 * 1024 } }),
+    useFactory: (c: AppConfig) => ({
+      limits: { fileSize: c.images.maxBytes, files: MAX_FILES_PER_UPLOAD + 1, fields: 20, fieldSize: 16 * 1024 },
+    }),
   });
 
 /** Upload, list, metadata, content, exists-by-name and delete of a user's images. */

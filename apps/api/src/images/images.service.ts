@@ -1,17 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { EntityManager, type FilterQuery } from '@mikro-orm/core';
-import type { AppConfig } from '../../../../libs/config/src/config.js';
-import { APP_CONFIG } from '../../../../libs/config/src/config.module.js';
-import type { Principal } from '../../../../libs/common/src/auth.decorators.js';
-import { isUuid } from '../../../../libs/common/src/ids.js';
-import { conflict, notFound } from '../../../../libs/common/src/problem.js';
-import { Image } from '../../../../libs/database/src/entities/image.entity.js';
-import { Job } from '../../../../libs/database/src/entities/job.entity.js';
-import { Project } from '../../../../libs/database/src/entities/project.entity.js';
-import { User } from '../../../../libs/database/src/entities/user.entity.js';
-import { STORAGE, type StoragePort } from '../../../../libs/storage/src/storage.port.js';
-import { ImageRejectedError, inspectImage } from './image-inspection.js';
+import type { AppConfig } from '@aperture/config/config.js';
+import { APP_CONFIG } from '@aperture/config/config.module.js';
+import type { Principal } from '@aperture/common/auth.decorators.js';
+import { isUuid } from '@aperture/common/ids.js';
+import { conflict, notFound } from '@aperture/common/problem.js';
+import { Image } from '@aperture/database/entities/image.entity.js';
+import { Job } from '@aperture/database/entities/job.entity.js';
+import { Project } from '@aperture/database/entities/project.entity.js';
+import { User } from '@aperture/database/entities/user.entity.js';
+import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
+import { ImageRejectedError, inspectImage } from '@aperture/imaging/inspect.js';
 
 /** The part of a multer file (memory storage) the service uses. */
 export interface UploadedImage {
@@ -107,7 +107,11 @@ export class ImagesService {
   list(p: Principal, q: { page: number; page_size: number; project_id?: string | undefined }): Promise<[Image[], number]> {
     const where: FilterQuery<Image> = { owner: p.userId };
     if (q.project_id) where.project = q.project_id;
-    return this.em.findAndCount(Image, where, { orderBy: { createdAt: 'desc', id: 'asc' }, limit: q.page_size, offset: (q.page - 1) * q.page_size });
+    return this.em.findAndCount(Image, where, {
+      orderBy: { createdAt: 'desc', id: 'asc' },
+      limit: q.page_size,
+      offset: (q.page - 1) * q.page_size,
+    });
   }
 
   findByName(name: string, p: Principal): Promise<Image | null> {
@@ -121,7 +125,11 @@ export class ImagesService {
    */
   async delete(image: Image): Promise<void> {
     const em = this.em.fork();
-    const active = await em.find(Job, { image: image.id, status: { $in: ['queued', 'running'] } }, { fields: ['id', 'type', 'status'], limit: 20 });
+    const active = await em.find(
+      Job,
+      { image: image.id, status: { $in: ['queued', 'running'] } },
+      { fields: ['id', 'type', 'status'], limit: 20 },
+    );
     if (active.length > 0) {
       throw conflict(`Image ${image.id} is still needed by ${active.length} queued or running job(s); cancel or delete them first.`, {
         jobs: active.map((j) => ({ id: j.id, type: j.type, status: j.status })),
@@ -131,6 +139,8 @@ export class ImagesService {
     for (const j of results) await this.storage.deletePrefix(`jobs/${j.id}`);
     if (results.length > 0) await em.nativeDelete(Job, { id: { $in: results.map((j) => j.id) } });
     await em.nativeDelete(Image, { id: image.id });
-    await this.storage.deletePrefix(`images/${image.id}`).catch((e: unknown) => this.logger.warn(`Could not remove the file of image ${image.id}: ${String(e)}`));
+    await this.storage
+      .deletePrefix(`images/${image.id}`)
+      .catch((e: unknown) => this.logger.warn(`Could not remove the file of image ${image.id}: ${String(e)}`));
   }
 }

@@ -2,10 +2,14 @@ import { applyDecorators, HttpStatus, UseInterceptors } from '@nestjs/common';
 import { FileFieldsInterceptor } from '@nestjs/platform-express';
 import { ApiBadRequestResponse, ApiBody, ApiConsumes, ApiCreatedResponse, ApiPayloadTooLargeResponse, ApiResponse } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { ProblemDto } from '../../../../libs/common/src/problem.dto.js';
-import { badRequest, ProblemException } from '../../../../libs/common/src/problem.js';
+import { ProblemDto } from '@aperture/common/problem.dto.js';
+import { badRequest, ProblemException } from '@aperture/common/problem.js';
 import { ImageDto, ImageUploadFormDto, ImageUploadReportDto } from './images.dto.js';
 import type { StoreReport, UploadedImage } from './images.service.js';
+import type { ImageRejectedError } from '@aperture/imaging/inspect.js';
+
+/** The 400 problem for one upload that is not an acceptable image. */
+export const imageProblem = (e: ImageRejectedError): ProblemException => new ProblemException(400, 'IMAGE_VALIDATION_ERROR', e.message);
 
 /** Most files one upload request may carry. */
 export const MAX_FILES_PER_UPLOAD = 20;
@@ -24,15 +28,27 @@ export const ImageUpload = (what: string): MethodDecorator =>
     ApiConsumes('multipart/form-data'),
     ApiBody({ type: ImageUploadFormDto }),
     ApiCreatedResponse({ type: ImageUploadReportDto, description: `Every file was stored as ${what}` }),
-    ApiResponse({ status: HttpStatus.MULTI_STATUS, type: ImageUploadReportDto, description: 'Some files were stored, the others are listed in bad_images with the reason' }),
-    ApiBadRequestResponse({ type: ProblemDto, description: 'No file was sent, or none was an acceptable image (IMAGE_VALIDATION_ERROR, with bad_images)' }),
-    ApiPayloadTooLargeResponse({ type: ProblemDto, description: `A file is larger than IMAGE_MAX_BYTES, or more than ${MAX_FILES_PER_UPLOAD} files were sent` }),
+    ApiResponse({
+      status: HttpStatus.MULTI_STATUS,
+      type: ImageUploadReportDto,
+      description: 'Some files were stored, the others are listed in bad_images with the reason',
+    }),
+    ApiBadRequestResponse({
+      type: ProblemDto,
+      description: 'No file was sent, or none was an acceptable image (IMAGE_VALIDATION_ERROR, with bad_images)',
+    }),
+    ApiPayloadTooLargeResponse({
+      type: ProblemDto,
+      description: `A file is larger than IMAGE_MAX_BYTES, or more than ${MAX_FILES_PER_UPLOAD} files were sent`,
+    }),
   );
 
 export function uploadedFiles(fields: UploadedFields): UploadedImage[] {
   const files = [...(fields?.images ?? []), ...(fields?.image ?? [])];
   if (files.length === 0) {
-    throw badRequest('Send one or more image files as the multipart field "images".', { errors: [{ field: 'images', messages: ['at least one file is required'] }] });
+    throw badRequest('Send one or more image files as the multipart field "images".', {
+      errors: [{ field: 'images', messages: ['at least one file is required'] }],
+    });
   }
   return files;
 }
@@ -44,7 +60,10 @@ export function uploadedFiles(fields: UploadedFields): UploadedImage[] {
 export function uploadReport(r: StoreReport, total: number, res: Response): ImageUploadReportDto {
   const bad = r.bad;
   if (r.stored.length === 0) {
-    const detail = total === 1 ? bad[0]!.reason : `None of the ${total} files is an acceptable image: ${bad.map((b) => `${b.name}: ${b.reason}`).join(' ')}`;
+    const detail =
+      total === 1
+        ? bad[0]!.reason
+        : `None of the ${total} files is an acceptable image: ${bad.map((b) => `${b.name}: ${b.reason}`).join(' ')}`;
     throw new ProblemException(400, 'IMAGE_VALIDATION_ERROR', detail, { bad_images: bad });
   }
   res.status(bad.length ? HttpStatus.MULTI_STATUS : HttpStatus.CREATED);

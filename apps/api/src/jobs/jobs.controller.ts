@@ -2,15 +2,15 @@ import { Controller, Delete, Get, HttpCode, Inject, Param, Query, Res, Streamabl
 import { ApiNoContentResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
 import { EntityManager, type FilterQuery } from '@mikro-orm/core';
 import type { Response } from 'express';
-import { Authenticated, CurrentPrincipal, type Principal } from '../../../../libs/common/src/auth.decorators.js';
-import { ApiPageResponse, type Page, toPage } from '../../../../libs/common/src/pagination.js';
-import { ProblemDto } from '../../../../libs/common/src/problem.dto.js';
-import { forbidden, notFound } from '../../../../libs/common/src/problem.js';
-import { isUuid } from '../../../../libs/common/src/ids.js';
-import { Job } from '../../../../libs/database/src/entities/job.entity.js';
-import { JobWaiter } from '../../../../libs/queue/src/job-events.js';
-import { JobsService } from '../../../../libs/queue/src/jobs.service.js';
-import { STORAGE, type StoragePort } from '../../../../libs/storage/src/storage.port.js';
+import { Authenticated, CurrentPrincipal, type Principal } from '@aperture/common/auth.decorators.js';
+import { ApiPageResponse, type Page, toPage } from '@aperture/common/pagination.js';
+import { ProblemDto } from '@aperture/common/problem.dto.js';
+import { forbidden, notFound } from '@aperture/common/problem.js';
+import { isUuid } from '@aperture/common/ids.js';
+import { Job } from '@aperture/database/entities/job.entity.js';
+import { JobWaiter } from '@aperture/queue/job-events.js';
+import { JobsService } from '@aperture/queue/jobs.service.js';
+import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { JobDto, JobListQueryDto, JobResultDto, JobStatusDto, WaitQueryDto } from './jobs.dto.js';
 
 @ApiTags('jobs')
@@ -27,7 +27,9 @@ export class JobsController {
   /** A job the caller may see: their own, or any for an admin. Anything else is the same 404. */
   private async find(id: string, p: Principal, populate = false, refresh = false): Promise<Job> {
     const where: FilterQuery<Job> = p.role === 'admin' ? { id } : { id, owner: p.userId };
-    const job = isUuid(id) ? await this.em.findOne(Job, where, { ...(populate ? { populate: ['artifacts'] as const } : {}), refresh }) : null;
+    const job = isUuid(id)
+      ? await this.em.findOne(Job, where, { ...(populate ? { populate: ['artifacts'] as const } : {}), refresh })
+      : null;
     if (!job) throw notFound(`Job with id ${id} does not exist.`, 'JOB_NOT_FOUND');
     return job;
   }
@@ -38,7 +40,7 @@ export class JobsController {
   }
 
   @Get()
-  @ApiOperation({ summary: 'List jobs', description: 'Own jobs, newest first; admins may pass all=true to list every user\'s.' })
+  @ApiOperation({ summary: 'List jobs', description: "Own jobs, newest first; admins may pass all=true to list every user's." })
   @ApiPageResponse(JobDto)
   async listJobs(@Query() q: JobListQueryDto, @CurrentPrincipal() p: Principal): Promise<Page<JobDto>> {
     if (q.all && p.role !== 'admin') throw forbidden('Only admins may list all jobs.');
@@ -51,7 +53,11 @@ export class JobsController {
       offset: (q.page - 1) * q.page_size,
       populate: ['artifacts'],
     });
-    return toPage(items.map((j) => JobDto.from(j)), total, q);
+    return toPage(
+      items.map((j) => JobDto.from(j)),
+      total,
+      q,
+    );
   }
 
   @Get(':id')
@@ -63,7 +69,10 @@ export class JobsController {
   }
 
   @Get(':id/status')
-  @ApiOperation({ summary: 'Job status and progress', description: 'With wait_ms, answers as soon as the job is final (or when wait_ms runs out): no need to poll.' })
+  @ApiOperation({
+    summary: 'Job status and progress',
+    description: 'With wait_ms, answers as soon as the job is final (or when wait_ms runs out): no need to poll.',
+  })
   @ApiOkResponse({ type: JobStatusDto })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Job with id {id} does not exist.' })
   async getJobStatus(@Param('id') id: string, @Query() q: WaitQueryDto, @CurrentPrincipal() p: Principal): Promise<JobStatusDto> {
@@ -72,7 +81,11 @@ export class JobsController {
   }
 
   @Get(':id/result')
-  @ApiOperation({ summary: 'Job result', description: 'result is null until the job has completed. With wait_ms, answers as soon as the job is final (or when wait_ms runs out).' })
+  @ApiOperation({
+    summary: 'Job result',
+    description:
+      'result is null until the job has completed. With wait_ms, answers as soon as the job is final (or when wait_ms runs out).',
+  })
   @ApiOkResponse({ type: JobResultDto })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Job with id {id} does not exist.' })
   async getJobResult(@Param('id') id: string, @Query() q: WaitQueryDto, @CurrentPrincipal() p: Principal): Promise<JobResultDto> {

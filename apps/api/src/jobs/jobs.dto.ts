@@ -1,9 +1,9 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Max, Min, MaxLength } from 'class-validator';
-import { PageQueryDto } from '../../../../libs/common/src/pagination.js';
-import { type Job, type JobArtifact, JOB_STATUSES, type JobStatus } from '../../../../libs/database/src/entities/job.entity.js';
-import { ALL_JOB_TYPES } from '../../../../libs/queue/src/job-registry.js';
+import { PageQueryDto } from '@aperture/common/pagination.js';
+import { type Job, type JobArtifact, JOB_STATUSES, type JobStatus } from '@aperture/database/entities/job.entity.js';
+import { ALL_JOB_TYPES } from '@aperture/queue/job-registry.js';
 
 export class JobListQueryDto extends PageQueryDto {
   @ApiPropertyOptional({ enum: JOB_STATUSES })
@@ -17,7 +17,7 @@ export class JobListQueryDto extends PageQueryDto {
   @MaxLength(64)
   type?: string;
 
-  @ApiPropertyOptional({ description: 'Admins only: list every user\'s jobs', default: false })
+  @ApiPropertyOptional({ description: "Admins only: list every user's jobs", default: false })
   @IsOptional()
   @Transform(({ value }) => value === true || value === 'true' || value === '1')
   @IsBoolean()
@@ -27,7 +27,8 @@ export class JobListQueryDto extends PageQueryDto {
 /** ?wait_ms= on a status or result route: answer as soon as the job is final, or after wait_ms (no polling needed). */
 export class WaitQueryDto {
   @ApiPropertyOptional({
-    description: 'Wait up to this many ms for the job to finish (completed, failed or cancelled) before answering; 0 answers at once. The answer is the same shape either way: look at status.',
+    description:
+      'Wait up to this many ms for the job to finish (completed, failed or cancelled) before answering; 0 answers at once. The answer is the same shape either way: look at status.',
     default: 0,
     minimum: 0,
     maximum: 30000,

@@ -15,8 +15,8 @@ import {
   ApiUnprocessableEntityResponse,
 } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { AdminOnly, Authenticated, CurrentPrincipal, type Principal } from '../../../../libs/common/src/auth.decorators.js';
-import { ProblemDto } from '../../../../libs/common/src/problem.dto.js';
+import { AdminOnly, Authenticated, CurrentPrincipal, type Principal } from '@aperture/common/auth.decorators.js';
+import { ProblemDto } from '@aperture/common/problem.dto.js';
 import {
   ModelControlQueryDto,
   ModelControlResponseDto,

@@ -1,8 +1,8 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
-import { MODEL_KINDS, type ModelKind } from '../../../../libs/models/src/manifest.js';
-import type { PhaseStats } from '../../../../libs/models/src/model-registry.js';
+import { MODEL_KINDS, type ModelKind } from '@aperture/models/manifest.js';
+import type { PhaseStats } from '@aperture/models/model-status.js';
 
 export const MODEL_STATES = ['available', 'loading', 'loaded', 'failed'] as const;
 

@@ -1,8 +1,8 @@
 import { Module } from '@nestjs/common';
 import { MulterModule } from '@nestjs/platform-express';
-import type { AppConfig } from '../../../../libs/config/src/config.js';
-import { APP_CONFIG } from '../../../../libs/config/src/config.module.js';
-import { manifestProviders } from '../../../../libs/models/src/manifest.provider.js';
+import type { AppConfig } from '@aperture/config/config.js';
+import { APP_CONFIG } from '@aperture/config/config.module.js';
+import { manifestProviders } from '@aperture/models/manifest.provider.js';
 import { ModelsController } from './models.controller.js';
 import { ModelsService } from './models.service.js';
 

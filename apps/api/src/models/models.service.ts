@@ -3,21 +3,22 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Inject, Injectable } from '@nestjs/common';
 import { EntityManager } from '@mikro-orm/core';
 import type { Redis } from 'ioredis';
-import type { AppConfig } from '../../../../libs/config/src/config.js';
-import { APP_CONFIG } from '../../../../libs/config/src/config.module.js';
-import type { Principal } from '../../../../libs/common/src/auth.decorators.js';
-import { badRequest, notFound, ProblemException } from '../../../../libs/common/src/problem.js';
-import { User } from '../../../../libs/database/src/entities/user.entity.js';
-import { ImageRejectedError, imageProblem, inspectImage } from '../images/image-inspection.js';
+import type { AppConfig } from '@aperture/config/config.js';
+import { APP_CONFIG } from '@aperture/config/config.module.js';
+import type { Principal } from '@aperture/common/auth.decorators.js';
+import { badRequest, notFound, ProblemException } from '@aperture/common/problem.js';
+import { User } from '@aperture/database/entities/user.entity.js';
+import { ImageRejectedError, inspectImage } from '@aperture/imaging/inspect.js';
+import { imageProblem } from '../images/upload.js';
 import type { UploadedImage } from '../images/images.service.js';
-import { JobsService } from '../../../../libs/queue/src/jobs.service.js';
-import type { InferOptions } from '../../../../libs/queue/src/job-registry.js';
-import { STORAGE, type StoragePort } from '../../../../libs/storage/src/storage.port.js';
-import { REDIS } from '../../../../libs/redis/src/redis.module.js';
-import { InjectManifest } from '../../../../libs/models/src/manifest.provider.js';
-import type { ModelEntry, ModelKind, ModelManifest } from '../../../../libs/models/src/manifest.js';
-import { type ControlMessage, ModelControlKeys, publishControl, readWorkerDocs, type WorkerDoc, type WorkerModelState } from '../../../../libs/models/src/model-control.js';
-import type { ModelStats, PhaseStats } from '../../../../libs/models/src/model-registry.js';
+import { JobsService } from '@aperture/queue/jobs.service.js';
+import type { InferOptions } from '@aperture/queue/job-registry.js';
+import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
+import { REDIS } from '@aperture/redis/redis.module.js';
+import { InjectManifest } from '@aperture/models/manifest.provider.js';
+import type { ModelEntry, ModelKind, ModelManifest } from '@aperture/models/manifest.js';
+import { type ControlMessage, ModelControlKeys, publishControl, readWorkerDocs, type WorkerDoc, type WorkerModelState } from '@aperture/models/model-control.js';
+import type { ModelStats, PhaseStats } from '@aperture/models/model-status.js';
 import {
   type ModelControlResponseDto,
   type ModelInferAcceptedDto,

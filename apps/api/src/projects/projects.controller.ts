@@ -1,17 +1,35 @@
 import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Patch, Post, Query, Res, UploadedFiles } from '@nestjs/common';
-import { ApiAcceptedResponse, ApiCreatedResponse, ApiNoContentResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiTags, ApiBadRequestResponse, ApiConflictResponse } from '@nestjs/swagger';
+import {
+  ApiAcceptedResponse,
+  ApiCreatedResponse,
+  ApiNoContentResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiTags,
+  ApiBadRequestResponse,
+  ApiConflictResponse,
+} from '@nestjs/swagger';
 import type { Response } from 'express';
-import { Authenticated, CurrentPrincipal, type Principal } from '../../../../libs/common/src/auth.decorators.js';
-import { ApiPageResponse, type Page, PageQueryDto, toPage } from '../../../../libs/common/src/pagination.js';
-import { ProblemDto } from '../../../../libs/common/src/problem.dto.js';
-import { notFound } from '../../../../libs/common/src/problem.js';
+import { Authenticated, CurrentPrincipal, type Principal } from '@aperture/common/auth.decorators.js';
+import { ApiPageResponse, type Page, PageQueryDto, toPage } from '@aperture/common/pagination.js';
+import { ProblemDto } from '@aperture/common/problem.dto.js';
+import { notFound } from '@aperture/common/problem.js';
 import type { ImageUploadReportDto } from '../images/images.dto.js';
 import { ImagesService } from '../images/images.service.js';
 import { ImageUpload, type UploadedFields, uploadedFiles, uploadReport } from '../images/upload.js';
-import { ProjectCreateDto, ProjectDto, ProjectImageDto, ProjectStartDto, ProjectSummaryDto, ProjectUpdateDto, ResultSetDto } from './projects.dto.js';
+import {
+  ProjectCreateDto,
+  ProjectDto,
+  ProjectImageDto,
+  ProjectStartDto,
+  ProjectSummaryDto,
+  ProjectUpdateDto,
+  ResultSetDto,
+} from './projects.dto.js';
 import { ProjectsService } from './projects.service.js';
 
-const NOT_FOUND = { type: ProblemDto, description: 'Project with id {id} does not exist. (also for another user\'s project)' };
+const NOT_FOUND = { type: ProblemDto, description: "Project with id {id} does not exist. (also for another user's project)" };
 
 @ApiTags('projects')
 @Authenticated()
@@ -31,7 +49,10 @@ export class ProjectsController {
   }
 
   @Get()
-  @ApiOperation({ summary: 'List your projects', description: 'Newest first, with the derived status and image counts (the detail adds the images).' })
+  @ApiOperation({
+    summary: 'List your projects',
+    description: 'Newest first, with the derived status and image counts (the detail adds the images).',
+  })
   @ApiPageResponse(ProjectSummaryDto)
   async listProjects(@Query() q: PageQueryDto, @CurrentPrincipal() p: Principal): Promise<Page<ProjectSummaryDto>> {
     const [items, total] = await this.projects.list(p, q);
@@ -67,10 +88,16 @@ export class ProjectsController {
   @ImageUpload('an image of the project')
   @ApiOperation({
     summary: 'Upload images into a project',
-    description: 'Several files under "images" in one request; each bad file is reported in bad_images (name and reason) instead of failing the others. 201 all stored, 207 some, 400 none.',
+    description:
+      'Several files under "images" in one request; each bad file is reported in bad_images (name and reason) instead of failing the others. 201 all stored, 207 some, 400 none.',
   })
   @ApiNotFoundResponse(NOT_FOUND)
-  async uploadProjectImages(@Param('id') id: string, @UploadedFiles() fields: UploadedFields, @CurrentPrincipal() p: Principal, @Res({ passthrough: true }) res: Response): Promise<ImageUploadReportDto> {
+  async uploadProjectImages(
+    @Param('id') id: string,
+    @UploadedFiles() fields: UploadedFields,
+    @CurrentPrincipal() p: Principal,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<ImageUploadReportDto> {
     const project = await this.projects.findOwn(id, p);
     const files = uploadedFiles(fields);
     return uploadReport(await this.images.store(files, p.userId, project), files.length, res);
@@ -89,7 +116,11 @@ export class ProjectsController {
   @ApiOperation({ summary: 'One image of a project' })
   @ApiOkResponse({ type: ProjectImageDto })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Unknown project, or image not in it' })
-  async getProjectImage(@Param('id') id: string, @Param('imageId') imageId: string, @CurrentPrincipal() p: Principal): Promise<ProjectImageDto> {
+  async getProjectImage(
+    @Param('id') id: string,
+    @Param('imageId') imageId: string,
+    @CurrentPrincipal() p: Principal,
+  ): Promise<ProjectImageDto> {
     const project = await this.projects.findOwn(id, p);
     const [dto] = await this.projects.imageDtos(project, [await this.projects.findImage(project, imageId)]);
     return dto!;
@@ -97,7 +128,10 @@ export class ProjectsController {
 
   @Delete(':id/images/:imageId')
   @HttpCode(204)
-  @ApiOperation({ summary: 'Delete an image of a project', description: 'With its results; refused (409) while a queued or running job needs it.' })
+  @ApiOperation({
+    summary: 'Delete an image of a project',
+    description: 'With its results; refused (409) while a queued or running job needs it.',
+  })
   @ApiNoContentResponse({ description: 'Deleted' })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Unknown project, or image not in it' })
   @ApiConflictResponse({ type: ProblemDto, description: 'A queued or running job still needs the image' })
@@ -108,21 +142,36 @@ export class ProjectsController {
 
   @Post(':id/start')
   @HttpCode(HttpStatus.ACCEPTED)
-  @ApiOperation({ summary: 'Process every image', description: 'One job per image with the project\'s model, under one batch id (images already queued or running are not queued twice).' })
+  @ApiOperation({
+    summary: 'Process every image',
+    description: "One job per image with the project's model, under one batch id (images already queued or running are not queued twice).",
+  })
   @ApiAcceptedResponse({ type: ProjectStartDto })
   @ApiOkResponse({ type: ProjectStartDto, description: 'Nothing to queue (no images, or all in flight): says so, changes nothing' })
   @ApiNotFoundResponse(NOT_FOUND)
-  async startProject(@Param('id') id: string, @CurrentPrincipal() p: Principal, @Res({ passthrough: true }) res: Response): Promise<ProjectStartDto> {
+  async startProject(
+    @Param('id') id: string,
+    @CurrentPrincipal() p: Principal,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<ProjectStartDto> {
     return this.answer(await this.projects.start(await this.projects.findOwn(id, p), p, false), res);
   }
 
   @Post(':id/start-rest')
   @HttpCode(HttpStatus.ACCEPTED)
-  @ApiOperation({ summary: 'Process only the images without a result', description: 'As start, for the images that have no completed result (e.g. added later). When none is left, says so and changes nothing (200, batch_id null).' })
+  @ApiOperation({
+    summary: 'Process only the images without a result',
+    description:
+      'As start, for the images that have no completed result (e.g. added later). When none is left, says so and changes nothing (200, batch_id null).',
+  })
   @ApiAcceptedResponse({ type: ProjectStartDto })
   @ApiOkResponse({ type: ProjectStartDto, description: 'Every image already has a result: nothing queued' })
   @ApiNotFoundResponse(NOT_FOUND)
-  async startProjectRest(@Param('id') id: string, @CurrentPrincipal() p: Principal, @Res({ passthrough: true }) res: Response): Promise<ProjectStartDto> {
+  async startProjectRest(
+    @Param('id') id: string,
+    @CurrentPrincipal() p: Principal,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<ProjectStartDto> {
     return this.answer(await this.projects.start(await this.projects.findOwn(id, p), p, true), res);
   }
 
@@ -132,7 +181,11 @@ export class ProjectsController {
   }
 
   @Get(':id/results')
-  @ApiOperation({ summary: 'Result sets of a project', description: 'Per image, its latest completed result: detections ({class, confidence, bbox_xyxy_abs}, corners for oriented boxes), the annotated image, the model, timestamps.' })
+  @ApiOperation({
+    summary: 'Result sets of a project',
+    description:
+      'Per image, its latest completed result: detections ({class, confidence, bbox_xyxy_abs}, corners for oriented boxes), the annotated image, the model, timestamps.',
+  })
   @ApiOkResponse({ type: [ResultSetDto] })
   @ApiNotFoundResponse(NOT_FOUND)
   async listProjectResults(@Param('id') id: string, @CurrentPrincipal() p: Principal): Promise<ResultSetDto[]> {
@@ -143,7 +196,11 @@ export class ProjectsController {
   @ApiOperation({ summary: 'Result set of one image of a project' })
   @ApiOkResponse({ type: ResultSetDto })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Unknown project or image, or no result yet' })
-  async getProjectResult(@Param('id') id: string, @Param('imageId') imageId: string, @CurrentPrincipal() p: Principal): Promise<ResultSetDto> {
+  async getProjectResult(
+    @Param('id') id: string,
+    @Param('imageId') imageId: string,
+    @CurrentPrincipal() p: Principal,
+  ): Promise<ResultSetDto> {
     const project = await this.projects.findOwn(id, p);
     const image = await this.projects.findImage(project, imageId);
     const [r] = await this.projects.results(project, image.id);

@@ -18,7 +18,10 @@ export class ProjectCreateDto {
   @MaxLength(5000)
   description?: string;
 
-  @ApiPropertyOptional({ description: 'Detector or segmenter by id or name (GET /models); default the first detector', example: 'primitives-obb' })
+  @ApiPropertyOptional({
+    description: 'Detector or segmenter by id or name (GET /models); default the first detector',
+    example: 'primitives-obb',
+  })
   @IsOptional()
   @IsString()
   @MaxLength(100)
@@ -58,7 +61,13 @@ export class ProjectSummaryDto {
   @ApiProperty() name!: string;
   @ApiProperty() description!: string;
   @ApiProperty({ example: 'primitives-obb', description: 'The chosen model (name)' }) model!: string;
-  @ApiProperty({ type: Number, nullable: true, example: 1, description: 'Its numeric id (seed 003\'s ai_model_id); null if the model is no longer installed' }) model_id!: number | null;
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    example: 1,
+    description: "Its numeric id (seed 003's ai_model_id); null if the model is no longer installed",
+  })
+  model_id!: number | null;
   @ApiProperty({ format: 'uuid' }) owner_id!: string;
   @ApiProperty() owner_username!: string;
   @ApiProperty({ enum: PROJECT_STATUSES, description: STATUS_DOC }) status!: ProjectStatus;
@@ -73,7 +82,8 @@ export class ProjectDto extends ProjectSummaryDto {
 }
 
 export class ProjectStartDto {
-  @ApiProperty({ type: String, format: 'uuid', nullable: true, description: 'Shared by the jobs queued now; null when nothing was queued' }) batch_id!: string | null;
+  @ApiProperty({ type: String, format: 'uuid', nullable: true, description: 'Shared by the jobs queued now; null when nothing was queued' })
+  batch_id!: string | null;
   @ApiProperty({ example: 'GOT IT, START PROCESSING' }) message!: string;
   @ApiProperty({ description: 'Images queued now' }) queued!: number;
   @ApiProperty({ type: [String], description: 'Their ids' }) image_ids!: string[];
@@ -83,8 +93,13 @@ export class ProjectStartDto {
 export class DetectionDto {
   @ApiProperty({ example: 'cube' }) class!: string;
   @ApiProperty({ example: 0.93 }) confidence!: number;
-  @ApiProperty({ type: [Number], example: [12.5, 40, 180.25, 210], description: 'x1, y1, x2, y2 in original-image pixels' }) bbox_xyxy_abs!: number[];
-  @ApiPropertyOptional({ type: 'array', items: { type: 'array', items: { type: 'number' } }, description: 'Oriented-box models: the 4 corners [x, y] in pixels' })
+  @ApiProperty({ type: [Number], example: [12.5, 40, 180.25, 210], description: 'x1, y1, x2, y2 in original-image pixels' })
+  bbox_xyxy_abs!: number[];
+  @ApiPropertyOptional({
+    type: 'array',
+    items: { type: 'array', items: { type: 'number' } },
+    description: 'Oriented-box models: the 4 corners [x, y] in pixels',
+  })
   corners?: number[][];
   @ApiPropertyOptional({ description: 'Oriented-box models: rotation of the box in radians, [0, π)' }) angle?: number;
 }
@@ -96,7 +111,8 @@ export class ResultSetDto {
   @ApiProperty({ type: String, format: 'uuid', nullable: true }) batch_id!: string | null;
   @ApiProperty({ example: 'primitives-obb' }) model!: string;
   @ApiProperty({ type: [DetectionDto] }) detections!: DetectionDto[];
-  @ApiProperty({ type: String, nullable: true, example: '/api/v1/jobs/0b7e…/artifacts/5c1d…', description: 'The annotated image' }) result_image_url!: string | null;
+  @ApiProperty({ type: String, nullable: true, example: '/api/v1/jobs/0b7e…/artifacts/5c1d…', description: 'The annotated image' })
+  result_image_url!: string | null;
   @ApiProperty({ format: 'date-time' }) created_at!: string;
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) finished_at!: string | null;
 }

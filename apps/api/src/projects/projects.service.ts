@@ -1,21 +1,30 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from '@mikro-orm/core';
-import type { Principal } from '../../../../libs/common/src/auth.decorators.js';
-import { isUuid } from '../../../../libs/common/src/ids.js';
-import { notFound } from '../../../../libs/common/src/problem.js';
-import { Image } from '../../../../libs/database/src/entities/image.entity.js';
-import { Job, type JobStatus } from '../../../../libs/database/src/entities/job.entity.js';
-import { Project } from '../../../../libs/database/src/entities/project.entity.js';
-import { User } from '../../../../libs/database/src/entities/user.entity.js';
-import type { ModelKind } from '../../../../libs/models/src/manifest.js';
-import { JobsService } from '../../../../libs/queue/src/jobs.service.js';
-import { STORAGE, type StoragePort } from '../../../../libs/storage/src/storage.port.js';
+import type { Principal } from '@aperture/common/auth.decorators.js';
+import { isUuid } from '@aperture/common/ids.js';
+import { notFound } from '@aperture/common/problem.js';
+import { Image } from '@aperture/database/entities/image.entity.js';
+import { Job, type JobStatus } from '@aperture/database/entities/job.entity.js';
+import { Project } from '@aperture/database/entities/project.entity.js';
+import { User } from '@aperture/database/entities/user.entity.js';
+import type { ModelKind } from '@aperture/models/manifest.js';
+import { JobsService } from '@aperture/queue/jobs.service.js';
+import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { Inject } from '@nestjs/common';
 import { ImageDto } from '../images/images.dto.js';
 import { ModelsService } from '../models/models.service.js';
 import { DEFAULT_CONF, DEFAULT_IOU } from '../tasks/tasks.service.js';
-import type { ProjectCreateDto, ProjectDto, ProjectImageDto, ProjectStartDto, ProjectStatus, ProjectSummaryDto, ProjectUpdateDto, ResultSetDto } from './projects.dto.js';
+import type {
+  ProjectCreateDto,
+  ProjectDto,
+  ProjectImageDto,
+  ProjectStartDto,
+  ProjectStatus,
+  ProjectSummaryDto,
+  ProjectUpdateDto,
+  ResultSetDto,
+} from './projects.dto.js';
 
 export const PROJECT_MODEL_KINDS: readonly ModelKind[] = ['detector', 'segmenter'];
 
@@ -51,7 +60,12 @@ export class ProjectsService {
   async create(dto: ProjectCreateDto, p: Principal): Promise<Project> {
     const model = this.models.resolve(dto.model, PROJECT_MODEL_KINDS, 'model');
     const em = this.em.fork();
-    const project = em.create(Project, { owner: em.getReference(User, p.userId), name: dto.name.trim(), description: dto.description ?? '', model: model.name });
+    const project = em.create(Project, {
+      owner: em.getReference(User, p.userId),
+      name: dto.name.trim(),
+      description: dto.description ?? '',
+      model: model.name,
+    });
     await em.persist(project).flush();
     return this.findOwn(project.id, p);
   }
@@ -133,14 +147,27 @@ export class ProjectsService {
     const ids = projects.map((x) => x.id);
     const images = ids.length ? await this.em.find(Image, { project: { $in: ids } }, { fields: ['id', 'project'] }) : [];
     const progress = await this.progress(ids);
-    return [projects.map((x) => this.summary(x, images.filter((i) => i.project?.id === x.id).map((i) => i.id), progress)), total];
+    return [
+      projects.map((x) =>
+        this.summary(
+          x,
+          images.filter((i) => i.project?.id === x.id).map((i) => i.id),
+          progress,
+        ),
+      ),
+      total,
+    ];
   }
 
   async detail(project: Project): Promise<ProjectDto> {
     const images = await this.images(project);
     const progress = await this.progress([project.id]);
     return {
-      ...this.summary(project, images.map((i) => i.id), progress),
+      ...this.summary(
+        project,
+        images.map((i) => i.id),
+        progress,
+      ),
       images: images.map((i) => ({ ...ImageDto.from(i), has_result: progress.get(i.id)?.hasResult ?? false })),
     };
   }
@@ -181,7 +208,13 @@ export class ProjectsService {
     const batchId = randomUUID();
     const owner = em.getReference(User, p.userId);
     const jobs = todo.map((i) => {
-      const job = this.jobs.build(em, 'project.detect', owner, { projectId: project.id, imageId: i.id, model: model.name, conf: DEFAULT_CONF, iou: DEFAULT_IOU });
+      const job = this.jobs.build(em, 'project.detect', owner, {
+        projectId: project.id,
+        imageId: i.id,
+        model: model.name,
+        conf: DEFAULT_CONF,
+        iou: DEFAULT_IOU,
+      });
       job.image = em.getReference(Image, i.id);
       job.project = em.getReference(Project, project.id);
       job.batchId = batchId;
@@ -189,12 +222,20 @@ export class ProjectsService {
     });
     await em.persist(jobs).flush();
     for (const j of jobs) await this.jobs.enqueue(j);
-    return { batch_id: batchId, message: 'GOT IT, START PROCESSING', queued: jobs.length, image_ids: todo.map((i) => i.id), skipped_in_flight: skipped };
+    return {
+      batch_id: batchId,
+      message: 'GOT IT, START PROCESSING',
+      queued: jobs.length,
+      image_ids: todo.map((i) => i.id),
+      skipped_in_flight: skipped,
+    };
   }
 
   /** The latest completed result set of each image (newest first), or of one image. */
   async results(project: Project, imageId?: string): Promise<ResultSetDto[]> {
-    const where = imageId ? { project: project.id, type: 'project.detect', status: 'completed' as const, image: imageId } : { project: project.id, type: 'project.detect', status: 'completed' as const };
+    const where = imageId
+      ? { project: project.id, type: 'project.detect', status: 'completed' as const, image: imageId }
+      : { project: project.id, type: 'project.detect', status: 'completed' as const };
     const jobs = await this.em.find(Job, where, { populate: ['image', 'artifacts'], orderBy: { finishedAt: 'desc', id: 'asc' } });
     const seen = new Set<string>();
     const out: ResultSetDto[] = [];

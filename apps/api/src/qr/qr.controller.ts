@@ -1,13 +1,22 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post, Res, StreamableFile } from '@nestjs/common';
-import { ApiAcceptedResponse, ApiBadRequestResponse, ApiConflictResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import {
+  ApiAcceptedResponse,
+  ApiBadRequestResponse,
+  ApiConflictResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiProduces,
+  ApiTags,
+} from '@nestjs/swagger';
 import { EntityManager } from '@mikro-orm/core';
 import type { Response } from 'express';
-import { Authenticated, CurrentPrincipal, type Principal, StationAllowed } from '../../../../libs/common/src/auth.decorators.js';
-import { ProblemDto } from '../../../../libs/common/src/problem.dto.js';
-import { conflict } from '../../../../libs/common/src/problem.js';
-import { JobArtifact } from '../../../../libs/database/src/entities/job.entity.js';
-import type { QrBatch } from '../../../../libs/database/src/entities/qr.entity.js';
-import { STORAGE, type StoragePort } from '../../../../libs/storage/src/storage.port.js';
+import { Authenticated, CurrentPrincipal, type Principal, StationAllowed } from '@aperture/common/auth.decorators.js';
+import { ProblemDto } from '@aperture/common/problem.dto.js';
+import { conflict } from '@aperture/common/problem.js';
+import { JobArtifact } from '@aperture/database/entities/job.entity.js';
+import type { QrBatch } from '@aperture/database/entities/qr.entity.js';
+import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { CreateQrBatchDto, QrBatchDto } from './qr.dto.js';
 import { QrService } from './qr.service.js';
 
@@ -39,7 +48,10 @@ export class QrController {
 
   @Post()
   @HttpCode(202)
-  @ApiOperation({ summary: 'Generate a batch of unique QR codes', description: 'Renders n (1-1000) unique codes into a print-ready PDF in the background. Poll the batch for progress.' })
+  @ApiOperation({
+    summary: 'Generate a batch of unique QR codes',
+    description: 'Renders n (1-1000) unique codes into a print-ready PDF in the background. Poll the batch for progress.',
+  })
   @ApiAcceptedResponse({ type: QrBatchDto })
   @ApiBadRequestResponse({ type: ProblemDto, description: 'n outside 1..1000' })
   async createQrBatch(@Body() dto: CreateQrBatchDto, @CurrentPrincipal() p: Principal): Promise<QrBatchDto> {
@@ -60,12 +72,18 @@ export class QrController {
   @ApiOkResponse({ description: 'The PDF', schema: { type: 'string', format: 'binary' } })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Unknown batch' })
   @ApiConflictResponse({ type: ProblemDto, description: 'The PDF is not ready yet' })
-  async getQrBatchPdf(@Param('id') id: string, @CurrentPrincipal() p: Principal, @Res({ passthrough: true }) res: Response): Promise<StreamableFile> {
+  async getQrBatchPdf(
+    @Param('id') id: string,
+    @CurrentPrincipal() p: Principal,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<StreamableFile> {
     const batch = await this.qr.get(id, p);
     const job = batch.job;
     if (job.status !== 'completed') {
       const pct = Math.round(job.progress * 100);
-      throw conflict(`The PDF of QR batch ${id} is not ready: the batch is ${job.status}${job.status === 'running' ? ` (${pct}% done)` : ''}.`);
+      throw conflict(
+        `The PDF of QR batch ${id} is not ready: the batch is ${job.status}${job.status === 'running' ? ` (${pct}% done)` : ''}.`,
+      );
     }
     const pdf = await this.em.findOne(JobArtifact, { job: job.id, name: 'qr.pdf' });
     if (!pdf) throw conflict(`The PDF of QR batch ${id} is missing; re-create the batch.`);

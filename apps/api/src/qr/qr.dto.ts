@@ -1,6 +1,6 @@
 import { ApiProperty } from '@nestjs/swagger';
 import { IsInt, Max, Min } from 'class-validator';
-import { JOB_STATUSES, type JobStatus } from '../../../../libs/database/src/entities/job.entity.js';
+import { JOB_STATUSES, type JobStatus } from '@aperture/database/entities/job.entity.js';
 
 export class CreateQrBatchDto {
   @ApiProperty({ minimum: 1, maximum: 1000, example: 40, description: 'Number of unique QR codes to generate' })

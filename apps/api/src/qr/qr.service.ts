@@ -1,14 +1,14 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { EntityManager } from '@mikro-orm/core';
-import type { AppConfig } from '../../../../libs/config/src/config.js';
-import { APP_CONFIG } from '../../../../libs/config/src/config.module.js';
-import { isUuid } from '../../../../libs/common/src/ids.js';
-import type { Principal } from '../../../../libs/common/src/auth.decorators.js';
-import { notFound } from '../../../../libs/common/src/problem.js';
-import { QrBatch, QrCode } from '../../../../libs/database/src/entities/qr.entity.js';
-import { User } from '../../../../libs/database/src/entities/user.entity.js';
-import { JobsService } from '../../../../libs/queue/src/jobs.service.js';
+import type { AppConfig } from '@aperture/config/config.js';
+import { APP_CONFIG } from '@aperture/config/config.module.js';
+import { isUuid } from '@aperture/common/ids.js';
+import type { Principal } from '@aperture/common/auth.decorators.js';
+import { notFound } from '@aperture/common/problem.js';
+import { QrBatch, QrCode } from '@aperture/database/entities/qr.entity.js';
+import { User } from '@aperture/database/entities/user.entity.js';
+import { JobsService } from '@aperture/queue/jobs.service.js';
 
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'; // Crockford base32: no I, L, O, U
 

@@ -1,4 +1,19 @@
-import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Post, Query, Req, Res, StreamableFile, UploadedFile, UseInterceptors } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  HttpStatus,
+  Param,
+  Post,
+  Query,
+  Req,
+  Res,
+  StreamableFile,
+  UploadedFile,
+  UseInterceptors,
+} from '@nestjs/common';
 import { FileInterceptor } from '@nestjs/platform-express';
 import {
   ApiAcceptedResponse,
@@ -14,14 +29,14 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import { Authenticated, CurrentPrincipal, type Principal } from '../../../../libs/common/src/auth.decorators.js';
-import { ApiPageResponse, type Page, toPage } from '../../../../libs/common/src/pagination.js';
-import { ProblemDto } from '../../../../libs/common/src/problem.dto.js';
-import { conflict, notFound } from '../../../../libs/common/src/problem.js';
-import type { Job } from '../../../../libs/database/src/entities/job.entity.js';
-import { JobWaiter } from '../../../../libs/queue/src/job-events.js';
-import { STORAGE, type StoragePort } from '../../../../libs/storage/src/storage.port.js';
-import { compressible, zipStream } from '../../../../libs/storage/src/zip-stream.js';
+import { Authenticated, CurrentPrincipal, type Principal } from '@aperture/common/auth.decorators.js';
+import { ApiPageResponse, type Page, toPage } from '@aperture/common/pagination.js';
+import { ProblemDto } from '@aperture/common/problem.dto.js';
+import { conflict, notFound } from '@aperture/common/problem.js';
+import type { Job } from '@aperture/database/entities/job.entity.js';
+import { JobWaiter } from '@aperture/queue/job-events.js';
+import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
+import { compressible, zipStream } from '@aperture/storage/zip-stream.js';
 import { Inject } from '@nestjs/common';
 import { ImageContent } from '../images/image-content.js';
 import type { UploadedImage } from '../images/images.service.js';
@@ -39,7 +54,7 @@ import {
 } from './tasks.dto.js';
 import { TasksService } from './tasks.service.js';
 
-const NOT_FOUND = { type: ProblemDto, description: 'Task with id {id} does not exist. (also for another user\'s task)' };
+const NOT_FOUND = { type: ProblemDto, description: "Task with id {id} does not exist. (also for another user's task)" };
 
 function accepted(job: Job): TaskAcceptedDto {
   return {
@@ -78,10 +93,18 @@ export class TasksController {
       'prediction (seed 001): oriented primitives by the detection model, then the scene classified FROM them. fragments (seed 000): fragment masks, diameters calibrated by the red ball (real_radius, unit), D10/D50/D90, overlay, chart, masks, CSV. The image is an upload (multipart "image") or one of yours (image_id). Every parameter is checked before anything is stored.',
   })
   @ApiAcceptedResponse({ type: TaskAcceptedDto })
-  @ApiBadRequestResponse({ type: ProblemDto, description: 'Bad parameter; an unknown model lists the valid (id, name, kind) triples; IMAGE_VALIDATION_ERROR for a file that is not an acceptable image' })
+  @ApiBadRequestResponse({
+    type: ProblemDto,
+    description:
+      'Bad parameter; an unknown model lists the valid (id, name, kind) triples; IMAGE_VALIDATION_ERROR for a file that is not an acceptable image',
+  })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Image with id {id} does not exist.' })
   @ApiPayloadTooLargeResponse({ type: ProblemDto, description: 'Larger than IMAGE_MAX_BYTES' })
-  async createTask(@Body() form: TaskCreateFormDto, @UploadedFile() file: UploadedImage | undefined, @CurrentPrincipal() p: Principal): Promise<TaskAcceptedDto> {
+  async createTask(
+    @Body() form: TaskCreateFormDto,
+    @UploadedFile() file: UploadedImage | undefined,
+    @CurrentPrincipal() p: Principal,
+  ): Promise<TaskAcceptedDto> {
     return accepted(await this.tasks.create(form, file, p));
   }
 
@@ -90,7 +113,11 @@ export class TasksController {
   @ApiPageResponse(TaskDto)
   async listTasks(@Query() q: TaskListQueryDto, @CurrentPrincipal() p: Principal): Promise<Page<TaskDto>> {
     const [items, total] = await this.tasks.list(p, q);
-    return toPage(items.map((j) => TaskDto.from(j)), total, q);
+    return toPage(
+      items.map((j) => TaskDto.from(j)),
+      total,
+      q,
+    );
   }
 
   @Get(':id')
@@ -102,7 +129,10 @@ export class TasksController {
   }
 
   @Get(':id/status')
-  @ApiOperation({ summary: 'Task status', description: 'With wait_ms, answers as soon as the task is final (or when wait_ms runs out): no need to poll.' })
+  @ApiOperation({
+    summary: 'Task status',
+    description: 'With wait_ms, answers as soon as the task is final (or when wait_ms runs out): no need to poll.',
+  })
   @ApiOkResponse({ type: TaskStatusDto })
   @ApiNotFoundResponse(NOT_FOUND)
   async getTaskStatus(@Param('id') id: string, @Query() q: WaitQueryDto, @CurrentPrincipal() p: Principal): Promise<TaskStatusDto> {
@@ -115,14 +145,23 @@ export class TasksController {
   @ApiProduces('image/jpeg', 'image/png', 'image/webp', 'image/bmp', 'image/tiff')
   @ApiOkResponse({ description: 'The image', schema: { type: 'string', format: 'binary' } })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Task with id {id} does not exist. / its image was deleted' })
-  async getTaskInput(@Param('id') id: string, @CurrentPrincipal() p: Principal, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<StreamableFile | undefined> {
+  async getTaskInput(
+    @Param('id') id: string,
+    @CurrentPrincipal() p: Principal,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<StreamableFile | undefined> {
     const j = await this.tasks.findOwn(id, p);
     if (!j.image) throw notFound(`The input image of task ${id} was deleted.`);
     return this.content.send(j.image, req, res);
   }
 
   @Get(':id/result')
-  @ApiOperation({ summary: 'Task result', description: 'result is null until the task has completed. With wait_ms, answers as soon as the task is final (or when wait_ms runs out).' })
+  @ApiOperation({
+    summary: 'Task result',
+    description:
+      'result is null until the task has completed. With wait_ms, answers as soon as the task is final (or when wait_ms runs out).',
+  })
   @ApiOkResponse({ type: TaskResultDto })
   @ApiNotFoundResponse(NOT_FOUND)
   async getTaskResult(@Param('id') id: string, @Query() q: WaitQueryDto, @CurrentPrincipal() p: Principal): Promise<TaskResultDto> {
@@ -132,7 +171,10 @@ export class TasksController {
 
   @Post(':id/rerun')
   @HttpCode(HttpStatus.ACCEPTED)
-  @ApiOperation({ summary: 'Re-run a task with new parameters', description: 'Creates a new task on the same image; parameters not given keep the old task\'s values.' })
+  @ApiOperation({
+    summary: 'Re-run a task with new parameters',
+    description: "Creates a new task on the same image; parameters not given keep the old task's values.",
+  })
   @ApiAcceptedResponse({ type: TaskAcceptedDto })
   @ApiBadRequestResponse({ type: ProblemDto, description: 'Bad parameter' })
   @ApiNotFoundResponse(NOT_FOUND)
@@ -142,12 +184,20 @@ export class TasksController {
   }
 
   @Get(':id/artifacts.zip')
-  @ApiOperation({ summary: 'Download every file of a task as a ZIP', description: 'fragments: overlay.png, masks.png, chart.png, fragments.csv, result.json; prediction: annotated.jpg, result.json. Exactly the artifacts the task lists.' })
+  @ApiOperation({
+    summary: 'Download every file of a task as a ZIP',
+    description:
+      'fragments: overlay.png, masks.png, chart.png, fragments.csv, result.json; prediction: annotated.jpg, result.json. Exactly the artifacts the task lists.',
+  })
   @ApiProduces('application/zip')
   @ApiOkResponse({ description: 'The ZIP', schema: { type: 'string', format: 'binary' } })
   @ApiNotFoundResponse(NOT_FOUND)
   @ApiConflictResponse({ type: ProblemDto, description: 'The task has not completed' })
-  async getTaskArtifactsZip(@Param('id') id: string, @CurrentPrincipal() p: Principal, @Res({ passthrough: true }) res: Response): Promise<StreamableFile> {
+  async getTaskArtifactsZip(
+    @Param('id') id: string,
+    @CurrentPrincipal() p: Principal,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<StreamableFile> {
     const j = await this.tasks.findOwn(id, p);
     if (j.status !== 'completed') throw conflict(`Task ${id} is ${j.status}; its files can be downloaded once it has completed.`);
     const files = j.artifacts.getItems().sort((a, b) => a.name.localeCompare(b.name));
@@ -159,7 +209,10 @@ export class TasksController {
   }
 
   @Delete(':id')
-  @ApiOperation({ summary: 'Delete a task', description: 'Cancels it if queued or running and removes its results and files; the input image stays among your images.' })
+  @ApiOperation({
+    summary: 'Delete a task',
+    description: 'Cancels it if queued or running and removes its results and files; the input image stays among your images.',
+  })
   @ApiOkResponse({ type: TaskDeletedDto })
   @ApiNotFoundResponse(NOT_FOUND)
   async deleteTask(@Param('id') id: string, @CurrentPrincipal() p: Principal): Promise<TaskDeletedDto> {

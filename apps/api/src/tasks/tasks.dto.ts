@@ -2,10 +2,10 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsIn, IsNumber, IsOptional, IsPositive, IsString, IsUUID, MaxLength } from 'class-validator';
 import { wrap } from '@mikro-orm/core';
-import { PageQueryDto } from '../../../../libs/common/src/pagination.js';
-import { IsInOpenInterval } from '../../../../libs/common/src/validation.js';
-import { type Job, JOB_STATUSES, type JobStatus } from '../../../../libs/database/src/entities/job.entity.js';
-import { LENGTH_UNITS, type LengthUnit } from '../../../../libs/analysis/src/fragments.js';
+import { PageQueryDto } from '@aperture/common/pagination.js';
+import { IsInOpenInterval } from '@aperture/common/validation.js';
+import { type Job, JOB_STATUSES, type JobStatus } from '@aperture/database/entities/job.entity.js';
+import { LENGTH_UNITS, type LengthUnit } from '@aperture/common/length-units.js';
 import { ArtifactDto } from '../jobs/jobs.dto.js';
 
 export const TASK_TYPES = ['prediction', 'fragments'] as const;
@@ -17,43 +17,75 @@ const STATUS_WORDS = 'queued (seed words: pending, queued), running (in progress
 
 /** The tunable parameters of a task; which apply depends on the type. Shared by create and rerun. */
 export class TaskParamsDto {
-  @ApiPropertyOptional({ description: 'prediction: detection model by id or name (GET /models); default the first detector', example: 'primitives-obb' })
+  @ApiPropertyOptional({
+    description: 'prediction: detection model by id or name (GET /models); default the first detector',
+    example: 'primitives-obb',
+  })
   @IsOptional()
   @IsString()
   @MaxLength(100)
   detection_model?: string;
 
-  @ApiPropertyOptional({ description: 'prediction: scene classification model by id or name; default the first classifier', example: 'scene-gru' })
+  @ApiPropertyOptional({
+    description: 'prediction: scene classification model by id or name; default the first classifier',
+    example: 'scene-gru',
+  })
   @IsOptional()
   @IsString()
   @MaxLength(100)
   classification_model?: string;
 
-  @ApiPropertyOptional({ description: 'fragments: segmentation model by id or name; default the first segmenter', example: 'fragments-seg' })
+  @ApiPropertyOptional({
+    description: 'fragments: segmentation model by id or name; default the first segmenter',
+    example: 'fragments-seg',
+  })
   @IsOptional()
   @IsString()
   @MaxLength(100)
   model?: string;
 
-  @ApiPropertyOptional({ description: 'fragments: the calibration ball\'s real radius, in unit; without it sizes stay in px', example: 20, minimum: 0, exclusiveMinimum: true })
+  @ApiPropertyOptional({
+    description: "fragments: the calibration ball's real radius, in unit; without it sizes stay in px",
+    example: 20,
+    minimum: 0,
+    exclusiveMinimum: true,
+  })
   @IsOptional()
   @Type(() => Number)
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @IsPositive()
   real_radius?: number;
 
-  @ApiPropertyOptional({ enum: LENGTH_UNITS, description: 'fragments: unit of real_radius and of the sizes (px = uncalibrated)', default: 'mm' })
+  @ApiPropertyOptional({
+    enum: LENGTH_UNITS,
+    description: 'fragments: unit of real_radius and of the sizes (px = uncalibrated)',
+    default: 'mm',
+  })
   @IsOptional()
   @IsIn(LENGTH_UNITS)
   unit?: LengthUnit;
 
-  @ApiPropertyOptional({ description: 'Confidence threshold, strictly between 0 and 1', default: 0.25, minimum: 0, maximum: 1, exclusiveMinimum: true, exclusiveMaximum: true })
+  @ApiPropertyOptional({
+    description: 'Confidence threshold, strictly between 0 and 1',
+    default: 0.25,
+    minimum: 0,
+    maximum: 1,
+    exclusiveMinimum: true,
+    exclusiveMaximum: true,
+  })
   @IsOptional()
   @Type(() => Number)
   @IsInOpenInterval(0, 1)
   conf?: number;
 
-  @ApiPropertyOptional({ description: 'NMS IoU threshold, strictly between 0 and 1', default: 0.7, minimum: 0, maximum: 1, exclusiveMinimum: true, exclusiveMaximum: true })
+  @ApiPropertyOptional({
+    description: 'NMS IoU threshold, strictly between 0 and 1',
+    default: 0.7,
+    minimum: 0,
+    maximum: 1,
+    exclusiveMinimum: true,
+    exclusiveMaximum: true,
+  })
   @IsOptional()
   @Type(() => Number)
   @IsInOpenInterval(0, 1)
@@ -61,12 +93,20 @@ export class TaskParamsDto {
 }
 
 export class TaskCreateFormDto extends TaskParamsDto {
-  @ApiPropertyOptional({ enum: TASK_TYPES, default: 'prediction', description: 'prediction: primitives and scene (seed 001); fragments: fragment sizes (seed 000)' })
+  @ApiPropertyOptional({
+    enum: TASK_TYPES,
+    default: 'prediction',
+    description: 'prediction: primitives and scene (seed 001); fragments: fragment sizes (seed 000)',
+  })
   @IsOptional()
   @IsIn(TASK_TYPES)
   type?: TaskType;
 
-  @ApiPropertyOptional({ type: 'string', format: 'binary', description: 'The image to process (stored as one of your images); or give image_id' })
+  @ApiPropertyOptional({
+    type: 'string',
+    format: 'binary',
+    description: 'The image to process (stored as one of your images); or give image_id',
+  })
   @IsOptional()
   image?: unknown;
 
@@ -128,10 +168,17 @@ export class TaskDto {
   @ApiProperty({ minimum: 0, maximum: 1 }) progress!: number;
   @ApiProperty({ type: String, nullable: true }) error!: string | null;
   @ApiProperty({ type: String, format: 'uuid', nullable: true, description: 'Null once the image was deleted' }) image_id!: string | null;
-  @ApiProperty({ type: String, nullable: true, example: 'site-3.jpg', description: 'Seed 001\'s input_path: the input\'s file name' }) input_path!: string | null;
+  @ApiProperty({ type: String, nullable: true, example: 'site-3.jpg', description: "Seed 001's input_path: the input's file name" })
+  input_path!: string | null;
   @ApiProperty({ example: '/api/v1/tasks/0b7e…/input' }) input_url!: string;
-  @ApiProperty({ type: 'object', additionalProperties: true, description: 'The parameters it ran with (models by name)' }) params!: Record<string, unknown>;
-  @ApiProperty({ type: 'object', additionalProperties: true, nullable: true, description: 'Null until completed' }) result!: Record<string, unknown> | null;
+  @ApiProperty({ type: 'object', additionalProperties: true, description: 'The parameters it ran with (models by name)' }) params!: Record<
+    string,
+    unknown
+  >;
+  @ApiProperty({ type: 'object', additionalProperties: true, nullable: true, description: 'Null until completed' }) result!: Record<
+    string,
+    unknown
+  > | null;
   @ApiProperty({ type: [ArtifactDto], description: 'Files it produced; artifacts.zip holds exactly these' }) artifacts!: ArtifactDto[];
   @ApiProperty({ example: '/api/v1/tasks/0b7e…/artifacts.zip' }) artifacts_zip_url!: string;
   @ApiProperty({ format: 'date-time' }) created_at!: string;

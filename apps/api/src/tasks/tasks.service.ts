@@ -1,15 +1,15 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager, type FilterQuery } from '@mikro-orm/core';
-import type { Principal } from '../../../../libs/common/src/auth.decorators.js';
-import { isUuid } from '../../../../libs/common/src/ids.js';
-import { badRequest, conflict, notFound, ProblemException } from '../../../../libs/common/src/problem.js';
-import { Image } from '../../../../libs/database/src/entities/image.entity.js';
-import { Job } from '../../../../libs/database/src/entities/job.entity.js';
-import { User } from '../../../../libs/database/src/entities/user.entity.js';
-import type { ModelEntry } from '../../../../libs/models/src/manifest.js';
-import type { FragmentsTaskParams, PredictTaskParams } from '../../../../libs/queue/src/job-registry.js';
-import { TASK_JOB_TYPES } from '../../../../libs/queue/src/job-registry.js';
-import { JobsService } from '../../../../libs/queue/src/jobs.service.js';
+import type { Principal } from '@aperture/common/auth.decorators.js';
+import { isUuid } from '@aperture/common/ids.js';
+import { badRequest, conflict, notFound, ProblemException } from '@aperture/common/problem.js';
+import { Image } from '@aperture/database/entities/image.entity.js';
+import { Job } from '@aperture/database/entities/job.entity.js';
+import { User } from '@aperture/database/entities/user.entity.js';
+import type { ModelEntry } from '@aperture/models/manifest.js';
+import type { FragmentsTaskParams, PredictTaskParams } from '@aperture/queue/job-registry.js';
+import { TASK_JOB_TYPES } from '@aperture/queue/job-registry.js';
+import { JobsService } from '@aperture/queue/jobs.service.js';
 import { ImagesService, type UploadedImage } from '../images/images.service.js';
 import { ModelsService } from '../models/models.service.js';
 import { JOB_TYPE_OF, type TaskCreateFormDto, type TaskListQueryDto, type TaskParamsDto, type TaskType } from './tasks.dto.js';
@@ -39,8 +39,14 @@ export class TasksService {
   /** Checks every parameter (models included) before anything is stored; then stores the upload, if any, and queues. */
   async create(form: TaskCreateFormDto, file: UploadedImage | undefined, p: Principal): Promise<Job> {
     const type: TaskType = form.type ?? 'prediction';
-    if (file && form.image_id) throw badRequest('Send either an image file or image_id, not both.', { errors: [{ field: 'image_id', messages: ['not with a file'] }] });
-    if (!file && !form.image_id) throw badRequest('Send the image as the multipart field "image", or the id of one of your images as image_id.', { errors: [{ field: 'image', messages: ['image or image_id is required'] }] });
+    if (file && form.image_id)
+      throw badRequest('Send either an image file or image_id, not both.', {
+        errors: [{ field: 'image_id', messages: ['not with a file'] }],
+      });
+    if (!file && !form.image_id)
+      throw badRequest('Send the image as the multipart field "image", or the id of one of your images as image_id.', {
+        errors: [{ field: 'image', messages: ['image or image_id is required'] }],
+      });
     const params = this.params(type, form, null);
     const em = this.em.fork();
     let image: Image;
@@ -64,7 +70,10 @@ export class TasksService {
 
   private async enqueue(em: EntityManager, type: TaskType, params: PredictTaskParams | FragmentsTaskParams, p: Principal): Promise<Job> {
     const owner = em.getReference(User, p.userId);
-    const job = type === 'fragments' ? this.jobs.build(em, 'task.fragments', owner, params as FragmentsTaskParams) : this.jobs.build(em, 'task.predict', owner, params as PredictTaskParams);
+    const job =
+      type === 'fragments'
+        ? this.jobs.build(em, 'task.fragments', owner, params as FragmentsTaskParams)
+        : this.jobs.build(em, 'task.predict', owner, params as PredictTaskParams);
     job.image = em.getReference(Image, params.imageId);
     await em.persist(job).flush();
     await this.jobs.enqueue(job);
@@ -72,13 +81,20 @@ export class TasksService {
   }
 
   /** The task's parameters without the image: given values, else the previous task's, else the defaults. */
-  private params(type: TaskType, f: TaskParamsDto, prev: PredictTaskParams | FragmentsTaskParams | null): Omit<PredictTaskParams, 'imageId'> | Omit<FragmentsTaskParams, 'imageId'> {
+  private params(
+    type: TaskType,
+    f: TaskParamsDto,
+    prev: PredictTaskParams | FragmentsTaskParams | null,
+  ): Omit<PredictTaskParams, 'imageId'> | Omit<FragmentsTaskParams, 'imageId'> {
     const conf = f.conf ?? prev?.conf ?? DEFAULT_CONF;
     const iou = f.iou ?? prev?.iou ?? DEFAULT_IOU;
     if (type === 'fragments') {
       const old = prev as FragmentsTaskParams | null;
       for (const k of ['detection_model', 'classification_model'] as const) {
-        if (f[k] !== undefined) throw badRequest(`${k} applies to prediction tasks; a fragments task takes "model".`, { errors: [{ field: k, messages: ['not for fragments'] }] });
+        if (f[k] !== undefined)
+          throw badRequest(`${k} applies to prediction tasks; a fragments task takes "model".`, {
+            errors: [{ field: k, messages: ['not for fragments'] }],
+          });
       }
       const model = this.models.resolve(f.model ?? old?.model, ['segmenter'], 'model');
       const unit = f.unit ?? old?.unit ?? 'mm';
@@ -86,19 +102,31 @@ export class TasksService {
       return { model: model.name, realRadius, unit: realRadius === null ? 'px' : unit, conf, iou };
     }
     for (const k of ['model', 'real_radius', 'unit'] as const) {
-      if (f[k] !== undefined) throw badRequest(`${k} applies to fragments tasks; a prediction task takes detection_model and classification_model.`, { errors: [{ field: k, messages: ['not for prediction'] }] });
+      if (f[k] !== undefined)
+        throw badRequest(`${k} applies to fragments tasks; a prediction task takes detection_model and classification_model.`, {
+          errors: [{ field: k, messages: ['not for prediction'] }],
+        });
     }
     const old = prev as PredictTaskParams | null;
     const detector = this.models.resolve(f.detection_model ?? old?.detectionModel, ['detector'], 'detection_model');
     const nc = detector.labels?.length ?? 0;
-    const classifier = this.models.resolve(f.classification_model ?? old?.classificationModel, ['classifier'], 'classification_model', (m) => classifierClasses(m) === nc);
+    const classifier = this.models.resolve(
+      f.classification_model ?? old?.classificationModel,
+      ['classifier'],
+      'classification_model',
+      (m) => classifierClasses(m) === nc,
+    );
     return { detectionModel: detector.name, classificationModel: classifier.name, conf, iou };
   }
 
   /** The caller's task (with its image and artifacts), or the 404 of seed 001. */
   async findOwn(id: string, p: Principal, refresh = false): Promise<Job> {
     const job = isUuid(id)
-      ? await this.em.findOne(Job, { id, owner: p.userId, type: { $in: [...TASK_JOB_TYPES] } }, { populate: ['artifacts', 'image'], refresh })
+      ? await this.em.findOne(
+          Job,
+          { id, owner: p.userId, type: { $in: [...TASK_JOB_TYPES] } },
+          { populate: ['artifacts', 'image'], refresh },
+        )
       : null;
     if (!job) throw notFound(`Task with id ${id} does not exist.`);
     return job;

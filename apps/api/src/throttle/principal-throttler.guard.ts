@@ -1,7 +1,7 @@
 import { type ExecutionContext, Injectable, Logger } from '@nestjs/common';
 import { SkipThrottle, ThrottlerGuard } from '@nestjs/throttler';
-import type { Principal } from '../../../../libs/common/src/auth.decorators.js';
-import { ProblemException } from '../../../../libs/common/src/problem.js';
+import type { Principal } from '@aperture/common/auth.decorators.js';
+import { ProblemException } from '@aperture/common/problem.js';
 
 interface ThrottlerLimitDetail {
   timeToBlockExpire: number;
@@ -44,6 +44,10 @@ export class PrincipalThrottlerGuard extends ThrottlerGuard {
     const retryAfter = Math.max(1, detail.timeToBlockExpire);
     res.setHeader('Retry-After', String(retryAfter));
     const window = detail.ttl >= 3600000 ? 'hour' : detail.ttl >= 60000 ? 'minute' : `${Math.round(detail.ttl / 1000)} s`;
-    throw new ProblemException(429, 'RATE_LIMITED', `Rate limit of ${detail.limit} requests per ${window} exceeded; retry after ${retryAfter} s.`);
+    throw new ProblemException(
+      429,
+      'RATE_LIMITED',
+      `Rate limit of ${detail.limit} requests per ${window} exceeded; retry after ${retryAfter} s.`,
+    );
   }
 }

@@ -1,13 +1,23 @@
 import { Body, Controller, Get, HttpCode, Param, Patch, Post, Query, Req } from '@nestjs/common';
-import { ApiBadRequestResponse, ApiConflictResponse, ApiNoContentResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiTags, ApiTooManyRequestsResponse, ApiUnauthorizedResponse } from '@nestjs/swagger';
+import {
+  ApiBadRequestResponse,
+  ApiConflictResponse,
+  ApiNoContentResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiTags,
+  ApiTooManyRequestsResponse,
+  ApiUnauthorizedResponse,
+} from '@nestjs/swagger';
 import { EntityManager, type FilterQuery } from '@mikro-orm/core';
-import { AdminOnly, Authenticated, CurrentPrincipal, type Principal } from '../../../../libs/common/src/auth.decorators.js';
-import { isUuid } from '../../../../libs/common/src/ids.js';
-import { ApiPageResponse, type Page, toPage } from '../../../../libs/common/src/pagination.js';
-import { ProblemDto } from '../../../../libs/common/src/problem.dto.js';
-import { badRequest, notFound, unauthorized } from '../../../../libs/common/src/problem.js';
-import { RefreshToken } from '../../../../libs/database/src/entities/refresh-token.entity.js';
-import { User } from '../../../../libs/database/src/entities/user.entity.js';
+import { AdminOnly, Authenticated, CurrentPrincipal, type Principal } from '@aperture/common/auth.decorators.js';
+import { isUuid } from '@aperture/common/ids.js';
+import { ApiPageResponse, type Page, toPage } from '@aperture/common/pagination.js';
+import { ProblemDto } from '@aperture/common/problem.dto.js';
+import { badRequest, notFound, unauthorized } from '@aperture/common/problem.js';
+import { RefreshToken } from '@aperture/database/entities/refresh-token.entity.js';
+import { User } from '@aperture/database/entities/user.entity.js';
 import { UserDto } from '../auth/auth.dto.js';
 import { AuthService } from '../auth/auth.service.js';
 import { BruteForceService } from '../auth/brute-force.service.js';
@@ -39,7 +49,10 @@ export class UsersController {
   }
 
   @Patch('me')
-  @ApiOperation({ summary: 'Update your profile', description: 'Names, e-mail (unique), phone, birth date (a past date) and picture URL; null clears a field.' })
+  @ApiOperation({
+    summary: 'Update your profile',
+    description: 'Names, e-mail (unique), phone, birth date (a past date) and picture URL; null clears a field.',
+  })
   @ApiOkResponse({ type: UserDto })
   @ApiBadRequestResponse({ type: ProblemDto, description: 'Invalid fields' })
   @ApiConflictResponse({ type: ProblemDto, description: 'E-mail already taken' })
@@ -76,7 +89,9 @@ export class UsersController {
       throw unauthorized('Current password is incorrect');
     }
     if (dto.new_password.toLowerCase() === user.username.toLowerCase()) {
-      throw badRequest('new_password must not be the same as the username', { errors: [{ field: 'new_password', messages: ['new_password must not be the same as the username'] }] });
+      throw badRequest('new_password must not be the same as the username', {
+        errors: [{ field: 'new_password', messages: ['new_password must not be the same as the username'] }],
+      });
     }
     user.passwordHash = await hashPassword(dto.new_password);
     await this.em.flush();
@@ -94,13 +109,24 @@ export class UsersController {
       const like = `%${q.search}%`;
       where.$or = [{ username: { $ilike: like } }, { email: { $ilike: like } }, { fullName: { $ilike: like } }];
     }
-    const [items, total] = await this.em.findAndCount(User, where, { orderBy: { createdAt: 'asc', id: 'asc' }, limit: q.page_size, offset: (q.page - 1) * q.page_size });
-    return toPage(items.map((u) => UserDto.from(u)), total, q);
+    const [items, total] = await this.em.findAndCount(User, where, {
+      orderBy: { createdAt: 'asc', id: 'asc' },
+      limit: q.page_size,
+      offset: (q.page - 1) * q.page_size,
+    });
+    return toPage(
+      items.map((u) => UserDto.from(u)),
+      total,
+      q,
+    );
   }
 
   @Patch(':id')
   @AdminOnly()
-  @ApiOperation({ summary: 'Change a user\'s role or disable them (admin)', description: 'A disabled user\'s tokens and API keys stop working at once.' })
+  @ApiOperation({
+    summary: "Change a user's role or disable them (admin)",
+    description: "A disabled user's tokens and API keys stop working at once.",
+  })
   @ApiOkResponse({ type: UserDto })
   @ApiBadRequestResponse({ type: ProblemDto, description: 'Invalid fields, or an admin changing their own role or status' })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'No such user' })

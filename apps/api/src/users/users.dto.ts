@@ -14,7 +14,7 @@ import {
   ValidateIf,
   type ValidationOptions,
 } from 'class-validator';
-import { PageQueryDto } from '../../../../libs/common/src/pagination.js';
+import { PageQueryDto } from '@aperture/common/pagination.js';
 
 /** A real calendar date (YYYY-MM-DD) strictly before today. */
 function IsPastIsoDate(options?: ValidationOptions): PropertyDecorator {
@@ -66,7 +66,12 @@ export class UpdateProfileDto {
   @MaxLength(254)
   email?: string;
 
-  @ApiPropertyOptional({ type: String, nullable: true, example: '+49 151 1234567', description: 'Digits, spaces, ( ) - and an optional leading +' })
+  @ApiPropertyOptional({
+    type: String,
+    nullable: true,
+    example: '+49 151 1234567',
+    description: 'Digits, spaces, ( ) - and an optional leading +',
+  })
   @IsOptional()
   @nullable
   @Matches(/^\+?[0-9][0-9 ()-]{5,30}$/, { message: 'phone must be a phone number (digits, spaces, ( ) - and an optional leading +)' })
@@ -113,7 +118,7 @@ export class AdminUpdateUserDto {
   @IsIn(['user', 'admin'])
   role?: 'user' | 'admin';
 
-  @ApiPropertyOptional({ description: 'A disabled user\'s tokens and API keys stop working at once' })
+  @ApiPropertyOptional({ description: "A disabled user's tokens and API keys stop working at once" })
   @IsOptional()
   @Transform(({ value }) => (value === 'true' ? true : value === 'false' ? false : value))
   @IsBoolean()

@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Redis } from 'ioredis';
-import type { AppConfig } from '../../../../libs/config/src/config.js';
-import { APP_CONFIG } from '../../../../libs/config/src/config.module.js';
-import { SessionHost } from '../../../../libs/inference/src/session-host.js';
-import { InjectManifest, MODELS_DIR } from '../../../../libs/models/src/manifest.provider.js';
-import type { ModelManifest } from '../../../../libs/models/src/manifest.js';
+import type { AppConfig } from '@aperture/config/config.js';
+import { APP_CONFIG } from '@aperture/config/config.module.js';
+import { SessionHost } from '@aperture/inference/session-host.js';
+import { InjectManifest, MODELS_DIR } from '@aperture/models/manifest.provider.js';
+import type { ModelManifest } from '@aperture/models/manifest.js';
 import {
   type ControlMessage,
   ModelControlKeys,
@@ -15,9 +15,9 @@ import {
   type WorkerDoc,
   type WorkerModelState,
   writeWorkerDoc,
-} from '../../../../libs/models/src/model-control.js';
-import { ModelRegistry } from '../../../../libs/models/src/model-registry.js';
-import { createRedis, REDIS } from '../../../../libs/redis/src/redis.module.js';
+} from '@aperture/models/model-control.js';
+import { ModelRegistry } from '@aperture/models/model-registry.js';
+import { createRedis, REDIS } from '@aperture/redis/redis.module.js';
 
 /**
  * The worker's side of model management: owns the SessionHost (ONNX sessions in worker threads) and the

@@ -1,15 +1,16 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { outputPngs } from '../../../../libs/analysis/src/render.js';
-import type { JsonObject } from '../../../../libs/database/src/entities/job.entity.js';
-import { maskToBbox, rleEncode } from '../../../../libs/inference/src/mask.js';
-import { encodeSamPrompt, samMaskFromOutputs, type SamPrompt } from '../../../../libs/inference/src/postprocess/sam.js';
-import { decodeImage, imageToChw01, type RgbImage, samPreprocess } from '../../../../libs/inference/src/preprocess.js';
-import { float32Output } from '../../../../libs/inference/src/session-host.js';
-import type { ModelEntry } from '../../../../libs/models/src/manifest.js';
-import { detectObjects, segmentInstances } from '../../../../libs/models/src/pipelines.js';
-import { HandlesJob, JobCancelledError, type JobContext, type JobHandler, PermanentJobError } from '../../../../libs/queue/src/job-handler.js';
-import type { InferOptions } from '../../../../libs/queue/src/job-registry.js';
-import { STORAGE, type StoragePort } from '../../../../libs/storage/src/storage.port.js';
+import { outputPngs } from '@aperture/analysis/render.js';
+import type { JsonObject } from '@aperture/database/entities/job.entity.js';
+import { maskToBbox, rleEncode } from '@aperture/inference/mask.js';
+import { encodeSamPrompt, samMaskFromOutputs, type SamPrompt } from '@aperture/inference/postprocess/sam.js';
+import { imageToChw01, samPreprocess } from '@aperture/inference/preprocess.js';
+import { decodeImage, type RgbImage } from '@aperture/imaging/decode.js';
+import { float32Output } from '@aperture/inference/session-host.js';
+import type { ModelEntry } from '@aperture/models/manifest.js';
+import { detectObjects, segmentInstances } from '@aperture/models/pipelines.js';
+import { HandlesJob, JobCancelledError, type JobContext, type JobHandler, PermanentJobError } from '@aperture/queue/job-handler.js';
+import type { InferOptions } from '@aperture/queue/job-registry.js';
+import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { ImageJobSupport, queueMs, r2, r4, readAll } from '../tasks/image-job-support.js';
 import { ModelAgent } from './model-agent.service.js';
 

@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
-import { renderDetections } from '../../../../libs/analysis/src/render.js';
-import type { JsonObject } from '../../../../libs/database/src/entities/job.entity.js';
-import { detectObjects } from '../../../../libs/models/src/pipelines.js';
-import { HandlesJob, type JobContext, type JobHandler } from '../../../../libs/queue/src/job-handler.js';
+import { renderDetections } from '@aperture/analysis/render.js';
+import type { JsonObject } from '@aperture/database/entities/job.entity.js';
+import { detectObjects } from '@aperture/models/pipelines.js';
+import { HandlesJob, type JobContext, type JobHandler } from '@aperture/queue/job-handler.js';
 import { ModelAgent } from '../models/model-agent.service.js';
 import { ImageJobSupport, r2, r4 } from '../tasks/image-job-support.js';
 
@@ -32,8 +32,18 @@ export class ProjectDetectHandler implements JobHandler<'project.detect'> {
       return d;
     });
     await ctx.progress(0.8);
-    const annotated = await renderDetections(img, det.objects.map((o) => ({ label: o.label, classId: o.classId, score: o.score, corners: o.corners })), 'jpeg');
+    const annotated = await renderDetections(
+      img,
+      det.objects.map((o) => ({ label: o.label, classId: o.classId, score: o.score, corners: o.corners })),
+      'jpeg',
+    );
     const artifact = await ctx.saveArtifact('annotated.jpg', 'image/jpeg', annotated);
-    return { model: model.name, count: detections.length, detections, image: { width: img.width, height: img.height }, annotated_artifact_id: artifact.id };
+    return {
+      model: model.name,
+      count: detections.length,
+      detections,
+      image: { width: img.width, height: img.height },
+      annotated_artifact_id: artifact.id,
+    };
   }
 }

@@ -1,9 +1,9 @@
 import { Injectable } from '@nestjs/common';
-import type { JsonObject } from '../../../../libs/database/src/entities/job.entity.js';
-import { QrBatch, QrCode } from '../../../../libs/database/src/entities/qr.entity.js';
-import { qrPageCount } from '../../../../libs/qr/src/qr-layout.js';
-import { renderQrPdf } from '../../../../libs/qr/src/qr-pdf.js';
-import { HandlesJob, JobCancelledError, type JobContext, type JobHandler, PermanentJobError } from '../../../../libs/queue/src/job-handler.js';
+import type { JsonObject } from '@aperture/database/entities/job.entity.js';
+import { QrBatch, QrCode } from '@aperture/database/entities/qr.entity.js';
+import { qrPageCount } from '@aperture/qr/qr-layout.js';
+import { renderQrPdf } from '@aperture/qr/qr-pdf.js';
+import { HandlesJob, JobCancelledError, type JobContext, type JobHandler, PermanentJobError } from '@aperture/queue/job-handler.js';
 
 /** Renders a QR batch's stored codes into qr.pdf. Idempotent: a retry renders the same codes again. */
 @Injectable()

@@ -1,9 +1,9 @@
 import { Injectable } from '@nestjs/common';
-import { analyzeFragments, type FragmentInput, fragmentsCsv } from '../../../../libs/analysis/src/fragments.js';
-import { renderFragmentOverlay, renderLabelMask, renderPassingChart } from '../../../../libs/analysis/src/render.js';
-import type { JsonObject } from '../../../../libs/database/src/entities/job.entity.js';
-import { segmentInstances } from '../../../../libs/models/src/pipelines.js';
-import { HandlesJob, JobCancelledError, type JobContext, type JobHandler } from '../../../../libs/queue/src/job-handler.js';
+import { analyzeFragments, type FragmentInput, fragmentsCsv } from '@aperture/analysis/fragments.js';
+import { renderFragmentOverlay, renderLabelMask, renderPassingChart } from '@aperture/analysis/render.js';
+import type { JsonObject } from '@aperture/database/entities/job.entity.js';
+import { segmentInstances } from '@aperture/models/pipelines.js';
+import { HandlesJob, JobCancelledError, type JobContext, type JobHandler } from '@aperture/queue/job-handler.js';
 import { ModelAgent } from '../models/model-agent.service.js';
 import { ImageJobSupport, json } from './image-job-support.js';
 
@@ -33,7 +33,13 @@ export class FragmentsTaskHandler implements JobHandler<'task.fragments'> {
     if (ctx.signal.aborted) throw new JobCancelledError();
     await ctx.progress(0.5);
     const ballClassId = (model.labels ?? []).indexOf(BALL_LABEL);
-    const dets: FragmentInput[] = seg.detections.map((d) => ({ classId: d.classId, score: d.score, box: [d.x1, d.y1, d.x2, d.y2], rle: d.rle!, area: d.area }));
+    const dets: FragmentInput[] = seg.detections.map((d) => ({
+      classId: d.classId,
+      score: d.score,
+      box: [d.x1, d.y1, d.x2, d.y2],
+      rle: d.rle!,
+      area: d.area,
+    }));
     const analysis = analyzeFragments(img, dets, { realRadius: p.realRadius, unit: p.unit, ballClassId });
     const result: JsonObject = {
       ...(analysis as unknown as JsonObject),

@@ -1,14 +1,14 @@
 import type { Readable } from 'node:stream';
 import { Inject, Injectable } from '@nestjs/common';
 import type { EntityManager } from '@mikro-orm/core';
-import { Image } from '../../../../libs/database/src/entities/image.entity.js';
-import type { Job } from '../../../../libs/database/src/entities/job.entity.js';
-import { decodeImage, type RgbImage } from '../../../../libs/inference/src/preprocess.js';
-import type { ModelEntry } from '../../../../libs/models/src/manifest.js';
-import { ModelError, type ModelRegistry, UnknownModelError } from '../../../../libs/models/src/model-registry.js';
-import type { PhaseMs } from '../../../../libs/models/src/pipelines.js';
-import { PermanentJobError } from '../../../../libs/queue/src/job-handler.js';
-import { STORAGE, type StoragePort, StorageNotFoundError } from '../../../../libs/storage/src/storage.port.js';
+import { Image } from '@aperture/database/entities/image.entity.js';
+import type { Job } from '@aperture/database/entities/job.entity.js';
+import { decodeImage, type RgbImage } from '@aperture/imaging/decode.js';
+import type { ModelEntry } from '@aperture/models/manifest.js';
+import { ModelError, type ModelRegistry, UnknownModelError } from '@aperture/models/model-registry.js';
+import type { PhaseMs } from '@aperture/models/pipelines.js';
+import { PermanentJobError } from '@aperture/queue/job-handler.js';
+import { STORAGE, type StoragePort, StorageNotFoundError } from '@aperture/storage/storage.port.js';
 
 export async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -17,7 +17,8 @@ export async function readAll(stream: Readable): Promise<Buffer> {
 }
 
 /** How long the job waited in the queue before this attempt started (the statistics' queue phase). */
-export const queueMs = (job: Job): number | undefined => (job.startedAt ? Math.max(0, job.startedAt.getTime() - job.queuedAt.getTime()) : undefined);
+export const queueMs = (job: Job): number | undefined =>
+  job.startedAt ? Math.max(0, job.startedAt.getTime() - job.queuedAt.getTime()) : undefined;
 
 export const r2 = (v: number): number => Math.round(v * 100) / 100;
 export const r4 = (v: number): number => Math.round(v * 10000) / 10000;

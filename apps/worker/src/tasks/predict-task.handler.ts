@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
-import { renderDetections } from '../../../../libs/analysis/src/render.js';
-import type { JsonObject } from '../../../../libs/database/src/entities/job.entity.js';
-import { classifyPrimitives, type DetectedObject, detectObjects } from '../../../../libs/models/src/pipelines.js';
-import { HandlesJob, JobCancelledError, type JobContext, type JobHandler } from '../../../../libs/queue/src/job-handler.js';
+import { renderDetections } from '@aperture/analysis/render.js';
+import type { JsonObject } from '@aperture/database/entities/job.entity.js';
+import { classifyPrimitives, type DetectedObject, detectObjects } from '@aperture/models/pipelines.js';
+import { HandlesJob, JobCancelledError, type JobContext, type JobHandler } from '@aperture/queue/job-handler.js';
 import { ModelAgent } from '../models/model-agent.service.js';
 import { ImageJobSupport, json, r2, r4 } from './image-job-support.js';
 
@@ -11,7 +11,13 @@ import { ImageJobSupport, json, r2, r4 } from './image-job-support.js';
  * the image width and height; rotation = angle / π in [0, 1)) and its four normalized corners.
  */
 export function primitiveOf(o: DetectedObject, width: number, height: number): JsonObject {
-  const b = o.rbox ?? { cx: (o.box[0] + o.box[2]) / 2, cy: (o.box[1] + o.box[3]) / 2, w: o.box[2] - o.box[0], h: o.box[3] - o.box[1], angle: 0 };
+  const b = o.rbox ?? {
+    cx: (o.box[0] + o.box[2]) / 2,
+    cy: (o.box[1] + o.box[3]) / 2,
+    w: o.box[2] - o.box[0],
+    h: o.box[3] - o.box[1],
+    angle: 0,
+  };
   return {
     primitive_class: o.label,
     probability: r4(o.score),

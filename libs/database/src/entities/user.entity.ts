@@ -1,10 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Opt } from '@mikro-orm/core';
 import { Entity, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
-
-/** station: the booth's built-in principal (password-only login), limited to the booth endpoints. */
-export const USER_ROLES = ['user', 'admin', 'station'] as const;
-export type UserRole = (typeof USER_ROLES)[number];
+import type { UserRole } from '@aperture/common/roles.js';
 
 @Entity({ tableName: 'users' })
 export class User {

@@ -87,7 +87,10 @@ describe('OBB (mistake 7: radians, regularization, rotated NMS, pad on centre on
     expect(probIoU(a, b)).toBeCloseTo(probIoU(b, a), 12);
     // values from a NumPy transcription of ultralytics' batch_probiou
     expect(probIoU(a, b)).toBeCloseTo(0.40942773381768083, 9);
-    expect(probIoU({ cx: 300, cy: 300, w: 120, h: 30, angle: 0.6 }, { cx: 303, cy: 300, w: 120, h: 30, angle: 0.65 })).toBeCloseTo(0.8998722045263273, 9);
+    expect(probIoU({ cx: 300, cy: 300, w: 120, h: 30, angle: 0.6 }, { cx: 303, cy: 300, w: 120, h: 30, angle: 0.65 })).toBeCloseTo(
+      0.8998722045263273,
+      9,
+    );
     // a ±45° cross of thin boxes: axis-aligned boxes would coincide (IoU 1), rotated overlap is small
     const x1: Xywhr = { cx: 100, cy: 100, w: 100, h: 10, angle: Math.PI / 4 };
     const x2: Xywhr = { ...x1, angle: (3 * Math.PI) / 4 };
@@ -121,7 +124,8 @@ describe('OBB (mistake 7: radians, regularization, rotated NMS, pad on centre on
       { cx: 160, cy: 100, w: 100, h: 40, angle: 0, scores: [0.7] },
     ]);
     const kept = decodeYoloObb(out, identity, { iou: 0.5 });
-    const pij = (i: number, j: number): number => probIoU({ cx: 100 + 30 * i, cy: 100, w: 100, h: 40, angle: 0 }, { cx: 100 + 30 * j, cy: 100, w: 100, h: 40, angle: 0 });
+    const pij = (i: number, j: number): number =>
+      probIoU({ cx: 100 + 30 * i, cy: 100, w: 100, h: 40, angle: 0 }, { cx: 100 + 30 * j, cy: 100, w: 100, h: 40, angle: 0 });
     expect(pij(0, 1)).toBeGreaterThanOrEqual(0.5);
     expect(pij(1, 2)).toBeGreaterThanOrEqual(0.5);
     expect(pij(0, 2)).toBeLessThan(0.5);

@@ -4,7 +4,16 @@
  * non_max_suppression(rotated=True) (class offset on cx, cy only; Fast-NMS with ProbIoU), regularize_rboxes,
  * scale_boxes(xywh=True) and xywhr2xyxyxyxy.
  */
-import { MAX_WH, NMS_DEFAULTS, anchorsOf, orderByScore, selectCandidates, type LetterboxMapping, type NmsOptions, type OutputTensor } from './yolo-detect.js';
+import {
+  MAX_WH,
+  NMS_DEFAULTS,
+  anchorsOf,
+  orderByScore,
+  selectCandidates,
+  type LetterboxMapping,
+  type NmsOptions,
+  type OutputTensor,
+} from './yolo-detect.js';
 
 const EPS = 1e-7;
 
@@ -103,15 +112,23 @@ export function rboxCorners(b: Xywhr): ObbDetection['corners'] {
   const v2x = (-b.h / 2) * s;
   const v2y = (b.h / 2) * c;
   return [
-    b.cx + v1x + v2x, b.cy + v1y + v2y,
-    b.cx + v1x - v2x, b.cy + v1y - v2y,
-    b.cx - v1x - v2x, b.cy - v1y - v2y,
-    b.cx - v1x + v2x, b.cy - v1y + v2y,
+    b.cx + v1x + v2x,
+    b.cy + v1y + v2y,
+    b.cx + v1x - v2x,
+    b.cy + v1y - v2y,
+    b.cx - v1x - v2x,
+    b.cy - v1y - v2y,
+    b.cx - v1x + v2x,
+    b.cy - v1y + v2y,
   ];
 }
 
 /** OBB head: output0 [1, 4+nc+1, N] → oriented boxes in original-image pixels, best first. */
-export function decodeYoloObb(output0: OutputTensor, lb: LetterboxMapping, options: NmsOptions & { numClasses?: number } = {}): ObbDetection[] {
+export function decodeYoloObb(
+  output0: OutputTensor,
+  lb: LetterboxMapping,
+  options: NmsOptions & { numClasses?: number } = {},
+): ObbDetection[] {
   const o = { ...NMS_DEFAULTS, ...options };
   const nc = options.numClasses ?? output0.dims[1]! - 5;
   const n = anchorsOf(output0, 4 + nc + 1, 'YOLO OBB');
@@ -137,7 +154,13 @@ export function decodeYoloObb(output0: OutputTensor, lb: LetterboxMapping, optio
     const i = cand.anchor[c]!;
     const r = regularizeRbox({ cx: data[i]!, cy: data[n + i]!, w: data[2 * n + i]!, h: data[3 * n + i]!, angle: data[angleRow + i]! });
     // scale_boxes(xywh=True): the pad moves the centre only; all four are divided by the gain; no clipping.
-    const box: Xywhr = { cx: (r.cx - lb.padX) / lb.gain, cy: (r.cy - lb.padY) / lb.gain, w: r.w / lb.gain, h: r.h / lb.gain, angle: r.angle };
+    const box: Xywhr = {
+      cx: (r.cx - lb.padX) / lb.gain,
+      cy: (r.cy - lb.padY) / lb.gain,
+      w: r.w / lb.gain,
+      h: r.h / lb.gain,
+      angle: r.angle,
+    };
     return { ...box, score: cand.score[c]!, classId: cand.classId[c]!, corners: rboxCorners(box) };
   });
 }

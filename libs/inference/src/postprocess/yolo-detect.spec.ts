@@ -3,7 +3,11 @@ import { letterboxGeometry } from '../preprocess.js';
 import { decodeYoloDetect, nmsAxisAligned, type OutputTensor } from './yolo-detect.js';
 
 /** Builds a channel-major [1, 4+nc, N] tensor from per-anchor rows. */
-function detectOutput(nc: number, anchors: { box: [number, number, number, number]; scores: number[] }[], n = anchors.length): OutputTensor {
+function detectOutput(
+  nc: number,
+  anchors: { box: [number, number, number, number]; scores: number[] }[],
+  n = anchors.length,
+): OutputTensor {
   const c = 4 + nc;
   const data = new Float32Array(c * n);
   anchors.forEach((a, i) => {
@@ -19,7 +23,10 @@ describe('decodeYoloDetect (mistake 2: channel-major layout)', () => {
   it('finds the one known anchor among 8400 and un-scales it to the original image', () => {
     const nc = 3;
     const n = 8400;
-    const anchors = Array.from({ length: n }, () => ({ box: [1, 2, 3, 4] as [number, number, number, number], scores: [0.01, 0.02, 0.03] }));
+    const anchors = Array.from({ length: n }, () => ({
+      box: [1, 2, 3, 4] as [number, number, number, number],
+      scores: [0.01, 0.02, 0.03],
+    }));
     anchors[4321] = { box: [320, 240, 100, 50], scores: [0.1, 0.2, 0.9] };
     const out = detectOutput(nc, anchors, n);
     expect(out.data[4 * n + 4321]).toBeCloseTo(0.1); // element (c, i) = data[c·N + i]

@@ -70,7 +70,14 @@ export function anchorsOf(out: OutputTensor, expectedRows: number | undefined, w
  * Best class per anchor over class rows [classRow, classRow + nc), kept iff its score > conf (strictly), then the
  * optional class filter. Reads the channel-major tensor row by row (cache-friendly), no per-anchor objects.
  */
-export function selectCandidates(data: Float32Array, n: number, nc: number, classRow: number, conf: number, classes?: readonly number[]): Candidates {
+export function selectCandidates(
+  data: Float32Array,
+  n: number,
+  nc: number,
+  classRow: number,
+  conf: number,
+  classes?: readonly number[],
+): Candidates {
   if (nc < 1) throw new Error('Output has no class rows');
   const best = new Float32Array(n).fill(-Infinity);
   const bestCls = new Int32Array(n);
@@ -180,7 +187,15 @@ export function nmsAxisAligned(out: OutputTensor, nc: number, options: NmsOption
   const keep = greedyNms(boxes, m, o.iou, o.maxDet);
   return keep.map((k) => {
     const c = order[k]!;
-    return { anchor: cand.anchor[c]!, x1: raw[4 * k]!, y1: raw[4 * k + 1]!, x2: raw[4 * k + 2]!, y2: raw[4 * k + 3]!, score: cand.score[c]!, classId: cand.classId[c]! };
+    return {
+      anchor: cand.anchor[c]!,
+      x1: raw[4 * k]!,
+      y1: raw[4 * k + 1]!,
+      x2: raw[4 * k + 2]!,
+      y2: raw[4 * k + 3]!,
+      score: cand.score[c]!,
+      classId: cand.classId[c]!,
+    };
   });
 }
 
@@ -199,7 +214,11 @@ export function unscaleXyxy(x1: number, y1: number, x2: number, y2: number, lb: 
 }
 
 /** Detect head: output0 [1, 4+nc, N] → detections in original-image pixels, best first. nc defaults to rows − 4. */
-export function decodeYoloDetect(output0: OutputTensor, lb: LetterboxMapping, options: NmsOptions & { numClasses?: number } = {}): Detection[] {
+export function decodeYoloDetect(
+  output0: OutputTensor,
+  lb: LetterboxMapping,
+  options: NmsOptions & { numClasses?: number } = {},
+): Detection[] {
   const nc = options.numClasses ?? output0.dims[1]! - 4;
   anchorsOf(output0, 4 + nc, 'YOLO detect');
   return nmsAxisAligned(output0, nc, options).map((d) => {

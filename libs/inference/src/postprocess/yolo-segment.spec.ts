@@ -34,7 +34,8 @@ function rectMask(w: number, h: number, x0: number, y0: number, x1: number, y1: 
 
 function outsideBox(mask: Uint8Array, w: number, h: number, box: [number, number, number, number]): number {
   let n = 0;
-  for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if (mask[y * w + x] && (x < box[0] || x >= box[2] || y < box[1] || y >= box[3])) n++;
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) if (mask[y * w + x] && (x < box[0] || x >= box[2] || y < box[1] || y >= box[3])) n++;
   return n;
 }
 

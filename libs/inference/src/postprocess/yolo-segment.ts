@@ -13,7 +13,15 @@
  * past its box, as the default Ultralytics path does.
  */
 import { rleEncode, type Rle } from '../mask.js';
-import { anchorsOf, nmsAxisAligned, unscaleXyxy, type Detection, type LetterboxMapping, type NmsOptions, type OutputTensor } from './yolo-detect.js';
+import {
+  anchorsOf,
+  nmsAxisAligned,
+  unscaleXyxy,
+  type Detection,
+  type LetterboxMapping,
+  type NmsOptions,
+  type OutputTensor,
+} from './yolo-detect.js';
 
 export interface SegmentLetterbox extends LetterboxMapping {
   inputW: number;
@@ -57,7 +65,12 @@ function sampleTable(dst: number, src: number, offset = 0): { i0: Int32Array; i1
   return { i0, i1, w };
 }
 
-export function decodeYoloSegment(output0: OutputTensor, output1: OutputTensor, lb: SegmentLetterbox, options: SegmentOptions = {}): SegmentDetection[] {
+export function decodeYoloSegment(
+  output0: OutputTensor,
+  output1: OutputTensor,
+  lb: SegmentLetterbox,
+  options: SegmentOptions = {},
+): SegmentDetection[] {
   const pd = output1.dims;
   if (pd.length !== 4 || pd[0] !== 1) throw new Error(`YOLO segment output1 must be [1, nm, mh, mw], got [${pd.join(', ')}]`);
   const nm = pd[1]!;

@@ -30,7 +30,13 @@ describe('encodeSamPrompt (mistake 8: padding point, 1024 frame, orig_im_size as
     const f = frameOf(1000, 333);
     expect([f.newW, f.newH]).toEqual([1024, 341]);
     const feeds = encodeSamPrompt(
-      { points: [{ x: 500, y: 100, label: 1 }, { x: 10, y: 20, label: 0 }], box: { x1: 900, y1: 300, x2: 100, y2: 50 } },
+      {
+        points: [
+          { x: 500, y: 100, label: 1 },
+          { x: 10, y: 20, label: 0 },
+        ],
+        box: { x1: 900, y1: 300, x2: 100, y2: 50 },
+      },
       f,
       new Float32Array(256 * 64 * 64),
     );
@@ -62,7 +68,14 @@ describe('SAM mask selection and thresholding', () => {
 
   it('single click: best of the multimask outputs 1..3; several points or a box: token 0', () => {
     expect(selectSamMaskIndex(iou, { points: [{ x: 1, y: 1, label: 1 }] })).toBe(2);
-    expect(selectSamMaskIndex(iou, { points: [{ x: 1, y: 1, label: 1 }, { x: 2, y: 2, label: 0 }] })).toBe(0);
+    expect(
+      selectSamMaskIndex(iou, {
+        points: [
+          { x: 1, y: 1, label: 1 },
+          { x: 2, y: 2, label: 0 },
+        ],
+      }),
+    ).toBe(0);
     expect(selectSamMaskIndex(iou, { box: { x1: 0, y1: 0, x2: 5, y2: 5 } })).toBe(0);
     expect(selectSamMaskIndex(Float32Array.of(0.3), { points: [{ x: 1, y: 1, label: 1 }] })).toBe(0);
   });
@@ -98,10 +111,16 @@ describe('SAM feeds against the official decoder interface (stub graph in ONNX R
     expect(out.masks!.dims).toEqual([1, 4, 80, 60]);
     expect([...out.iou_predictions!.data]).toEqual([384, 512, 0, 2]); // first point in the 1024 frame, no mask input, N = 2
     expect(out.masks!.data[0]).toBe(0); // labels 1 + (−1): the padding point is there
-    const boxed = encodeSamPrompt({ points: [{ x: 30, y: 40, label: 1 }], box: { x1: 5, y1: 5, x2: 50, y2: 70 } }, f, new Float32Array(256 * 64 * 64));
+    const boxed = encodeSamPrompt(
+      { points: [{ x: 30, y: 40, label: 1 }], box: { x1: 5, y1: 5, x2: 50, y2: 70 } },
+      f,
+      new Float32Array(256 * 64 * 64),
+    );
     const out2 = await s.run(boxed);
     expect(out2.masks!.data[0]).toBe(6); // labels 1 + 2 + 3, no padding
-    const r = samMaskFromOutputs(float32Output(out2, 'masks'), float32Output(out2, 'iou_predictions'), { box: { x1: 5, y1: 5, x2: 50, y2: 70 } });
+    const r = samMaskFromOutputs(float32Output(out2, 'masks'), float32Output(out2, 'iou_predictions'), {
+      box: { x1: 5, y1: 5, x2: 50, y2: 70 },
+    });
     expect([r.index, r.width, r.height, r.area]).toEqual([0, 60, 80, 60 * 80]);
     await s.release();
   });

@@ -1,8 +1,8 @@
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { AppConfig } from '../../config/src/config.js';
-import type { JobStatus } from '../../database/src/entities/job.entity.js';
-import { RedisKeys } from '../../redis/src/redis.module.js';
+import type { AppConfig } from '@aperture/config/config.js';
+import type { JobStatus } from '@aperture/database/entities/job.entity.js';
+import { RedisKeys } from '@aperture/redis/redis.module.js';
 import { JobWaiter, publishJobFinal } from './job-events.js';
 
 /** The waiter on the local Redis (as in CI), and on a Redis that does not answer. */

@@ -173,12 +173,28 @@ describe('decodeBmp: uncompressed depths', () => {
   it('32-bit BI_BITFIELDS with V4/V5 and 56-byte headers: alpha when the mask is given and some alpha is non-zero', () => {
     const alpha = (x: number, y: number): number => (x + y * W) * 10;
     for (const headerSize of [56, 108, 124]) {
-      const f = bmpFile({ w: W, h: H, bpp: 32, headerSize, compression: 3, masks: [0xff0000, 0xff00, 0xff, 0xff000000], pixelData: packRows(W, H, 32, false, (x, y) => (alpha(x, y) << 24) | rgb24(x, y)) });
+      const f = bmpFile({
+        w: W,
+        h: H,
+        bpp: 32,
+        headerSize,
+        compression: 3,
+        masks: [0xff0000, 0xff00, 0xff, 0xff000000],
+        pixelData: packRows(W, H, 32, false, (x, y) => (alpha(x, y) << 24) | rgb24(x, y)),
+      });
       const img = decode(f);
       expect(img.channels).toBe(4);
       expect([...img.data]).toEqual(expectedRgb((x, y) => [...colour(x, y), alpha(x, y)]));
       // every alpha 0: not used, 3 channels
-      const f0 = bmpFile({ w: W, h: H, bpp: 32, headerSize, compression: 3, masks: [0xff0000, 0xff00, 0xff, 0xff000000], pixelData: packRows(W, H, 32, false, rgb24) });
+      const f0 = bmpFile({
+        w: W,
+        h: H,
+        bpp: 32,
+        headerSize,
+        compression: 3,
+        masks: [0xff0000, 0xff00, 0xff, 0xff000000],
+        pixelData: packRows(W, H, 32, false, rgb24),
+      });
       const img0 = decode(f0);
       expect(img0.channels).toBe(3);
       expect([...img0.data]).toEqual(expectedRgb());
@@ -190,11 +206,25 @@ describe('decodeBmp: uncompressed depths', () => {
       const [r, g, b] = colour(x, y);
       return (b << 16) | (g << 8) | r;
     };
-    const f = bmpFile({ w: W, h: H, bpp: 32, compression: 3, masks: [0xff, 0xff00, 0xff0000], pixelData: packRows(W, H, 32, false, (x, y) => (200 << 24) | rgbx(x, y)) });
+    const f = bmpFile({
+      w: W,
+      h: H,
+      bpp: 32,
+      compression: 3,
+      masks: [0xff, 0xff00, 0xff0000],
+      pixelData: packRows(W, H, 32, false, (x, y) => (200 << 24) | rgbx(x, y)),
+    });
     const img = decode(f);
     expect(img.channels).toBe(3);
     expect([...img.data]).toEqual(expectedRgb());
-    const fa = bmpFile({ w: W, h: H, bpp: 32, compression: 6, masks: [0xff, 0xff00, 0xff0000, 0xff000000], pixelData: packRows(W, H, 32, false, (x, y) => (200 << 24) | rgbx(x, y)) });
+    const fa = bmpFile({
+      w: W,
+      h: H,
+      bpp: 32,
+      compression: 6,
+      masks: [0xff, 0xff00, 0xff0000, 0xff000000],
+      pixelData: packRows(W, H, 32, false, (x, y) => (200 << 24) | rgbx(x, y)),
+    });
     const ia = decode(fa);
     expect(ia.channels).toBe(4);
     expect([...ia.data]).toEqual(expectedRgb((x, y) => [...colour(x, y), 200]));
@@ -231,10 +261,12 @@ describe('decodeBmp: uncompressed depths', () => {
     const i565 = decode(f565);
     const [r, g, b] = colour(0, 0);
     expect([...i565.data.subarray(0, 3)]).toEqual([up(c5(r), 5), up(c6(g), 6), up(c5(b), 5)]);
-    expect([...i565.data]).toEqual(expectedRgb((x, y) => {
-      const [rr, gg, bb] = colour(x, y);
-      return [up(c5(rr), 5), up(c6(gg), 6), up(c5(bb), 5)];
-    }));
+    expect([...i565.data]).toEqual(
+      expectedRgb((x, y) => {
+        const [rr, gg, bb] = colour(x, y);
+        return [up(c5(rr), 5), up(c6(gg), 6), up(c5(bb), 5)];
+      }),
+    );
   });
 
   it('8-, 4- and 1-bit palettes (short palettes via clrUsed), and the OS/2 core header', () => {
@@ -284,35 +316,60 @@ describe('decodeBmp: RLE', () => {
   it('RLE8: encoded runs, absolute runs with padding, end of line, end of bitmap', () => {
     // 5×2; the file lists the bottom row first
     const data = new Uint8Array([
-      5, 1, 0, 0, // bottom row: five 1s, EOL
-      0, 3, 2, 3, 2, 0, // top row: absolute 2 3 2 (+ 1 pad byte)
-      2, 1, // two 1s
-      0, 1, // end of bitmap
+      5,
+      1,
+      0,
+      0, // bottom row: five 1s, EOL
+      0,
+      3,
+      2,
+      3,
+      2,
+      0, // top row: absolute 2 3 2 (+ 1 pad byte)
+      2,
+      1, // two 1s
+      0,
+      1, // end of bitmap
     ]);
     const img = decode(bmpFile({ w: 5, h: 2, bpp: 8, compression: 1, palette, pixelData: data }));
     expect([img.width, img.height, img.channels]).toEqual([5, 2, 3]);
-    expect([...img.data]).toEqual(rgbOf([
-      [2, 3, 2, 1, 1],
-      [1, 1, 1, 1, 1],
-    ]));
+    expect([...img.data]).toEqual(
+      rgbOf([
+        [2, 3, 2, 1, 1],
+        [1, 1, 1, 1, 1],
+      ]),
+    );
   });
 
   it('RLE4: alternating nibbles, odd absolute runs, a delta (skipped pixels = entry 0)', () => {
     const data = new Uint8Array([
-      5, 0x12, 0, 0, // bottom row: 1 2 1 2 1, EOL
-      0, 2, 2, 0, // delta: 2 right, 0 up
-      0, 3, 0x31, 0x20, // absolute: 3 1 2 (2 bytes, already even)
-      0, 1, // end of bitmap (the top row's first two pixels were skipped)
+      5,
+      0x12,
+      0,
+      0, // bottom row: 1 2 1 2 1, EOL
+      0,
+      2,
+      2,
+      0, // delta: 2 right, 0 up
+      0,
+      3,
+      0x31,
+      0x20, // absolute: 3 1 2 (2 bytes, already even)
+      0,
+      1, // end of bitmap (the top row's first two pixels were skipped)
     ]);
     const img = decode(bmpFile({ w: 5, h: 2, bpp: 4, compression: 2, palette, pixelData: data }));
-    expect([...img.data]).toEqual(rgbOf([
-      [0, 0, 3, 1, 2],
-      [1, 2, 1, 2, 1],
-    ]));
+    expect([...img.data]).toEqual(
+      rgbOf([
+        [0, 0, 3, 1, 2],
+        [1, 2, 1, 2, 1],
+      ]),
+    );
   });
 
   it('RLE errors: overflowing runs, writes past the last row, truncation, top-down', () => {
-    const f = (data: number[], extra: Partial<BmpSpec> = {}) => bmpFile({ w: 4, h: 1, bpp: 8, compression: 1, palette, pixelData: new Uint8Array(data), ...extra });
+    const f = (data: number[], extra: Partial<BmpSpec> = {}) =>
+      bmpFile({ w: 4, h: 1, bpp: 8, compression: 1, palette, pixelData: new Uint8Array(data), ...extra });
     expectBmpError(() => decode(f([5, 1, 0, 1])), /run of 5 pixels overflows the 4-pixel row/);
     expectBmpError(() => decode(f([0, 5, 1, 1, 1, 1, 1, 0, 0, 1])), /absolute run of 5 pixels overflows/);
     expectBmpError(() => decode(f([2, 1, 0, 0, 2, 1, 0, 1])), /past the last row/);
@@ -351,24 +408,97 @@ describe('decodeBmp: malformed files', () => {
     expectBmpError(() => decode(patched(30, le32(3))), /bit fields need 16 or 32 bits per pixel/);
     expectBmpError(() => decode(patched(10, le32(20))), /pixel data offset 20: inside the headers/);
     expectBmpError(() => decode(patched(10, le32(5000))), /pixel data offset 5000 is at or past the end/);
-    expectBmpError(() => decode(good.subarray(0, good.length - 5)), /Truncated BMP pixel data: 5×3 at 24 bits needs 47 bytes from offset 54, the file has 43/);
+    expectBmpError(
+      () => decode(good.subarray(0, good.length - 5)),
+      /Truncated BMP pixel data: 5×3 at 24 bits needs 47 bytes from offset 54, the file has 43/,
+    );
     expectBmpError(() => decode(patched(22, le32(-1000))), /Truncated BMP pixel data/);
-    expectBmpError(() => decode(bmpFile({ w: W, h: H, bpp: 8, pixelData: packRows(W, H, 8, false, () => 0) })), /needs a palette, there is no room/);
-    expectBmpError(() => decode(bmpFile({ w: W, h: H, bpp: 8, palette: [[0, 0, 0]], pixelData: packRows(W, H, 8, false, (x) => x) })), /pixel 1, 0 uses palette entry 1, the palette has 1/);
-    expectBmpError(() => decode(bmpFile({ w: W, h: H, bpp: 16, compression: 3, masks: [0xf0f0, 0x0f00, 0x000f], pixelData: packRows(W, H, 16, false, () => 0) })), /Red bit mask 0xf0f0 is not contiguous/);
-    expectBmpError(() => decode(bmpFile({ w: W, h: H, bpp: 16, compression: 3, masks: [0xff0000, 0xff00, 0xff], pixelData: packRows(W, H, 16, false, () => 0) })), /bits beyond 16 bits per pixel/);
-    const masksCut = bmpFile({ w: W, h: H, bpp: 32, compression: 3, masks: [0xff0000, 0xff00, 0xff], pixelData: new Uint8Array(0) }).subarray(0, 60);
+    expectBmpError(
+      () => decode(bmpFile({ w: W, h: H, bpp: 8, pixelData: packRows(W, H, 8, false, () => 0) })),
+      /needs a palette, there is no room/,
+    );
+    expectBmpError(
+      () => decode(bmpFile({ w: W, h: H, bpp: 8, palette: [[0, 0, 0]], pixelData: packRows(W, H, 8, false, (x) => x) })),
+      /pixel 1, 0 uses palette entry 1, the palette has 1/,
+    );
+    expectBmpError(
+      () =>
+        decode(
+          bmpFile({ w: W, h: H, bpp: 16, compression: 3, masks: [0xf0f0, 0x0f00, 0x000f], pixelData: packRows(W, H, 16, false, () => 0) }),
+        ),
+      /Red bit mask 0xf0f0 is not contiguous/,
+    );
+    expectBmpError(
+      () =>
+        decode(
+          bmpFile({ w: W, h: H, bpp: 16, compression: 3, masks: [0xff0000, 0xff00, 0xff], pixelData: packRows(W, H, 16, false, () => 0) }),
+        ),
+      /bits beyond 16 bits per pixel/,
+    );
+    const masksCut = bmpFile({
+      w: W,
+      h: H,
+      bpp: 32,
+      compression: 3,
+      masks: [0xff0000, 0xff00, 0xff],
+      pixelData: new Uint8Array(0),
+    }).subarray(0, 60);
     expectBmpError(() => decode(masksCut), /bit masks after the header need 66 bytes/);
-    expectBmpError(() => decode(bmpFile({ w: W, h: H, bpp: 32, headerSize: 12, pixelData: new Uint8Array(60) })), /Invalid bit depth 32 in an OS\/2 core header/);
+    expectBmpError(
+      () => decode(bmpFile({ w: W, h: H, bpp: 32, headerSize: 12, pixelData: new Uint8Array(60) })),
+      /Invalid bit depth 32 in an OS\/2 core header/,
+    );
   });
 
   it('never fails with anything but BmpError, nor reads out of bounds, on truncated or corrupted files', () => {
     const files = [
       good,
-      bmpFile({ w: W, h: H, bpp: 4, palette: [[1, 2, 3], [4, 5, 6], [7, 8, 9]], pixelData: packRows(W, H, 4, false, (x) => x % 3) }),
-      bmpFile({ w: W, h: H, bpp: 16, compression: 3, masks: [0xf800, 0x07e0, 0x001f], headerSize: 124, pixelData: packRows(W, H, 16, false, (x, y) => x * 999 + y) }),
-      bmpFile({ w: 5, h: 2, bpp: 8, compression: 1, palette: [[0, 0, 0], [1, 1, 1], [2, 2, 2], [3, 3, 3]], pixelData: new Uint8Array([5, 1, 0, 0, 0, 3, 2, 3, 2, 0, 2, 1, 0, 1]) }),
-      bmpFile({ w: 5, h: 2, bpp: 4, compression: 2, palette: [[0, 0, 0], [1, 1, 1], [2, 2, 2], [3, 3, 3]], pixelData: new Uint8Array([5, 0x12, 0, 0, 0, 2, 2, 0, 0, 3, 0x31, 0x20, 0, 1]) }),
+      bmpFile({
+        w: W,
+        h: H,
+        bpp: 4,
+        palette: [
+          [1, 2, 3],
+          [4, 5, 6],
+          [7, 8, 9],
+        ],
+        pixelData: packRows(W, H, 4, false, (x) => x % 3),
+      }),
+      bmpFile({
+        w: W,
+        h: H,
+        bpp: 16,
+        compression: 3,
+        masks: [0xf800, 0x07e0, 0x001f],
+        headerSize: 124,
+        pixelData: packRows(W, H, 16, false, (x, y) => x * 999 + y),
+      }),
+      bmpFile({
+        w: 5,
+        h: 2,
+        bpp: 8,
+        compression: 1,
+        palette: [
+          [0, 0, 0],
+          [1, 1, 1],
+          [2, 2, 2],
+          [3, 3, 3],
+        ],
+        pixelData: new Uint8Array([5, 1, 0, 0, 0, 3, 2, 3, 2, 0, 2, 1, 0, 1]),
+      }),
+      bmpFile({
+        w: 5,
+        h: 2,
+        bpp: 4,
+        compression: 2,
+        palette: [
+          [0, 0, 0],
+          [1, 1, 1],
+          [2, 2, 2],
+          [3, 3, 3],
+        ],
+        pixelData: new Uint8Array([5, 0x12, 0, 0, 0, 2, 2, 0, 0, 3, 0x31, 0x20, 0, 1]),
+      }),
     ];
     let seed = 12345;
     const rand = (n: number): number => {

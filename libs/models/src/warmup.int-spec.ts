@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { SessionHost } from '../../inference/src/session-host.js';
+import { SessionHost } from '@aperture/inference/session-host.js';
 import { defaultModelsDir, loadManifest, type ModelEntry } from './manifest.js';
 import { ModelRegistry } from './model-registry.js';
 import { WARMUP_DEFAULT_SIDE, warmupFeeds } from './warmup.js';

@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { rleArea, rleDecode, type Rle } from '../../inference/src/mask.js';
-import { decodeYoloSegment } from '../../inference/src/postprocess/yolo-segment.js';
-import { decodeImage, letterbox } from '../../inference/src/preprocess.js';
-import { float32Output, SessionHost } from '../../inference/src/session-host.js';
-import { defaultModelsDir, loadManifest } from '../../models/src/manifest.js';
-import { ModelRegistry } from '../../models/src/model-registry.js';
+import { rleArea, rleDecode, type Rle } from '@aperture/inference/mask.js';
+import { decodeYoloSegment } from '@aperture/inference/postprocess/yolo-segment.js';
+import { letterbox } from '@aperture/inference/preprocess.js';
+import { decodeImage } from '@aperture/imaging/decode.js';
+import { float32Output, SessionHost } from '@aperture/inference/session-host.js';
+import { defaultModelsDir, loadManifest } from '@aperture/models/manifest.js';
+import { ModelRegistry } from '@aperture/models/model-registry.js';
 import { analyzeFragments, equivalentDiameter, measureBall, percentileLinear, type FragmentInput } from './fragments.js';
 
 /**
@@ -48,7 +49,7 @@ afterAll(async () => {
  */
 const KNOWN_D50_MISSES: Record<string, string> = {
   'fragments/fragments-04-1024x768.png': 'measured −7.5 %: 4 false-positive detections on the background (+3.4 % without them)',
-  'fragments/fragments-05-600x800.png': 'measured +6.4 %: the median fragment\'s mask is 13 % too large in area',
+  'fragments/fragments-05-600x800.png': "measured +6.4 %: the median fragment's mask is 13 % too large in area",
 };
 
 const pct = (got: number, want: number): number => (100 * (got - want)) / want;
@@ -65,8 +66,18 @@ describe('fragment sizing on the fixtures (fragments-seg + analyzeFragments)', (
       expect([img.width, img.height]).toEqual([t.width, t.height]);
       const lb = await letterbox(img.data, img.width, img.height, 320);
       const { outputs } = await registry.run('fragments-seg', 'model', { images: { type: 'float32', dims: lb.dims, data: lb.tensor } });
-      const segs = decodeYoloSegment(float32Output(outputs, 'output0'), float32Output(outputs, 'output1'), lb, { conf: 0.25, iou: 0.7, maskFormat: 'rle' });
-      const dets: FragmentInput[] = segs.map((d) => ({ classId: d.classId, score: d.score, box: [d.x1, d.y1, d.x2, d.y2], rle: d.rle!, area: d.area }));
+      const segs = decodeYoloSegment(float32Output(outputs, 'output0'), float32Output(outputs, 'output1'), lb, {
+        conf: 0.25,
+        iou: 0.7,
+        maskFormat: 'rle',
+      });
+      const dets: FragmentInput[] = segs.map((d) => ({
+        classId: d.classId,
+        score: d.score,
+        box: [d.x1, d.y1, d.x2, d.y2],
+        rle: d.rle!,
+        area: d.area,
+      }));
       for (const d of dets) expect(rleArea(d.rle)).toBe(d.area);
 
       const a = analyzeFragments(img, dets, { realRadius: t.real_radius, unit: t.unit, ballClassId: 1 });
@@ -81,7 +92,11 @@ describe('fragment sizing on the fixtures (fragments-seg + analyzeFragments)', (
       const balls = dets.filter((d) => d.classId === 1).sort((x, y) => y.score - x.score);
       const m = measureBall(img, balls[0]!)!;
       const frags = dets.filter((d) => d.classId !== 1);
-      const d50Px = (areas: number[]): number => percentileLinear(areas.map(equivalentDiameter).sort((x, y) => x - y), 50);
+      const d50Px = (areas: number[]): number =>
+        percentileLinear(
+          areas.map(equivalentDiameter).sort((x, y) => x - y),
+          50,
+        );
       const d50TrueScale = d50Px(frags.map((d) => d.area)) * (t.real_radius / t.ball.radius_px);
       const d50TrueMasks = d50Px(t.fragments.map((f) => f.area_px)) * a.scale;
       const trueMasks = t.fragments.map((f) => rleDecode(f.mask));

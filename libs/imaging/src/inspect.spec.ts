@@ -1,6 +1,6 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { ImageRejectedError, inspectImage } from './image-inspection.js';
+import { ImageRejectedError, inspectImage } from './inspect.js';
 
 /** A noisy 400x300 picture (noise keeps the compressed stream long, so a cut lands in pixel data). */
 async function picture(format: 'jpeg' | 'png' | 'webp' | 'tiff'): Promise<Buffer> {
@@ -24,7 +24,10 @@ describe('inspectImage', () => {
   }
 
   it('reports the size after EXIF orientation, and refuses a side above the limit before decoding', async () => {
-    const rotated = await sharp(await picture('jpeg')).withMetadata({ orientation: 6 }).jpeg().toBuffer();
+    const rotated = await sharp(await picture('jpeg'))
+      .withMetadata({ orientation: 6 })
+      .jpeg()
+      .toBuffer();
     await expect(inspectImage(rotated, 4096)).resolves.toMatchObject({ width: 300, height: 400 });
     await expect(inspectImage(rotated, 350)).rejects.toThrow(/at most 350 px per side/);
   });

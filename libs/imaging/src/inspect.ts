@@ -1,11 +1,16 @@
 import { createHash } from 'node:crypto';
 import sharp, { type Metadata } from 'sharp';
-import { decodeBmp, isBmp, readBmpInfo } from '../../../../libs/inference/src/bmp.js';
-import { ProblemException } from '../../../../libs/common/src/problem.js';
+import { decodeBmp, isBmp, readBmpInfo } from './bmp.js';
 
 export const IMAGE_FORMATS = ['jpeg', 'png', 'webp', 'bmp', 'tiff'] as const;
 export type ImageFormat = (typeof IMAGE_FORMATS)[number];
-export const MIME_OF: Record<ImageFormat, string> = { jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp', bmp: 'image/bmp', tiff: 'image/tiff' };
+export const MIME_OF: Record<ImageFormat, string> = {
+  jpeg: 'image/jpeg',
+  png: 'image/png',
+  webp: 'image/webp',
+  bmp: 'image/bmp',
+  tiff: 'image/tiff',
+};
 
 export interface InspectedImage {
   format: ImageFormat;
@@ -20,8 +25,6 @@ export interface InspectedImage {
 export class ImageRejectedError extends Error {
   override name = 'ImageRejectedError';
 }
-
-export const imageProblem = (e: ImageRejectedError): ProblemException => new ProblemException(400, 'IMAGE_VALIDATION_ERROR', e.message);
 
 /**
  * Validates an upload by its content, never by its name or declared type: the format is what the bytes are; the
@@ -83,5 +86,10 @@ export async function inspectImage(buf: Buffer, maxSide: number): Promise<Inspec
 /** libvips messages end with a newline and sometimes name internal buffers; keep the first line. */
 function cleanVipsMessage(e: unknown): string {
   const m = e instanceof Error ? e.message : String(e);
-  return m.split('\n')[0]!.replace(/^Input buffer /, '').trim() || 'unreadable';
+  return (
+    m
+      .split('\n')[0]!
+      .replace(/^Input buffer /, '')
+      .trim() || 'unreadable'
+  );
 }

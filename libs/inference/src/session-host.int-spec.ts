@@ -42,12 +42,18 @@ describe('SessionHost (mistake 10: inference off the main event loop, release fr
     expect(s.info.warnings).toEqual([]);
     const a = Float32Array.from([1, 2, 3, 4]);
     const b = Float32Array.from([1, 0, 0, 1]);
-    const out = await s.run({ A: { type: 'float32', dims: [2, 2], data: a }, B: { type: 'float32', dims: [2, 2], data: b } }, { transferInputs: false });
+    const out = await s.run(
+      { A: { type: 'float32', dims: [2, 2], data: a }, B: { type: 'float32', dims: [2, 2], data: b } },
+      { transferInputs: false },
+    );
     expect(out.sum!.dims).toEqual([2, 2]);
     expect([...out.sum!.data]).toEqual([2, 2, 3, 5]);
     expect([...out.prod!.data]).toEqual([1, 2, 3, 4]);
     expect(a.length).toBe(4); // not transferred
-    const only = await s.run({ A: { type: 'float32', dims: [2, 2], data: a }, B: { type: 'float32', dims: [2, 2], data: b } }, { outputNames: ['sum'] });
+    const only = await s.run(
+      { A: { type: 'float32', dims: [2, 2], data: a }, B: { type: 'float32', dims: [2, 2], data: b } },
+      { outputNames: ['sum'] },
+    );
     expect(Object.keys(only)).toEqual(['sum']);
     expect(a.length).toBe(0); // transferred by default: detached here
     await expect(s.run({ A: { type: 'float32', dims: [3, 3], data: square(2, 1) } })).rejects.toThrow(/values for dims/);
@@ -56,12 +62,17 @@ describe('SessionHost (mistake 10: inference off the main event loop, release fr
 
   it('keeps the main event loop ticking during a long run (which blocks it on the main thread)', async () => {
     // Relative, not wall-clock, assertions: the same run blocks the loop on the main thread and does not in the worker.
-    const feeds = () => ({ A: { type: 'float32' as const, dims: [N, N], data: square(N, 1e-3) }, B: { type: 'float32' as const, dims: [N, N], data: square(N, 1e-3) } });
+    const feeds = () => ({
+      A: { type: 'float32' as const, dims: [N, N], data: square(N, 1e-3) },
+      B: { type: 'float32' as const, dims: [N, N], data: square(N, 1e-3) },
+    });
     const direct = await ort.InferenceSession.create(matmul, { intraOpNumThreads: 1 });
     let on: Awaited<ReturnType<typeof watchEventLoop>>;
     try {
       const f = feeds();
-      on = await watchEventLoop(() => direct.run({ A: new ort.Tensor('float32', f.A.data, f.A.dims), B: new ort.Tensor('float32', f.B.data, f.B.dims) }));
+      on = await watchEventLoop(() =>
+        direct.run({ A: new ort.Tensor('float32', f.A.data, f.A.dims), B: new ort.Tensor('float32', f.B.data, f.B.dims) }),
+      );
     } finally {
       await direct.release();
     }
@@ -79,7 +90,10 @@ describe('SessionHost (mistake 10: inference off the main event loop, release fr
 
   it('rejects runs after release() with a "not loaded" error', async () => {
     const s = await host.load(matmul);
-    const feeds = { A: { type: 'float32' as const, dims: [1, 1], data: Float32Array.of(2) }, B: { type: 'float32' as const, dims: [1, 1], data: Float32Array.of(3) } };
+    const feeds = {
+      A: { type: 'float32' as const, dims: [1, 1], data: Float32Array.of(2) },
+      B: { type: 'float32' as const, dims: [1, 1], data: Float32Array.of(3) },
+    };
     expect((await s.run(feeds, { transferInputs: false })).sum!.data[0]).toBe(5);
     await s.release();
     await expect(s.run(feeds)).rejects.toThrow(SessionNotLoadedError);
@@ -96,7 +110,10 @@ describe('SessionHost (mistake 10: inference off the main event loop, release fr
     } else {
       expect(hasCuda || s.info.executionProvider === 'cuda').toBe(true);
     }
-    const out = await s.run({ A: { type: 'float32', dims: [1, 1], data: Float32Array.of(1) }, B: { type: 'float32', dims: [1, 1], data: Float32Array.of(1) } });
+    const out = await s.run({
+      A: { type: 'float32', dims: [1, 1], data: Float32Array.of(1) },
+      B: { type: 'float32', dims: [1, 1], data: Float32Array.of(1) },
+    });
     expect(out.sum!.data[0]).toBe(2);
     await s.release();
   });

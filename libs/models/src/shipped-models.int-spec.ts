@@ -4,7 +4,7 @@ import * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkManifestFiles, defaultModelsDir, loadManifest, type ModelEntry, type ModelFile } from './manifest.js';
-import { parseImgsz, parseNames, readOnnxMetadata } from '../../inference/src/onnx-metadata.js';
+import { parseImgsz, parseNames, readOnnxMetadata } from '@aperture/inference/onnx-metadata.js';
 
 /**
  * Every shipped model: the files match the manifest (sha256, size), each loads in onnxruntime-node with the

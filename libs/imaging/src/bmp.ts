@@ -83,7 +83,8 @@ function parseHeader(buf: Uint8Array): Header {
   const dataOffset = u32(buf, 10);
   const hs = u32(buf, FILE_HEADER);
   if (!HEADER_SIZES.has(hs)) throw new BmpError(`Unsupported BMP DIB header size ${hs} (supported: ${[...HEADER_SIZES].join(', ')})`);
-  if (buf.length < FILE_HEADER + hs) throw new BmpError(`Truncated BMP: the ${hs}-byte DIB header needs ${FILE_HEADER + hs} bytes, the file has ${buf.length}`);
+  if (buf.length < FILE_HEADER + hs)
+    throw new BmpError(`Truncated BMP: the ${hs}-byte DIB header needs ${FILE_HEADER + hs} bytes, the file has ${buf.length}`);
   const h = FILE_HEADER;
   let width: number;
   let rawHeight: number;
@@ -117,7 +118,10 @@ function parseHeader(buf: Uint8Array): Header {
       break;
     case BI_RLE8:
     case BI_RLE4:
-      if (bpp !== (compression === BI_RLE8 ? 8 : 4)) throw new BmpError(`BMP ${compression === BI_RLE8 ? 'RLE8' : 'RLE4'} needs ${compression === BI_RLE8 ? 8 : 4} bits per pixel, the header says ${bpp}`);
+      if (bpp !== (compression === BI_RLE8 ? 8 : 4))
+        throw new BmpError(
+          `BMP ${compression === BI_RLE8 ? 'RLE8' : 'RLE4'} needs ${compression === BI_RLE8 ? 8 : 4} bits per pixel, the header says ${bpp}`,
+        );
       if (topDown) throw new BmpError('Invalid BMP: RLE-compressed bitmaps cannot be top-down');
       break;
     case BI_BITFIELDS:
@@ -125,7 +129,9 @@ function parseHeader(buf: Uint8Array): Header {
       if (bpp !== 16 && bpp !== 32) throw new BmpError(`BMP bit fields need 16 or 32 bits per pixel, the header says ${bpp}`);
       break;
     default:
-      throw new BmpError(`Unsupported BMP compression ${compression}${COMPRESSION_NAMES[compression] ? ` (${COMPRESSION_NAMES[compression]})` : ''}`);
+      throw new BmpError(
+        `Unsupported BMP compression ${compression}${COMPRESSION_NAMES[compression] ? ` (${COMPRESSION_NAMES[compression]})` : ''}`,
+      );
   }
 
   let headersEnd = FILE_HEADER + hs;
@@ -140,7 +146,8 @@ function parseHeader(buf: Uint8Array): Header {
       mo = headersEnd;
       withAlpha = compression === BI_ALPHABITFIELDS;
       headersEnd += withAlpha ? 16 : 12;
-      if (buf.length < headersEnd) throw new BmpError(`Truncated BMP: the bit masks after the header need ${headersEnd} bytes, the file has ${buf.length}`);
+      if (buf.length < headersEnd)
+        throw new BmpError(`Truncated BMP: the bit masks after the header need ${headersEnd} bytes, the file has ${buf.length}`);
     }
     masks = {
       r: channel(u32(buf, mo), bpp, 'Red'),
@@ -152,8 +159,10 @@ function parseHeader(buf: Uint8Array): Header {
     masks = { r: channel(0x7c00, 16, 'Red'), g: channel(0x03e0, 16, 'Green'), b: channel(0x001f, 16, 'Blue'), a: channel(0, 16, 'Alpha') };
   }
 
-  if (dataOffset < headersEnd) throw new BmpError(`Invalid BMP pixel data offset ${dataOffset}: inside the headers (which end at ${headersEnd})`);
-  if (dataOffset >= buf.length) throw new BmpError(`Truncated BMP: pixel data offset ${dataOffset} is at or past the end of the file (${buf.length} bytes)`);
+  if (dataOffset < headersEnd)
+    throw new BmpError(`Invalid BMP pixel data offset ${dataOffset}: inside the headers (which end at ${headersEnd})`);
+  if (dataOffset >= buf.length)
+    throw new BmpError(`Truncated BMP: pixel data offset ${dataOffset} is at or past the end of the file (${buf.length} bytes)`);
 
   const paletteEntry: 3 | 4 = hs === CORE ? 3 : 4;
   let paletteCount = 0;
@@ -162,9 +171,22 @@ function parseHeader(buf: Uint8Array): Header {
     const declared = clrUsed === 0 || clrUsed > full ? full : clrUsed;
     const room = Math.floor((dataOffset - headersEnd) / paletteEntry); // a palette may be shorter than declared
     paletteCount = Math.min(declared, room);
-    if (paletteCount < 1) throw new BmpError(`Invalid BMP: a ${bpp}-bit image needs a palette, there is no room for one before the pixel data`);
+    if (paletteCount < 1)
+      throw new BmpError(`Invalid BMP: a ${bpp}-bit image needs a palette, there is no room for one before the pixel data`);
   }
-  return { width, height, bitsPerPixel: bpp, compression, topDown, headerSize: hs, dataOffset, paletteStart: headersEnd, paletteEntry, paletteCount, masks };
+  return {
+    width,
+    height,
+    bitsPerPixel: bpp,
+    compression,
+    topDown,
+    headerSize: hs,
+    dataOffset,
+    paletteStart: headersEnd,
+    paletteEntry,
+    paletteCount,
+    masks,
+  };
 }
 
 /** The header fields that matter before decoding (size, depth, compression, row order); throws BmpError if malformed. */
@@ -184,7 +206,10 @@ function applyPalette(idx: Uint8Array, buf: Uint8Array, hd: Header, out: Buffer)
   }
   for (let i = 0, o = 0; i < idx.length; i++, o += 3) {
     const k = idx[i]!;
-    if (k >= hd.paletteCount) throw new BmpError(`Invalid BMP: pixel ${i % hd.width}, ${Math.floor(i / hd.width)} uses palette entry ${k}, the palette has ${hd.paletteCount}`);
+    if (k >= hd.paletteCount)
+      throw new BmpError(
+        `Invalid BMP: pixel ${i % hd.width}, ${Math.floor(i / hd.width)} uses palette entry ${k}, the palette has ${hd.paletteCount}`,
+      );
     out[o] = pal[k * 3]!;
     out[o + 1] = pal[k * 3 + 1]!;
     out[o + 2] = pal[k * 3 + 2]!;
@@ -269,7 +294,9 @@ export function decodeBmp(buf: Uint8Array, maxPixels: number): { data: Buffer; w
   const stride = Math.floor((bpp * w + 31) / 32) * 4;
   const needed = stride * (h - 1) + Math.ceil((bpp * w) / 8); // the last row's padding may be missing
   if (hd.dataOffset + needed > buf.length) {
-    throw new BmpError(`Truncated BMP pixel data: ${w}×${h} at ${bpp} bits needs ${needed} bytes from offset ${hd.dataOffset}, the file has ${buf.length - hd.dataOffset}`);
+    throw new BmpError(
+      `Truncated BMP pixel data: ${w}×${h} at ${bpp} bits needs ${needed} bytes from offset ${hd.dataOffset}, the file has ${buf.length - hd.dataOffset}`,
+    );
   }
   const rowStart = (y: number): number => hd.dataOffset + (hd.topDown ? y : h - 1 - y) * stride;
 

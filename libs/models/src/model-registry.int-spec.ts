@@ -2,8 +2,8 @@ import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
-import { SessionHost } from '../../inference/src/session-host.js';
-import type { InputTensor } from '../../inference/src/session-types.js';
+import { SessionHost } from '@aperture/inference/session-host.js';
+import type { InputTensor } from '@aperture/inference/session-types.js';
 import { defaultModelsDir, loadManifest, type ModelManifest } from './manifest.js';
 import { ModelError, ModelRegistry, UnknownModelError } from './model-registry.js';
 
