@@ -1,4 +1,4 @@
-"""xray: the booth's image-to-image "X-ray" effect (seed 002) as an analytic ONNX graph (no training).
+"""xray: the booth's image-to-image "X-ray" effect (booth) as an analytic ONNX graph (no training).
 Input `image` [1,3,H,W] RGB in 0..1 (any size); output `output` [3,3,H,W]: three styles of the same size, RGB 0..1:
 0 classic (blue-white glow), 1 negative film (grey), 2 cyan glow. Dark background, bright edges and structure."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Synthetic fragment images (seed 000): packed, irregular, textured and shaded rock fragments on a dark bed, plus one
+"""Synthetic fragment images (fragment sizing): packed, irregular, textured and shaded rock fragments on a dark bed, plus one
 red calibration ball of known pixel radius. Returns instance masks and the true equivalent diameters."""
 from __future__ import annotations
 

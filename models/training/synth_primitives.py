@@ -1,4 +1,4 @@
-"""Synthetic scenes of shaded, rotated 2D primitives on textured backgrounds (seed 001's cone, cube, cylinder,
+"""Synthetic scenes of shaded, rotated 2D primitives on textured backgrounds (the prediction scenes' cone, cube, cylinder,
 sphere, torus), each scene type with its own distribution of primitives so the scene is learnable from them."""
 from __future__ import annotations
 

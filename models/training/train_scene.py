@@ -1,4 +1,4 @@
-"""scene-gru: classifies a scene (office, livingroom, warehouse, greenhouse) from its detected primitives, as seed 001
+"""scene-gru: classifies a scene (office, livingroom, warehouse, greenhouse) from its detected primitives, as the prediction task
 did. Input `primitives` [1, T, 13] (T = number of primitives, dynamic): one-hot class (5) + the 4 corners normalized
 to [0,1] by the image width and height (8). Output `probs` [1, 4], softmaxed. A bidirectional GRU, mean-pooled over the
 sequence, so the order of the detections does not matter much."""
