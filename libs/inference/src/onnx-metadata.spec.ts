@@ -1,17 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import {
-  OnnxFormatError,
-  PyDict,
-  parseImgsz,
-  parseNames,
-  parsePythonLiteral,
-  parseStride,
-  parseUltralyticsMetadata,
-  readOnnxMetadata,
-  readOnnxMetadataFile,
-} from './onnx-metadata.js';
+import { OnnxFormatError, PythonLiteralError, parseImgsz, parseNames, readOnnxMetadata, readOnnxMetadataFile } from './onnx-metadata.js';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`../test-fixtures/${name}`, import.meta.url));
 
@@ -38,11 +28,9 @@ describe('readOnnxMetadata (mistake 4: metadata read from field 14, not guessed)
     expect(raw.task).toBe('obb');
     expect(raw.imgsz).toBe('[640, 640]');
     expect(raw.names).toContain(`"kid's toy"`);
-    const meta = parseUltralyticsMetadata(raw);
-    expect(meta.names).toEqual(expectedNames);
-    expect(meta.imgsz).toEqual([640, 640]);
-    expect(meta.stride).toBe(32);
-    expect(meta.batch).toBe(1);
+    expect(parseNames(raw.names!)).toEqual(expectedNames);
+    expect(parseImgsz(raw.imgsz!)).toEqual([640, 640]);
+    expect(raw.stride).toBe('32');
   });
 
   it('reads the same from the file without loading it whole', async () => {
@@ -85,19 +73,14 @@ describe('readOnnxMetadata (mistake 4: metadata read from field 14, not guessed)
   });
 });
 
-describe('parsePythonLiteral', () => {
-  it('parses Python reprs, not JSON', () => {
-    expect(parsePythonLiteral(`[640, 640]`)).toEqual([640, 640]);
-    expect(parsePythonLiteral(`(1, 2.5, -3e2, True, None, 'x')`)).toEqual([1, 2.5, -300, true, null, 'x']);
-    expect(parsePythonLiteral(`'a\\'b\\\\c\\n\\x41\\u00e9'`)).toBe("a'b\\c\nAé");
-    const d = parsePythonLiteral(`{'batch': 1, 'half': False}`);
-    expect(d).toBeInstanceOf(PyDict);
-    expect((d as PyDict).entries).toEqual([
-      ['batch', 1],
-      ['half', false],
-    ]);
-    expect(() => parsePythonLiteral('{"a": 1} extra')).toThrow();
-    expect(() => parsePythonLiteral('__import__("os")')).toThrow();
+describe('Python literals in metadata (names, imgsz)', () => {
+  it('reads repr() output, not JSON: escapes, tuples, trailing commas; refuses anything else', () => {
+    expect(parseNames(`{0: 'a\\'b\\\\c', 1: 'd\\n\\x41\\u00e9', 2: "e\\"f",}`)).toEqual(["a'b\\c", 'd\nAé', 'e"f']);
+    expect(parseImgsz('(480, 640)')).toEqual([480, 640]);
+    expect(() => parseNames(`{0: 'a'} extra`)).toThrow(PythonLiteralError);
+    expect(() => parseNames('__import__("os")')).toThrow(PythonLiteralError);
+    expect(() => parseNames(`{0: 'a`)).toThrow(/Unterminated string/);
+    expect(() => parseNames(`{0 'a'}`)).toThrow(/Expected :/);
   });
 
   it('names: quotes and apostrophes, gaps rejected, list form accepted', () => {
@@ -108,11 +91,10 @@ describe('parsePythonLiteral', () => {
     expect(() => JSON.parse(`{0: 'person'}`)).toThrow(); // why JSON is not an option
   });
 
-  it('imgsz → [h, w] and stride → number', () => {
+  it('imgsz → [h, w]', () => {
     expect(parseImgsz('[480, 640]')).toEqual([480, 640]);
     expect(parseImgsz('320')).toEqual([320, 320]);
     expect(() => parseImgsz('[1, 2, 3]')).toThrow();
-    expect(parseStride('32')).toBe(32);
-    expect(parseStride('32.0')).toBe(32);
+    expect(() => parseImgsz('[640.5, 640]')).toThrow();
   });
 });

@@ -169,15 +169,13 @@ export async function readOnnxMetadataFile(path: string): Promise<Record<string,
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Python literals (Ultralytics writes metadata values with str(v), i.e. Python repr, not JSON).
+// Python literals. Ultralytics writes metadata values with str(v), i.e. Python repr, not JSON. Aperture reads two
+// of them: `names` (a dict of int → str, or a list of str) and `imgsz` (a list of ints, or one int). The parser below
+// takes exactly what repr() prints for those: ints, quoted strings with repr's escapes, lists/tuples, dicts.
 
-/** A parsed Python dict keeps insertion order and non-string keys. */
-export class PyDict {
-  constructor(readonly entries: ReadonlyArray<readonly [PyValue, PyValue]>) {}
-}
+type PyValue = string | number | PyValue[] | Map<PyValue, PyValue>;
 
-export type PyValue = string | number | boolean | null | PyValue[] | PyDict;
-
+/** Why a metadata value is not the Python literal Aperture expects (the message is shown with the model's error). */
 export class PythonLiteralError extends Error {
   constructor(message: string, source: string, pos: number) {
     super(`${message} at ${pos} in ${JSON.stringify(source.length > 80 ? source.slice(0, 80) + '…' : source)}`);
@@ -185,207 +183,78 @@ export class PythonLiteralError extends Error {
   }
 }
 
-/**
- * Parses a Python literal as printed by repr(): dicts, lists, tuples, sets (as lists), str (single, double or
- * triple quotes, escapes, r/b/u prefixes), int, float, True/False/None. No expressions, no eval.
- */
-export function parsePythonLiteral(source: string): PyValue {
-  const p = new PyParser(source);
-  const v = p.value();
-  p.ws();
-  if (p.pos !== source.length) p.fail('Unexpected trailing input');
-  return v;
-}
+const ESCAPES: Record<string, string> = { '\\': '\\', "'": "'", '"': '"', n: '\n', r: '\r', t: '\t' };
+const HEX_DIGITS: Record<string, number> = { x: 2, u: 4, U: 8 };
 
-class PyParser {
-  pos = 0;
-  constructor(private readonly s: string) {}
-
-  fail(msg: string): never {
-    throw new PythonLiteralError(msg, this.s, this.pos);
-  }
-
-  ws(): void {
-    while (this.pos < this.s.length && /\s/.test(this.s[this.pos]!)) this.pos++;
-  }
-
-  value(): PyValue {
-    this.ws();
-    const c = this.s[this.pos];
-    if (c === undefined) this.fail('Unexpected end of input');
-    if (c === '{') return this.dictOrSet();
-    if (c === '[') return this.seq('[', ']');
-    if (c === '(') return this.seq('(', ')');
-    if (c === "'" || c === '"') return this.str('');
-    const prefix = /^([rRbBuU]{1,2})(['"])/.exec(this.s.slice(this.pos, this.pos + 3));
-    if (prefix) {
-      this.pos += prefix[1]!.length;
-      return this.str(prefix[1]!.toLowerCase());
-    }
-    for (const [word, v] of [
-      ['True', true],
-      ['False', false],
-      ['None', null],
-    ] as const) {
-      if (this.s.startsWith(word, this.pos) && !/[\w]/.test(this.s[this.pos + word.length] ?? '')) {
-        this.pos += word.length;
-        return v;
-      }
-    }
-    return this.num();
-  }
-
-  private num(): number {
-    const m = /^[+-]?(?:inf|nan|0[xX][0-9a-fA-F_]+|0[oO][0-7_]+|0[bB][01_]+|(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][+-]?\d+)?)/.exec(
-      this.s.slice(this.pos),
-    );
-    if (!m || m[0] === '' || m[0] === '+' || m[0] === '-') this.fail('Expected a value');
-    this.pos += m[0].length;
-    const t = m[0].replace(/_/g, '');
-    const sign = t.startsWith('-') ? -1 : 1;
-    const body = t.replace(/^[+-]/, '');
-    if (body === 'inf') return sign * Infinity;
-    if (body === 'nan') return NaN;
-    if (/^0[xX]/.test(body)) return sign * parseInt(body.slice(2), 16);
-    if (/^0[oO]/.test(body)) return sign * parseInt(body.slice(2), 8);
-    if (/^0[bB]/.test(body)) return sign * parseInt(body.slice(2), 2);
-    return sign * Number(body);
-  }
-
-  private str(prefix: string): string {
-    const raw = prefix.includes('r');
-    const q = this.s[this.pos]!;
-    const triple = this.s.startsWith(q.repeat(3), this.pos);
-    const close = triple ? q.repeat(3) : q;
-    this.pos += close.length;
+/** Parses repr() output of ints, strings, lists, tuples and dicts. No expressions, no eval. */
+function parsePythonLiteral(s: string): PyValue {
+  let pos = 0;
+  const fail = (msg: string): never => {
+    throw new PythonLiteralError(msg, s, pos);
+  };
+  const ws = (): void => {
+    while (pos < s.length && /\s/.test(s[pos]!)) pos++;
+  };
+  const str = (): string => {
+    const q = s[pos++]!;
     let out = '';
-    for (;;) {
-      if (this.pos >= this.s.length) this.fail('Unterminated string');
-      if (this.s.startsWith(close, this.pos)) {
-        this.pos += close.length;
-        break;
-      }
-      const c = this.s[this.pos++]!;
+    while (s[pos] !== q) {
+      if (pos >= s.length) fail('Unterminated string');
+      const c = s[pos++]!;
       if (c !== '\\') {
-        if (!triple && c === '\n') this.fail('Newline in string');
         out += c;
         continue;
       }
-      const e = this.s[this.pos++];
-      if (e === undefined) this.fail('Unterminated escape');
-      if (raw) {
-        out += '\\' + e;
-        continue;
-      }
-      switch (e) {
-        case '\n':
-          break;
-        case '\\':
-        case "'":
-        case '"':
-          out += e;
-          break;
-        case 'n':
-          out += '\n';
-          break;
-        case 't':
-          out += '\t';
-          break;
-        case 'r':
-          out += '\r';
-          break;
-        case 'a':
-          out += '\x07';
-          break;
-        case 'b':
-          out += '\b';
-          break;
-        case 'f':
-          out += '\f';
-          break;
-        case 'v':
-          out += '\v';
-          break;
-        case '0':
-        case '1':
-        case '2':
-        case '3':
-        case '4':
-        case '5':
-        case '6':
-        case '7': {
-          const m = /^[0-7]{1,3}/.exec(this.s.slice(this.pos - 1))![0];
-          this.pos += m.length - 1;
-          out += String.fromCodePoint(parseInt(m, 8));
-          break;
-        }
-        case 'x':
-          out += this.hex(2);
-          break;
-        case 'u':
-          out += this.hex(4);
-          break;
-        case 'U':
-          out += this.hex(8);
-          break;
-        default:
-          out += '\\' + e; // Python keeps unknown escapes verbatim
-      }
+      const e = s[pos++] ?? fail('Unterminated escape');
+      if (ESCAPES[e] !== undefined) out += ESCAPES[e];
+      else if (HEX_DIGITS[e] !== undefined) {
+        const h = s.slice(pos, pos + HEX_DIGITS[e]);
+        if (!new RegExp(`^[0-9a-fA-F]{${HEX_DIGITS[e]}}$`).test(h)) fail('Bad hex escape');
+        pos += h.length;
+        out += String.fromCodePoint(parseInt(h, 16));
+      } else out += '\\' + e; // Python keeps unknown escapes verbatim
     }
+    pos++;
     return out;
-  }
-
-  private hex(n: number): string {
-    const h = this.s.slice(this.pos, this.pos + n);
-    if (!new RegExp(`^[0-9a-fA-F]{${n}}$`).test(h)) this.fail('Bad hex escape');
-    this.pos += n;
-    return String.fromCodePoint(parseInt(h, 16));
-  }
-
-  private seq(open: string, close: string): PyValue[] {
-    this.pos += open.length;
-    const out: PyValue[] = [];
-    for (;;) {
-      this.ws();
-      if (this.s[this.pos] === close) {
-        this.pos++;
-        return out;
-      }
-      out.push(this.value());
-      this.ws();
-      if (this.s[this.pos] === ',') this.pos++;
-      else if (this.s[this.pos] !== close) this.fail(`Expected , or ${close}`);
+  };
+  /** Items up to `close`, separated by commas (a trailing comma allowed); `item` reads one. */
+  const items = (close: string, item: () => void): void => {
+    pos++;
+    for (ws(); s[pos] !== close; ws()) {
+      item();
+      ws();
+      if (s[pos] === ',') pos++;
+      else if (s[pos] !== close) fail(`Expected , or ${close}`);
     }
-  }
-
-  private dictOrSet(): PyValue {
-    this.pos++;
-    const entries: [PyValue, PyValue][] = [];
-    const setItems: PyValue[] = [];
-    let isSet: boolean | undefined;
-    for (;;) {
-      this.ws();
-      if (this.s[this.pos] === '}') {
-        this.pos++;
-        return isSet ? setItems : new PyDict(entries);
-      }
-      const k = this.value();
-      this.ws();
-      if (this.s[this.pos] === ':') {
-        if (isSet === true) this.fail('Mixed set and dict');
-        isSet = false;
-        this.pos++;
-        entries.push([k, this.value()]);
-      } else {
-        if (isSet === false) this.fail('Expected :');
-        isSet = true;
-        setItems.push(k);
-      }
-      this.ws();
-      if (this.s[this.pos] === ',') this.pos++;
-      else if (this.s[this.pos] !== '}') this.fail('Expected , or }');
+    pos++;
+  };
+  const value = (): PyValue => {
+    ws();
+    const c = s[pos] ?? fail('Unexpected end of input');
+    if (c === "'" || c === '"') return str();
+    if (c === '[' || c === '(') {
+      const out: PyValue[] = [];
+      items(c === '[' ? ']' : ')', () => out.push(value()));
+      return out;
     }
-  }
+    if (c === '{') {
+      const out = new Map<PyValue, PyValue>();
+      items('}', () => {
+        const k = value();
+        ws();
+        if (s[pos++] !== ':') fail('Expected :');
+        out.set(k, value());
+      });
+      return out;
+    }
+    const m = /^[+-]?\d+/.exec(s.slice(pos)) ?? fail('Expected a value');
+    pos += m[0].length;
+    return Number(m[0]);
+  };
+  const v = value();
+  ws();
+  if (pos !== s.length) fail('Unexpected trailing input');
+  return v;
 }
 
 /** Ultralytics `names`: "{0: 'person', 1: \"kid's toy\"}" (or a list) → class names by index. Indices must be 0..n-1. */
@@ -397,9 +266,9 @@ export function parseNames(source: string): string[] {
       return x;
     });
   }
-  if (!(v instanceof PyDict)) throw new Error('names is neither a dict nor a list');
+  if (!(v instanceof Map)) throw new Error('names is neither a dict nor a list');
   const out: string[] = [];
-  for (const [k, name] of v.entries) {
+  for (const [k, name] of v) {
     const idx = typeof k === 'number' ? k : typeof k === 'string' && /^\d+$/.test(k) ? Number(k) : NaN;
     if (!Number.isInteger(idx) || idx < 0) throw new Error(`names key ${String(k)} is not a class index`);
     if (typeof name !== 'string') throw new Error(`names[${idx}] is not a string`);
@@ -417,33 +286,4 @@ export function parseImgsz(source: string): [number, number] {
     throw new Error(`imgsz ${source} is not [h, w]`);
   }
   return [arr[0] as number, arr[1] as number];
-}
-
-/** Ultralytics `stride`: "32" → 32 (AutoBackend int()s it). */
-export function parseStride(source: string): number {
-  const v = parsePythonLiteral(source);
-  const n = Array.isArray(v) ? Math.max(...v.map((x) => (typeof x === 'number' ? x : NaN))) : v;
-  if (typeof n !== 'number' || !Number.isFinite(n) || n <= 0) throw new Error(`stride ${source} is not a number`);
-  return Math.trunc(n);
-}
-
-export interface UltralyticsMetadata {
-  task?: string;
-  names?: string[];
-  imgsz?: [number, number];
-  stride?: number;
-  batch?: number;
-  /** Every raw metadata_props entry, unparsed. */
-  raw: Record<string, string>;
-}
-
-/** Parses the keys Ultralytics' exporter writes; absent keys stay undefined, malformed ones throw. */
-export function parseUltralyticsMetadata(raw: Record<string, string>): UltralyticsMetadata {
-  const out: UltralyticsMetadata = { raw };
-  if (raw.task !== undefined) out.task = raw.task;
-  if (raw.names !== undefined) out.names = parseNames(raw.names);
-  if (raw.imgsz !== undefined) out.imgsz = parseImgsz(raw.imgsz);
-  if (raw.stride !== undefined) out.stride = parseStride(raw.stride);
-  if (raw.batch !== undefined) out.batch = parseStride(raw.batch);
-  return out;
 }
