@@ -140,7 +140,7 @@ describe('shipped models', () => {
     expect(Math.max(...d)).toBeLessThanOrEqual(1);
   });
 
-  it('eval.json meets the issue\'s quality targets', () => {
+  it('eval.json meets the quality targets', () => {
     const e = JSON.parse(readFileSync(resolve(dir, 'eval.json'), 'utf8')) as Record<string, Record<string, number>>;
     expect(e['primitives-obb']!['mAP50']).toBeGreaterThanOrEqual(0.9);
     expect(e['primitives-obb']!['mean_angle_error_deg']).toBeLessThanOrEqual(10);
