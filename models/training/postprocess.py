@@ -1,4 +1,4 @@
-"""Reference post-processing in numpy, following ../../shared/reference/model-formats.md (Ultralytics semantics).
+"""Reference post-processing in numpy, following docs/model-formats.md (Ultralytics semantics).
 It is the independent implementation the TypeScript pipelines are checked against (golden files)."""
 from __future__ import annotations
 
