@@ -1,8 +1,8 @@
 import type { Readable } from 'node:stream';
 import { SetMetadata } from '@nestjs/common';
 import type { EntityManager } from '@mikro-orm/core';
-import type { Job, JobArtifact, JsonObject } from '@aperture/database/entities/job.entity.js';
-import type { JobPayloads, JobType } from './job-registry.js';
+import type { Job, JobArtifact } from '@aperture/database/entities/job.entity.js';
+import type { JobPayloads, JobResults, JobType } from './job-registry.js';
 
 /** What a handler gets for one attempt of one job. */
 export interface JobContext<T extends JobType> {
@@ -19,7 +19,7 @@ export interface JobContext<T extends JobType> {
 }
 
 export interface JobHandler<T extends JobType> {
-  handle(ctx: JobContext<T>): Promise<JsonObject>;
+  handle(ctx: JobContext<T>): Promise<JobResults[T]>;
 }
 
 export const JOB_HANDLER_TYPE = 'aperture:jobHandlerType';

@@ -234,8 +234,8 @@ export class ProjectsService {
   /** The latest completed result set of each image (newest first), or of one image. */
   async results(project: Project, imageId?: string): Promise<ResultSetDto[]> {
     const where = imageId
-      ? { project: project.id, type: 'project.detect', status: 'completed' as const, image: imageId }
-      : { project: project.id, type: 'project.detect', status: 'completed' as const };
+      ? { project: project.id, type: 'project.detect' as const, status: 'completed' as const, image: imageId }
+      : { project: project.id, type: 'project.detect' as const, status: 'completed' as const };
     const jobs = await this.em.find(Job, where, { populate: ['image', 'artifacts'], orderBy: { finishedAt: 'desc', id: 'asc' } });
     const seen = new Set<string>();
     const out: ResultSetDto[] = [];

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Collection, type Opt } from '@mikro-orm/core';
 import { Entity, Index, ManyToOne, OneToMany, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
+import type { JobType } from '@aperture/queue/job-registry.js';
 import { Image } from './image.entity.js';
 import { Project } from './project.entity.js';
 import { User } from './user.entity.js';
@@ -21,7 +22,7 @@ export class Job {
 
   @Index()
   @Property({ type: 'string', length: 64 })
-  type!: string;
+  type!: JobType;
 
   @ManyToOne(() => User, { nullable: true, deleteRule: 'cascade' })
   owner: User | null = null;
