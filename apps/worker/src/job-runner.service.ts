@@ -1,15 +1,25 @@
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
 import { DiscoveryService, Reflector } from '@nestjs/core';
-import { EntityManager, MikroORM } from '@mikro-orm/core';
+import { type EntityManager, MikroORM } from '@mikro-orm/core';
 import type { Job as BullJob } from 'bull';
 import type { Redis } from 'ioredis';
 import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
-import { FINAL_JOB_STATUSES, Job, JobArtifact } from '@aperture/database/entities/job.entity.js';
-import { JOB_HANDLER_TYPE, JobCancelledError, type JobContext, type JobHandler, PermanentJobError } from '@aperture/queue/job-handler.js';
+import type { Job } from '@aperture/database/entities/job.entity.js';
+import {
+  JOB_HANDLER_TYPE,
+  JobCancelledError,
+  type JobContext,
+  type JobHandler,
+  JobLeaseLostError,
+  PermanentJobError,
+} from '@aperture/queue/job-handler.js';
+import { type JobAttempt, JobLifecycle } from '@aperture/queue/job-lifecycle.js';
+import { JobQueues } from '@aperture/queue/job-queues.js';
 import {
   ALL_JOB_TYPES,
   type BullJobData,
@@ -19,10 +29,7 @@ import {
   type JobType,
   isJobType,
 } from '@aperture/queue/job-registry.js';
-import { publishJobFinal } from '@aperture/queue/job-events.js';
-import { JobsService } from '@aperture/queue/jobs.service.js';
 import { REDIS, RedisKeys } from '@aperture/redis/redis.module.js';
-import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 
 type AnyHandler = JobHandler<JobType>;
 
@@ -32,25 +39,31 @@ export class JobRegistryError extends Error {
 }
 
 /**
- * Consumes the Bull queues: keeps each Job record's status, attempts, progress, result and artifacts,
- * retries within bounds, honours cancellation, and never completes a job twice.
+ * Consumes the Bull queues and runs each delivered job's handler, with the abort plumbing (cancellation, lost lease,
+ * shutdown) around it. Every status write (claim, progress and heartbeat, complete, fail or retry, discarding
+ * artifacts) is JobLifecycle's guarded write; it also runs the lifecycle's sweeper, at start and periodically.
  */
 @Injectable()
 export class JobRunner implements BeforeApplicationShutdown {
   private readonly logger = new Logger('Jobs');
   private readonly handlers = new Map<JobType, AnyHandler>();
   private readonly active = new Map<string, AbortController>();
+  /** This process as a lease owner. */
+  private readonly owner = `worker:${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   private subscriber: Redis | null = null;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private sweeping: Promise<void> | null = null;
   private started = false;
+  private stopping = false;
 
   constructor(
     private readonly discovery: DiscoveryService,
     private readonly reflector: Reflector,
     private readonly orm: MikroORM,
-    private readonly jobs: JobsService,
+    private readonly lifecycle: JobLifecycle,
+    private readonly queues: JobQueues,
     @Inject(REDIS) private readonly redis: Redis,
     private readonly keys: RedisKeys,
-    @Inject(STORAGE) private readonly storage: StoragePort,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -81,10 +94,12 @@ export class JobRunner implements BeforeApplicationShutdown {
     await this.subscriber.subscribe(this.keys.key(CANCEL_CHANNEL));
     this.subscriber.on('message', (_channel: string, jobId: string) => this.active.get(jobId)?.abort(new JobCancelledError()));
     for (const type of this.handlers.keys()) {
-      const queue = this.jobs.queue(JOB_TYPES[type].queue);
+      const queue = this.queues.queue(JOB_TYPES[type].queue);
       void queue.process(type, this.config.jobs.concurrency, (bullJob: BullJob<BullJobData>) => this.run(type, bullJob));
     }
-    await this.jobs.requeueOrphans(this.orm.em.fork());
+    await this.sweep();
+    this.sweepTimer = setInterval(() => void this.sweep(), this.config.jobs.sweepIntervalMs);
+    this.sweepTimer.unref();
     this.started = true;
     this.logger.log(`Consuming job types: ${[...this.handlers.keys()].join(', ')}`);
   }
@@ -97,11 +112,24 @@ export class JobRunner implements BeforeApplicationShutdown {
     return this.active.size;
   }
 
+  /** One sweep at a time per process (see JobLifecycle.sweep); a failed sweep is logged and tried again next time. */
+  private sweep(): Promise<void> {
+    this.sweeping ??= this.lifecycle
+      .sweep()
+      .then(() => undefined)
+      .catch((e: unknown) => this.logger.warn(`Job sweep failed: ${(e as Error).message}`))
+      .finally(() => (this.sweeping = null));
+    return this.sweeping;
+  }
+
   /** Lets running jobs finish (up to the shutdown timeout) before the queues and the database close. */
   async beforeApplicationShutdown(): Promise<void> {
     if (!this.started) return;
+    this.stopping = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    await this.sweeping;
     for (const type of this.handlers.keys())
-      await this.jobs
+      await this.queues
         .queue(JOB_TYPES[type].queue)
         .pause(true, true)
         .catch(() => undefined);
@@ -112,83 +140,86 @@ export class JobRunner implements BeforeApplicationShutdown {
     await this.subscriber?.quit().catch(() => undefined);
   }
 
-  /** One attempt of one job. Returning resolves the Bull job; throwing lets Bull retry (or fail) it. */
-  private async run(type: JobType, bullJob: BullJob<BullJobData>): Promise<void> {
-    const em = this.orm.em.fork();
-    const job = await em.findOne(Job, { id: bullJob.data.jobId });
-    if (!job) return; // deleted meanwhile
-    if (FINAL_JOB_STATUSES.includes(job.status)) return; // completed, failed or cancelled: never run twice
-    const handler = this.handlers.get(type)!;
-    const controller = new AbortController();
-    this.active.set(job.id, controller);
-    try {
-      job.status = 'running';
-      job.attempts += 1;
-      job.startedAt = new Date();
-      job.error = null;
-      job.progress = 0;
-      await em.flush();
-      // A previous attempt that died (worker killed) may have left files behind: start clean. The first attempt has none.
-      if (job.attempts > 1) await this.discardArtifacts(em, job.id);
-      const result = await handler.handle(this.context(job, em, controller.signal, bullJob));
-      if (controller.signal.aborted) throw controller.signal.reason;
-      const done = await em.nativeUpdate(
-        Job,
-        { id: job.id, status: 'running' },
-        { status: 'completed', progress: 1, result, finishedAt: new Date() },
-      );
-      if (done === 0)
-        await this.discardArtifacts(em, job.id); // cancelled while finishing
-      else await this.announceFinal(job.id);
-    } catch (err) {
-      await this.onError(em, job, bullJob, controller.signal, err);
-    } finally {
-      this.active.delete(job.id);
+  /**
+   * Claims the job for this process. A job still running under another lease (Bull delivered it again, e.g. after
+   * its holder stalled) is waited for until that lease expires, then taken over; or left alone if its holder renews.
+   */
+  private async claim(em: EntityManager, jobId: string): Promise<{ attempt: JobAttempt; job: Job } | null> {
+    const leaseMs = this.lifecycle.defaultLeaseMs;
+    const deadline = Date.now() + 10 * leaseMs;
+    for (;;) {
+      const r = await this.lifecycle.claim(em, jobId, { owner: this.owner, leaseMs });
+      if (r.kind === 'claimed') return r;
+      if (r.kind !== 'busy' || this.stopping || Date.now() > deadline) return null;
+      await sleep(Math.min(leaseMs, Math.max(50, r.leaseExpiresAt.getTime() - Date.now() + 50)));
     }
   }
 
-  private async onError(em: EntityManager, job: Job, bullJob: BullJob<BullJobData>, signal: AbortSignal, err: unknown): Promise<void> {
-    if (signal.aborted && signal.reason instanceof JobCancelledError) {
-      await this.discardArtifacts(em, job.id);
-      this.logger.log(`Job ${job.id} (${job.type}) cancelled`);
+  /** One attempt of one job. Returning resolves the Bull job; throwing lets Bull retry (or fail) it. */
+  private async run(type: JobType, bullJob: BullJob<BullJobData>): Promise<void> {
+    const em = this.orm.em.fork();
+    const claimed = await this.claim(em, bullJob.data.jobId);
+    if (!claimed) return; // deleted, final (completed, failed or cancelled: never run twice) or held by a live run
+    const { attempt: a, job } = claimed;
+    const handler = this.handlers.get(type)!;
+    const controller = new AbortController();
+    this.active.set(job.id, controller);
+    const lost = () => controller.abort(new JobLeaseLostError(a.jobId, a.attempt));
+    // The lease is renewed by progress and by this heartbeat; a heartbeat that finds the attempt no longer current stops it.
+    const heartbeat = setInterval(
+      () =>
+        void this.lifecycle.renew(a).then(
+          (ok) => ok || lost(),
+          () => undefined,
+        ),
+      Math.max(250, Math.floor(a.leaseMs / 3)),
+    );
+    try {
+      const result = await handler.handle(this.context(job, a, em, controller.signal, bullJob, lost));
+      if (controller.signal.aborted) throw controller.signal.reason;
+      clearInterval(heartbeat);
+      if (!(await this.lifecycle.complete(a, result)))
+        this.logger.log(`Job ${job.id} (${job.type}) attempt ${a.attempt} finished, but the job was cancelled or taken over meanwhile`);
+    } catch (err) {
+      clearInterval(heartbeat);
+      await this.onError(job, a, bullJob, controller.signal, err);
+    } finally {
+      clearInterval(heartbeat);
+      if (this.active.get(job.id) === controller) this.active.delete(job.id);
+    }
+  }
+
+  private async onError(job: Job, a: JobAttempt, bullJob: BullJob<BullJobData>, signal: AbortSignal, err: unknown): Promise<void> {
+    if (err instanceof JobCancelledError || (signal.aborted && signal.reason instanceof JobCancelledError)) {
+      await this.lifecycle.abandon(a);
+      const reason = signal.aborted && signal.reason instanceof Error ? signal.reason : err;
+      this.logger.log(`Job ${job.id} (${job.type}) attempt ${a.attempt} stopped: ${(reason as Error).message}`);
       return;
     }
     const message = err instanceof Error ? err.message : String(err);
     const permanent = err instanceof PermanentJobError;
-    const lastAttempt = permanent || bullJob.attemptsMade + 1 >= (bullJob.opts.attempts ?? 1);
-    if (lastAttempt) {
-      await em.nativeUpdate(
-        Job,
-        { id: job.id, status: { $in: ['queued', 'running'] } },
-        { status: 'failed', error: message, finishedAt: new Date() },
-      );
-      await this.announceFinal(job.id);
-      this.logger.error({ err, job_id: job.id }, `Job ${job.id} (${job.type}) failed after ${job.attempts} attempt(s): ${message}`);
-      if (permanent) await bullJob.discard();
+    const outcome = await this.lifecycle.fail(a, message, permanent);
+    if (outcome === 'stale') {
+      this.logger.log(`Job ${job.id} (${job.type}) attempt ${a.attempt} failed after it was cancelled or taken over: ${message}`);
+      return;
+    }
+    if (outcome === 'failed') {
+      this.logger.error({ err, job_id: job.id }, `Job ${job.id} (${job.type}) failed after ${a.attempt} attempt(s): ${message}`);
+      await bullJob.discard().catch(() => undefined); // the record is final: Bull must not retry it
     } else {
-      await em.nativeUpdate(
-        Job,
-        { id: job.id, status: { $in: ['queued', 'running'] } },
-        { status: 'queued', error: message, queuedAt: new Date() },
-      );
-      this.logger.warn({ job_id: job.id }, `Job ${job.id} (${job.type}) attempt ${job.attempts} failed, will retry: ${message}`);
+      this.logger.warn({ job_id: job.id }, `Job ${job.id} (${job.type}) attempt ${a.attempt} failed, will retry: ${message}`);
     }
     throw err;
   }
 
-  /** Wakes requests waiting on the job (GET …/status?wait_ms=); they re-read the record, so a lost message only costs their wait. */
-  private async announceFinal(jobId: string): Promise<void> {
-    await publishJobFinal(this.redis, this.keys, jobId).catch((e: unknown) =>
-      this.logger.warn(`Cannot announce job ${jobId}: ${(e as Error).message}`),
-    );
-  }
-
-  private async discardArtifacts(em: EntityManager, jobId: string): Promise<void> {
-    await em.nativeDelete(JobArtifact, { job: jobId });
-    await this.storage.deletePrefix(`jobs/${jobId}`);
-  }
-
-  private context<T extends JobType>(job: Job, em: EntityManager, signal: AbortSignal, bullJob: BullJob<BullJobData>): JobContext<T> {
+  private context<T extends JobType>(
+    job: Job,
+    a: JobAttempt,
+    em: EntityManager,
+    signal: AbortSignal,
+    bullJob: BullJob<BullJobData>,
+    lost: () => void,
+  ): JobContext<T> {
     let lastWrite = 0;
     let lastValue = -1;
     return {
@@ -196,22 +227,18 @@ export class JobRunner implements BeforeApplicationShutdown {
       params: job.params as unknown as JobPayloads[T],
       em,
       signal,
+      attempt: a.attempt,
       progress: async (fraction: number) => {
         const p = Math.min(1, Math.max(0, fraction));
         const now = Date.now();
         if (p < 1 && (now - lastWrite < 250 || p - lastValue < 0.005)) return;
         lastWrite = now;
         lastValue = p;
-        await em.nativeUpdate(Job, { id: job.id, status: 'running' }, { progress: p });
+        if (!(await this.lifecycle.renew(a, p))) lost();
         await bullJob.progress(Math.round(p * 100)).catch(() => undefined);
       },
-      saveArtifact: async (name: string, contentType: string, data: Readable | Buffer) => {
-        const key = `jobs/${job.id}/${randomUUID()}`;
-        const stored = await this.storage.put(key, data);
-        const artifact = em.create(JobArtifact, { job, name, storageKey: key, contentType, sizeBytes: stored.sizeBytes });
-        await em.flush();
-        return artifact;
-      },
+      saveArtifact: (name: string, contentType: string, data: Readable | Buffer) =>
+        this.lifecycle.saveArtifact(em, a, job, name, contentType, data),
     };
   }
 }

@@ -34,6 +34,8 @@ export interface AppConfig {
     stalledIntervalMs: number;
     maxStalledCount: number;
     concurrency: number;
+    /** How often each worker repairs what Redis or a crash left behind (queued rows without a queue entry, expired leases). */
+    sweepIntervalMs: number;
   };
   worker: { healthPort: number; migrationsWaitMs: number };
   qr: { urlTemplate: string };
@@ -290,6 +292,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       stalledIntervalMs: r.int('JOB_STALLED_INTERVAL_MS', 30000, 500, 3_600_000),
       maxStalledCount: r.int('JOB_MAX_STALLED_COUNT', 2, 0, 100),
       concurrency: r.int('WORKER_CONCURRENCY', 2, 1, 64),
+      sweepIntervalMs: r.int('JOB_SWEEP_INTERVAL_MS', 30000, 500, 3_600_000),
     },
     worker: {
       healthPort: r.int('WORKER_HEALTH_PORT', 3001, 0, 65535),

@@ -1,4 +1,5 @@
 import type { LengthUnit } from '@aperture/common/length-units.js';
+import type { JsonObject } from '@aperture/database/entities/job.entity.js';
 
 /**
  * The typed job registry: every job type, the queue it runs on and the payload it carries.
@@ -54,6 +55,71 @@ export interface JobPayloads {
   'project.detect': ProjectDetectParams;
 }
 export type JobType = keyof JobPayloads;
+
+/** Width and height of the image a job worked on, in pixels. */
+export type ImageSize = { width: number; height: number };
+
+/** qr.batch: the rendered PDF (an artifact) and its numbers. */
+export type QrBatchResult = {
+  batch_id: string;
+  codes: number;
+  pages: number;
+  pdf_artifact_id: string;
+  pdf_bytes: number;
+  render_ms: number;
+};
+
+/** model.infer: what the model's kind produced (detections, masks, a SAM mask or X-ray options), with the timings. */
+export type ModelInferResult = JsonObject & {
+  model: string;
+  kind: string;
+  width: number;
+  height: number;
+  timings_ms: { decode: number; preprocess: number; postprocess: number; total: number };
+};
+
+/** task.predict: the primitives found and the scene classified from them. */
+export type PredictTaskResult = {
+  image_class: string | null;
+  class_probs: JsonObject | null;
+  primitives: JsonObject[];
+  count: number;
+  detection_model: string;
+  classification_model: string;
+  image: ImageSize;
+  note: string | null;
+};
+
+/** task.fragments: the fragment analysis (sizes, D10/D50/D90, …) and what it was asked with. */
+export type FragmentsTaskResult = JsonObject & {
+  model: string;
+  real_radius: number | null;
+  requested_unit: LengthUnit;
+  conf: number;
+  iou: number;
+  image: ImageSize;
+};
+
+/** project.detect: the detections and the annotated image (an artifact). */
+export type ProjectDetectResult = {
+  model: string;
+  count: number;
+  detections: JsonObject[];
+  image: ImageSize;
+  annotated_artifact_id: string;
+};
+
+/** What each job type's handler returns; stored as the Job record's result (JSON). */
+export interface JobResults {
+  'qr.batch': QrBatchResult;
+  'model.infer': ModelInferResult;
+  'task.predict': PredictTaskResult;
+  'task.fragments': FragmentsTaskResult;
+  'project.detect': ProjectDetectResult;
+}
+
+/** Every result must be storable as JSON: this fails to compile if one is not. */
+export type JobResultsAreJson = { [K in JobType]: JobResults[K] extends JsonObject ? true : never };
 
 export const JOB_TYPES: Record<JobType, { queue: QueueName; description: string }> = {
   'qr.batch': { queue: 'default', description: 'Render a batch of unique QR codes into a print-ready PDF' },

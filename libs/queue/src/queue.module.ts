@@ -4,9 +4,14 @@ import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
 import { QUEUES } from './job-registry.js';
 import { JobWaiter } from './job-events.js';
+import { JobLifecycle } from './job-lifecycle.js';
+import { JobQueues } from './job-queues.js';
 import { JobsService } from './jobs.service.js';
 
-/** Bull on the shared Redis, the queues of the registry, the service that enqueues and cancels jobs, and the waiter on their completion. */
+/**
+ * Bull on the shared Redis, the queues of the registry, the job lifecycle (every status transition), the API's facade
+ * on it, and the waiter on their completion.
+ */
 @Global()
 @Module({
   imports: [
@@ -25,7 +30,7 @@ import { JobsService } from './jobs.service.js';
     }),
     BullModule.registerQueue(...QUEUES.map((name) => ({ name }))),
   ],
-  providers: [JobsService, JobWaiter],
-  exports: [BullModule, JobsService, JobWaiter],
+  providers: [JobQueues, JobLifecycle, JobsService, JobWaiter],
+  exports: [BullModule, JobQueues, JobLifecycle, JobsService, JobWaiter],
 })
 export class QueueModule {}

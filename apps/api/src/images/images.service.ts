@@ -7,9 +7,10 @@ import type { Principal } from '@aperture/common/auth.decorators.js';
 import { isUuid } from '@aperture/common/ids.js';
 import { conflict, notFound } from '@aperture/common/problem.js';
 import { Image } from '@aperture/database/entities/image.entity.js';
-import { Job } from '@aperture/database/entities/job.entity.js';
 import { Project } from '@aperture/database/entities/project.entity.js';
 import { User } from '@aperture/database/entities/user.entity.js';
+import { JobLifecycle } from '@aperture/queue/job-lifecycle.js';
+import { StorageKeys } from '@aperture/storage/storage-keys.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { ImageRejectedError, inspectImage } from '@aperture/imaging/inspect.js';
 
@@ -45,6 +46,7 @@ export class ImagesService {
     private readonly em: EntityManager,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(STORAGE) private readonly storage: StoragePort,
+    private readonly lifecycle: JobLifecycle,
   ) {}
 
   /**
@@ -65,7 +67,7 @@ export class ImagesService {
           id,
           owner,
           project: project ? em.getReference(Project, project.id) : null,
-          storageKey: `images/${id}/original`,
+          storageKey: StorageKeys.imageOriginal(id),
           originalName: name,
           format: info.format,
           mime: info.mime,
@@ -94,7 +96,7 @@ export class ImagesService {
   }
 
   private async removeFiles(images: Image[]): Promise<void> {
-    await Promise.all(images.map((i) => this.storage.deletePrefix(`images/${i.id}`).catch(() => undefined)));
+    await Promise.all(images.map((i) => this.storage.deletePrefix(StorageKeys.imagePrefix(i.id)).catch(() => undefined)));
   }
 
   /** One of the caller's images; any other id (another user's, malformed, missing) is the same 404. */
@@ -125,22 +127,16 @@ export class ImagesService {
    */
   async delete(image: Image): Promise<void> {
     const em = this.em.fork();
-    const active = await em.find(
-      Job,
-      { image: image.id, status: { $in: ['queued', 'running'] } },
-      { fields: ['id', 'type', 'status'], limit: 20 },
-    );
+    const active = await this.lifecycle.activeJobs(em, { image: image.id });
     if (active.length > 0) {
       throw conflict(`Image ${image.id} is still needed by ${active.length} queued or running job(s); cancel or delete them first.`, {
         jobs: active.map((j) => ({ id: j.id, type: j.type, status: j.status })),
       });
     }
-    const results = await em.find(Job, { image: image.id, type: 'project.detect' }, { fields: ['id'] });
-    for (const j of results) await this.storage.deletePrefix(`jobs/${j.id}`);
-    if (results.length > 0) await em.nativeDelete(Job, { id: { $in: results.map((j) => j.id) } });
+    await this.lifecycle.deleteJobs(em, { image: image.id, type: 'project.detect' });
     await em.nativeDelete(Image, { id: image.id });
     await this.storage
-      .deletePrefix(`images/${image.id}`)
+      .deletePrefix(StorageKeys.imagePrefix(image.id))
       .catch((e: unknown) => this.logger.warn(`Could not remove the file of image ${image.id}: ${String(e)}`));
   }
 }

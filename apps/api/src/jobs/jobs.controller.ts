@@ -9,6 +9,7 @@ import { forbidden, notFound } from '@aperture/common/problem.js';
 import { isUuid } from '@aperture/common/ids.js';
 import { Job } from '@aperture/database/entities/job.entity.js';
 import { JobWaiter } from '@aperture/queue/job-events.js';
+import type { JobType } from '@aperture/queue/job-registry.js';
 import { JobsService } from '@aperture/queue/jobs.service.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { JobDto, JobListQueryDto, JobResultDto, JobStatusDto, WaitQueryDto } from './jobs.dto.js';
@@ -46,7 +47,7 @@ export class JobsController {
     if (q.all && p.role !== 'admin') throw forbidden('Only admins may list all jobs.');
     const where: FilterQuery<Job> = q.all ? {} : { owner: p.userId };
     if (q.status) where.status = q.status;
-    if (q.type) where.type = q.type;
+    if (q.type) where.type = q.type as JobType; // an unknown type matches nothing
     const [items, total] = await this.em.findAndCount(Job, where, {
       orderBy: { createdAt: 'desc', id: 'asc' },
       limit: q.page_size,

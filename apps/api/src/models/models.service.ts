@@ -13,6 +13,7 @@ import { imageProblem } from '../images/upload.js';
 import type { UploadedImage } from '../images/images.service.js';
 import { JobsService } from '@aperture/queue/jobs.service.js';
 import type { InferOptions } from '@aperture/queue/job-registry.js';
+import { StorageKeys } from '@aperture/storage/storage-keys.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { REDIS } from '@aperture/redis/redis.module.js';
 import { InjectManifest } from '@aperture/models/manifest.provider.js';
@@ -186,13 +187,13 @@ export class ModelsService {
     const em = this.em.fork();
     const owner = p.userId ? em.getReference(User, p.userId) : null;
     const id = randomUUID();
-    const imageKey = `inputs/${id}/image`;
+    const imageKey = StorageKeys.input(id, 'image');
     const job = this.jobs.build(em, 'model.infer', owner, { model: name, imageKey, options }, id);
     await this.storage.put(imageKey, file.buffer);
     try {
       await em.persist(job).flush();
     } catch (e) {
-      await this.storage.deletePrefix(`inputs/${job.id}`).catch(() => undefined);
+      await this.storage.deletePrefix(StorageKeys.inputPrefix(job.id)).catch(() => undefined);
       throw e;
     }
     await this.jobs.enqueue(job);

@@ -9,7 +9,9 @@ import { Job, type JobStatus } from '@aperture/database/entities/job.entity.js';
 import { Project } from '@aperture/database/entities/project.entity.js';
 import { User } from '@aperture/database/entities/user.entity.js';
 import type { ModelKind } from '@aperture/models/manifest.js';
+import { JobLifecycle } from '@aperture/queue/job-lifecycle.js';
 import { JobsService } from '@aperture/queue/jobs.service.js';
+import { StorageKeys } from '@aperture/storage/storage-keys.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { Inject } from '@nestjs/common';
 import { ImageDto } from '../images/images.dto.js';
@@ -49,6 +51,7 @@ export class ProjectsService {
     private readonly jobs: JobsService,
     private readonly models: ModelsService,
     @Inject(STORAGE) private readonly storage: StoragePort,
+    private readonly lifecycle: JobLifecycle,
   ) {}
 
   async findOwn(id: string, p: Principal): Promise<Project> {
@@ -81,12 +84,10 @@ export class ProjectsService {
   /** Cancels the project's queued and running jobs, then removes its images, results and files. */
   async delete(project: Project): Promise<void> {
     const em = this.em.fork();
-    const jobs = await em.find(Job, { project: project.id });
-    for (const j of jobs) await this.jobs.cancel(em, j);
+    await this.lifecycle.deleteJobs(em, { project: project.id }); // cancels, then removes the rows and their files
     const images = await em.find(Image, { project: project.id }, { fields: ['id'] });
-    await em.nativeDelete(Project, { id: project.id }); // cascades to its images and jobs
-    for (const j of jobs) await this.storage.deletePrefix(`jobs/${j.id}`);
-    for (const i of images) await this.storage.deletePrefix(`images/${i.id}`);
+    await em.nativeDelete(Project, { id: project.id }); // cascades to its images
+    for (const i of images) await this.storage.deletePrefix(StorageKeys.imagePrefix(i.id));
   }
 
   images(project: Project, em: EntityManager = this.em): Promise<Image[]> {
@@ -234,8 +235,8 @@ export class ProjectsService {
   /** The latest completed result set of each image (newest first), or of one image. */
   async results(project: Project, imageId?: string): Promise<ResultSetDto[]> {
     const where = imageId
-      ? { project: project.id, type: 'project.detect', status: 'completed' as const, image: imageId }
-      : { project: project.id, type: 'project.detect', status: 'completed' as const };
+      ? { project: project.id, type: 'project.detect' as const, status: 'completed' as const, image: imageId }
+      : { project: project.id, type: 'project.detect' as const, status: 'completed' as const };
     const jobs = await this.em.find(Job, where, { populate: ['image', 'artifacts'], orderBy: { finishedAt: 'desc', id: 'asc' } });
     const seen = new Set<string>();
     const out: ResultSetDto[] = [];

@@ -9,7 +9,7 @@ import { float32Output } from '@aperture/inference/session-host.js';
 import type { ModelEntry } from '@aperture/models/manifest.js';
 import { detectObjects, segmentInstances } from '@aperture/models/pipelines.js';
 import { HandlesJob, JobCancelledError, type JobContext, type JobHandler, PermanentJobError } from '@aperture/queue/job-handler.js';
-import type { InferOptions } from '@aperture/queue/job-registry.js';
+import type { InferOptions, ModelInferResult } from '@aperture/queue/job-registry.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { ImageJobSupport, queueMs, r2, r4, readAll } from '../tasks/image-job-support.js';
 import { ModelAgent } from './model-agent.service.js';
@@ -34,7 +34,7 @@ export class ModelInferHandler implements JobHandler<'model.infer'> {
     @Inject(STORAGE) private readonly storage: StoragePort,
   ) {}
 
-  async handle(ctx: JobContext<'model.infer'>): Promise<JsonObject> {
+  async handle(ctx: JobContext<'model.infer'>): Promise<ModelInferResult> {
     const { model: name, imageKey, options } = ctx.params;
     const registry = this.agent.registry;
     const model = this.support.model(registry, name);

@@ -3,6 +3,7 @@ import { renderDetections } from '@aperture/analysis/render.js';
 import type { JsonObject } from '@aperture/database/entities/job.entity.js';
 import { detectObjects } from '@aperture/models/pipelines.js';
 import { HandlesJob, type JobContext, type JobHandler } from '@aperture/queue/job-handler.js';
+import type { ProjectDetectResult } from '@aperture/queue/job-registry.js';
 import { ModelAgent } from '../models/model-agent.service.js';
 import { ImageJobSupport, r2, r4 } from '../tasks/image-job-support.js';
 
@@ -15,7 +16,7 @@ export class ProjectDetectHandler implements JobHandler<'project.detect'> {
     private readonly support: ImageJobSupport,
   ) {}
 
-  async handle(ctx: JobContext<'project.detect'>): Promise<JsonObject> {
+  async handle(ctx: JobContext<'project.detect'>): Promise<ProjectDetectResult> {
     const p = ctx.params;
     const registry = this.agent.registry;
     const model = this.support.model(registry, p.model);

@@ -1,15 +1,15 @@
 import { Injectable } from '@nestjs/common';
-import type { JsonObject } from '@aperture/database/entities/job.entity.js';
 import { QrBatch, QrCode } from '@aperture/database/entities/qr.entity.js';
 import { qrPageCount } from '@aperture/qr/qr-layout.js';
 import { renderQrPdf } from '@aperture/qr/qr-pdf.js';
 import { HandlesJob, JobCancelledError, type JobContext, type JobHandler, PermanentJobError } from '@aperture/queue/job-handler.js';
+import type { QrBatchResult } from '@aperture/queue/job-registry.js';
 
 /** Renders a QR batch's stored codes into qr.pdf. Idempotent: a retry renders the same codes again. */
 @Injectable()
 @HandlesJob('qr.batch')
 export class QrBatchHandler implements JobHandler<'qr.batch'> {
-  async handle(ctx: JobContext<'qr.batch'>): Promise<JsonObject> {
+  async handle(ctx: JobContext<'qr.batch'>): Promise<QrBatchResult> {
     const batch = await ctx.em.findOne(QrBatch, { id: ctx.params.batchId });
     if (!batch) throw new PermanentJobError(`QR batch ${ctx.params.batchId} no longer exists`);
     const codes = await ctx.em.find(QrCode, { batch: batch.id }, { orderBy: { position: 'asc' } });

@@ -4,6 +4,7 @@ import { renderFragmentOverlay, renderLabelMask, renderPassingChart } from '@ape
 import type { JsonObject } from '@aperture/database/entities/job.entity.js';
 import { segmentInstances } from '@aperture/models/pipelines.js';
 import { HandlesJob, JobCancelledError, type JobContext, type JobHandler } from '@aperture/queue/job-handler.js';
+import type { FragmentsTaskResult } from '@aperture/queue/job-registry.js';
 import { ModelAgent } from '../models/model-agent.service.js';
 import { ImageJobSupport, json } from './image-job-support.js';
 
@@ -22,7 +23,7 @@ export class FragmentsTaskHandler implements JobHandler<'task.fragments'> {
     private readonly support: ImageJobSupport,
   ) {}
 
-  async handle(ctx: JobContext<'task.fragments'>): Promise<JsonObject> {
+  async handle(ctx: JobContext<'task.fragments'>): Promise<FragmentsTaskResult> {
     const p = ctx.params;
     const registry = this.agent.registry;
     const model = this.support.model(registry, p.model);
@@ -41,7 +42,7 @@ export class FragmentsTaskHandler implements JobHandler<'task.fragments'> {
       area: d.area,
     }));
     const analysis = analyzeFragments(img, dets, { realRadius: p.realRadius, unit: p.unit, ballClassId });
-    const result: JsonObject = {
+    const result: FragmentsTaskResult = {
       ...(analysis as unknown as JsonObject),
       model: model.name,
       real_radius: p.realRadius,

@@ -3,6 +3,7 @@ import { renderDetections } from '@aperture/analysis/render.js';
 import type { JsonObject } from '@aperture/database/entities/job.entity.js';
 import { classifyPrimitives, type DetectedObject, detectObjects } from '@aperture/models/pipelines.js';
 import { HandlesJob, JobCancelledError, type JobContext, type JobHandler } from '@aperture/queue/job-handler.js';
+import type { PredictTaskResult } from '@aperture/queue/job-registry.js';
 import { ModelAgent } from '../models/model-agent.service.js';
 import { ImageJobSupport, json, r2, r4 } from './image-job-support.js';
 
@@ -40,7 +41,7 @@ export class PredictTaskHandler implements JobHandler<'task.predict'> {
     private readonly support: ImageJobSupport,
   ) {}
 
-  async handle(ctx: JobContext<'task.predict'>): Promise<JsonObject> {
+  async handle(ctx: JobContext<'task.predict'>): Promise<PredictTaskResult> {
     const p = ctx.params;
     const registry = this.agent.registry;
     const detector = this.support.model(registry, p.detectionModel);
@@ -63,7 +64,7 @@ export class PredictTaskHandler implements JobHandler<'task.predict'> {
       for (let i = 1; i < probs.length; i++) if (probs[i]! > probs[best]!) best = i;
       imageClass = scenes[best] ?? String(best);
     }
-    const result: JsonObject = {
+    const result: PredictTaskResult = {
       image_class: imageClass,
       class_probs: classProbs,
       primitives: det.objects.map((o) => primitiveOf(o, img.width, img.height)),

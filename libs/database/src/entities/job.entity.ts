@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Collection, type Opt } from '@mikro-orm/core';
 import { Entity, Index, ManyToOne, OneToMany, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
+import type { JobType } from '@aperture/queue/job-registry.js';
 import { Image } from './image.entity.js';
 import { Project } from './project.entity.js';
 import { User } from './user.entity.js';
@@ -21,7 +22,7 @@ export class Job {
 
   @Index()
   @Property({ type: 'string', length: 64 })
-  type!: string;
+  type!: JobType;
 
   @ManyToOne(() => User, { nullable: true, deleteRule: 'cascade' })
   owner: User | null = null;
@@ -61,6 +62,14 @@ export class Job {
 
   @Property({ type: 'integer' })
   maxAttempts: number & Opt = 1;
+
+  /** Who holds the current attempt (a worker process, later an external worker leasing over HTTP); null unless running. */
+  @Property({ type: 'string', length: 200, nullable: true })
+  leaseOwner: string | null = null;
+
+  /** When the current attempt's lease runs out unless renewed; past it, another claimer may take the job over. */
+  @Property({ type: 'datetime', nullable: true })
+  leaseExpiresAt: Date | null = null;
 
   @OneToMany(() => JobArtifact, (a) => a.job, { orphanRemoval: true })
   artifacts = new Collection<JobArtifact>(this);
@@ -102,6 +111,10 @@ export class JobArtifact {
 
   @Property({ type: 'bigint', runtimeType: 'number' })
   sizeBytes!: number;
+
+  /** The attempt of the job that wrote it (its file lies under jobs/{job}/attempt-{n}/). */
+  @Property({ type: 'integer', default: 1 })
+  attempt: number & Opt = 1;
 
   @Property({ type: 'datetime' })
   createdAt: Date & Opt = new Date();
