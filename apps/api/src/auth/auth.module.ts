@@ -9,7 +9,6 @@ import { AuthService } from './auth.service.js';
 import { BruteForceService } from './brute-force.service.js';
 import { GoogleController } from './google.controller.js';
 import { GoogleAuthService } from './google.service.js';
-import { UsersController } from '../users/users.controller.js';
 
 @Module({
   imports: [
@@ -21,8 +20,8 @@ import { UsersController } from '../users/users.controller.js';
       }),
     }),
   ],
-  controllers: [AuthController, ApiKeysController, GoogleController, UsersController],
+  controllers: [AuthController, ApiKeysController, GoogleController],
   providers: [AuthService, AuthGuard, BruteForceService, GoogleAuthService],
-  exports: [AuthService, AuthGuard],
+  exports: [AuthService, AuthGuard, BruteForceService],
 })
 export class AuthModule {}
