@@ -3,6 +3,7 @@ import { JwtModule } from '@nestjs/jwt';
 import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
 import { ApiKeysController } from './api-keys.controller.js';
+import { ApiKeysService } from './api-keys.service.js';
 import { AuthController } from './auth.controller.js';
 import { AuthGuard } from './auth.guard.js';
 import { AuthService } from './auth.service.js';
@@ -21,7 +22,7 @@ import { GoogleAuthService } from './google.service.js';
     }),
   ],
   controllers: [AuthController, ApiKeysController, GoogleController],
-  providers: [AuthService, AuthGuard, BruteForceService, GoogleAuthService],
+  providers: [AuthService, AuthGuard, BruteForceService, GoogleAuthService, ApiKeysService],
   exports: [AuthService, AuthGuard, BruteForceService],
 })
 export class AuthModule {}
