@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/core';
-import { type Mock, vi } from 'vitest';
+import { expect, type Mock, vi } from 'vitest';
+import { ProblemException } from '@aperture/common/problem.js';
 
 /**
  * A stand-in for a dependency: only the members given exist. Touching any other member throws, so a test
@@ -61,4 +62,15 @@ export function fakeEm(): FakeEm & EntityManager {
     nativeUpdate: vi.fn(async () => 0),
   };
   return em as FakeEm & EntityManager;
+}
+
+/** The ProblemException a call is refused with (the test fails if it resolves, or throws anything else). */
+export async function problemOf(call: Promise<unknown>, status?: number): Promise<ProblemException> {
+  const e: unknown = await call.then(
+    () => null,
+    (x: unknown) => x,
+  );
+  expect(e).toBeInstanceOf(ProblemException);
+  if (status !== undefined) expect((e as ProblemException).getStatus()).toBe(status);
+  return e as ProblemException;
 }

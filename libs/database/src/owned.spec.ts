@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/core';
 import { describe, expect, it, vi } from 'vitest';
-import { ProblemException } from '@aperture/common/problem.js';
 import { Image } from './entities/image.entity.js';
+import { problemOf } from '../../../test/support/new-test-service.js';
 import { findOwned } from './owned.js';
 
 const ID = '0b7e6f3c-1d2e-4f5a-8b9c-0d1e2f3a4b5c';
@@ -9,15 +9,6 @@ const ID = '0b7e6f3c-1d2e-4f5a-8b9c-0d1e2f3a4b5c';
 function em(row: object | null): { em: EntityManager; findOne: ReturnType<typeof vi.fn> } {
   const findOne = vi.fn(async () => row);
   return { em: { findOne } as unknown as EntityManager, findOne };
-}
-
-async function problem(p: Promise<unknown>): Promise<ProblemException> {
-  const e: unknown = await p.then(
-    () => null,
-    (x: unknown) => x,
-  );
-  expect(e).toBeInstanceOf(ProblemException);
-  return e as ProblemException;
 }
 
 describe('findOwned', () => {
@@ -35,13 +26,13 @@ describe('findOwned', () => {
   });
 
   it('answers the same 404 for a missing record, with the label and id', async () => {
-    const e = await problem(findOwned(em(null).em, Image, ID, 'u1', 'Image'));
+    const e = await problemOf(findOwned(em(null).em, Image, ID, 'u1', 'Image'));
     expect([e.getStatus(), e.code, e.detail]).toEqual([404, 'NOT_FOUND', `Image with id ${ID} does not exist.`]);
   });
 
   it('never queries for a malformed id; code and scope shape the 404', async () => {
     const { em: m, findOne } = em({ id: 'x' });
-    const e = await problem(findOwned(m, Image, 'nope', 'u1', 'Image', { code: 'JOB_NOT_FOUND', scope: 'project p1' }));
+    const e = await problemOf(findOwned(m, Image, 'nope', 'u1', 'Image', { code: 'JOB_NOT_FOUND', scope: 'project p1' }));
     expect(findOne).not.toHaveBeenCalled();
     expect([e.code, e.detail]).toEqual(['JOB_NOT_FOUND', 'Image with id nope does not exist in project p1.']);
   });

@@ -4,7 +4,7 @@ import type { AppConfig } from '@aperture/config/config.js';
 import { ProblemException } from '@aperture/common/problem.js';
 import { RefreshToken } from '@aperture/database/entities/refresh-token.entity.js';
 import type { User } from '@aperture/database/entities/user.entity.js';
-import { fakeEm, newTestService } from '../../../../test/support/new-test-service.js';
+import { fakeEm, newTestService, problemOf } from '../../../../test/support/new-test-service.js';
 import { type AccessClaims, AuthService, sha256 } from './auth.service.js';
 import type { BruteForceService } from './brute-force.service.js';
 import { hashPassword } from './password.js';
@@ -36,16 +36,6 @@ function setup() {
   return { sut, em, bruteForce };
 }
 
-async function refused(p: Promise<unknown>, status: number): Promise<ProblemException> {
-  const e: unknown = await p.then(
-    () => null,
-    (x: unknown) => x,
-  );
-  expect(e).toBeInstanceOf(ProblemException);
-  expect((e as ProblemException).getStatus()).toBe(status);
-  return e as ProblemException;
-}
-
 describe('AuthService', () => {
   describe('login', () => {
     it('issues an access token for the user and stores only the hash of a new refresh token', async () => {
@@ -70,7 +60,7 @@ describe('AuthService', () => {
     ])('refuses %s with the same 401 and counts a failure', async (_what, user, password) => {
       const { sut, em, bruteForce } = setup();
       em.findOne.mockResolvedValue(user && alice(user));
-      const e = await refused(sut.login('Alice', password, IP), 401);
+      const e = await problemOf(sut.login('Alice', password, IP), 401);
       expect(e.detail).toBe('Incorrect username or password');
       expect(bruteForce.recordFailure).toHaveBeenCalledWith(['user:alice', `ip:${IP}`]);
       expect(bruteForce.recordSuccess).not.toHaveBeenCalled();
@@ -80,7 +70,7 @@ describe('AuthService', () => {
     it('refuses a locked-out username or address before looking at the password', async () => {
       const { sut, em, bruteForce } = setup();
       bruteForce.assertAllowed.mockRejectedValue(new ProblemException(429, 'RATE_LIMITED', 'Too many failed sign-in attempts'));
-      await refused(sut.login('alice', 'correct horse battery', IP), 429);
+      await problemOf(sut.login('alice', 'correct horse battery', IP), 429);
       expect(bruteForce.assertAllowed).toHaveBeenCalledWith(['user:alice', `ip:${IP}`]);
       expect(em.findOne).not.toHaveBeenCalled();
       expect(bruteForce.recordFailure).not.toHaveBeenCalled();
@@ -116,7 +106,7 @@ describe('AuthService', () => {
     it('revokes the whole family when an already rotated token comes back', async () => {
       const { sut, em } = setup();
       em.findOne.mockResolvedValue(row({ revokedAt: new Date(), replacedBy: 'rt-2' }));
-      await refused(sut.refresh('old-token'), 401);
+      await problemOf(sut.refresh('old-token'), 401);
       expect(em.nativeUpdate).toHaveBeenCalledWith(RefreshToken, { family: 'fam-1', revokedAt: null }, { revokedAt: expect.any(Date) });
       expect(em.create).not.toHaveBeenCalled();
     });
@@ -129,7 +119,7 @@ describe('AuthService', () => {
     ])('refuses %s without revoking anything else', async (_what, found) => {
       const { sut, em } = setup();
       em.findOne.mockResolvedValue(found);
-      const e = await refused(sut.refresh('old-token'), 401);
+      const e = await problemOf(sut.refresh('old-token'), 401);
       expect(e.detail).toBe('Invalid or expired refresh token');
       expect(em.nativeUpdate).not.toHaveBeenCalled();
       expect(em.create).not.toHaveBeenCalled();
@@ -139,6 +129,6 @@ describe('AuthService', () => {
   it('currentUser answers the 404 "User does not exist." once the user is gone', async () => {
     const { sut, em } = setup();
     em.findOne.mockResolvedValue(null);
-    expect((await refused(sut.currentUser({ userId: 'u-x', username: 'x', role: 'user' }), 404)).detail).toBe('User does not exist.');
+    expect((await problemOf(sut.currentUser({ userId: 'u-x', username: 'x', role: 'user' }), 404)).detail).toBe('User does not exist.');
   });
 });

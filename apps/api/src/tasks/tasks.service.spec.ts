@@ -1,11 +1,10 @@
 import { describe, expect, it, vi } from 'vitest';
 import type { Principal } from '@aperture/common/auth.decorators.js';
-import { ProblemException } from '@aperture/common/problem.js';
 import type { Image } from '@aperture/database/entities/image.entity.js';
 import type { Job } from '@aperture/database/entities/job.entity.js';
 import type { JobsService } from '@aperture/queue/jobs.service.js';
 import { modelEntry, modelsOver } from '../../../../test/support/fake-models.js';
-import { fakeEm, newTestService } from '../../../../test/support/new-test-service.js';
+import { fakeEm, newTestService, problemOf } from '../../../../test/support/new-test-service.js';
 import type { ImagesService } from '../images/images.service.js';
 import type { TaskCreateFormDto } from './tasks.dto.js';
 import { TasksService } from './tasks.service.js';
@@ -36,15 +35,8 @@ function setup() {
   return { sut, em, jobs, images };
 }
 
-async function refused(p: Promise<unknown>, status = 400): Promise<ProblemException> {
-  const e: unknown = await p.then(
-    () => null,
-    (x: unknown) => x,
-  );
-  expect(e).toBeInstanceOf(ProblemException);
-  expect((e as ProblemException).getStatus()).toBe(status);
-  return e as ProblemException;
-}
+/** Task requests are refused with 400 unless said otherwise. */
+const refused = (call: Promise<unknown>, status = 400) => problemOf(call, status);
 
 const form = (f: Partial<TaskCreateFormDto>): TaskCreateFormDto => ({ image_id: IMAGE_ID, ...f });
 
