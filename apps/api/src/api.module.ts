@@ -19,6 +19,7 @@ import { ModelsModule } from './models/models.module.js';
 import { ProjectsModule } from './projects/projects.module.js';
 import { QrModule } from './qr/qr.module.js';
 import { TasksModule } from './tasks/tasks.module.js';
+import { UsersModule } from './users/users.module.js';
 import { PrincipalThrottlerGuard } from './throttle/principal-throttler.guard.js';
 import { RedisThrottlerStorage } from './throttle/redis-throttler.storage.js';
 
@@ -42,6 +43,7 @@ import { RedisThrottlerStorage } from './throttle/redis-throttler.storage.js';
       }),
     }),
     AuthModule,
+    UsersModule,
     HealthModule,
     JobsModule,
     ModelsModule,

@@ -18,6 +18,7 @@
  */
 import type { RgbImage } from '@aperture/imaging/decode.js';
 import { LENGTH_UNITS, type LengthUnit } from '@aperture/common/length-units.js';
+import { roundTo as round } from '@aperture/common/round.js';
 import { rleArea, rleDecode, type Rle } from '@aperture/inference/mask.js';
 
 export interface FragmentInput {
@@ -87,14 +88,6 @@ export const RED_HSV = { hueDeg: 20, minSaturation: 0.7, minValue: 40 } as const
 const BOX_GROWTH = 0.2;
 const MIN_RED_PIXELS = 20;
 const MIN_FILL = 0.7;
-
-/** x rounded to `digits` decimals (half away from zero for positives, as Math.round), never −0. */
-export function roundTo(x: number, digits: number): number {
-  const k = 10 ** digits;
-  const r = Math.round(x * k) / k;
-  return Object.is(r, -0) ? 0 : r;
-}
-const round = roundTo;
 
 /** Diameter of the disc with the same area: sqrt(4A/π). */
 export function equivalentDiameter(areaPx: number): number {
@@ -384,7 +377,8 @@ export function analyzeFragments(img: RgbImage, dets: FragmentInput[], params: F
       scale = params.realRadius / measured.radiusPx;
     } else {
       warning = ballDet
-        ? `A calibration ball was detected (score ${round(ballDet.score, 4)}) but could not be measured (no red pixels and an empty mask); diameters are in px.`
+        ? `A calibration ball was detected (score ${round(ballDet.score, 4)}) but could not be measured ` +
+          '(no red pixels and an empty mask); diameters are in px.'
         : 'No calibration ball was detected; diameters are in px.';
     }
   }

@@ -7,7 +7,8 @@ import sharp from 'sharp';
 import { rleDecode, type Rle } from '@aperture/inference/mask.js';
 import { chw01ToRgb } from '@aperture/inference/preprocess.js';
 import { type RgbImage } from '@aperture/imaging/decode.js';
-import { roundTo, type FragmentAnalysis, type FragmentInput } from './fragments.js';
+import { roundTo } from '@aperture/common/round.js';
+import { type FragmentAnalysis, type FragmentInput } from './fragments.js';
 
 /** zlib level 3 for full-size result images: about a third faster than sharp's default 6, for a few percent more bytes. */
 export const RESULT_PNG = { compressionLevel: 3 } as const;
@@ -270,7 +271,8 @@ export function passingChartSvg(analysis: FragmentAnalysis): string {
     parts.push('</svg>');
     return parts.join('');
   }
-  const subtitle = `${analysis.count} fragment${analysis.count === 1 ? '' : 's'}; diameters in ${unitLabel}${analysis.warning ? ` (${analysis.warning})` : ''}`;
+  const plural = analysis.count === 1 ? '' : 's';
+  const subtitle = `${analysis.count} fragment${plural}; diameters in ${unitLabel}${analysis.warning ? ` (${analysis.warning})` : ''}`;
   parts.push(text(Wc / 2, 54, subtitle, 'font-size="13" text-anchor="middle" fill="#555"'));
   const L = 80;
   const R = Wc - 30;
@@ -353,7 +355,8 @@ export function passingChartSvg(analysis: FragmentAnalysis): string {
         ]
       : d.map((v, i) => [toX(v), toY((100 * i) / (n - 1))]);
   parts.push(
-    `<polyline points="${pts.map(([x, y]) => `${x!.toFixed(1)},${y!.toFixed(1)}`).join(' ')}" fill="none" stroke="#1f5fa8" stroke-width="2.5"/>`,
+    `<polyline points="${pts.map(([x, y]) => `${x!.toFixed(1)},${y!.toFixed(1)}`).join(' ')}" ` +
+      'fill="none" stroke="#1f5fa8" stroke-width="2.5"/>',
   );
   if (n > 1) for (const [x, y] of pts) parts.push(`<circle cx="${x!.toFixed(1)}" cy="${y!.toFixed(1)}" r="3" fill="#1f5fa8"/>`);
   // D10, D50, D90
@@ -367,7 +370,8 @@ export function passingChartSvg(analysis: FragmentAnalysis): string {
     const x = toX(v);
     const y = toY(p);
     parts.push(
-      `<polyline points="${L},${y.toFixed(1)} ${x.toFixed(1)},${y.toFixed(1)} ${x.toFixed(1)},${B}" fill="none" stroke="${colour}" stroke-width="1.5" stroke-dasharray="6 4"/>`,
+      `<polyline points="${L},${y.toFixed(1)} ${x.toFixed(1)},${y.toFixed(1)} ${x.toFixed(1)},${B}" ` +
+        `fill="none" stroke="${colour}" stroke-width="1.5" stroke-dasharray="6 4"/>`,
     );
     const label = `${name} = ${fmt(v)} ${analysis.unit}`;
     const right = x < (L + R) / 2;
@@ -402,7 +406,8 @@ export interface DrawnDetection {
 
 /**
  * The image with each detection's (possibly rotated) box as a polygon and a "label 0.93" tag, one colour per label
- * (colourFor of the class index, else of a hash of the label, so a class keeps its colour across images); an SVG overlay composited by sharp.
+ * (colourFor of the class index, else of a hash of the label, so a class keeps its colour across images); an SVG
+ * overlay composited by sharp.
  * JPEG (quality 90) by default, or PNG.
  */
 export async function renderDetections(img: RgbImage, dets: DrawnDetection[], format: 'jpeg' | 'png' = 'jpeg'): Promise<Buffer> {
@@ -419,7 +424,8 @@ export async function renderDetections(img: RgbImage, dets: DrawnDetection[], fo
     const [r, g, b] = colourFor(d.classId ?? labelIndex(d.label));
     const colour = `rgb(${r},${g},${b})`;
     parts.push(
-      `<polygon points="${d.corners.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ')}" fill="none" stroke="${colour}" stroke-width="${sw}" stroke-linejoin="round"/>`,
+      `<polygon points="${d.corners.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ')}" ` +
+        `fill="none" stroke="${colour}" stroke-width="${sw}" stroke-linejoin="round"/>`,
     );
     const caption = `${d.label} ${d.score.toFixed(2)}`;
     const tagW = Math.ceil(caption.length * fs * 0.6) + 8; // DejaVu Sans averages ≈ 0.55 em per character

@@ -35,6 +35,11 @@ export interface Page<T> {
   total_pages: number;
 }
 
+/** The limit and offset of a page query, for find/findAndCount options. */
+export function pageOptions(q: Pick<PageQueryDto, 'page' | 'page_size'>): { limit: number; offset: number } {
+  return { limit: q.page_size, offset: (q.page - 1) * q.page_size };
+}
+
 export function toPage<T>(items: T[], total: number, q: PageQueryDto): Page<T> {
   return { items, total, page: q.page, page_size: q.page_size, total_pages: Math.ceil(total / q.page_size) };
 }

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { Body, Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
@@ -10,15 +9,11 @@ import {
   ApiProperty,
   ApiTags,
 } from '@nestjs/swagger';
-import { EntityManager } from '@mikro-orm/core';
 import { IsString, Length } from 'class-validator';
 import { Authenticated, CurrentPrincipal, type Principal } from '@aperture/common/auth.decorators.js';
-import { isUuid } from '@aperture/common/ids.js';
 import { ProblemDto } from '@aperture/common/problem.dto.js';
-import { notFound } from '@aperture/common/problem.js';
-import { ApiKey } from '@aperture/database/entities/api-key.entity.js';
-import { User } from '@aperture/database/entities/user.entity.js';
-import { sha256 } from './auth.service.js';
+import type { ApiKey } from '@aperture/database/entities/api-key.entity.js';
+import { ApiKeysService } from './api-keys.service.js';
 
 export class CreateApiKeyDto {
   @ApiProperty({ minLength: 1, maxLength: 100, example: 'lab scanner' })
@@ -54,7 +49,7 @@ export class CreatedApiKeyDto extends ApiKeyDto {
 @Authenticated()
 @Controller('auth/api-keys')
 export class ApiKeysController {
-  constructor(private readonly em: EntityManager) {}
+  constructor(private readonly apiKeys: ApiKeysService) {}
 
   @Post()
   @ApiOperation({
@@ -64,14 +59,7 @@ export class ApiKeysController {
   @ApiCreatedResponse({ type: CreatedApiKeyDto })
   @ApiBadRequestResponse({ type: ProblemDto, description: 'Invalid fields' })
   async createApiKey(@Body() dto: CreateApiKeyDto, @CurrentPrincipal() p: Principal): Promise<CreatedApiKeyDto> {
-    const key = `apk_${randomBytes(30).toString('base64url')}`;
-    const row = this.em.create(ApiKey, {
-      owner: this.em.getReference(User, p.userId),
-      name: dto.name,
-      prefix: key.slice(0, 12),
-      keyHash: sha256(key),
-    });
-    await this.em.flush();
+    const { row, key } = await this.apiKeys.create(dto.name, p);
     return { ...ApiKeyDto.from(row), key };
   }
 
@@ -79,7 +67,7 @@ export class ApiKeysController {
   @ApiOperation({ summary: 'List your API keys', description: 'Active keys only; the keys themselves are never shown again.' })
   @ApiOkResponse({ type: [ApiKeyDto] })
   async listApiKeys(@CurrentPrincipal() p: Principal): Promise<ApiKeyDto[]> {
-    const keys = await this.em.find(ApiKey, { owner: p.userId, revokedAt: null }, { orderBy: { createdAt: 'desc' } });
+    const keys = await this.apiKeys.list(p);
     return keys.map((k) => ApiKeyDto.from(k));
   }
 
@@ -89,7 +77,6 @@ export class ApiKeysController {
   @ApiNoContentResponse({ description: 'Revoked' })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'No such key of yours' })
   async revokeApiKey(@Param('id') id: string, @CurrentPrincipal() p: Principal): Promise<void> {
-    const n = isUuid(id) ? await this.em.nativeUpdate(ApiKey, { id, owner: p.userId, revokedAt: null }, { revokedAt: new Date() }) : 0;
-    if (n === 0) throw notFound(`API key with id ${id} does not exist.`);
+    await this.apiKeys.revoke(id, p);
   }
 }

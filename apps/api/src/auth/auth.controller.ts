@@ -11,12 +11,10 @@ import {
   ApiTooManyRequestsResponse,
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
-import { EntityManager } from '@mikro-orm/core';
 import type { Request } from 'express';
 import { Authenticated, CurrentPrincipal, type Principal, Public, StationAllowed } from '@aperture/common/auth.decorators.js';
 import { ProblemDto } from '@aperture/common/problem.dto.js';
-import { badRequest, notFound } from '@aperture/common/problem.js';
-import { User } from '@aperture/database/entities/user.entity.js';
+import { badRequest } from '@aperture/common/problem.js';
 import { LoginDto, RefreshDto, RegisterDto, TokenRequestDto, TokenResponseDto, UserDto } from './auth.dto.js';
 import { AuthService } from './auth.service.js';
 
@@ -25,10 +23,7 @@ const clientIp = (req: Request): string => req.ip ?? req.socket.remoteAddress ??
 @ApiTags('auth')
 @Controller('auth')
 export class AuthController {
-  constructor(
-    private readonly auth: AuthService,
-    private readonly em: EntityManager,
-  ) {}
+  constructor(private readonly auth: AuthService) {}
 
   @Public()
   @Post('register')
@@ -125,8 +120,6 @@ export class AuthController {
   @ApiOperation({ summary: 'The current user' })
   @ApiOkResponse({ type: UserDto })
   async me(@CurrentPrincipal() principal: Principal): Promise<UserDto> {
-    const user = await this.em.findOne(User, { id: principal.userId });
-    if (!user) throw notFound('User does not exist.');
-    return UserDto.from(user);
+    return UserDto.from(await this.auth.currentUser(principal));
   }
 }

@@ -3,13 +3,13 @@ import { JwtModule } from '@nestjs/jwt';
 import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
 import { ApiKeysController } from './api-keys.controller.js';
+import { ApiKeysService } from './api-keys.service.js';
 import { AuthController } from './auth.controller.js';
 import { AuthGuard } from './auth.guard.js';
 import { AuthService } from './auth.service.js';
 import { BruteForceService } from './brute-force.service.js';
 import { GoogleController } from './google.controller.js';
 import { GoogleAuthService } from './google.service.js';
-import { UsersController } from '../users/users.controller.js';
 
 @Module({
   imports: [
@@ -21,8 +21,8 @@ import { UsersController } from '../users/users.controller.js';
       }),
     }),
   ],
-  controllers: [AuthController, ApiKeysController, GoogleController, UsersController],
-  providers: [AuthService, AuthGuard, BruteForceService, GoogleAuthService],
-  exports: [AuthService, AuthGuard],
+  controllers: [AuthController, ApiKeysController, GoogleController],
+  providers: [AuthService, AuthGuard, BruteForceService, GoogleAuthService, ApiKeysService],
+  exports: [AuthService, AuthGuard, BruteForceService],
 })
 export class AuthModule {}

@@ -5,7 +5,7 @@ import { EntityManager, MikroORM, UniqueConstraintViolationException } from '@mi
 import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
 import type { Principal } from '@aperture/common/auth.decorators.js';
-import { conflict, ProblemException, unauthorized } from '@aperture/common/problem.js';
+import { conflict, notFound, ProblemException, unauthorized } from '@aperture/common/problem.js';
 import { ApiKey } from '@aperture/database/entities/api-key.entity.js';
 import { RefreshToken } from '@aperture/database/entities/refresh-token.entity.js';
 import { User } from '@aperture/database/entities/user.entity.js';
@@ -147,13 +147,25 @@ export class AuthService implements OnApplicationBootstrap {
     return this.issue(row.user, row.family, row);
   }
 
+  /** The principal's user ("User does not exist." once deleted). */
+  async currentUser(p: Principal): Promise<User> {
+    const user = await this.em.findOne(User, { id: p.userId });
+    if (!user) throw notFound('User does not exist.');
+    return user;
+  }
+
+  /** Ends every session of the user: their refresh tokens stop working. */
+  async revokeRefreshTokens(userId: string): Promise<void> {
+    await this.em.nativeUpdate(RefreshToken, { user: userId, revokedAt: null }, { revokedAt: new Date() });
+  }
+
   async logout(token: string): Promise<void> {
     await this.em.nativeUpdate(RefreshToken, { tokenHash: sha256(token), revokedAt: null }, { revokedAt: new Date() });
   }
 
   /** Revokes every refresh token of the user and invalidates every access token issued so far. */
   async logoutEverywhere(userId: string): Promise<void> {
-    await this.em.nativeUpdate(RefreshToken, { user: userId, revokedAt: null }, { revokedAt: new Date() });
+    await this.revokeRefreshTokens(userId);
     const user = await this.em.findOneOrFail(User, { id: userId });
     user.tokenVersion += 1;
     await this.em.flush();

@@ -4,10 +4,11 @@ import { EntityManager, type FilterQuery } from '@mikro-orm/core';
 import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
 import type { Principal } from '@aperture/common/auth.decorators.js';
-import { isUuid } from '@aperture/common/ids.js';
-import { conflict, notFound } from '@aperture/common/problem.js';
+import { pageOptions } from '@aperture/common/pagination.js';
+import { conflict } from '@aperture/common/problem.js';
 import { Image } from '@aperture/database/entities/image.entity.js';
 import { Project } from '@aperture/database/entities/project.entity.js';
+import { findOwned } from '@aperture/database/owned.js';
 import { User } from '@aperture/database/entities/user.entity.js';
 import { JobLifecycle } from '@aperture/queue/job-lifecycle.js';
 import { StorageKeys } from '@aperture/storage/storage-keys.js';
@@ -101,19 +102,13 @@ export class ImagesService {
 
   /** One of the caller's images; any other id (another user's, malformed, missing) is the same 404. */
   async findOwn(id: string, p: Principal, em: EntityManager = this.em): Promise<Image> {
-    const image = isUuid(id) ? await em.findOne(Image, { id, owner: p.userId }) : null;
-    if (!image) throw notFound(`Image with id ${id} does not exist.`);
-    return image;
+    return findOwned(em, Image, id, p.userId, 'Image');
   }
 
   list(p: Principal, q: { page: number; page_size: number; project_id?: string | undefined }): Promise<[Image[], number]> {
     const where: FilterQuery<Image> = { owner: p.userId };
     if (q.project_id) where.project = q.project_id;
-    return this.em.findAndCount(Image, where, {
-      orderBy: { createdAt: 'desc', id: 'asc' },
-      limit: q.page_size,
-      offset: (q.page - 1) * q.page_size,
-    });
+    return this.em.findAndCount(Image, where, { orderBy: { createdAt: 'desc', id: 'asc' }, ...pageOptions(q) });
   }
 
   findByName(name: string, p: Principal): Promise<Image | null> {

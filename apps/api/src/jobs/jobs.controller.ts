@@ -1,59 +1,23 @@
-import { Controller, Delete, Get, HttpCode, Inject, Param, Query, Res, StreamableFile } from '@nestjs/common';
+import { Controller, Delete, Get, HttpCode, Param, Query, Res, StreamableFile } from '@nestjs/common';
 import { ApiNoContentResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
-import { EntityManager, type FilterQuery } from '@mikro-orm/core';
 import type { Response } from 'express';
 import { Authenticated, CurrentPrincipal, type Principal } from '@aperture/common/auth.decorators.js';
 import { ApiPageResponse, type Page, toPage } from '@aperture/common/pagination.js';
 import { ProblemDto } from '@aperture/common/problem.dto.js';
-import { forbidden, notFound } from '@aperture/common/problem.js';
-import { isUuid } from '@aperture/common/ids.js';
-import { Job } from '@aperture/database/entities/job.entity.js';
-import { JobWaiter } from '@aperture/queue/job-events.js';
-import type { JobType } from '@aperture/queue/job-registry.js';
-import { JobsService } from '@aperture/queue/jobs.service.js';
-import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
+import { JobAccessService } from './job-access.service.js';
 import { JobDto, JobListQueryDto, JobResultDto, JobStatusDto, WaitQueryDto } from './jobs.dto.js';
 
 @ApiTags('jobs')
 @Authenticated()
 @Controller('jobs')
 export class JobsController {
-  constructor(
-    private readonly em: EntityManager,
-    private readonly jobs: JobsService,
-    private readonly waiter: JobWaiter,
-    @Inject(STORAGE) private readonly storage: StoragePort,
-  ) {}
-
-  /** A job the caller may see: their own, or any for an admin. Anything else is the same 404. */
-  private async find(id: string, p: Principal, populate = false, refresh = false): Promise<Job> {
-    const where: FilterQuery<Job> = p.role === 'admin' ? { id } : { id, owner: p.userId };
-    const job = isUuid(id)
-      ? await this.em.findOne(Job, where, { ...(populate ? { populate: ['artifacts'] as const } : {}), refresh })
-      : null;
-    if (!job) throw notFound(`Job with id ${id} does not exist.`, 'JOB_NOT_FOUND');
-    return job;
-  }
-
-  /** The job, once final or after wait_ms (a deleted job is then a 404 like any other). */
-  private async findWaiting(id: string, p: Principal, waitMs: number): Promise<Job> {
-    return this.waiter.whenFinal(await this.find(id, p), waitMs, () => this.find(id, p, false, true));
-  }
+  constructor(private readonly jobs: JobAccessService) {}
 
   @Get()
   @ApiOperation({ summary: 'List jobs', description: "Own jobs, newest first; admins may pass all=true to list every user's." })
   @ApiPageResponse(JobDto)
   async listJobs(@Query() q: JobListQueryDto, @CurrentPrincipal() p: Principal): Promise<Page<JobDto>> {
-    if (q.all && p.role !== 'admin') throw forbidden('Only admins may list all jobs.');
-    const where: FilterQuery<Job> = q.all ? {} : { owner: p.userId };
-    if (q.status) where.status = q.status;
-    if (q.type) where.type = q.type as JobType; // an unknown type matches nothing
-    const [items, total] = await this.em.findAndCount(Job, where, {
-      orderBy: { createdAt: 'desc', id: 'asc' },
-      limit: q.page_size,
-      offset: (q.page - 1) * q.page_size,
-      populate: ['artifacts'],
-    });
+    const [items, total] = await this.jobs.list(q, p);
     return toPage(
       items.map((j) => JobDto.from(j)),
       total,
@@ -66,7 +30,7 @@ export class JobsController {
   @ApiOkResponse({ type: JobDto })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Job with id {id} does not exist.' })
   async getJob(@Param('id') id: string, @CurrentPrincipal() p: Principal): Promise<JobDto> {
-    return JobDto.from(await this.find(id, p, true));
+    return JobDto.from(await this.jobs.find(id, p, true));
   }
 
   @Get(':id/status')
@@ -77,7 +41,7 @@ export class JobsController {
   @ApiOkResponse({ type: JobStatusDto })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Job with id {id} does not exist.' })
   async getJobStatus(@Param('id') id: string, @Query() q: WaitQueryDto, @CurrentPrincipal() p: Principal): Promise<JobStatusDto> {
-    const j = await this.findWaiting(id, p, q.wait_ms);
+    const j = await this.jobs.findWaiting(id, p, q.wait_ms);
     return { id: j.id, status: j.status, progress: j.progress, error: j.error };
   }
 
@@ -90,7 +54,7 @@ export class JobsController {
   @ApiOkResponse({ type: JobResultDto })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Job with id {id} does not exist.' })
   async getJobResult(@Param('id') id: string, @Query() q: WaitQueryDto, @CurrentPrincipal() p: Principal): Promise<JobResultDto> {
-    const j = await this.findWaiting(id, p, q.wait_ms);
+    const j = await this.jobs.findWaiting(id, p, q.wait_ms);
     return { id: j.id, status: j.status, result: j.status === 'completed' ? j.result : null };
   }
 
@@ -105,11 +69,9 @@ export class JobsController {
     @CurrentPrincipal() p: Principal,
     @Res({ passthrough: true }) res: Response,
   ): Promise<StreamableFile> {
-    const job = await this.find(id, p, true);
-    const a = isUuid(artifactId) ? job.artifacts.getItems().find((x) => x.id === artifactId) : undefined;
-    if (!a) throw notFound(`Artifact ${artifactId} of job ${id} does not exist.`);
+    const { artifact: a, content } = await this.jobs.artifact(id, artifactId, p);
     res.setHeader('Content-Disposition', `attachment; filename="${a.name.replace(/[^\w.-]/g, '_')}"`);
-    return new StreamableFile(await this.storage.read(a.storageKey), { type: a.contentType, length: a.sizeBytes });
+    return new StreamableFile(content, { type: a.contentType, length: a.sizeBytes });
   }
 
   @Delete(':id')
@@ -118,6 +80,6 @@ export class JobsController {
   @ApiNoContentResponse({ description: 'Deleted' })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Job with id {id} does not exist.' })
   async deleteJob(@Param('id') id: string, @CurrentPrincipal() p: Principal): Promise<void> {
-    await this.jobs.delete(this.em, await this.find(id, p));
+    await this.jobs.delete(id, p);
   }
 }

@@ -2,12 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { EntityManager } from '@mikro-orm/core';
 import type { Principal } from '@aperture/common/auth.decorators.js';
-import { isUuid } from '@aperture/common/ids.js';
-import { notFound } from '@aperture/common/problem.js';
+import { pageOptions } from '@aperture/common/pagination.js';
 import { Image } from '@aperture/database/entities/image.entity.js';
 import { Job, type JobStatus } from '@aperture/database/entities/job.entity.js';
 import { Project } from '@aperture/database/entities/project.entity.js';
 import { User } from '@aperture/database/entities/user.entity.js';
+import { findOwned } from '@aperture/database/owned.js';
 import type { ModelKind } from '@aperture/models/manifest.js';
 import { JobLifecycle } from '@aperture/queue/job-lifecycle.js';
 import { JobsService } from '@aperture/queue/jobs.service.js';
@@ -55,9 +55,7 @@ export class ProjectsService {
   ) {}
 
   async findOwn(id: string, p: Principal): Promise<Project> {
-    const project = isUuid(id) ? await this.em.findOne(Project, { id, owner: p.userId }, { populate: ['owner'] }) : null;
-    if (!project) throw notFound(`Project with id ${id} does not exist.`);
-    return project;
+    return findOwned(this.em, Project, id, p.userId, 'Project', { populate: ['owner'] });
   }
 
   async create(dto: ProjectCreateDto, p: Principal): Promise<Project> {
@@ -143,7 +141,7 @@ export class ProjectsService {
     const [projects, total] = await this.em.findAndCount(
       Project,
       { owner: p.userId },
-      { orderBy: { createdAt: 'desc', id: 'asc' }, limit: q.page_size, offset: (q.page - 1) * q.page_size, populate: ['owner'] },
+      { orderBy: { createdAt: 'desc', id: 'asc' }, ...pageOptions(q), populate: ['owner'] },
     );
     const ids = projects.map((x) => x.id);
     const images = ids.length ? await this.em.find(Image, { project: { $in: ids } }, { fields: ['id', 'project'] }) : [];
@@ -179,9 +177,7 @@ export class ProjectsService {
   }
 
   async findImage(project: Project, imageId: string): Promise<Image> {
-    const image = isUuid(imageId) ? await this.em.findOne(Image, { id: imageId, project: project.id }) : null;
-    if (!image) throw notFound(`Image with id ${imageId} does not exist in project ${project.id}.`);
-    return image;
+    return findOwned(this.em, Image, imageId, null, 'Image', { where: { project: project.id }, scope: `project ${project.id}` });
   }
 
   /**

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Inject, Param, Post, Res, StreamableFile } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Param, Post, Res, StreamableFile } from '@nestjs/common';
 import {
   ApiAcceptedResponse,
   ApiBadRequestResponse,
@@ -9,14 +9,10 @@ import {
   ApiProduces,
   ApiTags,
 } from '@nestjs/swagger';
-import { EntityManager } from '@mikro-orm/core';
 import type { Response } from 'express';
 import { Authenticated, CurrentPrincipal, type Principal, StationAllowed } from '@aperture/common/auth.decorators.js';
 import { ProblemDto } from '@aperture/common/problem.dto.js';
-import { conflict } from '@aperture/common/problem.js';
-import { JobArtifact } from '@aperture/database/entities/job.entity.js';
 import type { QrBatch } from '@aperture/database/entities/qr.entity.js';
-import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { CreateQrBatchDto, QrBatchDto } from './qr.dto.js';
 import { QrService } from './qr.service.js';
 
@@ -40,11 +36,7 @@ function toDto(b: QrBatch): QrBatchDto {
 @StationAllowed()
 @Controller('qr/batches')
 export class QrController {
-  constructor(
-    private readonly qr: QrService,
-    private readonly em: EntityManager,
-    @Inject(STORAGE) private readonly storage: StoragePort,
-  ) {}
+  constructor(private readonly qr: QrService) {}
 
   @Post()
   @HttpCode(202)
@@ -77,17 +69,8 @@ export class QrController {
     @CurrentPrincipal() p: Principal,
     @Res({ passthrough: true }) res: Response,
   ): Promise<StreamableFile> {
-    const batch = await this.qr.get(id, p);
-    const job = batch.job;
-    if (job.status !== 'completed') {
-      const pct = Math.round(job.progress * 100);
-      throw conflict(
-        `The PDF of QR batch ${id} is not ready: the batch is ${job.status}${job.status === 'running' ? ` (${pct}% done)` : ''}.`,
-      );
-    }
-    const pdf = await this.em.findOne(JobArtifact, { job: job.id, name: 'qr.pdf' });
-    if (!pdf) throw conflict(`The PDF of QR batch ${id} is missing; re-create the batch.`);
+    const { batch, pdf, content } = await this.qr.pdf(id, p);
     res.setHeader('Content-Disposition', `attachment; filename="qr-${batch.id}.pdf"`);
-    return new StreamableFile(await this.storage.read(pdf.storageKey), { type: 'application/pdf', length: pdf.sizeBytes });
+    return new StreamableFile(content, { type: 'application/pdf', length: pdf.sizeBytes });
   }
 }

@@ -1,14 +1,17 @@
 import { randomInt, randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import { Inject, Injectable } from '@nestjs/common';
 import { EntityManager } from '@mikro-orm/core';
 import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
-import { isUuid } from '@aperture/common/ids.js';
 import type { Principal } from '@aperture/common/auth.decorators.js';
-import { notFound } from '@aperture/common/problem.js';
+import { conflict } from '@aperture/common/problem.js';
+import { JobArtifact } from '@aperture/database/entities/job.entity.js';
 import { QrBatch, QrCode } from '@aperture/database/entities/qr.entity.js';
 import { User } from '@aperture/database/entities/user.entity.js';
+import { findOwned } from '@aperture/database/owned.js';
 import { JobsService } from '@aperture/queue/jobs.service.js';
+import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'; // Crockford base32: no I, L, O, U
 
@@ -25,6 +28,7 @@ export class QrService {
     private readonly em: EntityManager,
     private readonly jobs: JobsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(STORAGE) private readonly storage: StoragePort,
   ) {}
 
   /** Stores the batch, its n codes and its job in one transaction, then queues the job. */
@@ -49,10 +53,21 @@ export class QrService {
   }
 
   async get(id: string, p: Principal): Promise<QrBatch> {
-    const batch = isUuid(id)
-      ? await this.em.findOne(QrBatch, p.role === 'admin' ? { id } : { id, owner: p.userId }, { populate: ['job'] })
-      : null;
-    if (!batch) throw notFound(`QR batch with id ${id} does not exist.`);
-    return batch;
+    return findOwned(this.em, QrBatch, id, p.role === 'admin' ? null : p.userId, 'QR batch', { populate: ['job'] });
+  }
+
+  /** The batch and its PDF, once its job has completed; a 409 before that (or when the file went missing). */
+  async pdf(id: string, p: Principal): Promise<{ batch: QrBatch; pdf: JobArtifact; content: Readable }> {
+    const batch = await this.get(id, p);
+    const job = batch.job;
+    if (job.status !== 'completed') {
+      const pct = Math.round(job.progress * 100);
+      throw conflict(
+        `The PDF of QR batch ${id} is not ready: the batch is ${job.status}${job.status === 'running' ? ` (${pct}% done)` : ''}.`,
+      );
+    }
+    const pdf = await this.em.findOne(JobArtifact, { job: job.id, name: 'qr.pdf' });
+    if (!pdf) throw conflict(`The PDF of QR batch ${id} is missing; re-create the batch.`);
+    return { batch, pdf, content: await this.storage.read(pdf.storageKey) };
   }
 }

@@ -1,3 +1,4 @@
+import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsIn, IsNumber, IsOptional, IsPositive, IsString, IsUUID, MaxLength } from 'class-validator';
@@ -14,6 +15,15 @@ export const JOB_TYPE_OF: Record<TaskType, 'task.predict' | 'task.fragments'> = 
 export const TASK_TYPE_OF: Record<string, TaskType> = { 'task.predict': 'prediction', 'task.fragments': 'fragments' };
 
 const STATUS_WORDS = 'queued (seed words: pending, queued), running (in progress), completed (done), failed, cancelled';
+
+/** An optional threshold (confidence, IoU): a number strictly between 0 and 1. */
+const Threshold = (description: string, byDefault: number): PropertyDecorator =>
+  applyDecorators(
+    ApiPropertyOptional({ description, default: byDefault, minimum: 0, maximum: 1, exclusiveMinimum: true, exclusiveMaximum: true }),
+    IsOptional(),
+    Type(() => Number),
+    IsInOpenInterval(0, 1),
+  );
 
 /** The tunable parameters of a task; which apply depends on the type. Shared by create and rerun. */
 export class TaskParamsDto {
@@ -65,30 +75,10 @@ export class TaskParamsDto {
   @IsIn(LENGTH_UNITS)
   unit?: LengthUnit;
 
-  @ApiPropertyOptional({
-    description: 'Confidence threshold, strictly between 0 and 1',
-    default: 0.25,
-    minimum: 0,
-    maximum: 1,
-    exclusiveMinimum: true,
-    exclusiveMaximum: true,
-  })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInOpenInterval(0, 1)
+  @Threshold('Confidence threshold, strictly between 0 and 1', 0.25)
   conf?: number;
 
-  @ApiPropertyOptional({
-    description: 'NMS IoU threshold, strictly between 0 and 1',
-    default: 0.7,
-    minimum: 0,
-    maximum: 1,
-    exclusiveMinimum: true,
-    exclusiveMaximum: true,
-  })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInOpenInterval(0, 1)
+  @Threshold('NMS IoU threshold, strictly between 0 and 1', 0.7)
   iou?: number;
 }
 
@@ -152,7 +142,8 @@ export class TaskResultDto {
     additionalProperties: true,
     nullable: true,
     description:
-      'Null until completed. prediction: image_class, class_probs, primitives[] (primitive_class, probability, x, y, width, height, rotation in [0,1], corners); fragments: calibrated, unit, count, diameters, d10, d50, d90, min, max, mean, ball, fragments[]',
+      'Null until completed. prediction: image_class, class_probs, primitives[] (primitive_class, probability, x, y, width, height, ' +
+      'rotation in [0,1], corners); fragments: calibrated, unit, count, diameters, d10, d50, d90, min, max, mean, ball, fragments[]',
   })
   result!: Record<string, unknown> | null;
 }

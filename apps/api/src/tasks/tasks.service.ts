@@ -1,11 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { EntityManager, type FilterQuery } from '@mikro-orm/core';
 import type { Principal } from '@aperture/common/auth.decorators.js';
-import { isUuid } from '@aperture/common/ids.js';
-import { badRequest, conflict, notFound, ProblemException } from '@aperture/common/problem.js';
+import { pageOptions } from '@aperture/common/pagination.js';
+import { badRequest, conflict, ProblemException } from '@aperture/common/problem.js';
 import { Image } from '@aperture/database/entities/image.entity.js';
 import { Job } from '@aperture/database/entities/job.entity.js';
 import { User } from '@aperture/database/entities/user.entity.js';
+import { findOwned } from '@aperture/database/owned.js';
 import type { ModelEntry } from '@aperture/models/manifest.js';
 import type { FragmentsTaskParams, PredictTaskParams } from '@aperture/queue/job-registry.js';
 import { TASK_JOB_TYPES } from '@aperture/queue/job-registry.js';
@@ -121,15 +122,8 @@ export class TasksService {
 
   /** The caller's task (with its image and artifacts), or the 404 of seed 001. */
   async findOwn(id: string, p: Principal, refresh = false): Promise<Job> {
-    const job = isUuid(id)
-      ? await this.em.findOne(
-          Job,
-          { id, owner: p.userId, type: { $in: [...TASK_JOB_TYPES] } },
-          { populate: ['artifacts', 'image'], refresh },
-        )
-      : null;
-    if (!job) throw notFound(`Task with id ${id} does not exist.`);
-    return job;
+    const where = { type: { $in: [...TASK_JOB_TYPES] } };
+    return findOwned(this.em, Job, id, p.userId, 'Task', { where, populate: ['artifacts', 'image'], refresh });
   }
 
   list(p: Principal, q: TaskListQueryDto): Promise<[Job[], number]> {
@@ -137,8 +131,7 @@ export class TasksService {
     if (q.status) where.status = q.status;
     return this.em.findAndCount(Job, where, {
       orderBy: { createdAt: 'desc', id: 'asc' },
-      limit: q.page_size,
-      offset: (q.page - 1) * q.page_size,
+      ...pageOptions(q),
       populate: ['artifacts', 'image'],
     });
   }

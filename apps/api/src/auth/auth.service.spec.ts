@@ -1,0 +1,134 @@
+import { JwtService } from '@nestjs/jwt';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import type { AppConfig } from '@aperture/config/config.js';
+import { ProblemException } from '@aperture/common/problem.js';
+import { RefreshToken } from '@aperture/database/entities/refresh-token.entity.js';
+import type { User } from '@aperture/database/entities/user.entity.js';
+import { fakeEm, newTestService, problemOf } from '../../../../test/support/new-test-service.js';
+import { type AccessClaims, AuthService, sha256 } from './auth.service.js';
+import type { BruteForceService } from './brute-force.service.js';
+import { hashPassword } from './password.js';
+
+const jwtConfig = { secret: 'unit-test-secret-unit-test-secret', issuer: 'aperture', audience: 'aperture-api' };
+const config = { jwt: { ...jwtConfig, accessTtlSeconds: 900, refreshTtlSeconds: 3600 }, stationPassword: null } as unknown as AppConfig;
+const jwt = new JwtService({
+  secret: jwtConfig.secret,
+  signOptions: { algorithm: 'HS256', issuer: jwtConfig.issuer, audience: jwtConfig.audience, expiresIn: 900 },
+});
+const IP = '203.0.113.7';
+
+let passwordHash: string;
+beforeAll(async () => {
+  passwordHash = await hashPassword('correct horse battery');
+});
+
+const alice = (over: Partial<User> = {}): User =>
+  ({ id: 'u-alice', username: 'alice', role: 'user', disabled: false, tokenVersion: 3, passwordHash, ...over }) as User;
+
+function setup() {
+  const em = fakeEm();
+  const bruteForce = {
+    assertAllowed: vi.fn(async () => undefined),
+    recordFailure: vi.fn(async () => undefined),
+    recordSuccess: vi.fn(async () => undefined),
+  } satisfies Partial<BruteForceService>;
+  const sut = newTestService(AuthService, em, {}, jwt, bruteForce, config);
+  return { sut, em, bruteForce };
+}
+
+describe('AuthService', () => {
+  describe('login', () => {
+    it('issues an access token for the user and stores only the hash of a new refresh token', async () => {
+      const { sut, em, bruteForce } = setup();
+      em.findOne.mockResolvedValue(alice());
+      const t = await sut.login('alice', 'correct horse battery', IP);
+      const claims = await jwt.verifyAsync<AccessClaims>(t.access_token);
+      expect(claims).toMatchObject({ sub: 'u-alice', role: 'user', typ: 'access', ver: 3 });
+      expect([t.token_type, t.expires_in]).toEqual(['bearer', 900]);
+      expect(em.create).toHaveBeenCalledWith(RefreshToken, expect.objectContaining({ tokenHash: sha256(t.refresh_token) }));
+      expect(em.flush).toHaveBeenCalled();
+      expect(bruteForce.recordSuccess).toHaveBeenCalledWith('alice');
+      expect(bruteForce.recordFailure).not.toHaveBeenCalled();
+    });
+
+    // Users are built inside the test: the password hash exists only once beforeAll has run.
+    it.each<[string, Partial<User> | null, string]>([
+      ['a wrong password', {}, 'wrong password!'],
+      ['an unknown user', null, 'correct horse battery'],
+      ['a disabled user', { disabled: true }, 'correct horse battery'],
+      ['the station principal', { role: 'station' }, 'correct horse battery'],
+    ])('refuses %s with the same 401 and counts a failure', async (_what, user, password) => {
+      const { sut, em, bruteForce } = setup();
+      em.findOne.mockResolvedValue(user && alice(user));
+      const e = await problemOf(sut.login('Alice', password, IP), 401);
+      expect(e.detail).toBe('Incorrect username or password');
+      expect(bruteForce.recordFailure).toHaveBeenCalledWith(['user:alice', `ip:${IP}`]);
+      expect(bruteForce.recordSuccess).not.toHaveBeenCalled();
+      expect(em.create).not.toHaveBeenCalled();
+    });
+
+    it('refuses a locked-out username or address before looking at the password', async () => {
+      const { sut, em, bruteForce } = setup();
+      bruteForce.assertAllowed.mockRejectedValue(new ProblemException(429, 'RATE_LIMITED', 'Too many failed sign-in attempts'));
+      await problemOf(sut.login('alice', 'correct horse battery', IP), 429);
+      expect(bruteForce.assertAllowed).toHaveBeenCalledWith(['user:alice', `ip:${IP}`]);
+      expect(em.findOne).not.toHaveBeenCalled();
+      expect(bruteForce.recordFailure).not.toHaveBeenCalled();
+    });
+  });
+
+  describe('refresh', () => {
+    const row = (over: Partial<RefreshToken> = {}): RefreshToken =>
+      ({
+        id: 'rt-1',
+        user: alice(),
+        family: 'fam-1',
+        tokenHash: sha256('old-token'),
+        expiresAt: new Date(Date.now() + 60_000),
+        revokedAt: null,
+        replacedBy: null,
+        ...over,
+      }) as RefreshToken;
+
+    it('rotates: the presented token is revoked and replaced by a new one of the same family', async () => {
+      const { sut, em } = setup();
+      const old = row();
+      em.findOne.mockResolvedValue(old);
+      const t = await sut.refresh('old-token');
+      expect(em.findOne).toHaveBeenCalledWith(RefreshToken, { tokenHash: sha256('old-token') }, { populate: ['user'] });
+      const created = em.create.mock.results[0]!.value as { id: string; family: string; tokenHash: string };
+      expect([created.family, created.tokenHash]).toEqual(['fam-1', sha256(t.refresh_token)]);
+      expect(old.revokedAt).toBeInstanceOf(Date);
+      expect(old.replacedBy).toBe(created.id);
+      expect(t.refresh_token).not.toBe('old-token');
+    });
+
+    it('revokes the whole family when an already rotated token comes back', async () => {
+      const { sut, em } = setup();
+      em.findOne.mockResolvedValue(row({ revokedAt: new Date(), replacedBy: 'rt-2' }));
+      await problemOf(sut.refresh('old-token'), 401);
+      expect(em.nativeUpdate).toHaveBeenCalledWith(RefreshToken, { family: 'fam-1', revokedAt: null }, { revokedAt: expect.any(Date) });
+      expect(em.create).not.toHaveBeenCalled();
+    });
+
+    it.each<[string, RefreshToken | null]>([
+      ['an unknown token', null],
+      ['a logged-out token', row({ revokedAt: new Date() })],
+      ['an expired token', row({ expiresAt: new Date(Date.now() - 1) })],
+      ["a disabled user's token", row({ user: alice({ disabled: true }) })],
+    ])('refuses %s without revoking anything else', async (_what, found) => {
+      const { sut, em } = setup();
+      em.findOne.mockResolvedValue(found);
+      const e = await problemOf(sut.refresh('old-token'), 401);
+      expect(e.detail).toBe('Invalid or expired refresh token');
+      expect(em.nativeUpdate).not.toHaveBeenCalled();
+      expect(em.create).not.toHaveBeenCalled();
+    });
+  });
+
+  it('currentUser answers the 404 "User does not exist." once the user is gone', async () => {
+    const { sut, em } = setup();
+    em.findOne.mockResolvedValue(null);
+    expect((await problemOf(sut.currentUser({ userId: 'u-x', username: 'x', role: 'user' }), 404)).detail).toBe('User does not exist.');
+  });
+});

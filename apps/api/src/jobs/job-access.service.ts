@@ -1,0 +1,56 @@
+import type { Readable } from 'node:stream';
+import { Inject, Injectable } from '@nestjs/common';
+import { EntityManager, type FilterQuery } from '@mikro-orm/core';
+import type { Principal } from '@aperture/common/auth.decorators.js';
+import { isUuid } from '@aperture/common/ids.js';
+import { pageOptions } from '@aperture/common/pagination.js';
+import { forbidden, notFound } from '@aperture/common/problem.js';
+import { Job, type JobArtifact } from '@aperture/database/entities/job.entity.js';
+import { findOwned } from '@aperture/database/owned.js';
+import { JobWaiter } from '@aperture/queue/job-events.js';
+import { JobsService } from '@aperture/queue/jobs.service.js';
+import type { JobType } from '@aperture/queue/job-registry.js';
+import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
+import type { JobListQueryDto } from './jobs.dto.js';
+
+/** The jobs as the API's callers see them: their own, or any for an admin. Anything else is the same 404. */
+@Injectable()
+export class JobAccessService {
+  constructor(
+    private readonly em: EntityManager,
+    private readonly jobs: JobsService,
+    private readonly waiter: JobWaiter,
+    @Inject(STORAGE) private readonly storage: StoragePort,
+  ) {}
+
+  find(id: string, p: Principal, populate = false, refresh = false): Promise<Job> {
+    const owner = p.role === 'admin' ? null : p.userId;
+    return findOwned(this.em, Job, id, owner, 'Job', { code: 'JOB_NOT_FOUND', refresh, ...(populate ? { populate: ['artifacts'] } : {}) });
+  }
+
+  /** The job, once final or after waitMs (a deleted job is then a 404 like any other). */
+  async findWaiting(id: string, p: Principal, waitMs: number): Promise<Job> {
+    return this.waiter.whenFinal(await this.find(id, p), waitMs, () => this.find(id, p, false, true));
+  }
+
+  /** Own jobs, newest first; every user's with q.all (admins only). */
+  list(q: JobListQueryDto, p: Principal): Promise<[Job[], number]> {
+    if (q.all && p.role !== 'admin') throw forbidden('Only admins may list all jobs.');
+    const where: FilterQuery<Job> = q.all ? {} : { owner: p.userId };
+    if (q.status) where.status = q.status;
+    if (q.type) where.type = q.type as JobType; // an unknown type matches nothing
+    return this.em.findAndCount(Job, where, { orderBy: { createdAt: 'desc', id: 'asc' }, ...pageOptions(q), populate: ['artifacts'] });
+  }
+
+  /** A file the job produced, and its content. */
+  async artifact(id: string, artifactId: string, p: Principal): Promise<{ artifact: JobArtifact; content: Readable }> {
+    const job = await this.find(id, p, true);
+    const artifact = isUuid(artifactId) ? job.artifacts.getItems().find((x) => x.id === artifactId) : undefined;
+    if (!artifact) throw notFound(`Artifact ${artifactId} of job ${id} does not exist.`);
+    return { artifact, content: await this.storage.read(artifact.storageKey) };
+  }
+
+  async delete(id: string, p: Principal): Promise<void> {
+    await this.jobs.delete(this.em, await this.find(id, p));
+  }
+}
