@@ -192,6 +192,12 @@ describe('POST /models/{name}/infer (queued model runs on real images)', () => {
       'VALIDATION_ERROR',
       /points/,
     );
+    expectProblem(
+      await post('sam-tiny').attach('image', resolve(fixtures, 'xray/input-00-640x480.jpg')).field('box', '{"x1":9,"y1":0,"x2":4,"y2":3}'),
+      400,
+      'VALIDATION_ERROR',
+      /box\.x2 must be greater than x1/,
+    );
     expectProblem(await post('nope').attach('image', resolve(fixtures, 'xray/input-00-640x480.jpg')), 404, 'NOT_FOUND');
     const big = await sharp({ create: { width: 5000, height: 20, channels: 3, background: '#888' } })
       .png()
