@@ -2,6 +2,7 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsIn, IsInt, IsNumber, IsOptional, Max, Min, ValidateBy, type ValidationArguments } from 'class-validator';
 import { JsonField } from '@aperture/common/json-field.js';
+import { IsThreshold } from '@aperture/common/thresholds.js';
 import { MODEL_KINDS, type ModelKind } from '@aperture/models/manifest.js';
 import type { WorkerDoc, WorkerModelState } from '@aperture/models/model-control.js';
 import type { ModelStats, PhaseStats } from '@aperture/models/model-status.js';
@@ -214,23 +215,10 @@ export class ModelInferFormDto {
   @ApiProperty({ type: 'string', format: 'binary', description: 'JPEG, PNG, WebP, BMP or TIFF' })
   @IsOptional()
   image?: unknown;
-  @ApiPropertyOptional({
-    description: 'Detectors/segmenters: confidence threshold (strictly greater)',
-    minimum: 0,
-    maximum: 1,
-    example: 0.25,
-  })
-  @IsOptional()
-  @Type(() => Number)
-  @Min(0)
-  @Max(1)
+  @IsThreshold({ description: 'Detectors/segmenters: confidence threshold, strictly between 0 and 1', example: 0.25 })
   conf?: number;
 
-  @ApiPropertyOptional({ description: 'Detectors/segmenters: NMS IoU threshold', minimum: 0, maximum: 1, example: 0.7 })
-  @IsOptional()
-  @Type(() => Number)
-  @Min(0)
-  @Max(1)
+  @IsThreshold({ description: 'Detectors/segmenters: NMS IoU threshold, strictly between 0 and 1', example: 0.7 })
   iou?: number;
 
   @ApiPropertyOptional({ description: 'Detectors/segmenters: most detections kept', minimum: 1, maximum: 3000, example: 300 })

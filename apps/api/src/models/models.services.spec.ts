@@ -258,6 +258,8 @@ describe('ModelInferFormDto (the validation pipe)', () => {
     [{ points: '[3]' }, /^points\[0\] must be an object$/],
     [{ box: '{"x1":5,"y1":0,"x2":4,"y2":3}' }, /^box\.x2 must be greater than x1$/],
     [{ box: '[1,2,3,4]' }, /^box must be a JSON object$/],
+    [{ conf: '0' }, /conf must be a number strictly between 0 and 1/],
+    [{ iou: '1' }, /iou must be a number strictly between 0 and 1/],
   ])('refuses %j with a 400 naming the field', async (body, detail) => {
     const p = await problem(validate(body));
     expect([p.getStatus(), p.code]).toEqual([400, 'VALIDATION_ERROR']);

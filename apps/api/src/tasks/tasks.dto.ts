@@ -3,7 +3,7 @@ import { Type } from 'class-transformer';
 import { IsIn, IsNumber, IsOptional, IsPositive, IsString, IsUUID, MaxLength } from 'class-validator';
 import { wrap } from '@mikro-orm/core';
 import { PageQueryDto } from '@aperture/common/pagination.js';
-import { IsInOpenInterval } from '@aperture/common/validation.js';
+import { IsThreshold } from '@aperture/common/thresholds.js';
 import { type Job, JOB_STATUSES, type JobStatus } from '@aperture/database/entities/job.entity.js';
 import { LENGTH_UNITS, type LengthUnit } from '@aperture/common/length-units.js';
 import { ArtifactDto } from '../jobs/jobs.dto.js';
@@ -65,30 +65,10 @@ export class TaskParamsDto {
   @IsIn(LENGTH_UNITS)
   unit?: LengthUnit;
 
-  @ApiPropertyOptional({
-    description: 'Confidence threshold, strictly between 0 and 1',
-    default: 0.25,
-    minimum: 0,
-    maximum: 1,
-    exclusiveMinimum: true,
-    exclusiveMaximum: true,
-  })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInOpenInterval(0, 1)
+  @IsThreshold({ description: 'Confidence threshold, strictly between 0 and 1', default: 0.25 })
   conf?: number;
 
-  @ApiPropertyOptional({
-    description: 'NMS IoU threshold, strictly between 0 and 1',
-    default: 0.7,
-    minimum: 0,
-    maximum: 1,
-    exclusiveMinimum: true,
-    exclusiveMaximum: true,
-  })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInOpenInterval(0, 1)
+  @IsThreshold({ description: 'NMS IoU threshold, strictly between 0 and 1', default: 0.7 })
   iou?: number;
 }
 
@@ -152,7 +132,9 @@ export class TaskResultDto {
     additionalProperties: true,
     nullable: true,
     description:
-      'Null until completed. prediction: image_class, class_probs, primitives[] (primitive_class, probability, x, y, width, height, rotation in [0,1], corners); fragments: calibrated, unit, count, diameters, d10, d50, d90, min, max, mean, ball, fragments[]',
+      'Null until completed. prediction: image_class, class_probs, primitives[] ' +
+      '(primitive_class, probability, x, y, width, height, rotation in [0,1], corners); ' +
+      'fragments: calibrated, unit, count, diameters, d10, d50, d90, min, max, mean, ball, fragments[]',
   })
   result!: Record<string, unknown> | null;
 }
