@@ -16,7 +16,7 @@ describe('.env.example', () => {
 
   it('documents every variable the configuration reads', () => {
     const source = readFileSync(resolve(root, 'libs/config/src/config.ts'), 'utf8');
-    const read = new Set([...source.matchAll(/r\.(?:raw|str|int|bool|oneOf|url)\('([A-Z_]+)'/g)].map((m) => m[1]!));
+    const read = new Set([...source.matchAll(/\br\s*\.(?:raw|str|int|bool|oneOf|url)\('([A-Z_]+)'/g)].map((m) => m[1]!));
     expect(read.size).toBeGreaterThan(20);
     expect([...read].filter((name) => !documented.has(name))).toEqual([]);
     expect([...documented.keys()].filter((name) => !read.has(name))).toEqual([]);
