@@ -2,11 +2,13 @@ import { fileURLToPath } from 'node:url';
 import swc from 'unplugin-swc';
 import { defineConfig } from 'vitest/config';
 
-// The path aliases of tsconfig.json: @aperture/<lib>/… is libs/<lib>/src/…, @apps/<app>/… is apps/<app>/src/….
+// The path aliases of tsconfig.json: @aperture/<lib>/… is libs/<lib>/src/…, @apps/<app>/… is apps/<app>/src/…,
+// @test/… is test/… (test helpers, for specs only).
 const root = fileURLToPath(new URL('.', import.meta.url));
 const alias = [
   { find: /^@aperture\/([a-z-]+)\//, replacement: `${root}libs/$1/src/` },
   { find: /^@apps\/([a-z-]+)\//, replacement: `${root}apps/$1/src/` },
+  { find: /^@test\//, replacement: `${root}test/` },
 ];
 
 // SWC compiles the tests and the code they import with decorator metadata, as tsc does for dist/.

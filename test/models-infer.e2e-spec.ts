@@ -174,6 +174,17 @@ describe('POST /models/{name}/infer (queued model runs on real images)', () => {
       400,
       'VALIDATION_ERROR',
     );
+    // The same threshold rule as task creation: strictly between 0 and 1.
+    for (const field of ['conf', 'iou']) {
+      for (const value of ['0', '1']) {
+        expectProblem(
+          await post('primitives-obb').attach('image', resolve(fixtures, 'xray/input-00-640x480.jpg')).field(field, value),
+          400,
+          'VALIDATION_ERROR',
+          new RegExp(`^${field} must be a number strictly between 0 and 1$`),
+        );
+      }
+    }
     expectProblem(
       await post('scene-gru').attach('image', resolve(fixtures, 'xray/input-00-640x480.jpg')),
       400,
@@ -191,6 +202,12 @@ describe('POST /models/{name}/infer (queued model runs on real images)', () => {
       400,
       'VALIDATION_ERROR',
       /points/,
+    );
+    expectProblem(
+      await post('sam-tiny').attach('image', resolve(fixtures, 'xray/input-00-640x480.jpg')).field('box', '{"x1":9,"y1":0,"x2":4,"y2":3}'),
+      400,
+      'VALIDATION_ERROR',
+      /box\.x2 must be greater than x1/,
     );
     expectProblem(await post('nope').attach('image', resolve(fixtures, 'xray/input-00-640x480.jpg')), 404, 'NOT_FOUND');
     const big = await sharp({ create: { width: 5000, height: 20, channels: 3, background: '#888' } })

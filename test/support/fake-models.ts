@@ -1,6 +1,5 @@
-import type { AppConfig } from '@aperture/config/config.js';
 import type { ModelEntry, ModelKind, ModelManifest } from '@aperture/models/manifest.js';
-import { ModelsService } from '@apps/api/models/models.service.js';
+import { ModelCatalogueService } from '@apps/api/models/model-catalogue.service.js';
 import { newTestService } from './new-test-service.js';
 
 /** A manifest entry with what model resolution reads: name, kind, labels and the first input's shape. */
@@ -22,8 +21,8 @@ export function modelEntry(name: string, kind: ModelKind, opts: { labels?: strin
   };
 }
 
-/** The API's ModelsService over the given manifest; its Redis, database, queue and storage are never touched. */
-export function modelsOver(models: ModelEntry[]): ModelsService {
+/** The API's model catalogue over the given manifest; its control channel (Redis) is never touched. */
+export function modelsOver(models: ModelEntry[]): ModelCatalogueService {
   const manifest: ModelManifest = { version: 1, total_size_bytes: 0, models };
-  return newTestService(ModelsService, manifest, {}, { redis: { prefix: 'test:' } } as AppConfig, {}, {}, {});
+  return newTestService(ModelCatalogueService, manifest, {});
 }

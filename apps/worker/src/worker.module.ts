@@ -7,6 +7,8 @@ import { QueueModule } from '@aperture/queue/queue.module.js';
 import { RedisModule } from '@aperture/redis/redis.module.js';
 import { StorageModule } from '@aperture/storage/storage.module.js';
 import { manifestProviders } from '@aperture/models/manifest.provider.js';
+import { ModelRegistry } from '@aperture/models/model-registry.js';
+import { modelPipelineProviders } from '@aperture/models/pipelines.js';
 import { JobRunner } from './job-runner.service.js';
 import { ModelAgent } from './models/model-agent.service.js';
 import { ModelInferHandler } from './models/model-infer.handler.js';
@@ -23,6 +25,9 @@ import { WorkerHealth } from './worker-health.service.js';
   providers: [
     ...manifestProviders,
     ModelAgent,
+    // The pipelines run on the agent's registry.
+    { provide: ModelRegistry, useFactory: (agent: ModelAgent) => agent.registry, inject: [ModelAgent] },
+    ...modelPipelineProviders,
     JobRunner,
     WorkerHealth,
     QrBatchHandler,

@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/core';
 import { describe, expect, it, vi } from 'vitest';
 import { Image } from './entities/image.entity.js';
-import { problemOf } from '../../../test/support/new-test-service.js';
+import { problemOf } from '@test/support/new-test-service.js';
 import { findOwned } from './owned.js';
 
 const ID = '0b7e6f3c-1d2e-4f5a-8b9c-0d1e2f3a4b5c';

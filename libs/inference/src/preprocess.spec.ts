@@ -15,7 +15,7 @@ import {
   samResizeGeometry,
 } from './preprocess.js';
 import { decodeImage } from '@aperture/imaging/decode.js';
-import { bmp24 } from '../../../test/support/images.js';
+import { bmp24 } from '@test/support/images.js';
 
 function solid(w: number, h: number, rgb: readonly [number, number, number]): Uint8Array {
   const d = new Uint8Array(w * h * 3);

@@ -9,8 +9,11 @@ import { letterbox, samPreprocess } from '@aperture/inference/preprocess.js';
 import { decodeImage } from '@aperture/imaging/decode.js';
 import { float32Output, SessionHost } from '@aperture/inference/session-host.js';
 import { defaultModelsDir, loadManifest } from './manifest.js';
+import { ClassificationPipeline } from './classification.pipeline.js';
+import { DetectionPipeline } from './detection.pipeline.js';
 import { ModelRegistry } from './model-registry.js';
-import { classifyPrimitives, detectObjects } from './pipelines.js';
+import { ModelRunner } from './model-runner.js';
+import { SamPipeline } from './sam.pipeline.js';
 
 /**
  * The TypeScript pipelines (sharp pre-processing, the shipped ONNX models in worker threads, typed-array
@@ -23,6 +26,10 @@ const fixture = (p: string): string => resolve(dir, 'fixtures', p);
 const json = <T>(p: string): T => JSON.parse(readFileSync(fixture(p), 'utf8')) as T;
 const host = new SessionHost({ poolSize: 1 });
 const registry = new ModelRegistry(loadManifest(dir), host, { dir });
+const runner = new ModelRunner(registry);
+const detection = new DetectionPipeline(runner);
+const classification = new ClassificationPipeline(runner);
+const sam = new SamPipeline(runner);
 afterAll(async () => {
   await registry.close();
   await host.close();
@@ -37,7 +44,8 @@ async function image(file: string) {
  * the reference mask's boundary, 4 px being about one cell of sam-tiny's 128×128 mask head on these images.
  * (sharp and PIL resize the 1024 input slightly differently; sam-tiny's colour affinities turn that into boundary
  * pixels, which on a small shape weigh more in the IoU than they should; the box feature, a minimum over the box's
- * four sides, can also flip a small patch. The decoder graph itself matches PyTorch to 1e-5 on the same embedding. A wrong frame, scale or mask
+ * four sides, can also flip a small patch. The decoder graph itself matches PyTorch to 1e-5 on the same embedding. A wrong frame,
+ * scale or mask
  * choice moves far more than that.)
  */
 function expectSameMask(got: Uint8Array, ref: Uint8Array, w: number, h: number, what: string): void {
@@ -64,8 +72,10 @@ function expectSameMask(got: Uint8Array, ref: Uint8Array, w: number, h: number, 
 }
 
 describe('golden outputs of the Python reference', () => {
-  it('primitives-obb: every confident reference detection is found with the same class (ProbIoU > 0.85), and nothing confident is added', async () => {
-    const golden = json<{ images: { file: string; conf: number; iou: number; detections: { class_id: number; score: number; box: number[] }[] }[] }>('golden/primitives.json');
+  it('primitives-obb: each confident reference detection found with its class (ProbIoU > 0.85), nothing confident added', async () => {
+    type Detection = { class_id: number; score: number; box: number[] };
+    type Golden = { images: { file: string; conf: number; iou: number; detections: Detection[] }[] };
+    const golden = json<Golden>('golden/primitives.json');
     expect(golden.images.length).toBeGreaterThanOrEqual(3);
     for (const g of golden.images) {
       const img = await image(g.file);
@@ -79,7 +89,8 @@ describe('golden outputs of the Python reference', () => {
       }
       for (const d of dets.filter((x) => x.score > 0.6)) {
         const best = Math.max(0, ...g.detections.filter((r) => r.class_id === d.classId).map((r) => probIoU(d, asBox(r.box))));
-        expect(best, `${g.file}: extra detection ${JSON.stringify({ classId: d.classId, score: d.score, cx: d.cx, cy: d.cy })}`).toBeGreaterThan(0.85);
+        const what = JSON.stringify({ classId: d.classId, score: d.score, cx: d.cx, cy: d.cy });
+        expect(best, `${g.file}: extra detection ${what}`).toBeGreaterThan(0.85);
       }
       for (const d of dets) {
         expect(d.angle).toBeGreaterThanOrEqual(0);
@@ -89,32 +100,35 @@ describe('golden outputs of the Python reference', () => {
   });
 
   it('scene-gru from the detected primitives: the reference scene and its probabilities (±0.02)', async () => {
-    const golden = json<{ images: { file: string; conf: number; iou: number; scene: string; scene_probs: Record<string, number> }[] }>('golden/primitives.json');
-    const detector = registry.model('primitives-obb');
-    const classifier = registry.model('scene-gru');
+    type Golden = { images: { file: string; conf: number; iou: number; scene: string; scene_probs: Record<string, number> }[] };
+    const golden = json<Golden>('golden/primitives.json');
     for (const g of golden.images) {
       const img = await image(g.file);
-      const { objects } = await detectObjects(registry, detector, img, { conf: g.conf, iou: g.iou });
-      const { probs } = await classifyPrimitives(registry, classifier, detector, objects, img.width, img.height);
+      const { objects } = await detection.detect('primitives-obb', img, { conf: g.conf, iou: g.iou });
+      const { model: classifier, probs } = await classification.classify('scene-gru', 'primitives-obb', objects, img.width, img.height);
       const labels = classifier.labels!;
       expect(labels[probs!.indexOf(Math.max(...probs!))], g.file).toBe(g.scene);
       labels.forEach((l, i) => expect(Math.abs(probs![i]! - g.scene_probs[l]!), `${g.file}: ${l}`).toBeLessThanOrEqual(0.02));
     }
   });
 
-  it('fragments-seg: the masks of confident reference detections match (IoU ≥ 0.9 each, ≥ 0.95 on average), zero outside their boxes', async () => {
-    const golden = json<{ images: { file: string; conf: number; iou: number; detections: { class_id: number; score: number; box_xyxy: number[]; mask: Rle }[] }[] }>('golden/fragments.json');
+  it('fragments-seg: masks of confident reference detections match (IoU ≥ 0.9 each, ≥ 0.95 mean), zero outside their boxes', async () => {
+    type Detection = { class_id: number; score: number; box_xyxy: number[]; mask: Rle };
+    const golden = json<{ images: { file: string; conf: number; iou: number; detections: Detection[] }[] }>('golden/fragments.json');
     const ious: number[] = [];
     for (const g of golden.images) {
       const img = await image(g.file);
       const lb = await letterbox(img.data, img.width, img.height, 320);
       const { outputs } = await registry.run('fragments-seg', 'model', { images: { type: 'float32', dims: lb.dims, data: lb.tensor } });
-      const dets = decodeYoloSegment(float32Output(outputs, 'output0'), float32Output(outputs, 'output1'), lb, { conf: g.conf, iou: g.iou });
+      const nms = { conf: g.conf, iou: g.iou };
+      const dets = decodeYoloSegment(float32Output(outputs, 'output0'), float32Output(outputs, 'output1'), lb, nms);
       for (const d of dets) {
         const m = d.mask!;
         const [x1, y1, x2, y2] = [Math.floor(d.x1), Math.floor(d.y1), Math.ceil(d.x2), Math.ceil(d.y2)];
         let outside = 0;
-        for (let y = 0; y < img.height; y++) for (let x = 0; x < img.width; x++) if (m[y * img.width + x] && (x < x1 || x >= x2 || y < y1 || y >= y2)) outside++;
+        for (let y = 0; y < img.height; y++) {
+          for (let x = 0; x < img.width; x++) if (m[y * img.width + x] && (x < x1 || x >= x2 || y < y1 || y >= y2)) outside++;
+        }
         expect(outside).toBe(0);
       }
       for (const ref of g.detections.filter((d) => d.score > 0.5)) {
@@ -128,8 +142,15 @@ describe('golden outputs of the Python reference', () => {
     expect(ious.reduce((a, b) => a + b, 0) / ious.length).toBeGreaterThanOrEqual(0.95);
   });
 
-  it('sam-tiny: a click (best of masks 1-3) and a box (mask 0) match the reference masks up to resampling on portrait and landscape images', async () => {
-    const golden = json<{ images: { file: string; point: { point: [number, number]; mask: Rle; iou_predictions: number[] }; box: { box: [number, number, number, number]; mask: Rle } }[] }>('golden/sam.json');
+  it('sam-tiny: a click (best of masks 1-3) and a box (mask 0) match the reference masks up to resampling, both orientations', async () => {
+    type Golden = {
+      images: {
+        file: string;
+        point: { point: [number, number]; mask: Rle; iou_predictions: number[] };
+        box: { box: [number, number, number, number]; mask: Rle };
+      }[];
+    };
+    const golden = json<Golden>('golden/sam.json');
     const shapes = new Set<string>();
     for (const g of golden.images) {
       const img = await image(g.file);
@@ -141,7 +162,8 @@ describe('golden outputs of the Python reference', () => {
       const decode = async (prompt: SamPrompt) => {
         const feeds = encodeSamPrompt(prompt, frame, emb.data.slice());
         const out = await registry.run('sam-tiny', 'decoder', feeds);
-        return { r: samMaskFromOutputs(float32Output(out.outputs, 'masks'), float32Output(out.outputs, 'iou_predictions'), prompt), iou: float32Output(out.outputs, 'iou_predictions').data };
+        const iou = float32Output(out.outputs, 'iou_predictions');
+        return { r: samMaskFromOutputs(float32Output(out.outputs, 'masks'), iou, prompt), iou: iou.data };
       };
       const [px, py] = g.point.point;
       const click = await decode({ points: [{ x: px, y: py, label: 1 }] });
@@ -156,25 +178,21 @@ describe('golden outputs of the Python reference', () => {
     expect(shapes).toEqual(new Set(['landscape', 'portrait']));
   });
 
-  it('sam-tiny through the TypeScript pipeline against the ground truth: a box around each fixture shape gives that shape (mean IoU >= 0.85)', async () => {
-    const truth = json<{ images: { file: string; shapes: { mask: Rle; box: [number, number, number, number] }[] }[] }>('sam/ground-truth.json');
+  it('sam-tiny through the SAM pipeline vs the ground truth: a box around each fixture shape gives it (mean IoU >= 0.85)', async () => {
+    type Truth = { images: { file: string; shapes: { mask: Rle; box: [number, number, number, number] }[] }[] };
+    const truth = json<Truth>('sam/ground-truth.json');
     const ious: number[] = [];
     for (const t of truth.images) {
       const img = await image(t.file);
-      const pre = await samPreprocess(img.data, img.width, img.height);
-      const enc = await registry.run('sam-tiny', 'encoder', { image: { type: 'float32', dims: pre.dims, data: pre.tensor } });
-      const emb = float32Output(enc.outputs, 'image_embeddings');
-      for (const shape of t.shapes) {
-        const [x1, y1, x2, y2] = shape.box;
-        const prompt: SamPrompt = { box: { x1, y1, x2, y2 } };
-        const feeds = encodeSamPrompt(prompt, { origW: img.width, origH: img.height, newW: pre.newW, newH: pre.newH }, emb.data.slice());
-        const out = await registry.run('sam-tiny', 'decoder', feeds);
-        const r = samMaskFromOutputs(float32Output(out.outputs, 'masks'), float32Output(out.outputs, 'iou_predictions'), prompt);
-        ious.push(maskIoU(r.mask, rleDecode(shape.mask)));
-      }
+      // One encoding, every shape's box decoded from it in one batch.
+      const embedding = await sam.samEncode('sam-tiny', img);
+      const prompts: SamPrompt[] = t.shapes.map(({ box: [x1, y1, x2, y2] }) => ({ box: { x1, y1, x2, y2 } }));
+      const { masks } = await sam.samDecode(embedding, prompts);
+      t.shapes.forEach((shape, i) => ious.push(maskIoU(masks[i]!.mask, rleDecode(shape.mask))));
     }
     const mean = ious.reduce((a, b) => a + b, 0) / ious.length;
-    console.log(`[metrics] sam-tiny box prompts on ${ious.length} fixture shapes: mean IoU ${mean.toFixed(3)}, lowest ${Math.min(...ious).toFixed(3)}`);
+    const lowest = Math.min(...ious).toFixed(3);
+    console.log(`[metrics] sam-tiny box prompts on ${ious.length} fixture shapes: mean IoU ${mean.toFixed(3)}, lowest ${lowest}`);
     expect(ious.length).toBeGreaterThanOrEqual(15);
     expect(mean).toBeGreaterThanOrEqual(0.85);
   });

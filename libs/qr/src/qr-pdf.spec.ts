@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readQrPdf } from '../../../test/support/pdf.js';
+import { readQrPdf } from '@test/support/pdf.js';
 import { QR_PER_PAGE, qrPageCount } from './qr-layout.js';
 import { renderQrPdf } from './qr-pdf.js';
 

@@ -4,7 +4,7 @@ import type { AppConfig } from '@aperture/config/config.js';
 import { ProblemException } from '@aperture/common/problem.js';
 import { RefreshToken } from '@aperture/database/entities/refresh-token.entity.js';
 import type { User } from '@aperture/database/entities/user.entity.js';
-import { fakeEm, newTestService, problemOf } from '../../../../test/support/new-test-service.js';
+import { fakeEm, newTestService, problemOf } from '@test/support/new-test-service.js';
 import { type AccessClaims, AuthService, sha256 } from './auth.service.js';
 import type { BruteForceService } from './brute-force.service.js';
 import { hashPassword } from './password.js';

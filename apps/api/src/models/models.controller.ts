@@ -1,4 +1,17 @@
-import { applyDecorators, Body, Controller, Get, HttpCode, HttpStatus, Param, Post, Query, Res, UploadedFile, UseInterceptors } from '@nestjs/common';
+import {
+  applyDecorators,
+  Body,
+  Controller,
+  Get,
+  HttpCode,
+  HttpStatus,
+  Param,
+  Post,
+  Query,
+  Res,
+  UploadedFile,
+  UseInterceptors,
+} from '@nestjs/common';
 import { FileInterceptor } from '@nestjs/platform-express';
 import {
   ApiAcceptedResponse,
@@ -28,7 +41,9 @@ import {
   ModelSummaryDto,
 } from './models.dto.js';
 import type { UploadedImage } from '../images/images.service.js';
-import { ModelsService } from './models.service.js';
+import { ModelCatalogueService } from './model-catalogue.service.js';
+import { ModelControlService } from './model-control.service.js';
+import { ModelInferenceService } from './model-inference.service.js';
 
 /** Admin-only load/unload: waits up to wait_ms for every worker, 200 when all finished, 202 otherwise. */
 function ModelControlRoute(summary: string, description: string): MethodDecorator {
@@ -47,29 +62,39 @@ function ModelControlRoute(summary: string, description: string): MethodDecorato
 @Authenticated()
 @Controller('models')
 export class ModelsController {
-  constructor(private readonly models: ModelsService) {}
+  constructor(
+    private readonly catalogue: ModelCatalogueService,
+    private readonly controlService: ModelControlService,
+    private readonly intake: ModelInferenceService,
+  ) {}
 
   @Get()
   @ApiOperation({ summary: 'List models', description: 'Every model of the manifest with its state on each live worker.' })
   @ApiOkResponse({ type: [ModelSummaryDto] })
   listModels(@Query() q: ModelListQueryDto): Promise<ModelSummaryDto[]> {
-    return this.models.list(q.kind);
+    return this.catalogue.list(q.kind);
   }
 
   @Get(':name')
-  @ApiOperation({ summary: 'Model detail', description: 'Adds the files with their inputs, outputs and metadata_props, the pre-processing and the held-out metrics.' })
+  @ApiOperation({
+    summary: 'Model detail',
+    description: 'Adds the files with their inputs, outputs and metadata_props, the pre-processing and the held-out metrics.',
+  })
   @ApiOkResponse({ type: ModelDetailDto })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Model {name} does not exist.' })
   getModel(@Param('name') name: string): Promise<ModelDetailDto> {
-    return this.models.detail(name);
+    return this.catalogue.detail(name);
   }
 
   @Get(':name/stats')
-  @ApiOperation({ summary: 'Model statistics', description: 'Triton-style counts and cumulative/mean milliseconds per phase, per worker and in total.' })
+  @ApiOperation({
+    summary: 'Model statistics',
+    description: 'Triton-style counts and cumulative/mean milliseconds per phase, per worker and in total.',
+  })
   @ApiOkResponse({ type: ModelStatsResponseDto })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Model {name} does not exist.' })
   getModelStats(@Param('name') name: string): Promise<ModelStatsResponseDto> {
-    return this.models.stats(name);
+    return this.catalogue.stats(name);
   }
 
   @Post(':name/infer')
@@ -80,11 +105,15 @@ export class ModelsController {
   @ApiOperation({
     summary: 'Run a model on an image (queued)',
     description:
-      'Queues one run on a worker: detections for a detector (oriented boxes with corners for OBB), instance masks as COCO RLE for a segmenter, ' +
-      'a mask for a click or a box for SAM, the result options as PNG artifacts for an image-to-image model. Poll the job; its result holds the output.',
+      'Queues one run on a worker: detections for a detector (oriented boxes with corners for OBB), ' +
+      'instance masks as COCO RLE for a segmenter, a mask for a click or a box for SAM, ' +
+      'the result options as PNG artifacts for an image-to-image model. Poll the job; its result holds the output.',
   })
   @ApiAcceptedResponse({ type: ModelInferAcceptedDto })
-  @ApiBadRequestResponse({ type: ProblemDto, description: 'Missing or unreadable image (IMAGE_VALIDATION_ERROR), bad options, or a model that does not take images' })
+  @ApiBadRequestResponse({
+    type: ProblemDto,
+    description: 'Missing or unreadable image (IMAGE_VALIDATION_ERROR), bad options, or a model that does not take images',
+  })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Model {name} does not exist.' })
   @ApiPayloadTooLargeResponse({ type: ProblemDto, description: 'Larger than IMAGE_MAX_BYTES' })
   inferModel(
@@ -93,24 +122,35 @@ export class ModelsController {
     @Body() form: ModelInferFormDto,
     @CurrentPrincipal() p: Principal,
   ): Promise<ModelInferAcceptedDto> {
-    return this.models.infer(name, file, form, p);
+    return this.intake.infer(name, file, form, p);
   }
 
   @Post(':name/load')
   @ModelControlRoute('Load (or reload) a model on every worker', 'A reload that fails keeps the previous version serving.')
-  @ApiUnprocessableEntityResponse({ type: ProblemDto, description: 'MODEL_ERROR: a worker could not load it (the reason names the mismatch)' })
-  loadModel(@Param('name') name: string, @Query() q: ModelControlQueryDto, @Res({ passthrough: true }) res: Response): Promise<ModelControlResponseDto> {
+  @ApiUnprocessableEntityResponse({
+    type: ProblemDto,
+    description: 'MODEL_ERROR: a worker could not load it (the reason names the mismatch)',
+  })
+  loadModel(
+    @Param('name') name: string,
+    @Query() q: ModelControlQueryDto,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<ModelControlResponseDto> {
     return this.control('load', name, q, res);
   }
 
   @Post(':name/unload')
   @ModelControlRoute('Unload a model on every worker', 'Releases the native sessions.')
-  unloadModel(@Param('name') name: string, @Query() q: ModelControlQueryDto, @Res({ passthrough: true }) res: Response): Promise<ModelControlResponseDto> {
+  unloadModel(
+    @Param('name') name: string,
+    @Query() q: ModelControlQueryDto,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<ModelControlResponseDto> {
     return this.control('unload', name, q, res);
   }
 
   private async control(op: 'load' | 'unload', name: string, q: ModelControlQueryDto, res: Response): Promise<ModelControlResponseDto> {
-    const r = await this.models.control(op, name, q.wait_ms);
+    const r = await this.controlService.control(op, this.catalogue.entry(name), q.wait_ms);
     res.status(r.settled ? HttpStatus.OK : HttpStatus.ACCEPTED);
     return r;
   }

@@ -1,10 +1,15 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import { IsIn, IsInt, IsNumber, IsOptional, Max, Min, ValidateBy, type ValidationArguments } from 'class-validator';
+import { JsonField } from '@aperture/common/json-field.js';
+import { IsThreshold } from '@aperture/common/thresholds.js';
 import { MODEL_KINDS, type ModelKind } from '@aperture/models/manifest.js';
-import type { PhaseStats } from '@aperture/models/model-status.js';
+import type { WorkerDoc, WorkerModelState } from '@aperture/models/model-control.js';
+import type { ModelStats, PhaseStats } from '@aperture/models/model-status.js';
 
 export const MODEL_STATES = ['available', 'loading', 'loaded', 'failed'] as const;
+
+const MB = 1024 * 1024;
 
 export class ModelListQueryDto {
   @ApiPropertyOptional({ enum: MODEL_KINDS })
@@ -14,7 +19,12 @@ export class ModelListQueryDto {
 }
 
 export class ModelControlQueryDto {
-  @ApiPropertyOptional({ description: 'How long to wait for every worker to finish (ms); 0 answers at once with 202.', default: 10000, minimum: 0, maximum: 60000 })
+  @ApiPropertyOptional({
+    description: 'How long to wait for every worker to finish (ms); 0 answers at once with 202.',
+    default: 10000,
+    minimum: 0,
+    maximum: 60000,
+  })
   @IsOptional()
   @Type(() => Number)
   @IsInt()
@@ -32,12 +42,31 @@ export class ModelWorkerStateDto {
   @ApiProperty({ description: 'Estimated memory of its sessions on this worker (MB)' }) memory_mb!: number;
   @ApiProperty({ description: 'Resident memory of the whole worker process when it last reported (MB)' }) rss_mb!: number;
   @ApiProperty({ type: String, nullable: true, example: 'cpu' }) execution_provider!: string | null;
+
+  /** One worker's view of one model (available when the worker does not report it). */
+  static from(d: WorkerDoc, s: WorkerModelState | undefined): ModelWorkerStateDto {
+    return {
+      worker_id: d.worker_id,
+      state: s?.state ?? 'available',
+      reason: s?.reason ?? null,
+      loaded_at: s?.loaded_at ?? null,
+      last_used_at: s?.last_used_at ?? null,
+      memory_mb: round((s?.memory_bytes ?? 0) / MB),
+      rss_mb: round(d.rss_bytes / MB),
+      execution_provider: s?.execution_provider ?? null,
+    };
+  }
 }
 
 export class TensorSpecDto {
   @ApiProperty({ example: 'images' }) name!: string;
   @ApiProperty({ example: 'float32' }) dtype!: string;
-  @ApiProperty({ type: 'array', items: { oneOf: [{ type: 'integer' }, { type: 'string' }] }, example: [1, 3, 320, 320], description: 'Symbolic dims are strings' })
+  @ApiProperty({
+    type: 'array',
+    items: { oneOf: [{ type: 'integer' }, { type: 'string' }] },
+    example: [1, 3, 320, 320],
+    description: 'Symbolic dims are strings',
+  })
   shape!: (number | string)[];
 }
 
@@ -48,11 +77,13 @@ export class ModelFileDto {
   @ApiProperty() size_bytes!: number;
   @ApiProperty({ type: [TensorSpecDto] }) inputs!: TensorSpecDto[];
   @ApiProperty({ type: [TensorSpecDto] }) outputs!: TensorSpecDto[];
-  @ApiProperty({ type: 'object', additionalProperties: { type: 'string' }, description: 'The ONNX metadata_props' }) metadata!: Record<string, string>;
+  @ApiProperty({ type: 'object', additionalProperties: { type: 'string' }, description: 'The ONNX metadata_props' })
+  metadata!: Record<string, string>;
 }
 
 export class ModelSummaryDto {
-  @ApiProperty({ example: 1, description: 'Numeric id (1-based position in the manifest); tasks and projects accept it or the name' }) id!: number;
+  @ApiProperty({ example: 1, description: 'Numeric id (1-based position in the manifest); tasks and projects accept it or the name' })
+  id!: number;
   @ApiProperty({ example: 'primitives-obb' }) name!: string;
   @ApiProperty({ enum: MODEL_KINDS }) kind!: string;
   @ApiProperty({ example: 'obb' }) task!: string;
@@ -61,9 +92,17 @@ export class ModelSummaryDto {
   @ApiProperty() description!: string;
   @ApiProperty({ example: 2.4 }) size_mb!: number;
   @ApiProperty({ type: [String], nullable: true }) labels!: string[] | null;
-  @ApiProperty({ type: [Number], nullable: true, example: [320, 320], description: '[height, width], or null when the model takes any size' })
+  @ApiProperty({
+    type: [Number],
+    nullable: true,
+    example: [320, 320],
+    description: '[height, width], or null when the model takes any size',
+  })
   input_size!: [number, number] | null;
-  @ApiProperty({ enum: MODEL_STATES, description: 'loaded when every live worker has it loaded; failed or loading when any worker is; else available' })
+  @ApiProperty({
+    enum: MODEL_STATES,
+    description: 'loaded when every live worker has it loaded; failed or loading when any worker is; else available',
+  })
   state!: string;
   @ApiProperty({ description: 'Estimated memory of its sessions, all workers together (MB)' }) memory_mb!: number;
   @ApiProperty({ type: [ModelWorkerStateDto] }) workers!: ModelWorkerStateDto[];
@@ -72,7 +111,8 @@ export class ModelSummaryDto {
 export class ModelDetailDto extends ModelSummaryDto {
   @ApiProperty({ type: [ModelFileDto] }) files!: ModelFileDto[];
   @ApiProperty({ type: 'object', additionalProperties: true, description: 'How inputs are prepared' }) preprocess!: Record<string, unknown>;
-  @ApiProperty({ type: 'object', additionalProperties: true, description: 'Held-out metrics (models/eval.json)' }) metrics!: Record<string, unknown>;
+  @ApiProperty({ type: 'object', additionalProperties: true, description: 'Held-out metrics (models/eval.json)' })
+  metrics!: Record<string, unknown>;
 }
 
 export class PhaseStatsDto {
@@ -94,6 +134,19 @@ export class ModelStatsDto {
   @ApiProperty({ type: PhaseStatsDto, description: 'session.run' }) compute!: PhaseStatsDto;
   @ApiProperty({ type: PhaseStatsDto, description: 'Post-processing' }) postprocess!: PhaseStatsDto;
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) last_inference_at!: string | null;
+
+  static from(s: ModelStats): ModelStatsDto {
+    return {
+      inference_count: s.inference_count,
+      success: PhaseStatsDto.from(s.success),
+      failure: PhaseStatsDto.from(s.failure),
+      queue: PhaseStatsDto.from(s.queue),
+      preprocess: PhaseStatsDto.from(s.preprocess),
+      compute: PhaseStatsDto.from(s.compute),
+      postprocess: PhaseStatsDto.from(s.postprocess),
+      last_inference_at: s.last_inference_at,
+    };
+  }
 }
 
 export class WorkerModelStatsDto {
@@ -123,23 +176,49 @@ export class ModelControlResponseDto {
 
 export const round = (x: number): number => Math.round(x * 1000) / 1000;
 
+/** A number that is finite (no NaN, no Infinity). */
+const IsFiniteNumber = (): PropertyDecorator => IsNumber({ allowNaN: false, allowInfinity: false });
+
+/** Greater than another numeric property of the same object (a box's far corner). */
+function IsAbove(other: string): PropertyDecorator {
+  return ValidateBy({
+    name: 'isAbove',
+    constraints: [other],
+    validator: {
+      validate: (v: unknown, a?: ValidationArguments) => {
+        const o = (a?.object as Record<string, unknown> | undefined)?.[other];
+        return typeof v === 'number' && typeof o === 'number' && v > o;
+      },
+      defaultMessage: (a?: ValidationArguments) => `${a?.property ?? 'value'} must be greater than ${other}`,
+    },
+  });
+}
+
+/** A SAM click in original-image pixels. */
+export class SamPointDto {
+  @IsFiniteNumber() x!: number;
+  @IsFiniteNumber() y!: number;
+  /** 1 = object, 0 = background. */
+  @IsIn([0, 1]) label!: 0 | 1;
+}
+
+/** A SAM box in original-image pixels. */
+export class SamBoxDto {
+  @IsFiniteNumber() x1!: number;
+  @IsFiniteNumber() y1!: number;
+  @IsFiniteNumber() @IsAbove('x1') x2!: number;
+  @IsFiniteNumber() @IsAbove('y1') y2!: number;
+}
+
 export class ModelInferFormDto {
   /** Documents the multipart file for Swagger; multer takes it out of the body (the service checks it is there). */
   @ApiProperty({ type: 'string', format: 'binary', description: 'JPEG, PNG, WebP, BMP or TIFF' })
   @IsOptional()
   image?: unknown;
-  @ApiPropertyOptional({ description: 'Detectors/segmenters: confidence threshold (strictly greater)', minimum: 0, maximum: 1, example: 0.25 })
-  @IsOptional()
-  @Type(() => Number)
-  @Min(0)
-  @Max(1)
+  @IsThreshold({ description: 'Detectors/segmenters: confidence threshold, strictly between 0 and 1', example: 0.25 })
   conf?: number;
 
-  @ApiPropertyOptional({ description: 'Detectors/segmenters: NMS IoU threshold', minimum: 0, maximum: 1, example: 0.7 })
-  @IsOptional()
-  @Type(() => Number)
-  @Min(0)
-  @Max(1)
+  @IsThreshold({ description: 'Detectors/segmenters: NMS IoU threshold, strictly between 0 and 1', example: 0.7 })
   iou?: number;
 
   @ApiPropertyOptional({ description: 'Detectors/segmenters: most detections kept', minimum: 1, maximum: 3000, example: 300 })
@@ -150,17 +229,23 @@ export class ModelInferFormDto {
   @Max(3000)
   max_det?: number;
 
-  @ApiPropertyOptional({ description: 'SAM: JSON array of clicks in image pixels, label 1 = object, 0 = background', example: '[{"x":320,"y":240,"label":1}]' })
+  @ApiPropertyOptional({
+    type: String,
+    description: 'SAM: JSON array of at most 64 clicks {x, y, label} in image pixels, label 1 = object, 0 = background',
+    example: '[{"x":320,"y":240,"label":1}]',
+  })
   @IsOptional()
-  @IsString()
-  @MaxLength(10000)
-  points?: string;
+  @JsonField(() => SamPointDto, { maxLength: 10000, maxItems: 64 })
+  points?: SamPointDto[];
 
-  @ApiPropertyOptional({ description: 'SAM: JSON box in image pixels', example: '{"x1":100,"y1":80,"x2":300,"y2":260}' })
+  @ApiPropertyOptional({
+    type: String,
+    description: 'SAM: JSON box {x1, y1, x2, y2} in image pixels, x2 > x1 and y2 > y1',
+    example: '{"x1":100,"y1":80,"x2":300,"y2":260}',
+  })
   @IsOptional()
-  @IsString()
-  @MaxLength(1000)
-  box?: string;
+  @JsonField(() => SamBoxDto, { maxLength: 1000 })
+  box?: SamBoxDto;
 }
 
 export class ModelInferAcceptedDto {

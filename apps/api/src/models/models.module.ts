@@ -4,10 +4,15 @@ import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
 import { manifestProviders } from '@aperture/models/manifest.provider.js';
 import { ModelsController } from './models.controller.js';
-import { ModelsService } from './models.service.js';
+import { ModelCatalogueService } from './model-catalogue.service.js';
+import { ModelControlService } from './model-control.service.js';
+import { ModelInferenceService } from './model-inference.service.js';
 
-/** Model listing, detail, statistics, and admin load/unload relayed to the workers. The API never opens a model. */
-/** Uploads stay in memory (no dest): the service validates and stores them under a generated key. */
+/**
+ * Model listing, detail, statistics (the catalogue), admin load/unload relayed to the workers (the control service)
+ * and direct inference jobs (the intake). The API never opens a model. Uploads stay in memory (no dest): the intake
+ * validates and stores them under a generated key.
+ */
 @Module({
   imports: [
     MulterModule.registerAsync({
@@ -16,7 +21,7 @@ import { ModelsService } from './models.service.js';
     }),
   ],
   controllers: [ModelsController],
-  providers: [...manifestProviders, ModelsService],
-  exports: [ModelsService],
+  providers: [...manifestProviders, ModelCatalogueService, ModelControlService, ModelInferenceService],
+  exports: [ModelCatalogueService],
 })
 export class ModelsModule {}

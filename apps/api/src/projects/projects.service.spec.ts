@@ -5,8 +5,8 @@ import { Image } from '@aperture/database/entities/image.entity.js';
 import { Job, type JobStatus } from '@aperture/database/entities/job.entity.js';
 import type { Project } from '@aperture/database/entities/project.entity.js';
 import type { JobsService } from '@aperture/queue/jobs.service.js';
-import { modelEntry, modelsOver } from '../../../../test/support/fake-models.js';
-import { fakeEm, newTestService } from '../../../../test/support/new-test-service.js';
+import { modelEntry, modelsOver } from '@test/support/fake-models.js';
+import { fakeEm, newTestService } from '@test/support/new-test-service.js';
 import { ProjectsService } from './projects.service.js';
 
 const alice: Principal = { userId: 'u-alice', username: 'alice', role: 'user' };

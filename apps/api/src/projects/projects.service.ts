@@ -15,7 +15,7 @@ import { StorageKeys } from '@aperture/storage/storage-keys.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { Inject } from '@nestjs/common';
 import { ImageDto } from '../images/images.dto.js';
-import { ModelsService } from '../models/models.service.js';
+import { ModelCatalogueService } from '../models/model-catalogue.service.js';
 import { DEFAULT_CONF, DEFAULT_IOU } from '../tasks/tasks.service.js';
 import type {
   ProjectCreateDto,
@@ -49,7 +49,7 @@ export class ProjectsService {
   constructor(
     private readonly em: EntityManager,
     private readonly jobs: JobsService,
-    private readonly models: ModelsService,
+    private readonly models: ModelCatalogueService,
     @Inject(STORAGE) private readonly storage: StoragePort,
     private readonly lifecycle: JobLifecycle,
   ) {}

@@ -1,10 +1,9 @@
-import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsIn, IsNumber, IsOptional, IsPositive, IsString, IsUUID, MaxLength } from 'class-validator';
 import { wrap } from '@mikro-orm/core';
 import { PageQueryDto } from '@aperture/common/pagination.js';
-import { IsInOpenInterval } from '@aperture/common/validation.js';
+import { IsThreshold } from '@aperture/common/thresholds.js';
 import { type Job, JOB_STATUSES, type JobStatus } from '@aperture/database/entities/job.entity.js';
 import { LENGTH_UNITS, type LengthUnit } from '@aperture/common/length-units.js';
 import { ArtifactDto } from '../jobs/jobs.dto.js';
@@ -15,15 +14,6 @@ export const JOB_TYPE_OF: Record<TaskType, 'task.predict' | 'task.fragments'> = 
 export const TASK_TYPE_OF: Record<string, TaskType> = { 'task.predict': 'prediction', 'task.fragments': 'fragments' };
 
 const STATUS_WORDS = 'queued (seed words: pending, queued), running (in progress), completed (done), failed, cancelled';
-
-/** An optional threshold (confidence, IoU): a number strictly between 0 and 1. */
-const Threshold = (description: string, byDefault: number): PropertyDecorator =>
-  applyDecorators(
-    ApiPropertyOptional({ description, default: byDefault, minimum: 0, maximum: 1, exclusiveMinimum: true, exclusiveMaximum: true }),
-    IsOptional(),
-    Type(() => Number),
-    IsInOpenInterval(0, 1),
-  );
 
 /** The tunable parameters of a task; which apply depends on the type. Shared by create and rerun. */
 export class TaskParamsDto {
@@ -75,10 +65,10 @@ export class TaskParamsDto {
   @IsIn(LENGTH_UNITS)
   unit?: LengthUnit;
 
-  @Threshold('Confidence threshold, strictly between 0 and 1', 0.25)
+  @IsThreshold({ description: 'Confidence threshold, strictly between 0 and 1', default: 0.25 })
   conf?: number;
 
-  @Threshold('NMS IoU threshold, strictly between 0 and 1', 0.7)
+  @IsThreshold({ description: 'NMS IoU threshold, strictly between 0 and 1', default: 0.7 })
   iou?: number;
 }
 
@@ -142,8 +132,9 @@ export class TaskResultDto {
     additionalProperties: true,
     nullable: true,
     description:
-      'Null until completed. prediction: image_class, class_probs, primitives[] (primitive_class, probability, x, y, width, height, ' +
-      'rotation in [0,1], corners); fragments: calibrated, unit, count, diameters, d10, d50, d90, min, max, mean, ball, fragments[]',
+      'Null until completed. prediction: image_class, class_probs, primitives[] ' +
+      '(primitive_class, probability, x, y, width, height, rotation in [0,1], corners); ' +
+      'fragments: calibrated, unit, count, diameters, d10, d50, d90, min, max, mean, ball, fragments[]',
   })
   result!: Record<string, unknown> | null;
 }

@@ -12,7 +12,7 @@ import type { FragmentsTaskParams, PredictTaskParams } from '@aperture/queue/job
 import { TASK_JOB_TYPES } from '@aperture/queue/job-registry.js';
 import { JobsService } from '@aperture/queue/jobs.service.js';
 import { ImagesService, type UploadedImage } from '../images/images.service.js';
-import { ModelsService } from '../models/models.service.js';
+import { ModelCatalogueService } from '../models/model-catalogue.service.js';
 import { JOB_TYPE_OF, type TaskCreateFormDto, type TaskListQueryDto, type TaskParamsDto, type TaskType } from './tasks.dto.js';
 
 export const DEFAULT_CONF = 0.25;
@@ -34,7 +34,7 @@ export class TasksService {
     private readonly em: EntityManager,
     private readonly jobs: JobsService,
     private readonly images: ImagesService,
-    private readonly models: ModelsService,
+    private readonly models: ModelCatalogueService,
   ) {}
 
   /** Checks every parameter (models included) before anything is stored; then stores the upload, if any, and queues. */

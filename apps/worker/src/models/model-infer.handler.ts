@@ -1,18 +1,17 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { outputPngs } from '@aperture/analysis/render.js';
 import type { JsonObject } from '@aperture/database/entities/job.entity.js';
 import { maskToBbox, rleEncode } from '@aperture/inference/mask.js';
-import { encodeSamPrompt, samMaskFromOutputs, type SamPrompt } from '@aperture/inference/postprocess/sam.js';
-import { imageToChw01, samPreprocess } from '@aperture/inference/preprocess.js';
+import type { SamPrompt } from '@aperture/inference/postprocess/sam.js';
 import { decodeImage, type RgbImage } from '@aperture/imaging/decode.js';
-import { float32Output } from '@aperture/inference/session-host.js';
+import { DetectionPipeline } from '@aperture/models/detection.pipeline.js';
+import { ImageToImagePipeline } from '@aperture/models/image-to-image.pipeline.js';
 import type { ModelEntry } from '@aperture/models/manifest.js';
-import { detectObjects, segmentInstances } from '@aperture/models/pipelines.js';
+import { type InferenceTiming, ModelRunner } from '@aperture/models/model-runner.js';
+import { SamPipeline } from '@aperture/models/sam.pipeline.js';
 import { HandlesJob, JobCancelledError, type JobContext, type JobHandler, PermanentJobError } from '@aperture/queue/job-handler.js';
 import type { InferOptions, ModelInferResult } from '@aperture/queue/job-registry.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
-import { ImageJobSupport, queueMs, r2, r4, readAll } from '../tasks/image-job-support.js';
-import { ModelAgent } from './model-agent.service.js';
+import { queueMs, r2, r4, readAll } from '../tasks/image-job-support.js';
 
 interface Outcome {
   result: JsonObject;
@@ -22,48 +21,58 @@ interface Outcome {
 
 /**
  * Runs one model on one uploaded image, by the model's kind: oriented or axis-aligned detections, instance masks
- * (COCO RLE), a SAM mask for a click or a box, or the X-ray result options as PNG artifacts. Records the phases
- * in the model's statistics.
+ * (COCO RLE), a SAM mask for a click or a box, or the X-ray result options as PNG artifacts. The pipelines record
+ * the phases in the model's statistics (the image's decoding as pre-processing).
  */
 @Injectable()
 @HandlesJob('model.infer')
 export class ModelInferHandler implements JobHandler<'model.infer'> {
   constructor(
-    private readonly agent: ModelAgent,
-    private readonly support: ImageJobSupport,
+    private readonly runner: ModelRunner,
+    private readonly detection: DetectionPipeline,
+    private readonly sam: SamPipeline,
+    private readonly imageToImage: ImageToImagePipeline,
     @Inject(STORAGE) private readonly storage: StoragePort,
   ) {}
 
   async handle(ctx: JobContext<'model.infer'>): Promise<ModelInferResult> {
     const { model: name, imageKey, options } = ctx.params;
-    const registry = this.agent.registry;
-    const model = this.support.model(registry, name);
+    const model = this.runner.entry(name);
     const started = performance.now();
     const t0 = performance.now();
     const img = await decodeImage(await readAll(await this.storage.read(imageKey)));
     const decodeMs = performance.now() - t0;
     if (ctx.signal.aborted) throw new JobCancelledError();
-    const outcome = await this.support.step(() => this.infer(ctx, model, img, options));
+    const outcome = await this.infer(ctx, model, img, options, { queueMs: queueMs(ctx.job), decodeMs });
     const totalMs = performance.now() - started;
-    registry.record(name, { totalMs, queueMs: queueMs(ctx.job), preprocessMs: decodeMs + outcome.preprocessMs, postprocessMs: outcome.postprocessMs });
     return {
       model: name,
       kind: model.kind,
       width: img.width,
       height: img.height,
       ...outcome.result,
-      timings_ms: { decode: r2(decodeMs), preprocess: r2(outcome.preprocessMs), postprocess: r2(outcome.postprocessMs), total: r2(totalMs) },
+      timings_ms: {
+        decode: r2(decodeMs),
+        preprocess: r2(outcome.preprocessMs),
+        postprocess: r2(outcome.postprocessMs),
+        total: r2(totalMs),
+      },
     };
   }
 
-  private async infer(ctx: JobContext<'model.infer'>, model: ModelEntry, img: RgbImage, o: InferOptions): Promise<Outcome> {
-    const registry = this.agent.registry;
+  private async infer(
+    ctx: JobContext<'model.infer'>,
+    model: ModelEntry,
+    img: RgbImage,
+    o: InferOptions,
+    timing: InferenceTiming,
+  ): Promise<Outcome> {
     const nms = { conf: o.conf, iou: o.iou, maxDet: o.max_det };
     const labels = model.labels ?? [];
     const label = (i: number): string => labels[i] ?? String(i);
     switch (model.kind) {
       case 'segmenter': {
-        const seg = await segmentInstances(registry, model, img, nms);
+        const seg = await this.detection.segmentInstances(model.name, img, nms, timing);
         const detections: JsonObject[] = seg.detections.map((d) => ({
           class: label(d.classId),
           class_id: d.classId,
@@ -75,7 +84,7 @@ export class ModelInferHandler implements JobHandler<'model.infer'> {
         return { result: { count: detections.length, detections }, preprocessMs: seg.preprocessMs, postprocessMs: seg.postprocessMs };
       }
       case 'detector': {
-        const det = await detectObjects(registry, model, img, nms);
+        const det = await this.detection.detect(model.name, img, nms, timing);
         const detections = det.objects.map((d): JsonObject =>
           d.rbox
             ? {
@@ -95,18 +104,10 @@ export class ModelInferHandler implements JobHandler<'model.infer'> {
       }
       case 'sam': {
         const prompt: SamPrompt = { points: o.points, box: o.box };
-        if (!prompt.points?.length && !prompt.box) throw new PermanentJobError('A SAM model needs a prompt: points and/or a box');
-        const t0 = performance.now();
-        const pre = await samPreprocess(img.data, img.width, img.height);
-        const preMs = performance.now() - t0;
-        const enc = await registry.run(model.name, 'encoder', { image: { type: 'float32', dims: pre.dims, data: pre.tensor } });
+        const embedding = await this.sam.samEncode(model.name, img);
         if (ctx.signal.aborted) throw new JobCancelledError();
-        const t1 = performance.now();
-        const feeds = encodeSamPrompt(prompt, { origW: img.width, origH: img.height, newW: pre.newW, newH: pre.newH }, float32Output(enc.outputs, 'image_embeddings').data);
-        const t2 = performance.now();
-        const dec = await registry.run(model.name, 'decoder', feeds);
-        const t3 = performance.now();
-        const m = samMaskFromOutputs(float32Output(dec.outputs, 'masks'), float32Output(dec.outputs, 'iou_predictions'), prompt);
+        const dec = await this.sam.samDecode(embedding, [prompt], timing);
+        const m = dec.masks[0]!;
         const result: JsonObject = {
           mask_index: m.index,
           score: r4(m.score),
@@ -114,27 +115,23 @@ export class ModelInferHandler implements JobHandler<'model.infer'> {
           bbox_xywh: maskToBbox(m.mask, m.width, m.height),
           mask: rleEncode(m.mask, m.width, m.height) as unknown as JsonObject,
         };
-        return { result, preprocessMs: preMs + (t2 - t1), postprocessMs: performance.now() - t3 };
+        return { result, preprocessMs: embedding.encodeMs.preprocessMs + dec.preprocessMs, postprocessMs: dec.postprocessMs };
       }
       case 'image-to-image': {
-        const t0 = performance.now();
-        const input = imageToChw01(img);
-        const pre = performance.now() - t0;
-        const { outputs } = await registry.run(model.name, 'model', { image: { type: 'float32', dims: input.dims, data: input.tensor } });
-        const t1 = performance.now();
-        const out = float32Output(outputs, 'output');
-        const pngs = await outputPngs(out.data, out.dims[0] ?? 1, img.width, img.height);
+        const out = await this.imageToImage.imageToImage(model.name, img, timing);
         if (ctx.signal.aborted) throw new JobCancelledError();
         const options: JsonObject[] = [];
-        for (const [s, png] of pngs.entries()) {
-          const style = labels[s] ?? `option-${s + 1}`;
+        for (const { style, png } of out.options) {
           const artifact = await ctx.saveArtifact(`${style}.png`, 'image/png', png);
           options.push({ style, artifact_id: artifact.id });
         }
-        return { result: { options }, preprocessMs: pre, postprocessMs: performance.now() - t1 };
+        return { result: { options }, preprocessMs: out.preprocessMs, postprocessMs: out.postprocessMs };
       }
       default:
-        throw new PermanentJobError(`Model ${model.name} (${model.kind}) does not take an image: ${model.kind === 'classifier' ? 'it classifies detected primitives (use a prediction task)' : 'unsupported kind'}`);
+        throw new PermanentJobError(
+          `Model ${model.name} (${model.kind}) does not take an image: ` +
+            (model.kind === 'classifier' ? 'it classifies detected primitives (use a prediction task)' : 'unsupported kind'),
+        );
     }
   }
 }

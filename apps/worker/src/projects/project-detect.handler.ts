@@ -1,29 +1,26 @@
 import { Injectable } from '@nestjs/common';
 import { renderDetections } from '@aperture/analysis/render.js';
 import type { JsonObject } from '@aperture/database/entities/job.entity.js';
-import { detectObjects } from '@aperture/models/pipelines.js';
+import { DetectionPipeline } from '@aperture/models/detection.pipeline.js';
 import { HandlesJob, type JobContext, type JobHandler } from '@aperture/queue/job-handler.js';
 import type { ProjectDetectResult } from '@aperture/queue/job-registry.js';
-import { ModelAgent } from '../models/model-agent.service.js';
-import { ImageJobSupport, r2, r4 } from '../tasks/image-job-support.js';
+import { ImageJobSupport, queueMs, r2, r4 } from '../tasks/image-job-support.js';
 
 /** Seed 003: one project image through the project's model: detections and an annotated image. */
 @Injectable()
 @HandlesJob('project.detect')
 export class ProjectDetectHandler implements JobHandler<'project.detect'> {
   constructor(
-    private readonly agent: ModelAgent,
+    private readonly detection: DetectionPipeline,
     private readonly support: ImageJobSupport,
   ) {}
 
   async handle(ctx: JobContext<'project.detect'>): Promise<ProjectDetectResult> {
     const p = ctx.params;
-    const registry = this.agent.registry;
-    const model = this.support.model(registry, p.model);
     const { img, decodeMs } = await this.support.image(ctx.em, p.imageId);
     await ctx.progress(0.2);
-    const det = await this.support.step(() => detectObjects(registry, model, img, { conf: p.conf, iou: p.iou }));
-    this.support.record(registry, ctx.job, model.name, det, decodeMs);
+    const det = await this.detection.detect(p.model, img, { conf: p.conf, iou: p.iou }, { queueMs: queueMs(ctx.job), decodeMs });
+    const model = det.model;
     const detections: JsonObject[] = det.objects.map((o) => {
       const d: JsonObject = { class: o.label, confidence: r4(o.score), bbox_xyxy_abs: o.box.map(r2) };
       if (o.rbox) {

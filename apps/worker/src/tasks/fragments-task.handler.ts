@@ -2,11 +2,10 @@ import { Injectable } from '@nestjs/common';
 import { analyzeFragments, type FragmentInput, fragmentsCsv } from '@aperture/analysis/fragments.js';
 import { renderFragmentOverlay, renderLabelMask, renderPassingChart } from '@aperture/analysis/render.js';
 import type { JsonObject } from '@aperture/database/entities/job.entity.js';
-import { segmentInstances } from '@aperture/models/pipelines.js';
+import { DetectionPipeline } from '@aperture/models/detection.pipeline.js';
 import { HandlesJob, JobCancelledError, type JobContext, type JobHandler } from '@aperture/queue/job-handler.js';
 import type { FragmentsTaskResult } from '@aperture/queue/job-registry.js';
-import { ModelAgent } from '../models/model-agent.service.js';
-import { ImageJobSupport, json } from './image-job-support.js';
+import { ImageJobSupport, json, queueMs } from './image-job-support.js';
 
 /** The label of the calibration object in a fragments model. */
 export const BALL_LABEL = 'calibration_ball';
@@ -19,18 +18,16 @@ export const BALL_LABEL = 'calibration_ball';
 @HandlesJob('task.fragments')
 export class FragmentsTaskHandler implements JobHandler<'task.fragments'> {
   constructor(
-    private readonly agent: ModelAgent,
+    private readonly detection: DetectionPipeline,
     private readonly support: ImageJobSupport,
   ) {}
 
   async handle(ctx: JobContext<'task.fragments'>): Promise<FragmentsTaskResult> {
     const p = ctx.params;
-    const registry = this.agent.registry;
-    const model = this.support.model(registry, p.model);
     const { img, decodeMs } = await this.support.image(ctx.em, p.imageId);
     await ctx.progress(0.1);
-    const seg = await this.support.step(() => segmentInstances(registry, model, img, { conf: p.conf, iou: p.iou }));
-    this.support.record(registry, ctx.job, model.name, seg, decodeMs);
+    const seg = await this.detection.segmentInstances(p.model, img, { conf: p.conf, iou: p.iou }, { queueMs: queueMs(ctx.job), decodeMs });
+    const model = seg.model;
     if (ctx.signal.aborted) throw new JobCancelledError();
     await ctx.progress(0.5);
     const ballClassId = (model.labels ?? []).indexOf(BALL_LABEL);

@@ -4,9 +4,6 @@ import type { EntityManager } from '@mikro-orm/core';
 import { Image } from '@aperture/database/entities/image.entity.js';
 import type { Job } from '@aperture/database/entities/job.entity.js';
 import { decodeImage, type RgbImage } from '@aperture/imaging/decode.js';
-import type { ModelEntry } from '@aperture/models/manifest.js';
-import { ModelError, type ModelRegistry, UnknownModelError } from '@aperture/models/model-registry.js';
-import type { PhaseMs } from '@aperture/models/pipelines.js';
 import { PermanentJobError } from '@aperture/queue/job-handler.js';
 import { STORAGE, type StoragePort, StorageNotFoundError } from '@aperture/storage/storage.port.js';
 
@@ -23,7 +20,7 @@ export const queueMs = (job: Job): number | undefined =>
 export const r2 = (v: number): number => Math.round(v * 100) / 100;
 export const r4 = (v: number): number => Math.round(v * 10000) / 10000;
 
-/** What the image jobs (tasks, project images) share: the input image, the models, the statistics. */
+/** What the image jobs (tasks, project images) share: the input image. The models and their statistics are the pipelines'. */
 @Injectable()
 export class ImageJobSupport {
   constructor(@Inject(STORAGE) private readonly storage: StoragePort) {}
@@ -42,36 +39,6 @@ export class ImageJobSupport {
     }
     const img = await decodeImage(bytes);
     return { image, img, decodeMs: performance.now() - t0 };
-  }
-
-  /** A model of the manifest; an unknown one fails the job for good. */
-  model(registry: ModelRegistry, name: string): ModelEntry {
-    try {
-      return registry.model(name);
-    } catch (e) {
-      if (e instanceof UnknownModelError) throw new PermanentJobError(e.message);
-      throw e;
-    }
-  }
-
-  /** Runs a model step; a model that cannot run or does not fit its contract fails the job for good. */
-  async step<T>(f: () => Promise<T>): Promise<T> {
-    try {
-      return await f();
-    } catch (e) {
-      if (e instanceof ModelError) throw new PermanentJobError(e.message);
-      throw e;
-    }
-  }
-
-  /** Adds one finished request of a model to its statistics (queue time from the job's timestamps). */
-  record(registry: ModelRegistry, job: Job, model: string, t: PhaseMs, extraPreMs = 0): void {
-    registry.record(model, {
-      totalMs: extraPreMs + t.preprocessMs + t.computeMs + t.postprocessMs,
-      queueMs: queueMs(job),
-      preprocessMs: extraPreMs + t.preprocessMs,
-      postprocessMs: t.postprocessMs,
-    });
   }
 }
 

@@ -1,11 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import { renderDetections } from '@aperture/analysis/render.js';
 import type { JsonObject } from '@aperture/database/entities/job.entity.js';
-import { classifyPrimitives, type DetectedObject, detectObjects } from '@aperture/models/pipelines.js';
+import { ClassificationPipeline } from '@aperture/models/classification.pipeline.js';
+import { type DetectedObject, DetectionPipeline } from '@aperture/models/detection.pipeline.js';
 import { HandlesJob, JobCancelledError, type JobContext, type JobHandler } from '@aperture/queue/job-handler.js';
 import type { PredictTaskResult } from '@aperture/queue/job-registry.js';
-import { ModelAgent } from '../models/model-agent.service.js';
-import { ImageJobSupport, json, r2, r4 } from './image-job-support.js';
+import { ImageJobSupport, json, queueMs, r2, r4 } from './image-job-support.js';
 
 /**
  * Seed 001's prediction: a primitive's normalized rotated box (x, y = centre; width, height = the box's sides over
@@ -37,23 +37,23 @@ export function primitiveOf(o: DetectedObject, width: number, height: number): J
 @HandlesJob('task.predict')
 export class PredictTaskHandler implements JobHandler<'task.predict'> {
   constructor(
-    private readonly agent: ModelAgent,
+    private readonly detection: DetectionPipeline,
+    private readonly classification: ClassificationPipeline,
     private readonly support: ImageJobSupport,
   ) {}
 
   async handle(ctx: JobContext<'task.predict'>): Promise<PredictTaskResult> {
     const p = ctx.params;
-    const registry = this.agent.registry;
-    const detector = this.support.model(registry, p.detectionModel);
-    const classifier = this.support.model(registry, p.classificationModel);
     const { img, decodeMs } = await this.support.image(ctx.em, p.imageId);
     await ctx.progress(0.1);
-    const det = await this.support.step(() => detectObjects(registry, detector, img, { conf: p.conf, iou: p.iou }));
-    this.support.record(registry, ctx.job, detector.name, det, decodeMs);
+    const det = await this.detection.detect(p.detectionModel, img, { conf: p.conf, iou: p.iou }, { queueMs: queueMs(ctx.job), decodeMs });
+    const detector = det.model;
     if (ctx.signal.aborted) throw new JobCancelledError();
     await ctx.progress(0.6);
-    const cls = await this.support.step(() => classifyPrimitives(registry, classifier, detector, det.objects, img.width, img.height));
-    this.support.record(registry, ctx.job, classifier.name, cls);
+    const cls = await this.classification.classify(p.classificationModel, detector.name, det.objects, img.width, img.height, {
+      queueMs: queueMs(ctx.job),
+    });
+    const classifier = cls.model;
     const scenes = classifier.labels ?? [];
     let imageClass: string | null = null;
     let classProbs: JsonObject | null = null;

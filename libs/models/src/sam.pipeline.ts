@@ -1,0 +1,116 @@
+import { Injectable } from '@nestjs/common';
+import { type RgbImage } from '@aperture/imaging/decode.js';
+import {
+  encodeSamPrompt,
+  SAM_ENCODER_INPUT,
+  SAM_ENCODER_OUTPUT,
+  type SamDecoderFeeds,
+  type SamFrame,
+  type SamMaskResult,
+  samMaskFromOutputs,
+  type SamPrompt,
+} from '@aperture/inference/postprocess/sam.js';
+import { samPreprocess } from '@aperture/inference/preprocess.js';
+import { float32Output } from '@aperture/inference/session-host.js';
+import { PermanentJobError } from '@aperture/queue/job-handler.js';
+import type { ModelEntry } from './manifest.js';
+import { type InferenceTiming, ModelRunner, type PhaseMs } from './model-runner.js';
+
+/**
+ * The image encoder's output for one image: what every prompt on that image is decoded from. Immutable once made
+ * (decoders get a copy of `data`), so it can be cached and shared by any number of samDecode calls.
+ */
+export interface SamEmbedding {
+  readonly model: string;
+  /** The original size and the ResizeLongestSide(1024) size of the image. */
+  readonly frame: Readonly<SamFrame>;
+  /** image_embeddings [1, 256, 64, 64]. */
+  readonly data: Float32Array;
+  /** The encoder's pre-processing and compute. */
+  readonly encodeMs: { readonly preprocessMs: number; readonly computeMs: number };
+}
+
+/** One prompt set's mask: the chosen mask of the decoder's outputs (see samMaskFromOutputs). */
+export type SamMask = SamMaskResult;
+
+const NO_PROMPT = 'A SAM model needs a prompt: points and/or a box';
+
+/**
+ * Segment Anything (SAM1 / MobileSAM): encode an image once, decode many prompt sets from its embedding.
+ *
+ * Statistics: a samDecode call is one inference of the model. The encoder's pre-processing and compute are added to
+ * the first decode of that embedding (the request that paid for the encoding), so one encode + one decode counts
+ * once, and decodes from a cached embedding count only their own time.
+ */
+@Injectable()
+export class SamPipeline {
+  /** Embeddings whose encoder time is not in the statistics yet. */
+  private readonly unrecorded = new WeakSet<SamEmbedding>();
+
+  constructor(private readonly runner: ModelRunner) {}
+
+  /** Runs the image encoder. */
+  async samEncode(name: string, img: RgbImage): Promise<SamEmbedding> {
+    const model = this.runner.entry(name, ['sam']);
+    const t0 = performance.now();
+    const pre = await samPreprocess(img.data, img.width, img.height);
+    const preprocessMs = performance.now() - t0;
+    const { outputs, computeMs } = await this.runner.run(model, 'encoder', {
+      [SAM_ENCODER_INPUT]: { type: 'float32', dims: pre.dims, data: pre.tensor },
+    });
+    const data = this.runner.post(model, () => float32Output(outputs, SAM_ENCODER_OUTPUT).data);
+    const embedding: SamEmbedding = {
+      model: model.name,
+      frame: Object.freeze({ origW: img.width, origH: img.height, newW: pre.newW, newH: pre.newH }),
+      data,
+      encodeMs: Object.freeze({ preprocessMs, computeMs }),
+    };
+    this.unrecorded.add(embedding);
+    return Object.freeze(embedding);
+  }
+
+  /**
+   * Decodes several prompt sets from one embedding: one mask per prompt set, in order. The exported decoder takes
+   * one prompt set per run (batch 1), so it runs once per set. Each prompt set needs points and/or a box.
+   * The phases returned are the decoder's (prompt encoding, compute, mask thresholding), all sets together.
+   */
+  async samDecode(
+    embedding: SamEmbedding,
+    prompts: readonly SamPrompt[],
+    timing: InferenceTiming = {},
+  ): Promise<{ masks: SamMask[] } & PhaseMs> {
+    const model = this.runner.entry(embedding.model, ['sam']);
+    if (prompts.length === 0 || prompts.some((p) => !p.points?.length && !p.box)) throw new PermanentJobError(NO_PROMPT);
+    const phases: PhaseMs = { preprocessMs: 0, computeMs: 0, postprocessMs: 0 };
+    const masks: SamMask[] = [];
+    for (const prompt of prompts) {
+      const t0 = performance.now();
+      const feeds = this.feeds(model, prompt, embedding);
+      phases.preprocessMs += performance.now() - t0;
+      const { outputs, computeMs } = await this.runner.run(model, 'decoder', feeds);
+      phases.computeMs += computeMs;
+      const t1 = performance.now();
+      const mask = this.runner.post(model, () =>
+        samMaskFromOutputs(float32Output(outputs, 'masks'), float32Output(outputs, 'iou_predictions'), prompt),
+      );
+      masks.push(mask);
+      phases.postprocessMs += performance.now() - t1;
+    }
+    const recorded = { ...phases };
+    if (this.unrecorded.delete(embedding)) {
+      recorded.preprocessMs += embedding.encodeMs.preprocessMs;
+      recorded.computeMs += embedding.encodeMs.computeMs;
+    }
+    this.runner.record(model, timing, recorded);
+    return { masks, ...phases };
+  }
+
+  /** The decoder's inputs for a prompt set, with a copy of the embedding (a run takes its input buffers). */
+  private feeds(model: ModelEntry, prompt: SamPrompt, embedding: SamEmbedding): SamDecoderFeeds {
+    try {
+      return encodeSamPrompt(prompt, embedding.frame, embedding.data.slice());
+    } catch (e) {
+      throw new PermanentJobError(`Model ${model.name}: ${(e as Error).message}`);
+    }
+  }
+}
