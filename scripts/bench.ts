@@ -226,7 +226,7 @@ async function benchQueue(model: string, tag: string, fields: Record<string, str
     Math.round((results[`queue_${tag}_c1_mean_latency_ms`]! / results[`${model}_1920x1080_total_ms`]!) * 100) / 100;
 }
 
-/** One fragment analysis (seed 000) of a 1920x1080 image through HTTP, the queue and the worker, artifacts included. */
+/** One fragment analysis of a 1920x1080 image through HTTP, the queue and the worker, artifacts included. */
 async function benchFragmentTask(): Promise<void> {
   const png = await sharp(resolve(root, 'models/fixtures/fragments/fragments-04-1024x768.png'))
     .resize(1920, 1080, { fit: 'cover' })

@@ -105,7 +105,7 @@ describe('images: upload by content, list, metadata, content, exists, delete', (
     expect((await request(t.server).get('/api/v1/images').set(alice.auth)).body.total).toBe(before + 1);
   });
 
-  it("lists newest first with pagination; exists-by-name answers in seed 000's shape", async () => {
+  it("lists newest first with pagination; exists-by-name answers with the newest image's metadata", async () => {
     const page1 = await request(t.server).get('/api/v1/images?page=1&page_size=2').set(alice.auth);
     expect(page1.body).toMatchObject({ page: 1, page_size: 2, total: expect.any(Number) });
     expect(page1.body.items).toHaveLength(2);

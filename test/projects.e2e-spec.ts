@@ -8,7 +8,7 @@ import { testEnv } from './support/env.js';
 import { polygonIoU, type Pt } from './support/geometry.js';
 import { expectProblem, type LoggedIn, registerAndLogin, waitFor } from './support/http.js';
 
-/** Seed 003's projects through HTTP, the queue and the worker (one process), with the shipped detector. */
+/** Projects through HTTP, the queue and the worker (one process), with the shipped detector. */
 const fixtures = resolve(defaultModelsDir(), 'fixtures');
 const truth = (
   JSON.parse(readFileSync(resolve(fixtures, 'primitives/ground-truth.json'), 'utf8')) as {
@@ -45,7 +45,7 @@ describe('projects: CRUD, multi-image upload, start / start-rest, result sets', 
     }, 120000);
   }
 
-  it('runs the whole seed-003 flow: upload with a bad file, start, results, start-rest touches only new images', async () => {
+  it('runs the whole project flow: upload with a bad file, start, results, start-rest touches only new images', async () => {
     const created = await request(t.server)
       .post('/api/v1/projects')
       .set(alice.auth)

@@ -11,7 +11,7 @@ import { polygonIoU, type Pt } from './support/geometry.js';
 import { expectProblem, type LoggedIn, registerAndLogin, waitFor } from './support/http.js';
 import { hugePngHeader } from './support/images.js';
 
-/** Seeds 001 and 000 through HTTP, the queue and the worker (one process), with the shipped models on the committed fixtures. */
+/** Prediction tasks and fragment analyses through HTTP, the queue and the worker (one process), with the shipped models on the committed fixtures. */
 const fixtures = resolve(defaultModelsDir(), 'fixtures');
 const gt = <T>(p: string): T => JSON.parse(readFileSync(resolve(fixtures, p), 'utf8')) as T;
 
@@ -44,7 +44,7 @@ type Task = {
   error: string | null;
 };
 
-describe('tasks: prediction (seed 001) and fragment analysis (seed 000)', () => {
+describe('tasks: prediction and fragment analysis', () => {
   let t: TestApp;
   let alice: LoggedIn;
   let bob: LoggedIn;
@@ -239,7 +239,7 @@ describe('tasks: prediction (seed 001) and fragment analysis (seed 000)', () => 
     expect(c.result!['d50'] as number).toBeGreaterThan(a.result!['d50'] as number); // pixels are smaller than millimetres here
   });
 
-  it('creates a task from an uploaded image id; list, status, input, result and delete follow seed 001', async () => {
+  it('creates a task from an uploaded image id; list, status, input, result and delete', async () => {
     const up = await request(t.server)
       .post('/api/v1/images')
       .set(alice.auth)

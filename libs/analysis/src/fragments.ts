@@ -1,5 +1,5 @@
 /**
- * Fragment sizing ("seed 000"): equivalent diameters of segmented fragments, calibrated by a red ball of known
+ * Fragment sizing: equivalent diameters of segmented fragments, calibrated by a red ball of known
  * real radius, and the D10/D50/D90 of the size distribution.
  *
  *   D_px   = sqrt(4·A/π), A = mask area in original-image pixels

@@ -5,7 +5,7 @@ import type { ModelEntry } from './manifest.js';
 import { ModelError } from './model-registry.js';
 import { asJobError, type InferenceTiming, ModelRunner, type PhaseMs } from './model-runner.js';
 
-/** Scene classifiers that read the primitives a detector found (seed 001). */
+/** Scene classifiers that read the primitives a detector found (the prediction task). */
 @Injectable()
 export class ClassificationPipeline {
   constructor(private readonly runner: ModelRunner) {}

@@ -19,7 +19,7 @@ export interface InferOptions {
   box?: { x1: number; y1: number; x2: number; y2: number };
 }
 
-/** Seed 001: oriented primitives, then the scene from them. Models by manifest name. */
+/** Prediction task: oriented primitives, then the scene from them. Models by manifest name. */
 export interface PredictTaskParams {
   imageId: string;
   detectionModel: string;
@@ -28,7 +28,7 @@ export interface PredictTaskParams {
   iou: number;
 }
 
-/** Seed 000: fragment masks, sizes calibrated by the red ball. */
+/** Fragment analysis: fragment masks, sizes calibrated by the red ball. */
 export interface FragmentsTaskParams {
   imageId: string;
   model: string;
@@ -38,7 +38,7 @@ export interface FragmentsTaskParams {
   iou: number;
 }
 
-/** Seed 003: one project image through the project's model. */
+/** Projects: one project image through the project's model. */
 export interface ProjectDetectParams {
   projectId: string;
   imageId: string;

@@ -59,7 +59,7 @@ export class ImagesController {
   @Get('exists')
   @ApiOperation({
     summary: 'Is an image with this name uploaded?',
-    description: "Seed 000's check before uploading again; metadata is your newest image of that name.",
+    description: 'The check before uploading again; metadata is your newest image of that name.',
   })
   @ApiOkResponse({ type: ImageExistsDto })
   async imageExists(@Query() q: ImageExistsQueryDto, @CurrentPrincipal() p: Principal): Promise<ImageExistsDto> {

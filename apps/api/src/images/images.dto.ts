@@ -42,7 +42,7 @@ export class BadImageDto {
   reason!: string;
 }
 
-/** Seed 003's upload answer: the stored images, and the files refused with why. */
+/** The upload answer: the stored images, and the files refused with why. */
 export class ImageUploadReportDto {
   @ApiProperty({ type: [ImageDto], description: 'The images stored' }) data!: ImageDto[];
   @ApiProperty({ description: 'True when at least one file was refused' }) error!: boolean;
@@ -75,7 +75,7 @@ export class ImageExistsQueryDto {
   name!: string;
 }
 
-/** Seed 000's answer to "does this image exist already?". */
+/** The answer to "does this image exist already?" (checked before uploading again). */
 export class ImageExistsDto {
   @ApiProperty() exists!: boolean;
   @ApiProperty({ example: 'Image already exists on the server.' }) message!: string;

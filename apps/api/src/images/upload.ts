@@ -54,7 +54,7 @@ export function uploadedFiles(fields: UploadedFields): UploadedImage[] {
 }
 
 /**
- * The upload answer of seed 003, with the status telling the outcome: 201 all stored, 207 some stored (the others in
+ * The upload answer, with the status telling the outcome: 201 all stored, 207 some stored (the others in
  * bad_images), 400 IMAGE_VALIDATION_ERROR none stored (problem+json that still carries bad_images).
  */
 export function uploadReport(r: StoreReport, total: number, res: Response): ImageUploadReportDto {

@@ -10,9 +10,9 @@ import {
   type ModelStatsResponseDto,
   type ModelSummaryDto,
   ModelWorkerStateDto,
-  round,
 } from './models.dto.js';
 import { ModelControlService } from './model-control.service.js';
+import { roundTo } from '@aperture/common/round.js';
 
 const PHASES = ['success', 'failure', 'queue', 'preprocess', 'compute', 'postprocess'] as const;
 
@@ -45,7 +45,7 @@ export class ModelCatalogueService {
 
   /**
    * A model chosen by numeric id or by name among the given kinds, or the first model of those kinds when none is
-   * named. Anything else is a 400 whose detail lists the valid (id, name, kind) triples, as seed 001 did.
+   * named. Anything else is a 400 whose detail lists the valid (id, name, kind) triples.
    */
   resolve(
     ref: string | number | undefined | null,
@@ -151,7 +151,7 @@ export class ModelCatalogueService {
       labels: m.labels,
       input_size: m.input_size,
       state,
-      memory_mb: round(workers.reduce((a, w) => a + w.memory_mb, 0)),
+      memory_mb: roundTo(workers.reduce((a, w) => a + w.memory_mb, 0), 3),
       workers,
     };
   }

@@ -6,6 +6,7 @@ import { IsThreshold } from '@aperture/common/thresholds.js';
 import { MODEL_KINDS, type ModelKind } from '@aperture/models/manifest.js';
 import type { WorkerDoc, WorkerModelState } from '@aperture/models/model-control.js';
 import type { ModelStats, PhaseStats } from '@aperture/models/model-status.js';
+import { roundTo } from '@aperture/common/round.js';
 
 export const MODEL_STATES = ['available', 'loading', 'loaded', 'failed'] as const;
 
@@ -51,8 +52,8 @@ export class ModelWorkerStateDto {
       reason: s?.reason ?? null,
       loaded_at: s?.loaded_at ?? null,
       last_used_at: s?.last_used_at ?? null,
-      memory_mb: round((s?.memory_bytes ?? 0) / MB),
-      rss_mb: round(d.rss_bytes / MB),
+      memory_mb: roundTo((s?.memory_bytes ?? 0) / MB, 3),
+      rss_mb: roundTo(d.rss_bytes / MB, 3),
       execution_provider: s?.execution_provider ?? null,
     };
   }
@@ -121,7 +122,7 @@ export class PhaseStatsDto {
   @ApiProperty({ description: 'total_ms / count (0 when count is 0)' }) mean_ms!: number;
 
   static from(p: PhaseStats): PhaseStatsDto {
-    return { count: p.count, total_ms: round(p.total_ms), mean_ms: p.count ? round(p.total_ms / p.count) : 0 };
+    return { count: p.count, total_ms: roundTo(p.total_ms, 3), mean_ms: p.count ? roundTo(p.total_ms / p.count, 3) : 0 };
   }
 }
 
@@ -174,7 +175,6 @@ export class ModelControlResponseDto {
   @ApiProperty({ type: [ModelControlWorkerDto] }) workers!: ModelControlWorkerDto[];
 }
 
-export const round = (x: number): number => Math.round(x * 1000) / 1000;
 
 /** A number that is finite (no NaN, no Infinity). */
 const IsFiniteNumber = (): PropertyDecorator => IsNumber({ allowNaN: false, allowInfinity: false });

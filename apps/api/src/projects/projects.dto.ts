@@ -65,7 +65,7 @@ export class ProjectSummaryDto {
     type: Number,
     nullable: true,
     example: 1,
-    description: "Its numeric id (seed 003's ai_model_id); null if the model is no longer installed",
+    description: 'Its numeric id (ai_model_id in the project answers); null if the model is no longer installed',
   })
   model_id!: number | null;
   @ApiProperty({ format: 'uuid' }) owner_id!: string;

@@ -4,7 +4,7 @@ import { ModelsModule } from '../models/models.module.js';
 import { ProjectsController } from './projects.controller.js';
 import { ProjectsService } from './projects.service.js';
 
-/** Projects of seed 003: images, start / start-rest through the queue, result sets. */
+/** Projects: images, start / start-rest through the queue, result sets. */
 @Module({
   imports: [imageMulter(), ImagesModule, ModelsModule],
   controllers: [ProjectsController],

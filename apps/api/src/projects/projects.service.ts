@@ -43,7 +43,7 @@ interface ImageProgress {
   hasResult: boolean;
 }
 
-/** Projects of seed 003: images processed with one chosen model, status derived from the processing jobs. */
+/** Projects: images processed with one chosen model, status derived from the processing jobs. */
 @Injectable()
 export class ProjectsService {
   constructor(

@@ -90,7 +90,7 @@ export class TasksController {
   @ApiOperation({
     summary: 'Create a task',
     description:
-      'prediction (seed 001): oriented primitives by the detection model, then the scene classified FROM them. fragments (seed 000): fragment masks, diameters calibrated by the red ball (real_radius, unit), D10/D50/D90, overlay, chart, masks, CSV. The image is an upload (multipart "image") or one of yours (image_id). Every parameter is checked before anything is stored.',
+      'prediction: oriented primitives by the detection model, then the scene classified FROM them. fragments: fragment masks, diameters calibrated by the red ball (real_radius, unit), D10/D50/D90, overlay, chart, masks, CSV. The image is an upload (multipart "image") or one of yours (image_id). Every parameter is checked before anything is stored.',
   })
   @ApiAcceptedResponse({ type: TaskAcceptedDto })
   @ApiBadRequestResponse({

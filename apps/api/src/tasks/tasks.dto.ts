@@ -13,7 +13,7 @@ export type TaskType = (typeof TASK_TYPES)[number];
 export const JOB_TYPE_OF: Record<TaskType, 'task.predict' | 'task.fragments'> = { prediction: 'task.predict', fragments: 'task.fragments' };
 export const TASK_TYPE_OF: Record<string, TaskType> = { 'task.predict': 'prediction', 'task.fragments': 'fragments' };
 
-const STATUS_WORDS = 'queued (seed words: pending, queued), running (in progress), completed (done), failed, cancelled';
+const STATUS_WORDS = 'queued (also called pending), running (in progress), completed (done), failed, cancelled';
 
 /** The tunable parameters of a task; which apply depends on the type. Shared by create and rerun. */
 export class TaskParamsDto {
@@ -76,7 +76,7 @@ export class TaskCreateFormDto extends TaskParamsDto {
   @ApiPropertyOptional({
     enum: TASK_TYPES,
     default: 'prediction',
-    description: 'prediction: primitives and scene (seed 001); fragments: fragment sizes (seed 000)',
+    description: 'prediction: primitives and scene; fragments: fragment sizes',
   })
   @IsOptional()
   @IsIn(TASK_TYPES)
@@ -150,7 +150,7 @@ export class TaskDto {
   @ApiProperty({ minimum: 0, maximum: 1 }) progress!: number;
   @ApiProperty({ type: String, nullable: true }) error!: string | null;
   @ApiProperty({ type: String, format: 'uuid', nullable: true, description: 'Null once the image was deleted' }) image_id!: string | null;
-  @ApiProperty({ type: String, nullable: true, example: 'site-3.jpg', description: "Seed 001's input_path: the input's file name" })
+  @ApiProperty({ type: String, nullable: true, example: 'site-3.jpg', description: "The input's file name (input_path)" })
   input_path!: string | null;
   @ApiProperty({ example: '/api/v1/tasks/0b7e…/input' }) input_url!: string;
   @ApiProperty({ type: 'object', additionalProperties: true, description: 'The parameters it ran with (models by name)' }) params!: Record<

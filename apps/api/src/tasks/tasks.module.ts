@@ -4,7 +4,7 @@ import { ModelsModule } from '../models/models.module.js';
 import { TasksController } from './tasks.controller.js';
 import { TasksService } from './tasks.service.js';
 
-/** Prediction tasks (seed 001) and fragment analyses (seed 000) over the job engine. */
+/** Prediction tasks and fragment analyses over the job engine. */
 @Module({
   imports: [imageMulter(), ImagesModule, ModelsModule],
   controllers: [TasksController],

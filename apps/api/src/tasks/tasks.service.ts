@@ -25,7 +25,7 @@ function classifierClasses(m: ModelEntry): number | null {
 }
 
 /**
- * Prediction tasks (seed 001: primitives and scene) and fragment analyses (seed 000), each one Job record on the
+ * Prediction tasks (primitives and scene) and fragment analyses (fragment sizes), each one Job record on the
  * inference queue. Only the owner sees a task: any other id answers "Task with id {id} does not exist.".
  */
 @Injectable()
@@ -61,7 +61,7 @@ export class TasksService {
     return this.enqueue(em, type, { ...params, imageId: image.id } as PredictTaskParams | FragmentsTaskParams, p);
   }
 
-  /** Seed 000's re-predict: a new task on the same image, with the old parameters overridden by the given ones. */
+  /** Re-predict: a new task on the same image, with the old parameters overridden by the given ones. */
   async rerun(task: Job, changes: TaskParamsDto, p: Principal): Promise<Job> {
     const type: TaskType = task.type === 'task.fragments' ? 'fragments' : 'prediction';
     if (!task.image) throw conflict(`The input image of task ${task.id} was deleted; upload it again and create a new task.`);
@@ -120,7 +120,7 @@ export class TasksService {
     return { detectionModel: detector.name, classificationModel: classifier.name, conf, iou };
   }
 
-  /** The caller's task (with its image and artifacts), or the 404 of seed 001. */
+  /** The caller's task (with its image and artifacts), or a 404. */
   async findOwn(id: string, p: Principal, refresh = false): Promise<Job> {
     const where = { type: { $in: [...TASK_JOB_TYPES] } };
     return findOwned(this.em, Job, id, p.userId, 'Task', { where, populate: ['artifacts', 'image'], refresh });

@@ -11,7 +11,8 @@ import { SamPipeline } from '@aperture/models/sam.pipeline.js';
 import { HandlesJob, JobCancelledError, type JobContext, type JobHandler, PermanentJobError } from '@aperture/queue/job-handler.js';
 import type { InferOptions, ModelInferResult } from '@aperture/queue/job-registry.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
-import { queueMs, r2, r4, readAll } from '../tasks/image-job-support.js';
+import { queueMs, readAll } from '../tasks/image-job-support.js';
+import { roundTo } from '@aperture/common/round.js';
 
 interface Outcome {
   result: JsonObject;
@@ -52,10 +53,10 @@ export class ModelInferHandler implements JobHandler<'model.infer'> {
       height: img.height,
       ...outcome.result,
       timings_ms: {
-        decode: r2(decodeMs),
-        preprocess: r2(outcome.preprocessMs),
-        postprocess: r2(outcome.postprocessMs),
-        total: r2(totalMs),
+        decode: roundTo(decodeMs, 2),
+        preprocess: roundTo(outcome.preprocessMs, 2),
+        postprocess: roundTo(outcome.postprocessMs, 2),
+        total: roundTo(totalMs, 2),
       },
     };
   }
@@ -76,8 +77,8 @@ export class ModelInferHandler implements JobHandler<'model.infer'> {
         const detections: JsonObject[] = seg.detections.map((d) => ({
           class: label(d.classId),
           class_id: d.classId,
-          score: r4(d.score),
-          box_xyxy: [r2(d.x1), r2(d.y1), r2(d.x2), r2(d.y2)],
+          score: roundTo(d.score, 4),
+          box_xyxy: [roundTo(d.x1, 2), roundTo(d.y1, 2), roundTo(d.x2, 2), roundTo(d.y2, 2)],
           area: d.area,
           mask: d.rle as unknown as JsonObject,
         }));
@@ -90,15 +91,15 @@ export class ModelInferHandler implements JobHandler<'model.infer'> {
             ? {
                 class: d.label,
                 class_id: d.classId,
-                score: r4(d.score),
-                cx: r2(d.rbox.cx),
-                cy: r2(d.rbox.cy),
-                w: r2(d.rbox.w),
-                h: r2(d.rbox.h),
-                angle: r4(d.rbox.angle),
-                corners: d.corners.map(([x, y]) => [r2(x), r2(y)]),
+                score: roundTo(d.score, 4),
+                cx: roundTo(d.rbox.cx, 2),
+                cy: roundTo(d.rbox.cy, 2),
+                w: roundTo(d.rbox.w, 2),
+                h: roundTo(d.rbox.h, 2),
+                angle: roundTo(d.rbox.angle, 4),
+                corners: d.corners.map(([x, y]) => [roundTo(x, 2), roundTo(y, 2)]),
               }
-            : { class: d.label, class_id: d.classId, score: r4(d.score), box_xyxy: d.box.map(r2) },
+            : { class: d.label, class_id: d.classId, score: roundTo(d.score, 4), box_xyxy: d.box.map((v) => roundTo(v, 2)) },
         );
         return { result: { count: detections.length, detections }, preprocessMs: det.preprocessMs, postprocessMs: det.postprocessMs };
       }
@@ -110,7 +111,7 @@ export class ModelInferHandler implements JobHandler<'model.infer'> {
         const m = dec.masks[0]!;
         const result: JsonObject = {
           mask_index: m.index,
-          score: r4(m.score),
+          score: roundTo(m.score, 4),
           area: m.area,
           bbox_xywh: maskToBbox(m.mask, m.width, m.height),
           mask: rleEncode(m.mask, m.width, m.height) as unknown as JsonObject,

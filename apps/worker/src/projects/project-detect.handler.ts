@@ -4,9 +4,10 @@ import type { JsonObject } from '@aperture/database/entities/job.entity.js';
 import { DetectionPipeline } from '@aperture/models/detection.pipeline.js';
 import { HandlesJob, type JobContext, type JobHandler } from '@aperture/queue/job-handler.js';
 import type { ProjectDetectResult } from '@aperture/queue/job-registry.js';
-import { ImageJobSupport, queueMs, r2, r4 } from '../tasks/image-job-support.js';
+import { ImageJobSupport, queueMs } from '../tasks/image-job-support.js';
+import { roundTo } from '@aperture/common/round.js';
 
-/** Seed 003: one project image through the project's model: detections and an annotated image. */
+/** Projects: one project image through the project's model: detections and an annotated image. */
 @Injectable()
 @HandlesJob('project.detect')
 export class ProjectDetectHandler implements JobHandler<'project.detect'> {
@@ -22,10 +23,10 @@ export class ProjectDetectHandler implements JobHandler<'project.detect'> {
     const det = await this.detection.detect(p.model, img, { conf: p.conf, iou: p.iou }, { queueMs: queueMs(ctx.job), decodeMs });
     const model = det.model;
     const detections: JsonObject[] = det.objects.map((o) => {
-      const d: JsonObject = { class: o.label, confidence: r4(o.score), bbox_xyxy_abs: o.box.map(r2) };
+      const d: JsonObject = { class: o.label, confidence: roundTo(o.score, 4), bbox_xyxy_abs: o.box.map((v) => roundTo(v, 2)) };
       if (o.rbox) {
-        d['corners'] = o.corners.map(([x, y]) => [r2(x), r2(y)]);
-        d['angle'] = r4(o.rbox.angle);
+        d['corners'] = o.corners.map(([x, y]) => [roundTo(x, 2), roundTo(y, 2)]);
+        d['angle'] = roundTo(o.rbox.angle, 4);
       }
       return d;
     });

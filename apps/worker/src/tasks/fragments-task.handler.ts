@@ -11,7 +11,7 @@ import { ImageJobSupport, json, queueMs } from './image-job-support.js';
 export const BALL_LABEL = 'calibration_ball';
 
 /**
- * Seed 000's fragment analysis: instance masks, the red calibration ball (never a fragment) giving the scale,
+ * Fragment analysis: instance masks, the red calibration ball (never a fragment) giving the scale,
  * D = sqrt(4A/π) per fragment in real units, D10/D50/D90; overlay, label masks, passing-size chart, CSV and JSON.
  */
 @Injectable()

@@ -17,9 +17,6 @@ export async function readAll(stream: Readable): Promise<Buffer> {
 export const queueMs = (job: Job): number | undefined =>
   job.startedAt ? Math.max(0, job.startedAt.getTime() - job.queuedAt.getTime()) : undefined;
 
-export const r2 = (v: number): number => Math.round(v * 100) / 100;
-export const r4 = (v: number): number => Math.round(v * 10000) / 10000;
-
 /** What the image jobs (tasks, project images) share: the input image. The models and their statistics are the pipelines'. */
 @Injectable()
 export class ImageJobSupport {

@@ -5,10 +5,11 @@ import { ClassificationPipeline } from '@aperture/models/classification.pipeline
 import { type DetectedObject, DetectionPipeline } from '@aperture/models/detection.pipeline.js';
 import { HandlesJob, JobCancelledError, type JobContext, type JobHandler } from '@aperture/queue/job-handler.js';
 import type { PredictTaskResult } from '@aperture/queue/job-registry.js';
-import { ImageJobSupport, json, queueMs, r2, r4 } from './image-job-support.js';
+import { ImageJobSupport, json, queueMs } from './image-job-support.js';
+import { roundTo } from '@aperture/common/round.js';
 
 /**
- * Seed 001's prediction: a primitive's normalized rotated box (x, y = centre; width, height = the box's sides over
+ * The prediction task's output: a primitive's normalized rotated box (x, y = centre; width, height = the box's sides over
  * the image width and height; rotation = angle / π in [0, 1)) and its four normalized corners.
  */
 export function primitiveOf(o: DetectedObject, width: number, height: number): JsonObject {
@@ -21,14 +22,14 @@ export function primitiveOf(o: DetectedObject, width: number, height: number): J
   };
   return {
     primitive_class: o.label,
-    probability: r4(o.score),
-    x: r4(b.cx / width),
-    y: r4(b.cy / height),
-    width: r4(b.w / width),
-    height: r4(b.h / height),
-    rotation: r4(b.angle / Math.PI),
-    corners: o.corners.map(([x, y]) => [r4(x / width), r4(y / height)]),
-    corners_px: o.corners.map(([x, y]) => [r2(x), r2(y)]),
+    probability: roundTo(o.score, 4),
+    x: roundTo(b.cx / width, 4),
+    y: roundTo(b.cy / height, 4),
+    width: roundTo(b.w / width, 4),
+    height: roundTo(b.h / height, 4),
+    rotation: roundTo(b.angle / Math.PI, 4),
+    corners: o.corners.map(([x, y]) => [roundTo(x / width, 4), roundTo(y / height, 4)]),
+    corners_px: o.corners.map(([x, y]) => [roundTo(x, 2), roundTo(y, 2)]),
   };
 }
 
@@ -59,7 +60,7 @@ export class PredictTaskHandler implements JobHandler<'task.predict'> {
     let classProbs: JsonObject | null = null;
     if (cls.probs) {
       const probs = cls.probs;
-      classProbs = Object.fromEntries(scenes.map((s, i) => [s, r4(probs[i] ?? 0)]));
+      classProbs = Object.fromEntries(scenes.map((s, i) => [s, roundTo(probs[i] ?? 0, 4)]));
       let best = 0;
       for (let i = 1; i < probs.length; i++) if (probs[i]! > probs[best]!) best = i;
       imageClass = scenes[best] ?? String(best);

@@ -3,7 +3,7 @@ import { type Opt } from '@mikro-orm/core';
 import { Entity, Index, ManyToOne, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
 import { User } from './user.entity.js';
 
-/** A set of images processed with one chosen model (seed 003). Its status is derived from its jobs. */
+/** A set of images processed with one chosen model. Its status is derived from its jobs. */
 @Entity({ tableName: 'projects' })
 @Index({ properties: ['owner', 'createdAt'] })
 export class Project {
