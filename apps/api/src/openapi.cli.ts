@@ -12,7 +12,7 @@ import { loadConfig } from '@aperture/config/config.js';
 import { ApiModule } from './api.module.js';
 import { buildOpenApiDocument, configureApp } from './setup.js';
 
-export async function generateOpenApiYaml(): Promise<string> {
+async function generateOpenApiYaml(): Promise<string> {
   const app = await NestFactory.create<NestExpressApplication>(ApiModule, {
     preview: true,
     logger: false,

@@ -10,7 +10,7 @@ import { closeOnSignals } from '@aperture/common/bootstrap.js';
 import { createValidationPipe } from '@aperture/common/validation.js';
 import { SchemaService } from '@aperture/database/schema.service.js';
 
-export const API_PREFIX = 'api/v1';
+const API_PREFIX = 'api/v1';
 
 /** Everything an API app needs besides its modules; used by main, the single-process mode, the tests and the spec writer. */
 export function configureApp(app: NestExpressApplication, config: AppConfig): void {

@@ -83,7 +83,7 @@ export interface FragmentAnalysis {
  * region's area is that of the disc itself: measured on the six fixtures, S ≥ 0.5 / 0.6 / 0.7 / 0.8 give radius
  * errors of +0.3..+3.1 % / −0.1..+1.3 % / −0.11..+0.04 % / −1.3..−0.1 %.
  */
-export const RED_HSV = { hueDeg: 20, minSaturation: 0.7, minValue: 40 } as const;
+const RED_HSV = { hueDeg: 20, minSaturation: 0.7, minValue: 40 } as const;
 /** The ball detection's box is grown by this fraction of its width/height on each side before looking for red. */
 const BOX_GROWTH = 0.2;
 const MIN_RED_PIXELS = 20;

@@ -11,7 +11,7 @@ import { roundTo } from '@aperture/common/round.js';
 import { type FragmentAnalysis, type FragmentInput } from './fragments.js';
 
 /** zlib level 3 for full-size result images: about a third faster than sharp's default 6, for a few percent more bytes. */
-export const RESULT_PNG = { compressionLevel: 3 } as const;
+const RESULT_PNG = { compressionLevel: 3 } as const;
 
 const GOLDEN = 0.6180339887498949;
 /** Opacity of a fragment's colour over the photo. */
@@ -54,7 +54,7 @@ function labelIndex(label: string): number {
 }
 
 /** Escapes text for SVG/XML content and attribute values. */
-export function escapeXml(s: string): string {
+function escapeXml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
 }
 
@@ -226,8 +226,8 @@ export async function renderLabelMask(width: number, height: number, dets: Fragm
     .toBuffer();
 }
 
-export const CHART_WIDTH = 900;
-export const CHART_HEIGHT = 560;
+const CHART_WIDTH = 900;
+const CHART_HEIGHT = 560;
 const FONT = 'DejaVu Sans, Liberation Sans, Arial, sans-serif';
 
 function text(x: number, y: number, s: string, attrs = ''): string {

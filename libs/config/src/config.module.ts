@@ -1,10 +1,7 @@
-import { Global, Inject, Module } from '@nestjs/common';
+import { Global, Module } from '@nestjs/common';
 import { type AppConfig, loadConfig } from './config.js';
 
 export const APP_CONFIG = Symbol('APP_CONFIG');
-
-/** Injects the validated configuration. */
-export const InjectConfig = (): PropertyDecorator & ParameterDecorator => Inject(APP_CONFIG);
 
 @Global()
 @Module({

@@ -11,10 +11,10 @@ import { ENTITIES } from './entities.js';
 import { POSTGRESQL_MIGRATIONS } from './migrations/postgresql/index.js';
 import { SQLITE_MIGRATIONS } from './migrations/sqlite/index.js';
 
-export const MIGRATIONS_TABLE = 'mikro_orm_migrations';
+const MIGRATIONS_TABLE = 'mikro_orm_migrations';
 
 /** Source folder of a dialect's migrations (where `npm run migration:create` writes). */
-export function migrationsSourceDir(dialect: AppConfig['database']['dialect']): string {
+function migrationsSourceDir(dialect: AppConfig['database']['dialect']): string {
   // This file lives at libs/database/src (source) or dist/libs/database/src (compiled).
   const here = dirname(fileURLToPath(import.meta.url));
   const root = here.includes(`${'/dist/'}`) ? resolve(here, '../../../..') : resolve(here, '../../..');

@@ -106,7 +106,7 @@ export async function letterbox(
   return { tensor, dims: [1, 3, g.inputH, g.inputW], ...g };
 }
 
-export const SAM_SIZE = 1024;
+const SAM_SIZE = 1024;
 export const SAM_MEAN: readonly [number, number, number] = [123.675, 116.28, 103.53];
 export const SAM_STD: readonly [number, number, number] = [58.395, 57.12, 57.375];
 

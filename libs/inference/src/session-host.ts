@@ -28,7 +28,7 @@ export class SessionNotLoadedError extends Error {
   }
 }
 
-export class SessionWorkerError extends Error {
+class SessionWorkerError extends Error {
   constructor(message: string, name = 'SessionWorkerError') {
     super(message);
     this.name = name;

@@ -34,7 +34,7 @@ export interface DetectOptions {
   maxDet?: number | undefined;
 }
 
-export const labelOf = (model: ModelEntry, classId: number): string => model.labels?.[classId] ?? String(classId);
+const labelOf = (model: ModelEntry, classId: number): string => model.labels?.[classId] ?? String(classId);
 
 function nmsOptions(o: DetectOptions): NmsOptions {
   // Only the options given: an undefined key would override the defaults when spread.

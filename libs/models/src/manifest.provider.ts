@@ -3,7 +3,7 @@ import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
 import { defaultModelsDir, loadManifest, type ModelManifest } from './manifest.js';
 
-export const MODEL_MANIFEST = Symbol('MODEL_MANIFEST');
+const MODEL_MANIFEST = Symbol('MODEL_MANIFEST');
 export const MODELS_DIR = Symbol('MODELS_DIR');
 export const InjectManifest = (): PropertyDecorator & ParameterDecorator => Inject(MODEL_MANIFEST);
 

@@ -11,7 +11,7 @@ export interface LoadedFileView {
   metadata: Record<string, string>;
 }
 
-export const CONTRACTS = [
+const CONTRACTS = [
   'ultralytics-detect',
   'ultralytics-obb',
   'ultralytics-segment',
@@ -23,7 +23,7 @@ export const CONTRACTS = [
 export type Contract = (typeof CONTRACTS)[number];
 
 /** The contracts each kind may declare (DESIGN.md §5). */
-export const KIND_CONTRACTS: Record<ModelEntry['kind'], readonly Contract[]> = {
+const KIND_CONTRACTS: Record<ModelEntry['kind'], readonly Contract[]> = {
   detector: ['ultralytics-detect', 'ultralytics-obb'],
   segmenter: ['ultralytics-segment'],
   classifier: ['ultralytics-classify', 'sequence-classifier'],

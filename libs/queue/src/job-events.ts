@@ -5,7 +5,7 @@ import { REDIS, RedisKeys } from '@aperture/redis/redis.module.js';
 import { CANCEL_CHANNEL } from './job-registry.js';
 
 /** Published (with the job id) once a job's record has reached completed or failed; cancellations go on CANCEL_CHANNEL. */
-export const FINAL_CHANNEL = 'jobs:final';
+const FINAL_CHANNEL = 'jobs:final';
 const SUBSCRIBE_TIMEOUT_MS = 2000;
 
 /** Tells every API replica that a job's record is final, so requests waiting on it answer at once. */

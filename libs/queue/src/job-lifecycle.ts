@@ -14,7 +14,7 @@ import { JobQueues } from './job-queues.js';
 import { CANCEL_CHANNEL, JOB_TYPES, type JobType } from './job-registry.js';
 
 /** The statuses a job can still move from. */
-export const ACTIVE_JOB_STATUSES: readonly JobStatus[] = ['queued', 'running'];
+const ACTIVE_JOB_STATUSES: readonly JobStatus[] = ['queued', 'running'];
 
 /** Who claims a job and for how long; the lease is renewed by progress and heartbeats, never by Bull's in-Redis lock. */
 export interface LeaseOptions {
@@ -65,7 +65,7 @@ export interface SweepReport {
  * A queued row younger than this is left alone by the periodic sweep: its enqueue may be on its way (enqueueing it
  * twice would be harmless, a no-op, but needless).
  */
-export const SWEEP_QUEUED_GRACE_MS = 15000;
+const SWEEP_QUEUED_GRACE_MS = 15000;
 
 /** Bull states in which the job will still be delivered (or is held by a worker that Bull will declare stalled). */
 const LIVE_BULL_STATES = new Set(['waiting', 'active', 'delayed', 'paused']);

@@ -4,7 +4,6 @@ import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
 
 export const REDIS = Symbol('REDIS');
-export const InjectRedis = (): PropertyDecorator & ParameterDecorator => Inject(REDIS);
 
 /** Builds namespaced keys so several deployments (and test runs) can share one Redis. */
 @Injectable()

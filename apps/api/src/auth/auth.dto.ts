@@ -95,7 +95,7 @@ export class UserDto {
   }
 }
 
-export const GRANT_TYPES = ['password', 'refresh_token'] as const;
+const GRANT_TYPES = ['password', 'refresh_token'] as const;
 
 /**
  * OAuth2 token request (form-encoded). grant_type=password with username + password; grant_type=refresh_token with

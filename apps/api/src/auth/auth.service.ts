@@ -21,7 +21,7 @@ export interface AccessClaims {
   ver: number;
 }
 
-export const STATION_USERNAME = 'station';
+const STATION_USERNAME = 'station';
 export const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 const WRONG_CREDENTIALS = 'Incorrect username or password';
 

@@ -8,7 +8,7 @@ import type { WorkerDoc, WorkerModelState } from '@aperture/models/model-control
 import type { ModelStats, PhaseStats } from '@aperture/models/model-status.js';
 import { roundTo } from '@aperture/common/round.js';
 
-export const MODEL_STATES = ['available', 'loading', 'loaded', 'failed'] as const;
+const MODEL_STATES = ['available', 'loading', 'loaded', 'failed'] as const;
 
 const MB = 1024 * 1024;
 

@@ -28,7 +28,7 @@ import type {
   ResultSetDto,
 } from './projects.dto.js';
 
-export const PROJECT_MODEL_KINDS: readonly ModelKind[] = ['detector', 'segmenter'];
+const PROJECT_MODEL_KINDS: readonly ModelKind[] = ['detector', 'segmenter'];
 
 interface JobRow {
   id: string;

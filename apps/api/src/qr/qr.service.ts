@@ -16,7 +16,7 @@ import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'; // Crockford base32: no I, L, O, U
 
 /** 12 random base32 characters (60 bits): collisions are practically impossible, and the unique index catches one anyway. */
-export function newQrCode(): string {
+function newQrCode(): string {
   let s = '';
   for (let i = 0; i < 12; i++) s += ALPHABET[randomInt(32)];
   return s;

@@ -8,7 +8,7 @@ import { type Job, JOB_STATUSES, type JobStatus } from '@aperture/database/entit
 import { LENGTH_UNITS, type LengthUnit } from '@aperture/common/length-units.js';
 import { ArtifactDto } from '../jobs/jobs.dto.js';
 
-export const TASK_TYPES = ['prediction', 'fragments'] as const;
+const TASK_TYPES = ['prediction', 'fragments'] as const;
 export type TaskType = (typeof TASK_TYPES)[number];
 export const JOB_TYPE_OF: Record<TaskType, 'task.predict' | 'task.fragments'> = { prediction: 'task.predict', fragments: 'task.fragments' };
 export const TASK_TYPE_OF: Record<string, TaskType> = { 'task.predict': 'prediction', 'task.fragments': 'fragments' };

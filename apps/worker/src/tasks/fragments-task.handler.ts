@@ -8,7 +8,7 @@ import type { FragmentsTaskResult } from '@aperture/queue/job-registry.js';
 import { ImageJobSupport, json, queueMs } from './image-job-support.js';
 
 /** The label of the calibration object in a fragments model. */
-export const BALL_LABEL = 'calibration_ball';
+const BALL_LABEL = 'calibration_ball';
 
 /**
  * Fragment analysis: instance masks, the red calibration ball (never a fragment) giving the scale,

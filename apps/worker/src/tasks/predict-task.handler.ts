@@ -12,7 +12,7 @@ import { roundTo } from '@aperture/common/round.js';
  * The prediction task's output: a primitive's normalized rotated box (x, y = centre; width, height = the box's sides over
  * the image width and height; rotation = angle / π in [0, 1)) and its four normalized corners.
  */
-export function primitiveOf(o: DetectedObject, width: number, height: number): JsonObject {
+function primitiveOf(o: DetectedObject, width: number, height: number): JsonObject {
   const b = o.rbox ?? {
     cx: (o.box[0] + o.box[2]) / 2,
     cy: (o.box[1] + o.box[3]) / 2,

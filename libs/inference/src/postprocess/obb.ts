@@ -38,7 +38,7 @@ export interface ObbDetection extends Xywhr {
  * rotated by its angle; Bhattacharyya distance clamped to [1e-7, 100]; IoU = 1 − √(1 − e^(−bd) + 1e-7).
  * Boxes are given as 5 consecutive values (cx, cy, w, h, angle) at offsets ia / ib of their arrays.
  */
-export function probIoUAt(a: ArrayLike<number>, ia: number, b: ArrayLike<number>, ib: number): number {
+function probIoUAt(a: ArrayLike<number>, ia: number, b: ArrayLike<number>, ib: number): number {
   const x1 = a[ia]!;
   const y1 = a[ia + 1]!;
   const x2 = b[ib]!;
@@ -79,7 +79,7 @@ function covariance(w: number, h: number, r: number): [number, number, number] {
  * descending score order; box i is kept iff its ProbIoU with EVERY earlier box — suppressed or not — is < iou.
  * Returns kept positions, at most maxDet.
  */
-export function rotatedFastNms(boxes: Float32Array | Float64Array, count: number, iou: number, maxDet: number): number[] {
+function rotatedFastNms(boxes: Float32Array | Float64Array, count: number, iou: number, maxDet: number): number[] {
   const keep: number[] = [];
   for (let i = 0; i < count && keep.length < maxDet; i++) {
     let ok = true;

@@ -8,8 +8,8 @@
 
 export const SAM_ENCODER_INPUT = 'image';
 export const SAM_ENCODER_OUTPUT = 'image_embeddings';
-export const SAM_EMBEDDING_DIMS = [1, 256, 64, 64] as const;
-export const SAM_LOW_RES = 256;
+const SAM_EMBEDDING_DIMS = [1, 256, 64, 64] as const;
+const SAM_LOW_RES = 256;
 
 export interface SamPoint {
   /** Original-image pixels. */

@@ -121,7 +121,7 @@ export function orderByScore(c: Candidates, maxNms: number): Int32Array {
  * score order: a box is dropped if its IoU with an already kept box is > iou. Returns positions into `order`'s
  * boxes array (box k lives at boxes[4k..4k+3]), at most maxDet.
  */
-export function greedyNms(boxes: Float32Array, count: number, iou: number, maxDet: number): number[] {
+function greedyNms(boxes: Float32Array, count: number, iou: number, maxDet: number): number[] {
   const keep: number[] = [];
   const removed = new Uint8Array(count);
   for (let i = 0; i < count && keep.length < maxDet; i++) {
