@@ -93,12 +93,7 @@ export class DetectionPipeline {
     timing: InferenceTiming = {},
   ): Promise<{ model: ModelEntry; objects: DetectedObject[] } & PhaseMs> {
     const model = this.runner.entry(name, ['detector', 'segmenter']);
-    const t0 = performance.now();
-    const lb = await letterbox(img.data, img.width, img.height, inputSize(model));
-    const preprocessMs = performance.now() - t0;
-    const { outputs, computeMs } = await this.runner.run(model, 'model', {
-      images: { type: 'float32', dims: lb.dims, data: lb.tensor },
-    });
+    const { lb, outputs, preprocessMs, computeMs } = await this.letterboxAndRun(model, img);
     const t1 = performance.now();
     const nms = nmsOptions(o);
     const objects = this.runner.post(model, () => {
@@ -114,8 +109,7 @@ export class DetectionPipeline {
       }
       return decodeYoloDetect(out0, lb, nms).map((d) => fromBox(model, d));
     });
-    const phases = { preprocessMs, computeMs, postprocessMs: performance.now() - t1 };
-    this.runner.record(model, timing, phases);
+    const phases = this.record(model, timing, preprocessMs, computeMs, t1);
     return { model, objects, ...phases };
   }
 
@@ -127,18 +121,28 @@ export class DetectionPipeline {
     timing: InferenceTiming = {},
   ): Promise<{ model: ModelEntry; detections: SegmentDetection[] } & PhaseMs> {
     const model = this.runner.entry(name, ['segmenter']);
-    const t0 = performance.now();
-    const lb = await letterbox(img.data, img.width, img.height, inputSize(model));
-    const preprocessMs = performance.now() - t0;
-    const { outputs, computeMs } = await this.runner.run(model, 'model', {
-      images: { type: 'float32', dims: lb.dims, data: lb.tensor },
-    });
+    const { lb, outputs, preprocessMs, computeMs } = await this.letterboxAndRun(model, img);
     const t1 = performance.now();
     const detections = this.runner.post(model, () =>
       decodeYoloSegment(float32Output(outputs, 'output0'), float32Output(outputs, 'output1'), lb, { ...nmsOptions(o), maskFormat: 'rle' }),
     );
-    const phases = { preprocessMs, computeMs, postprocessMs: performance.now() - t1 };
-    this.runner.record(model, timing, phases);
+    const phases = this.record(model, timing, preprocessMs, computeMs, t1);
     return { model, detections, ...phases };
+  }
+
+  /** Letterboxes the image to the model's input size and runs the model once. */
+  private async letterboxAndRun(model: ModelEntry, img: RgbImage) {
+    const t0 = performance.now();
+    const lb = await letterbox(img.data, img.width, img.height, inputSize(model));
+    const preprocessMs = performance.now() - t0;
+    const { outputs, computeMs } = await this.runner.run(model, 'model', { images: { type: 'float32', dims: lb.dims, data: lb.tensor } });
+    return { lb, outputs, preprocessMs, computeMs };
+  }
+
+  /** Records one inference whose post-processing started at `postStart`; returns its phases. */
+  private record(model: ModelEntry, timing: InferenceTiming, preprocessMs: number, computeMs: number, postStart: number): PhaseMs {
+    const phases = { preprocessMs, computeMs, postprocessMs: performance.now() - postStart };
+    this.runner.record(model, timing, phases);
+    return phases;
   }
 }
