@@ -75,29 +75,37 @@ describe('production processes', () => {
     expect(await stop(p)).toBe(0);
   });
 
-  it('a worker killed mid-job is replaced and the job completes exactly once', async () => {
+  type JobView = { status: string; attempts: number; artifacts: { name: string; url: string }[] };
+
+  /**
+   * API + one worker on short leases, a signed-in user, and a 1000-code QR batch the worker is rendering (progress
+   * above 0) when this returns. `secondWorker()` starts another worker on the same queues.
+   */
+  async function batchBeingRendered(name: string, extraEnv: Record<string, string> = {}) {
     const port = await freePort();
-    const wport1 = await freePort();
-    const wport2 = await freePort();
-    const env = testEnv('killed-worker', {
+    const env = testEnv(name, {
       PORT: String(port),
       HOST: '127.0.0.1',
       JOB_LOCK_DURATION_MS: '3000',
       JOB_STALLED_INTERVAL_MS: '1000',
       WORKER_CONCURRENCY: '1',
+      ...extraEnv,
     });
+    const startWorker = async (wait: boolean): Promise<Proc> => {
+      const wport = await freePort();
+      const w = startNode('dist/apps/worker/src/main.js', { ...env, WORKER_HEALTH_PORT: String(wport) });
+      procs.push(w);
+      if (wait) await waitForHttp(`http://127.0.0.1:${wport}/health/ready`, 30000, w);
+      return w;
+    };
     const api = startNode('dist/apps/api/src/main.js', env);
     procs.push(api);
     await waitForHttp(`http://127.0.0.1:${port}/health/ready`, 30000, api);
-    const w1 = startNode('dist/apps/worker/src/main.js', { ...env, WORKER_HEALTH_PORT: String(wport1) });
-    procs.push(w1);
-    await waitForHttp(`http://127.0.0.1:${wport1}/health/ready`, 30000, w1);
-
+    const w1 = await startWorker(true);
     const http = client(`http://127.0.0.1:${port}`);
-    await http.signIn('kill_test_user', 'kill-test-pass-1');
+    await http.signIn(`${name.replace(/-/g, '_')}_user`, `${name}-pass-1`);
     const created = await http.call('POST', '/api/v1/qr/batches', { n: 1000 });
     const { id, job_id: jobId } = created.data as { id: string; job_id: string };
-    // Kill the worker (no goodbye: SIGKILL) while it renders.
     await waitFor(
       async () => {
         const d = (await http.call('GET', `/api/v1/qr/batches/${id}`)).data as { status: string; progress: number };
@@ -106,98 +114,64 @@ describe('production processes', () => {
       30000,
       20,
     );
-    await stop(w1, 'SIGKILL');
-    const mid = (await http.call('GET', `/api/v1/jobs/${jobId}`)).data as { status: string };
-    expect(mid.status).toBe('running'); // nobody finished it
+    const job = async (): Promise<JobView> => (await http.call('GET', `/api/v1/jobs/${jobId}`)).data as JobView;
+    const completed = (): Promise<JobView> => waitFor(async () => ((await job()).status === 'completed' ? job() : null), 60000, 200);
+    /** The batch was made exactly once: 1000 codes, and one artifact row, written by the given attempt. */
+    const madeOnce = async (attempt: number): Promise<void> => {
+      const db = new pg.Client({ connectionString: env.DATABASE_URL });
+      await db.connect();
+      try {
+        const codes = await db.query('select count(*)::int as n from qr_codes where batch_id = $1', [id]);
+        expect(codes.rows[0].n).toBe(1000);
+        const arts = await db.query('select attempt from job_artifacts where job_id = $1', [jobId]);
+        expect(arts.rows).toEqual([{ attempt }]);
+      } finally {
+        await db.end();
+      }
+    };
+    return { api, w1, http, id, job, completed, madeOnce, secondWorker: () => startWorker(false) };
+  }
 
-    const w2 = startNode('dist/apps/worker/src/main.js', { ...env, WORKER_HEALTH_PORT: String(wport2) });
-    procs.push(w2);
-    const job = await waitFor(
-      async () => {
-        const d = (await http.call('GET', `/api/v1/jobs/${jobId}`)).data as { status: string; attempts: number; artifacts: unknown[] };
-        return d.status === 'completed' ? d : null;
-      },
-      60000,
-      200,
-    );
-    expect(job.attempts).toBe(2);
-    expect(job.artifacts).toHaveLength(1);
+  it('a worker killed mid-job is replaced and the job completes exactly once', async () => {
+    const { api, w1, http, id, job, completed, madeOnce, secondWorker } = await batchBeingRendered('killed-worker');
+    // Kill the worker (no goodbye: SIGKILL) while it renders.
+    await stop(w1, 'SIGKILL');
+    expect((await job()).status).toBe('running'); // nobody finished it
+
+    const w2 = await secondWorker();
+    const done = await completed();
+    expect(done.attempts).toBe(2);
+    expect(done.artifacts).toHaveLength(1);
     const pdf = await http.call('GET', `/api/v1/qr/batches/${id}/pdf`);
     expect(readQrPdf(pdf.data as Buffer).pages).toBe(50);
 
-    // Exactly once: one batch of 1000 codes, one artifact row, and the job is not picked up again.
-    const db = new pg.Client({ connectionString: env.DATABASE_URL });
-    await db.connect();
-    try {
-      const codes = await db.query('select count(*)::int as n from qr_codes where batch_id = $1', [id]);
-      expect(codes.rows[0].n).toBe(1000);
-      const arts = await db.query('select count(*)::int as n from job_artifacts where job_id = $1', [jobId]);
-      expect(arts.rows[0].n).toBe(1);
-    } finally {
-      await db.end();
-    }
+    // Exactly once, and the job is not picked up again.
+    await madeOnce(2);
     await new Promise((r) => setTimeout(r, 1500));
-    const after = (await http.call('GET', `/api/v1/jobs/${jobId}`)).data as { attempts: number; status: string };
-    expect(after).toMatchObject({ attempts: 2, status: 'completed' });
+    expect(await job()).toMatchObject({ attempts: 2, status: 'completed' });
     expect(await stop(w2)).toBe(0);
     expect(await stop(api)).toBe(0);
   });
 
   it('a worker that stalls mid-job (SIGSTOP) is taken over; when it resumes it destroys nothing of the completed job', async () => {
-    const port = await freePort();
-    const wport1 = await freePort();
-    const wport2 = await freePort();
-    const env = testEnv('stalled-worker', {
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      JOB_LOCK_DURATION_MS: '3000',
-      JOB_STALLED_INTERVAL_MS: '1000',
+    const { api, w1, http, id, job, completed, madeOnce, secondWorker } = await batchBeingRendered('stalled-worker', {
       JOB_SWEEP_INTERVAL_MS: '1000',
-      WORKER_CONCURRENCY: '1',
     });
-    const api = startNode('dist/apps/api/src/main.js', env);
-    procs.push(api);
-    await waitForHttp(`http://127.0.0.1:${port}/health/ready`, 30000, api);
-    const w1 = startNode('dist/apps/worker/src/main.js', { ...env, WORKER_HEALTH_PORT: String(wport1) });
-    procs.push(w1);
-    await waitForHttp(`http://127.0.0.1:${wport1}/health/ready`, 30000, w1);
-
-    const http = client(`http://127.0.0.1:${port}`);
-    await http.signIn('stall_test_user', 'stall-test-pass-1');
-    const created = await http.call('POST', '/api/v1/qr/batches', { n: 1000 });
-    const { id, job_id: jobId } = created.data as { id: string; job_id: string };
-    await waitFor(
-      async () => {
-        const d = (await http.call('GET', `/api/v1/qr/batches/${id}`)).data as { status: string; progress: number };
-        return d.status === 'running' && d.progress > 0;
-      },
-      30000,
-      20,
-    );
     // The first worker freezes mid-render (its connections stay open, it just stops answering).
     w1.child.kill('SIGSTOP');
-    const w2 = startNode('dist/apps/worker/src/main.js', { ...env, WORKER_HEALTH_PORT: String(wport2) });
-    procs.push(w2);
-    type JobView = { status: string; attempts: number; artifacts: { name: string; url: string }[] };
-    const job = await waitFor(
-      async () => {
-        const d = (await http.call('GET', `/api/v1/jobs/${jobId}`)).data as JobView;
-        return d.status === 'completed' ? d : null;
-      },
-      60000,
-      200,
-    );
-    expect(job.attempts).toBe(2);
-    expect(job.artifacts).toHaveLength(1);
+    const w2 = await secondWorker();
+    const done = await completed();
+    expect(done.attempts).toBe(2);
+    expect(done.artifacts).toHaveLength(1);
 
     // The frozen worker wakes up and carries on with its stale attempt for a while, then dies without a goodbye.
     w1.child.kill('SIGCONT');
     await new Promise((r) => setTimeout(r, 4000));
     await stop(w1, 'SIGKILL');
 
-    const after = (await http.call('GET', `/api/v1/jobs/${jobId}`)).data as JobView;
+    const after = await job();
     expect(after).toMatchObject({ status: 'completed', attempts: 2 });
-    expect(after.artifacts.map((a) => a.url)).toEqual(job.artifacts.map((a) => a.url));
+    expect(after.artifacts.map((a) => a.url)).toEqual(done.artifacts.map((a) => a.url));
     for (const a of after.artifacts) {
       const file = await http.call('GET', a.url);
       expect(file.status, `${a.name} at ${a.url}`).toBe(200);
@@ -207,19 +181,10 @@ describe('production processes', () => {
     expect(pdf.status).toBe(200);
     expect(readQrPdf(pdf.data as Buffer).pages).toBe(50);
 
-    // Exactly once: one batch of 1000 codes, one artifact row (written by attempt 2), and no further attempt.
-    const db = new pg.Client({ connectionString: env.DATABASE_URL });
-    await db.connect();
-    try {
-      const codes = await db.query('select count(*)::int as n from qr_codes where batch_id = $1', [id]);
-      expect(codes.rows[0].n).toBe(1000);
-      const arts = await db.query('select attempt from job_artifacts where job_id = $1', [jobId]);
-      expect(arts.rows).toEqual([{ attempt: 2 }]);
-    } finally {
-      await db.end();
-    }
+    // Exactly once: the one artifact row is attempt 2's, and no further attempt follows.
+    await madeOnce(2);
     await new Promise((r) => setTimeout(r, 1500));
-    expect((await http.call('GET', `/api/v1/jobs/${jobId}`)).data).toMatchObject({ status: 'completed', attempts: 2 });
+    expect(await job()).toMatchObject({ status: 'completed', attempts: 2 });
     expect(await stop(w2)).toBe(0);
     expect(await stop(api)).toBe(0);
   });
