@@ -21,7 +21,13 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-restricted-syntax': ['error', { selector: 'ExportAllDeclaration', message: 'Import by path; no export * barrels.' }],
       'no-restricted-imports': boundaries(),
+      'max-len': ['error', { code: 140, ignoreUrls: true }],
     },
+  },
+  {
+    // JavaScript (today only this file) keeps the same line length as the TypeScript.
+    files: ['**/*.js'],
+    rules: { 'max-len': ['error', { code: 140, ignoreUrls: true }] },
   },
   {
     // The API never runs a model: no ONNX Runtime, no inference or analysis code, only the models' catalogue and control types.

@@ -213,7 +213,7 @@ describe('production processes', () => {
     expect(await stop(api)).toBe(0);
   });
 
-  it('two worker processes: preload gates readiness, admin load/unload reaches both, each reports its state, and unloading returns memory', async () => {
+  it('two worker processes: preload gates readiness, admin load/unload reaches both, each reports state, unload frees memory', async () => {
     const port = await freePort();
     const wports = [await freePort(), await freePort()];
     const env = testEnv('two-workers', {

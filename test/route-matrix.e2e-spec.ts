@@ -75,21 +75,22 @@ describe('route matrix: every non-public route refuses every kind of bad credent
     expect(routes).toContainEqual({ method: 'post', path: '/api/v1/auth/token', isPublic: true });
   });
 
-  it('answers 401 "Not authenticated" to missing, tampered, expired, wrong-audience, revoked-key and disabled-user credentials', async () => {
+  it('answers 401 "Not authenticated" to missing, tampered, expired, wrong-audience, revoked-key, disabled-user credentials', async () => {
     const jwt = new JwtService({ secret: SECRET });
     const [h, p, s] = victim.access.split('.');
+    const user = () => ({ sub: victim.userId, role: 'user', typ: 'access', ver: 0 });
+    const wrongSecret = new JwtService({ secret: 'another-secret-entirely-0123456789' }).sign(
+      { sub: victim.userId, role: 'admin', typ: 'access', ver: 0 },
+      { audience: 'aperture-api', issuer: 'aperture' },
+    );
+    const expired = jwt.sign(user(), { audience: 'aperture-api', issuer: 'aperture', expiresIn: -60 });
+    const wrongAudience = jwt.sign(user(), { audience: 'another-api', issuer: 'aperture' });
     const credentials: Record<string, Record<string, string>> = {
       none: {},
       tampered: { Authorization: `Bearer ${h}.${p}.${s!.slice(0, -3)}abc` },
-      'wrong secret': {
-        Authorization: `Bearer ${new JwtService({ secret: 'another-secret-entirely-0123456789' }).sign({ sub: victim.userId, role: 'admin', typ: 'access', ver: 0 }, { audience: 'aperture-api', issuer: 'aperture' })}`,
-      },
-      expired: {
-        Authorization: `Bearer ${jwt.sign({ sub: victim.userId, role: 'user', typ: 'access', ver: 0 }, { audience: 'aperture-api', issuer: 'aperture', expiresIn: -60 })}`,
-      },
-      'wrong audience': {
-        Authorization: `Bearer ${jwt.sign({ sub: victim.userId, role: 'user', typ: 'access', ver: 0 }, { audience: 'another-api', issuer: 'aperture' })}`,
-      },
+      'wrong secret': { Authorization: `Bearer ${wrongSecret}` },
+      expired: { Authorization: `Bearer ${expired}` },
+      'wrong audience': { Authorization: `Bearer ${wrongAudience}` },
       'revoked API key': { 'X-API-Key': revokedKey },
       'disabled user': disabledUser.auth,
       'not a bearer': { Authorization: `Basic ${Buffer.from('a:b').toString('base64')}` },

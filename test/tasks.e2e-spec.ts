@@ -11,7 +11,10 @@ import { polygonIoU, type Pt } from './support/geometry.js';
 import { expectProblem, type LoggedIn, registerAndLogin, waitFor } from './support/http.js';
 import { hugePngHeader } from './support/images.js';
 
-/** Prediction tasks and fragment analyses through HTTP, the queue and the worker (one process), with the shipped models on the committed fixtures. */
+/**
+ * Prediction tasks and fragment analyses through HTTP, the queue and the worker (one process), with the shipped models on the
+ * committed fixtures.
+ */
 const fixtures = resolve(defaultModelsDir(), 'fixtures');
 const gt = <T>(p: string): T => JSON.parse(readFileSync(resolve(fixtures, p), 'utf8')) as T;
 
@@ -31,7 +34,10 @@ interface FragmentTruth {
   true_D90: number;
   true_diameters_real: number[];
 }
-/** fragments-04: four false positives on the background pull the median down (−7.5 %); fragments-05: the median fragment's mask is 13 % too large (+6.4 %). */
+/**
+ * fragments-04: four false positives on the background pull the median down (−7.5 %); fragments-05: the median fragment's mask is
+ * 13 % too large (+6.4 %).
+ */
 const KNOWN_D50_MISSES = ['fragments/fragments-04-1024x768.png', 'fragments/fragments-05-600x800.png'];
 
 type Task = {
@@ -79,7 +85,7 @@ describe('tasks: prediction and fragment analysis', () => {
     return (await request(t.server).get('/api/v1/images').set(user.auth)).body.total as number;
   }
 
-  it('prediction: the primitives of every fixture scene (recall ≥ 0.9 at IoU 0.5, class right) and the scene from them (≥ 90%)', async () => {
+  it('prediction: primitives of every fixture scene (recall ≥ 0.9 at IoU 0.5, class right) and the scene from them (≥ 90%)', async () => {
     const truth = gt<{ images: PrimitiveTruth[] }>('primitives/ground-truth.json').images;
     const ids: string[] = [];
     for (const img of truth) {
@@ -128,13 +134,14 @@ describe('tasks: prediction and fragment analysis', () => {
       expect(task.artifacts.map((a) => a.name).sort()).toEqual(['annotated.jpg', 'result.json']);
     }
     console.log(
-      `[metrics] prediction through the API: primitive recall@IoU0.5 ${found}/${total} = ${(found / total).toFixed(3)}; scene accuracy ${scenes}/${truth.length}`,
+      `[metrics] prediction through the API: primitive recall@IoU0.5 ${found}/${total} = ${(found / total).toFixed(3)}; scene accuracy ` +
+        `${scenes}/${truth.length}`,
     );
     expect(found / total).toBeGreaterThanOrEqual(0.9);
     expect(scenes / truth.length).toBeGreaterThanOrEqual(0.9);
   });
 
-  it("fragments: calibrated D50 within 5% of the truth (but for the segmenter's two known misses); the ZIP holds exactly the files the task lists", async () => {
+  it('fragments: calibrated D50 within 5% of truth (bar two known misses); the ZIP holds exactly the files the task lists', async () => {
     const truth = gt<{ images: FragmentTruth[] }>('fragments/ground-truth.json').images;
     const ids: string[] = [];
     for (const img of truth) {

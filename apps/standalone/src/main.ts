@@ -11,5 +11,6 @@ await app.get(JobRunner).start();
 app
   .get(Logger)
   .log(
-    `Aperture (API + worker in one process) listening on http://${config.host}:${config.port} — docs at /docs, database ${config.database.dialect}, data in ${config.dataDir}`,
+    `Aperture (API + worker in one process) listening on http://${config.host}:${config.port} — docs at /docs, database ` +
+      `${config.database.dialect}, data in ${config.dataDir}`,
   );

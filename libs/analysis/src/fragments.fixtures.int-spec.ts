@@ -119,15 +119,18 @@ describe('fragment sizing on the fixtures (fragments-seg + analyzeFragments)', (
       console.log(
         [
           `${t.file}:`,
-          `  ball radius px: true ${f2(t.ball.radius_px)}, measured ${f2(ball.radius_px)} (${ball.method}, ${pct(ball.radius_px, t.ball.radius_px).toFixed(2)} %)` +
-            ` | alternatives: enclosing circle ${m.red ? f2(m.red.enclosingRadius) : '-'}, mask ${f2(Math.sqrt(m.maskArea / Math.PI))}; fill ${m.red ? m.red.fill.toFixed(3) : '-'}` +
+          `  ball radius px: true ${f2(t.ball.radius_px)}, measured ${f2(ball.radius_px)} (${ball.method}, ` +
+            `${pct(ball.radius_px, t.ball.radius_px).toFixed(2)} %)` +
+            ` | alternatives: enclosing circle ${m.red ? f2(m.red.enclosingRadius) : '-'}, mask ${f2(Math.sqrt(m.maskArea / Math.PI))}; ` +
+            `fill ${m.red ? m.red.fill.toFixed(3) : '-'}` +
             `; centre true (${f2(t.ball.cx)}, ${f2(t.ball.cy)}) measured (${f2(ball.cx)}, ${f2(ball.cy)})`,
           `  D50 mm: true ${t.true_D50}, measured ${a.d50} (${err.toFixed(2)} %)` +
             ` | same masks with the true ball radius ${f2(d50TrueScale)} (${pct(d50TrueScale, t.true_D50).toFixed(2)} %)` +
             `, true masks with the measured ball ${f2(d50TrueMasks)} (${pct(d50TrueMasks, t.true_D50).toFixed(2)} %)` +
             `, matched detections only ${f2(d50Matched)} (${pct(d50Matched, t.true_D50).toFixed(2)} %)`,
           `  D10/D90 mm: true ${t.true_D10}/${t.true_D90}, measured ${a.d10}/${a.d90}`,
-          `  fragments: true ${t.fragments.length}, detected ${a.count} (${matched.length} match a true fragment at IoU ≥ 0.5); mask area of the matched detections ${matchedAreas} vs true ${trueAreas} (${pct(matchedAreas, trueAreas).toFixed(2)} %)`,
+          `  fragments: true ${t.fragments.length}, detected ${a.count} (${matched.length} match a true fragment at IoU ≥ 0.5); mask ` +
+            `area of the matched detections ${matchedAreas} vs true ${trueAreas} (${pct(matchedAreas, trueAreas).toFixed(2)} %)`,
         ].join('\n'),
       );
 

@@ -120,7 +120,8 @@ function parseHeader(buf: Uint8Array): Header {
     case BI_RLE4:
       if (bpp !== (compression === BI_RLE8 ? 8 : 4))
         throw new BmpError(
-          `BMP ${compression === BI_RLE8 ? 'RLE8' : 'RLE4'} needs ${compression === BI_RLE8 ? 8 : 4} bits per pixel, the header says ${bpp}`,
+          `BMP ${compression === BI_RLE8 ? 'RLE8' : 'RLE4'} needs ${compression === BI_RLE8 ? 8 : 4} bits per pixel, ` +
+            `the header says ${bpp}`,
         );
       if (topDown) throw new BmpError('Invalid BMP: RLE-compressed bitmaps cannot be top-down');
       break;
@@ -295,7 +296,8 @@ export function decodeBmp(buf: Uint8Array, maxPixels: number): { data: Buffer; w
   const needed = stride * (h - 1) + Math.ceil((bpp * w) / 8); // the last row's padding may be missing
   if (hd.dataOffset + needed > buf.length) {
     throw new BmpError(
-      `Truncated BMP pixel data: ${w}×${h} at ${bpp} bits needs ${needed} bytes from offset ${hd.dataOffset}, the file has ${buf.length - hd.dataOffset}`,
+      `Truncated BMP pixel data: ${w}×${h} at ${bpp} bits needs ${needed} bytes from offset ${hd.dataOffset}, the file has ` +
+        `${buf.length - hd.dataOffset}`,
     );
   }
   const rowStart = (y: number): number => hd.dataOffset + (hd.topDown ? y : h - 1 - y) * stride;

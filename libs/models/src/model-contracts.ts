@@ -59,16 +59,20 @@ export function checkContract(model: ModelEntry, files: LoadedFileView[]): strin
       problems.push(`${f.path}: expected ${what} as ${where.slice(0, -1)} #${i}, the graph has ${f[where].length} ${where}`);
       return undefined;
     }
-    if (!v.isTensor || v.type !== 'float32') problems.push(`${f.path}: ${where.slice(0, -1)} ${v.name} must be a float32 tensor, is ${v.type ?? 'not a tensor'}`);
-    if ((v.shape?.length ?? -1) !== rank) problems.push(`${f.path}: ${where.slice(0, -1)} ${v.name} must have rank ${rank} (${what}), has shape ${shapeText(v)}`);
+    if (!v.isTensor || v.type !== 'float32')
+      problems.push(`${f.path}: ${where.slice(0, -1)} ${v.name} must be a float32 tensor, is ${v.type ?? 'not a tensor'}`);
+    if ((v.shape?.length ?? -1) !== rank)
+      problems.push(`${f.path}: ${where.slice(0, -1)} ${v.name} must have rank ${rank} (${what}), has shape ${shapeText(v)}`);
     return v;
   };
   const count = (f: LoadedFileView, where: 'inputs' | 'outputs', n: number): void => {
-    if (f[where].length !== n) problems.push(`${f.path}: expected ${n} ${where}, found ${f[where].length} (${f[where].map((v) => v.name).join(', ')})`);
+    if (f[where].length !== n)
+      problems.push(`${f.path}: expected ${n} ${where}, found ${f[where].length} (${f[where].map((v) => v.name).join(', ')})`);
   };
   const imageInput = (f: LoadedFileView): void => {
     const v = need(f, 'inputs', 0, 4, 'images [1,3,H,W]');
-    if (v && dim(v, 1) !== undefined && dim(v, 1) !== 3) problems.push(`${f.path}: input ${v.name} must have 3 channels, has shape ${shapeText(v)}`);
+    if (v && dim(v, 1) !== undefined && dim(v, 1) !== 3)
+      problems.push(`${f.path}: input ${v.name} must have 3 channels, has shape ${shapeText(v)}`);
   };
   const classNames = (f: LoadedFileView): string[] | null => {
     const raw = f.metadata['names'];
@@ -111,7 +115,10 @@ export function checkContract(model: ModelEntry, files: LoadedFileView[]): strin
       const rows = dim(out, 1);
       const want = nc === undefined ? undefined : 4 + nc + (contract === 'ultralytics-obb' ? 1 : 0);
       if (out && rows !== undefined && want !== undefined && rows !== want) {
-        problems.push(`${f.path}: output ${out.name} has ${rows} rows, ${contract} with ${nc} classes needs ${want} (4 box${contract === 'ultralytics-obb' ? ' + nc + angle' : ' + nc'})`);
+        problems.push(
+          `${f.path}: output ${out.name} has ${rows} rows, ${contract} with ${nc} classes ` +
+            `needs ${want} (4 box${contract === 'ultralytics-obb' ? ' + nc + angle' : ' + nc'})`,
+        );
       }
       break;
     }
@@ -128,7 +135,9 @@ export function checkContract(model: ModelEntry, files: LoadedFileView[]): strin
       const nm = dim(out1, 1);
       const rows = dim(out0, 1);
       if (out0 && rows !== undefined && nc !== undefined && nm !== undefined && rows !== 4 + nc + nm) {
-        problems.push(`${f.path}: output ${out0.name} has ${rows} rows, a segmenter with ${nc} classes and ${nm} prototypes needs ${4 + nc + nm}`);
+        problems.push(
+          `${f.path}: output ${out0.name} has ${rows} rows, a segmenter with ${nc} classes and ${nm} prototypes needs ${4 + nc + nm}`,
+        );
       }
       break;
     }
@@ -139,7 +148,8 @@ export function checkContract(model: ModelEntry, files: LoadedFileView[]): strin
       imageInput(f);
       const out = need(f, 'outputs', 0, 2, 'output0 [1, nc]');
       const nc = classNames(f)?.length;
-      if (out && dim(out, 1) !== undefined && nc !== undefined && dim(out, 1) !== nc) problems.push(`${f.path}: output ${out.name} has ${dim(out, 1)} classes, the labels name ${nc}`);
+      if (out && dim(out, 1) !== undefined && nc !== undefined && dim(out, 1) !== nc)
+        problems.push(`${f.path}: output ${out.name} has ${dim(out, 1)} classes, the labels name ${nc}`);
       break;
     }
     case 'sequence-classifier': {
@@ -149,7 +159,8 @@ export function checkContract(model: ModelEntry, files: LoadedFileView[]): strin
       need(f, 'inputs', 0, 3, 'rows [1, T, features]');
       const out = need(f, 'outputs', 0, 2, 'probabilities [1, nc]');
       const nc = model.labels?.length;
-      if (out && dim(out, 1) !== undefined && nc !== undefined && dim(out, 1) !== nc) problems.push(`${f.path}: output ${out.name} has ${dim(out, 1)} classes, the labels name ${nc}`);
+      if (out && dim(out, 1) !== undefined && nc !== undefined && dim(out, 1) !== nc)
+        problems.push(`${f.path}: output ${out.name} has ${dim(out, 1)} classes, the labels name ${nc}`);
       break;
     }
     case 'segment-anything': {
@@ -159,11 +170,16 @@ export function checkContract(model: ModelEntry, files: LoadedFileView[]): strin
       count(enc, 'inputs', 1);
       imageInput(enc);
       const emb = need(enc, 'outputs', 0, 4, 'image_embeddings [1, 256, 64, 64]');
-      if (emb && emb.name !== 'image_embeddings') problems.push(`${enc.path}: the encoder's output must be named image_embeddings, is ${emb.name}`);
-      if (emb && (dim(emb, 1) ?? 256) !== 256) problems.push(`${enc.path}: image_embeddings must have 256 channels, has shape ${shapeText(emb)}`);
+      if (emb && emb.name !== 'image_embeddings')
+        problems.push(`${enc.path}: the encoder's output must be named image_embeddings, is ${emb.name}`);
+      if (emb && (dim(emb, 1) ?? 256) !== 256)
+        problems.push(`${enc.path}: image_embeddings must have 256 channels, has shape ${shapeText(emb)}`);
       const names = dec.inputs.map((v) => v.name);
       const missing = SAM_DECODER_INPUTS.filter((n) => !names.includes(n));
-      if (missing.length) problems.push(`${dec.path}: decoder inputs ${missing.join(', ')} are missing (the official export has ${SAM_DECODER_INPUTS.join(', ')})`);
+      if (missing.length)
+        problems.push(
+          `${dec.path}: decoder inputs ${missing.join(', ')} are missing (the official export has ${SAM_DECODER_INPUTS.join(', ')})`,
+        );
       const outs = dec.outputs.map((v) => v.name);
       const missingOut = SAM_DECODER_OUTPUTS.filter((n) => !outs.includes(n));
       if (missingOut.length) problems.push(`${dec.path}: decoder outputs ${missingOut.join(', ')} are missing`);

@@ -21,7 +21,9 @@ beforeEach(() => {
   for (const m of manifest.models) for (const f of m.files) copyFileSync(join(defaultModelsDir(), f.path), join(dir, f.path));
 });
 
-const xrayInput = (): Record<string, InputTensor> => ({ image: { type: 'float32', dims: [1, 3, 8, 8], data: new Float32Array(3 * 64).fill(0.5) } });
+const xrayInput = (): Record<string, InputTensor> => ({
+  image: { type: 'float32', dims: [1, 3, 8, 8], data: new Float32Array(3 * 64).fill(0.5) },
+});
 const sizeOf = (name: string): number => manifest.models.find((m) => m.name === name)!.files.reduce((a, f) => a + f.size_bytes, 0);
 
 describe('ModelRegistry', () => {
@@ -35,7 +37,13 @@ describe('ModelRegistry', () => {
     r.record('xray', { totalMs: computeMs + 2, preprocessMs: 1, postprocessMs: 1, queueMs: 5 });
     const s = r.status('xray');
     expect(s).toMatchObject({ state: 'loaded', memory_bytes: sizeOf('xray'), execution_provider: 'cpu' });
-    expect(s.stats).toMatchObject({ inference_count: 1, compute: { count: 1 }, preprocess: { count: 1, total_ms: 1 }, queue: { count: 1, total_ms: 5 }, failure: { count: 0 } });
+    expect(s.stats).toMatchObject({
+      inference_count: 1,
+      compute: { count: 1 },
+      preprocess: { count: 1, total_ms: 1 },
+      queue: { count: 1, total_ms: 5 },
+      failure: { count: 0 },
+    });
     expect(s.stats.last_inference_at).toEqual(expect.any(String));
     expect(changes.filter((n) => n === 'xray').length).toBeGreaterThanOrEqual(2); // loading, loaded
     await r.close();
@@ -52,7 +60,13 @@ describe('ModelRegistry', () => {
   });
 
   it('fails a model that does not fit its contract with MODEL_ERROR naming the mismatch; the others keep working', async () => {
-    const bad = { ...manifest.models.find((m) => m.name === 'xray')!, name: 'xray-as-detector', kind: 'detector' as const, contract: 'ultralytics-obb', labels: ['a'] };
+    const bad = {
+      ...manifest.models.find((m) => m.name === 'xray')!,
+      name: 'xray-as-detector',
+      kind: 'detector' as const,
+      contract: 'ultralytics-obb',
+      labels: ['a'],
+    };
     const r = new ModelRegistry({ ...manifest, models: [...manifest.models, bad] }, host, { dir });
     const err = await r.load('xray-as-detector').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ModelError);
@@ -68,7 +82,10 @@ describe('ModelRegistry', () => {
     await r.load('xray');
     writeFileSync(join(dir, 'xray.onnx'), 'not an onnx file');
     await expect(r.load('xray')).rejects.toThrow(/xray\.onnx cannot be loaded/);
-    expect(r.status('xray')).toMatchObject({ state: 'loaded', reason: expect.stringMatching(/^reload failed, the previous version keeps serving/) });
+    expect(r.status('xray')).toMatchObject({
+      state: 'loaded',
+      reason: expect.stringMatching(/^reload failed, the previous version keeps serving/),
+    });
     const { outputs } = await r.run('xray', 'model', xrayInput());
     expect(outputs['output']!.dims).toEqual([3, 3, 8, 8]);
     await r.close();

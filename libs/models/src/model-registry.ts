@@ -167,7 +167,12 @@ export class ModelRegistry {
    * Runs one file of a model (loading the model first if needed) and records the compute time; the caller passes
    * the timings it measured itself (queue, pre/post-processing) with record() or here.
    */
-  async run(name: string, role: string, inputs: Record<string, InputTensor>, runOptions?: RunOptions): Promise<{ outputs: Record<string, OutputTensor>; computeMs: number }> {
+  async run(
+    name: string,
+    role: string,
+    inputs: Record<string, InputTensor>,
+    runOptions?: RunOptions,
+  ): Promise<{ outputs: Record<string, OutputTensor>; computeMs: number }> {
     const s = this.slot(name);
     const sessions = await this.ensureLoaded(s);
     const session = sessions.get(role);

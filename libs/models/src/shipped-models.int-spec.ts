@@ -31,7 +31,11 @@ const byName = (name: string): ModelEntry => {
 
 /** Letterboxed CHW float input of a fixture image (a plain resize-and-pad; exactness is the inference engine's job). */
 async function letterboxed(path: string, size: number): Promise<ort.Tensor> {
-  const { data, info } = await sharp(resolve(dir, path)).removeAlpha().resize(size, size, { fit: 'contain', background: { r: 114, g: 114, b: 114 } }).raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(resolve(dir, path))
+    .removeAlpha()
+    .resize(size, size, { fit: 'contain', background: { r: 114, g: 114, b: 114 } })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   const chw = new Float32Array(3 * size * size);
   for (let i = 0; i < info.width * info.height; i++) for (let c = 0; c < 3; c++) chw[c * size * size + i] = data[i * 3 + c]! / 255;
   return new ort.Tensor('float32', chw, [1, 3, size, size]);
@@ -115,7 +119,8 @@ describe('shipped models', () => {
     const m = byName('sam-tiny');
     const enc = await open(m.files.find((f) => f.role === 'encoder')!);
     const dec = await open(m.files.find((f) => f.role === 'decoder')!);
-    const emb = (await enc.run({ image: new ort.Tensor('float32', new Float32Array(3 * 1024 * 1024), [1, 3, 1024, 1024]) }))['image_embeddings']!;
+    const image = new ort.Tensor('float32', new Float32Array(3 * 1024 * 1024), [1, 3, 1024, 1024]);
+    const emb = (await enc.run({ image }))['image_embeddings']!;
     expect(emb.dims).toEqual([1, 256, 64, 64]);
     const out = await dec.run({
       image_embeddings: emb,

@@ -6,10 +6,13 @@ import { WARMUP_DEFAULT_SIDE, warmupFeeds } from './warmup.js';
 
 const manifest = loadManifest();
 const model = (name: string): ModelEntry => manifest.models.find((m) => m.name === name)!;
-const inputsOf = (name: string, role = 'model') => model(name).files.find((f) => f.role === role)!.inputs.map((i) => ({ name: i.name, isTensor: true, type: i.dtype, shape: i.shape }));
+const inputsOf = (name: string, role = 'model') => {
+  const file = model(name).files.find((f) => f.role === role)!;
+  return file.inputs.map((i) => ({ name: i.name, isTensor: true, type: i.dtype, shape: i.shape }));
+};
 
 describe('warmupFeeds', () => {
-  it('fills each input with zeros of its dtype and shape; symbolic dims are 1, an image takes the model\'s input size or 640', () => {
+  it("fills each input with zeros of its dtype and shape; symbolic dims are 1, an image takes the model's input size or 640", () => {
     const obb = warmupFeeds(model('primitives-obb'), inputsOf('primitives-obb'));
     expect(obb['images']!.dims).toEqual([1, 3, 320, 320]);
     expect(obb['images']!.data.every((v) => v === 0)).toBe(true);
@@ -17,7 +20,7 @@ describe('warmupFeeds', () => {
     expect(warmupFeeds(model('scene-gru'), inputsOf('scene-gru'))['primitives']!.dims).toEqual([1, 1, 13]);
   });
 
-  it('gives SAM\'s decoder a prompt it can run: padding points only and the 1024 frame as the original size', () => {
+  it("gives SAM's decoder a prompt it can run: padding points only and the 1024 frame as the original size", () => {
     const feeds = warmupFeeds(model('sam-tiny'), inputsOf('sam-tiny', 'decoder'));
     expect(feeds['point_coords']!.dims).toEqual([1, 1, 2]);
     expect([...feeds['point_labels']!.data]).toEqual([-1]);

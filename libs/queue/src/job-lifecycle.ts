@@ -126,7 +126,8 @@ export class JobLifecycle {
   /**
    * Starts the next attempt of a job for `lease.owner`:
    * `UPDATE jobs SET status = 'running', attempts = n + 1, lease_owner, lease_expires_at, …
-   *  WHERE id = ? AND attempts = n AND (status = 'queued' OR (status = 'running' AND (lease_expires_at < now OR lease_expires_at IS NULL)))`
+   *  WHERE id = ? AND attempts = n
+   *    AND (status = 'queued' OR (status = 'running' AND (lease_expires_at < now OR lease_expires_at IS NULL)))`
    * where n is the attempts count just read. A cancelled job is never claimed; of two racing claimers exactly one
    * wins; a running job whose lease expired (a stalled run) is taken over.
    */
@@ -425,7 +426,8 @@ export class JobLifecycle {
     }
     if (report.enqueued + report.requeued + report.failed > 0)
       this.logger.warn(
-        `Sweep: enqueued ${report.enqueued} queued job(s) missing from the queue, re-queued ${report.requeued} and failed ${report.failed} job(s) whose lease expired`,
+        `Sweep: enqueued ${report.enqueued} queued job(s) missing from the queue, re-queued ${report.requeued} and failed ` +
+          `${report.failed} job(s) whose lease expired`,
       );
     return report;
   }

@@ -26,7 +26,8 @@ export class GoogleController {
   @ApiOperation({
     summary: 'Google sign-in callback',
     description:
-      'Links the Google account to the user with the same verified e-mail, or creates one, then redirects to FRONTEND_URL with #access_token=…&refresh_token=… (or #error=…&error_description=…).',
+      'Links the Google account to the user with the same verified e-mail, or creates one, then redirects to FRONTEND_URL with ' +
+      '#access_token=…&refresh_token=… (or #error=…&error_description=…).',
   })
   @ApiQuery({ name: 'code', required: false })
   @ApiQuery({ name: 'state', required: false })

@@ -101,7 +101,8 @@ export class ImagesController {
   @ApiOperation({
     summary: 'Delete an image',
     description:
-      'Removes the file and its project results. Refused (409) while a queued or running job needs it. Finished tasks keep their results; their input route then answers 404.',
+      'Removes the file and its project results. Refused (409) while a queued or running job needs it. Finished tasks keep their ' +
+      'results; their input route then answers 404.',
   })
   @ApiNoContentResponse({ description: 'Deleted' })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Image with id {id} does not exist.' })

@@ -28,7 +28,8 @@ export class JobListQueryDto extends PageQueryDto {
 export class WaitQueryDto {
   @ApiPropertyOptional({
     description:
-      'Wait up to this many ms for the job to finish (completed, failed or cancelled) before answering; 0 answers at once. The answer is the same shape either way: look at status.',
+      'Wait up to this many ms for the job to finish (completed, failed or cancelled) before answering; 0 answers at once. The answer is ' +
+      'the same shape either way: look at status.',
     default: 0,
     minimum: 0,
     maximum: 30000,

@@ -4,13 +4,7 @@ import { InjectManifest } from '@aperture/models/manifest.provider.js';
 import type { ModelEntry, ModelKind, ModelManifest } from '@aperture/models/manifest.js';
 import type { WorkerDoc } from '@aperture/models/model-control.js';
 import type { ModelStats, PhaseStats } from '@aperture/models/model-status.js';
-import {
-  type ModelDetailDto,
-  ModelStatsDto,
-  type ModelStatsResponseDto,
-  type ModelSummaryDto,
-  ModelWorkerStateDto,
-} from './models.dto.js';
+import { type ModelDetailDto, ModelStatsDto, type ModelStatsResponseDto, type ModelSummaryDto, ModelWorkerStateDto } from './models.dto.js';
 import { ModelControlService } from './model-control.service.js';
 import { roundTo } from '@aperture/common/round.js';
 
@@ -151,7 +145,10 @@ export class ModelCatalogueService {
       labels: m.labels,
       input_size: m.input_size,
       state,
-      memory_mb: roundTo(workers.reduce((a, w) => a + w.memory_mb, 0), 3),
+      memory_mb: roundTo(
+        workers.reduce((a, w) => a + w.memory_mb, 0),
+        3,
+      ),
       workers,
     };
   }

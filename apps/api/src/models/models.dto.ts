@@ -175,7 +175,6 @@ export class ModelControlResponseDto {
   @ApiProperty({ type: [ModelControlWorkerDto] }) workers!: ModelControlWorkerDto[];
 }
 
-
 /** A number that is finite (no NaN, no Infinity). */
 const IsFiniteNumber = (): PropertyDecorator => IsNumber({ allowNaN: false, allowInfinity: false });
 

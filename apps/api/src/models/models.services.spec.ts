@@ -203,7 +203,10 @@ describe('ModelControlService', () => {
 });
 
 describe('ModelInferenceService', () => {
-  const png = (): Promise<Buffer> => sharp({ create: { width: 8, height: 6, channels: 3, background: '#888' } }).png().toBuffer();
+  const png = (): Promise<Buffer> =>
+    sharp({ create: { width: 8, height: 6, channels: 3, background: '#888' } })
+      .png()
+      .toBuffer();
   const upload = async () => ({ buffer: await png(), originalname: 'a.png', size: 0 });
   const form = (v: Partial<ModelInferFormDto>): ModelInferFormDto => Object.assign(new ModelInferFormDto(), v);
 

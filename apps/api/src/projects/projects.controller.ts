@@ -89,7 +89,8 @@ export class ProjectsController {
   @ApiOperation({
     summary: 'Upload images into a project',
     description:
-      'Several files under "images" in one request; each bad file is reported in bad_images (name and reason) instead of failing the others. 201 all stored, 207 some, 400 none.',
+      'Several files under "images" in one request; each bad file is reported in bad_images (name and reason) instead of failing the ' +
+      'others. 201 all stored, 207 some, 400 none.',
   })
   @ApiNotFoundResponse(NOT_FOUND)
   async uploadProjectImages(
@@ -162,7 +163,8 @@ export class ProjectsController {
   @ApiOperation({
     summary: 'Process only the images without a result',
     description:
-      'As start, for the images that have no completed result (e.g. added later). When none is left, says so and changes nothing (200, batch_id null).',
+      'As start, for the images that have no completed result (e.g. added later). When none is left, says so and changes nothing (200, ' +
+      'batch_id null).',
   })
   @ApiAcceptedResponse({ type: ProjectStartDto })
   @ApiOkResponse({ type: ProjectStartDto, description: 'Every image already has a result: nothing queued' })
@@ -184,7 +186,8 @@ export class ProjectsController {
   @ApiOperation({
     summary: 'Result sets of a project',
     description:
-      'Per image, its latest completed result: detections ({class, confidence, bbox_xyxy_abs}, corners for oriented boxes), the annotated image, the model, timestamps.',
+      'Per image, its latest completed result: detections ({class, confidence, bbox_xyxy_abs}, corners for oriented boxes), the ' +
+      'annotated image, the model, timestamps.',
   })
   @ApiOkResponse({ type: [ResultSetDto] })
   @ApiNotFoundResponse(NOT_FOUND)

@@ -54,7 +54,8 @@ export class ProjectImageDto extends ImageDto {
 }
 
 const STATUS_DOC =
-  "Derived from each image's latest processing job: PROCESSING while any is queued or running; else FAILED if any failed; else COMPLETED when every image has a result; else PENDING (never started, or images added since).";
+  "Derived from each image's latest processing job: PROCESSING while any is queued or running; else FAILED if any failed; else COMPLETED " +
+  'when every image has a result; else PENDING (never started, or images added since).';
 
 export class ProjectSummaryDto {
   @ApiProperty({ format: 'uuid' }) id!: string;

@@ -90,13 +90,16 @@ export class TasksController {
   @ApiOperation({
     summary: 'Create a task',
     description:
-      'prediction: oriented primitives by the detection model, then the scene classified FROM them. fragments: fragment masks, diameters calibrated by the red ball (real_radius, unit), D10/D50/D90, overlay, chart, masks, CSV. The image is an upload (multipart "image") or one of yours (image_id). Every parameter is checked before anything is stored.',
+      'prediction: oriented primitives by the detection model, then the scene classified FROM them. fragments: fragment masks, diameters ' +
+      'calibrated by the red ball (real_radius, unit), D10/D50/D90, overlay, chart, masks, CSV. The image is an upload (multipart ' +
+      '"image") or one of yours (image_id). Every parameter is checked before anything is stored.',
   })
   @ApiAcceptedResponse({ type: TaskAcceptedDto })
   @ApiBadRequestResponse({
     type: ProblemDto,
     description:
-      'Bad parameter; an unknown model lists the valid (id, name, kind) triples; IMAGE_VALIDATION_ERROR for a file that is not an acceptable image',
+      'Bad parameter; an unknown model lists the valid (id, name, kind) triples; IMAGE_VALIDATION_ERROR for a file that is not an ' +
+      'acceptable image',
   })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Image with id {id} does not exist.' })
   @ApiPayloadTooLargeResponse({ type: ProblemDto, description: 'Larger than IMAGE_MAX_BYTES' })
@@ -187,7 +190,8 @@ export class TasksController {
   @ApiOperation({
     summary: 'Download every file of a task as a ZIP',
     description:
-      'fragments: overlay.png, masks.png, chart.png, fragments.csv, result.json; prediction: annotated.jpg, result.json. Exactly the artifacts the task lists.',
+      'fragments: overlay.png, masks.png, chart.png, fragments.csv, result.json; prediction: annotated.jpg, result.json. Exactly the ' +
+      'artifacts the task lists.',
   })
   @ApiProduces('application/zip')
   @ApiOkResponse({ description: 'The ZIP', schema: { type: 'string', format: 'binary' } })

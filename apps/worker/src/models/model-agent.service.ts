@@ -1,6 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  type BeforeApplicationShutdown,
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
@@ -60,7 +67,10 @@ export class ModelAgent implements OnApplicationBootstrap, BeforeApplicationShut
       log: (level, message) => this.logger[level](message),
     });
     const unknown = config.models.preload.filter((n) => !this.registry.names().includes(n));
-    if (unknown.length) throw new Error(`MODELS_PRELOAD names models that are not in the manifest: ${unknown.join(', ')} (known: ${this.registry.names().join(', ')})`);
+    if (unknown.length)
+      throw new Error(
+        `MODELS_PRELOAD names models that are not in the manifest: ${unknown.join(', ')} (known: ${this.registry.names().join(', ')})`,
+      );
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -85,7 +95,9 @@ export class ModelAgent implements OnApplicationBootstrap, BeforeApplicationShut
   preloadState(): { ok: boolean; message?: string } {
     const pending = this.config.models.preload.filter((n) => this.registry.status(n).state !== 'loaded');
     if (pending.length === 0) return { ok: true };
-    const detail = pending.map((n) => `${n}: ${this.registry.status(n).state}${this.registry.status(n).reason ? ` (${this.registry.status(n).reason})` : ''}`);
+    const detail = pending.map(
+      (n) => `${n}: ${this.registry.status(n).state}${this.registry.status(n).reason ? ` (${this.registry.status(n).reason})` : ''}`,
+    );
     return { ok: false, message: `${this.preloadDone ? 'preload failed' : 'preloading'}: ${detail.join('; ')}` };
   }
 
