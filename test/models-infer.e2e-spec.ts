@@ -1,27 +1,21 @@
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import sharp from 'sharp';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maskIoU, rleDecode, type Rle } from '@aperture/inference/mask.js';
 import { probIoU } from '@aperture/inference/postprocess/obb.js';
-import { defaultModelsDir } from '@aperture/models/manifest.js';
-import { createTestApp, type TestApp } from './support/app.js';
-import { testEnv } from './support/env.js';
-import { expectProblem, type LoggedIn, registerAndLogin, waitFor } from './support/http.js';
+import { type TestApp, workerAppWithTwoUsers } from './support/app.js';
+import { fixtures, gt } from './support/fixtures.js';
+import { expectProblem, type LoggedIn, waitFor } from './support/http.js';
 
 /** Every image model through HTTP, the queue and the worker (one process), on the committed fixtures with ground truth. */
-const fixtures = resolve(defaultModelsDir(), 'fixtures');
-const gt = <T>(p: string): T => JSON.parse(readFileSync(resolve(fixtures, p), 'utf8')) as T;
 
 describe('POST /models/{name}/infer (queued model runs on real images)', () => {
   let t: TestApp;
   let alice: LoggedIn;
   let bob: LoggedIn;
   beforeAll(async () => {
-    t = await createTestApp(testEnv('infer'), { worker: true });
-    alice = await registerAndLogin(t.server, 'infer_a');
-    bob = await registerAndLogin(t.server, 'infer_b');
+    ({ t, alice, bob } = await workerAppWithTwoUsers('infer'));
   });
   afterAll(() => t?.close());
 

@@ -2,14 +2,12 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultModelsDir } from '@aperture/models/manifest.js';
-import { createTestApp, type TestApp } from './support/app.js';
-import { testEnv } from './support/env.js';
+import { type TestApp, workerAppWithTwoUsers } from './support/app.js';
+import { fixtures } from './support/fixtures.js';
 import { polygonIoU, type Pt } from './support/geometry.js';
-import { expectProblem, type LoggedIn, registerAndLogin, waitFor } from './support/http.js';
+import { expectProblem, type LoggedIn, waitFor } from './support/http.js';
 
 /** Projects through HTTP, the queue and the worker (one process), with the shipped detector. */
-const fixtures = resolve(defaultModelsDir(), 'fixtures');
 const truth = (
   JSON.parse(readFileSync(resolve(fixtures, 'primitives/ground-truth.json'), 'utf8')) as {
     images: { file: string; primitives: { class: string; corners: Pt[] }[] }[];
@@ -31,9 +29,7 @@ describe('projects: CRUD, multi-image upload, start / start-rest, result sets', 
   let alice: LoggedIn;
   let bob: LoggedIn;
   beforeAll(async () => {
-    t = await createTestApp(testEnv('projects'), { worker: true });
-    alice = await registerAndLogin(t.server, 'proj_a');
-    bob = await registerAndLogin(t.server, 'proj_b');
+    ({ t, alice, bob } = await workerAppWithTwoUsers('proj'));
   });
   afterAll(() => t?.close());
 

@@ -4,19 +4,16 @@ import { unzipSync } from 'fflate';
 import sharp from 'sharp';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaultModelsDir } from '@aperture/models/manifest.js';
-import { createTestApp, type TestApp } from './support/app.js';
-import { testEnv } from './support/env.js';
+import { type TestApp, workerAppWithTwoUsers } from './support/app.js';
+import { fixtures, gt } from './support/fixtures.js';
 import { polygonIoU, type Pt } from './support/geometry.js';
-import { expectProblem, type LoggedIn, registerAndLogin, waitFor } from './support/http.js';
+import { expectProblem, type LoggedIn, waitFor } from './support/http.js';
 import { hugePngHeader } from './support/images.js';
 
 /**
  * Prediction tasks and fragment analyses through HTTP, the queue and the worker (one process), with the shipped models on the
  * committed fixtures.
  */
-const fixtures = resolve(defaultModelsDir(), 'fixtures');
-const gt = <T>(p: string): T => JSON.parse(readFileSync(resolve(fixtures, p), 'utf8')) as T;
 
 interface PrimitiveTruth {
   file: string;
@@ -55,9 +52,7 @@ describe('tasks: prediction and fragment analysis', () => {
   let alice: LoggedIn;
   let bob: LoggedIn;
   beforeAll(async () => {
-    t = await createTestApp(testEnv('tasks'), { worker: true });
-    alice = await registerAndLogin(t.server, 'tasks_a');
-    bob = await registerAndLogin(t.server, 'tasks_b');
+    ({ t, alice, bob } = await workerAppWithTwoUsers('tasks'));
   });
   afterAll(() => t?.close());
 

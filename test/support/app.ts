@@ -6,7 +6,8 @@ import { configureApp, prepareDatabase, setupSwagger } from '@apps/api/setup.js'
 import { StandaloneModule } from '@apps/standalone/standalone.module.js';
 import { JobRunner } from '@apps/worker/job-runner.service.js';
 import { loadConfig } from '@aperture/config/config.js';
-import { applyEnv, type Env } from './env.js';
+import { applyEnv, type Env, testEnv } from './env.js';
+import { type LoggedIn, registerAndLogin } from './http.js';
 
 export interface TestApp {
   app: NestExpressApplication;
@@ -30,4 +31,10 @@ export async function createTestApp(env: Env, opts: { worker?: boolean } = {}): 
   await app.init();
   if (opts.worker) await app.get(JobRunner).start();
   return { app, server: app.getHttpServer(), close: () => app.close() };
+}
+
+/** The single-process app (API + worker) on the run's database, with two signed-in users, alice and bob. */
+export async function workerAppWithTwoUsers(name: string): Promise<{ t: TestApp; alice: LoggedIn; bob: LoggedIn }> {
+  const t = await createTestApp(testEnv(name), { worker: true });
+  return { t, alice: await registerAndLogin(t.server, `${name}_a`), bob: await registerAndLogin(t.server, `${name}_b`) };
 }
