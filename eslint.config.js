@@ -9,6 +9,11 @@ const byAlias = {
 };
 const noApps = { regex: '^@apps/', message: 'A lib never imports an app: move the shared code into a lib.' };
 const boundaries = (...patterns) => ['error', { patterns: [byAlias, ...patterns] }];
+const noBarrels = { selector: 'ExportAllDeclaration', message: 'Import by path; no export * barrels.' };
+const noTestHelpers = {
+  selector: 'ImportDeclaration[source.value=/^@test\\//]',
+  message: 'Test helpers (@test/…) are for specs only; production code never imports them.',
+};
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'tmp/**', 'data/**', 'models/**', 'libs/database/src/migrations/**'] },
@@ -19,7 +24,7 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-explicit-any': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
-      'no-restricted-syntax': ['error', { selector: 'ExportAllDeclaration', message: 'Import by path; no export * barrels.' }],
+      'no-restricted-syntax': ['error', noBarrels],
       'no-restricted-imports': boundaries(),
       'max-len': ['error', { code: 140, ignoreUrls: true }],
     },
@@ -85,5 +90,10 @@ export default tseslint.config(
         message: 'The job queue knows job types and their payloads, never how a job is computed.',
       }),
     },
+  },
+  {
+    files: ['apps/**/*.ts', 'libs/**/*.ts', 'scripts/**/*.ts'],
+    ignores: ['**/*.spec.ts', '**/*.int-spec.ts'],
+    rules: { 'no-restricted-syntax': ['error', noBarrels, noTestHelpers] },
   },
 );

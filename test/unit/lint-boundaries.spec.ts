@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 /** Lints one line of code as if it were the given file, with the project's own ESLint configuration. */
 async function restricted(filePath: string, code: string): Promise<string[]> {
   const [result] = await new ESLint().lintText(code, { filePath });
-  return result!.messages.filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message);
+  const rules = ['no-restricted-imports', 'no-restricted-syntax'];
+  return result!.messages.filter((m) => rules.includes(m.ruleId ?? '')).map((m) => m.message);
 }
 
 describe('module boundaries (eslint no-restricted-imports)', () => {
@@ -21,6 +22,8 @@ describe('module boundaries (eslint no-restricted-imports)', () => {
     ['libs/queue/src/x.ts', "import { fragmentSizes } from '@aperture/analysis/fragments.js';", /never how a job is computed/],
     ['apps/api/src/jobs/x.ts', "import { JobsService } from '../../../../libs/queue/src/jobs.service.js';", /by its alias/],
     ['libs/queue/src/x.ts', "import { AppConfig } from '../../config/src/config.js';", /by its alias/],
+    ['apps/api/src/x.ts', "import { fakeEm } from '@test/support/new-test-service.js';", /for specs only/],
+    ['libs/common/src/x.ts', "export * from './pagination.js';", /no export \* barrels/],
   ];
   it.each(cases)('%s: %s is refused', async (file, code, why) => {
     const messages = await restricted(file, `${code}\nexport {};\n`);
@@ -35,6 +38,7 @@ describe('module boundaries (eslint no-restricted-imports)', () => {
       ['apps/worker/src/x.ts', "import { letterbox } from '@aperture/inference/preprocess.js';"],
       ['libs/queue/src/x.ts', "import { Job } from '@aperture/database/entities/job.entity.js';"],
       ['libs/inference/src/postprocess/x.ts', "import { pyRound } from '../preprocess.js';"],
+      ['apps/api/src/x.spec.ts', "import { fakeEm } from '@test/support/new-test-service.js';"],
     ];
     for (const [file, code] of allowed) expect(await restricted(file, `${code}\nexport {};\n`), `${file}: ${code}`).toEqual([]);
   });
