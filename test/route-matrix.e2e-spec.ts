@@ -73,6 +73,7 @@ describe('route matrix: every non-public route refuses every kind of bad credent
     expect(routes).toContainEqual({ method: 'post', path: '/api/v1/qr/batches', isPublic: false });
     expect(routes).toContainEqual({ method: 'get', path: '/health/live', isPublic: true });
     expect(routes).toContainEqual({ method: 'post', path: '/api/v1/auth/token', isPublic: true });
+    expect(routes).toContainEqual({ method: 'post', path: '/api/v1/storage/drive/upload', isPublic: false });
   });
 
   it('answers 401 "Not authenticated" to missing, tampered, expired, wrong-audience, revoked-key, disabled-user credentials', async () => {

@@ -18,6 +18,7 @@ import { JobsModule } from './jobs/jobs.module.js';
 import { ModelsModule } from './models/models.module.js';
 import { ProjectsModule } from './projects/projects.module.js';
 import { QrModule } from './qr/qr.module.js';
+import { DriveModule } from './storage/drive.module.js';
 import { TasksModule } from './tasks/tasks.module.js';
 import { UsersModule } from './users/users.module.js';
 import { PrincipalThrottlerGuard } from './throttle/principal-throttler.guard.js';
@@ -51,6 +52,7 @@ import { RedisThrottlerStorage } from './throttle/redis-throttler.storage.js';
     ImagesModule,
     TasksModule,
     ProjectsModule,
+    DriveModule,
   ],
   providers: [
     { provide: APP_FILTER, useClass: ProblemDetailsFilter },

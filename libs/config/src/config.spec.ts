@@ -1,3 +1,7 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DEFAULT_JWT_SECRET, loadConfig } from './config.js';
 
@@ -63,5 +67,61 @@ describe('loadConfig', () => {
 
   it('allows the development default secret outside production', () => {
     expect(loadConfig({}).jwt.secret).toBe(DEFAULT_JWT_SECRET);
+  });
+});
+
+describe('loadConfig: Google Drive', () => {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const key = {
+    type: 'service_account',
+    client_email: 'uploader@aperture-test.iam.gserviceaccount.com',
+    private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    private_key_id: 'key-1',
+  };
+
+  it('is off by default, with the real Google endpoints', () => {
+    expect(loadConfig({}).drive).toEqual({
+      enabled: false,
+      rootUrl: 'https://www.googleapis.com/',
+      tokenUrl: 'https://oauth2.googleapis.com/token',
+    });
+  });
+
+  it('reads the key as inline JSON or from a file', () => {
+    const inline = loadConfig({ GOOGLE_DRIVE_ENABLED: 'true', GOOGLE_SERVICE_ACCOUNT_JSON: JSON.stringify(key), DRIVE_FOLDER_ID: 'f1' });
+    expect(inline.drive).toMatchObject({
+      enabled: true,
+      folderId: 'f1',
+      serviceAccount: { clientEmail: key.client_email, privateKey: key.private_key, privateKeyId: 'key-1' },
+    });
+    const file = join(mkdtempSync(join(tmpdir(), 'aperture-sa-')), 'key.json');
+    writeFileSync(file, JSON.stringify(key));
+    const fromFile = loadConfig({ GOOGLE_DRIVE_ENABLED: 'true', GOOGLE_SERVICE_ACCOUNT_JSON: file, DRIVE_FOLDER_ID: 'f1' });
+    expect(fromFile.drive).toEqual(inline.drive);
+  });
+
+  it('refuses Drive enabled without a key or a folder, and a key that is not a service-account key', () => {
+    expect(problemsOf({ GOOGLE_DRIVE_ENABLED: 'true' })).toEqual([
+      'DRIVE_FOLDER_ID is required when GOOGLE_DRIVE_ENABLED=true',
+      'GOOGLE_SERVICE_ACCOUNT_JSON is required when GOOGLE_DRIVE_ENABLED=true',
+    ]);
+    const on = { GOOGLE_DRIVE_ENABLED: 'true', DRIVE_FOLDER_ID: 'f1' };
+    expect(problemsOf({ ...on, GOOGLE_SERVICE_ACCOUNT_JSON: '/nonexistent/key.json' })).toEqual([
+      'GOOGLE_SERVICE_ACCOUNT_JSON: cannot read the key file "/nonexistent/key.json" (ENOENT)',
+    ]);
+    expect(problemsOf({ ...on, GOOGLE_SERVICE_ACCOUNT_JSON: '{nope' })).toEqual(['GOOGLE_SERVICE_ACCOUNT_JSON is not valid JSON']);
+    expect(problemsOf({ ...on, GOOGLE_SERVICE_ACCOUNT_JSON: JSON.stringify({ ...key, type: 'authorized_user' }) })).toEqual([
+      'GOOGLE_SERVICE_ACCOUNT_JSON must be a service-account key ("type": "service_account")',
+    ]);
+    expect(problemsOf({ ...on, GOOGLE_SERVICE_ACCOUNT_JSON: JSON.stringify({ ...key, private_key: 'not a key' }) })).toEqual([
+      'GOOGLE_SERVICE_ACCOUNT_JSON: private_key is not a valid PEM private key',
+    ]);
+    expect(problemsOf({ ...on, GOOGLE_SERVICE_ACCOUNT_JSON: JSON.stringify(key), GOOGLE_DRIVE_ROOT_URL: 'ftp://x' })).toEqual([
+      'GOOGLE_DRIVE_ROOT_URL must use http: or https:, got "ftp:"',
+    ]);
+  });
+
+  it('ignores the key and folder while Drive is disabled', () => {
+    expect(problemsOf({ GOOGLE_DRIVE_ENABLED: 'false', GOOGLE_SERVICE_ACCOUNT_JSON: '{nope' })).toEqual([]);
   });
 });

@@ -1,3 +1,5 @@
+import { createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 
 /** The one typed configuration of every Aperture process, read from the environment once at boot. */
@@ -21,6 +23,8 @@ export interface AppConfig {
     userinfoUrl: string;
   } | null;
   frontendUrl: string;
+  /** Google Drive as a storage target (a service account writing into one folder); the endpoints are overridable for tests. */
+  drive: DriveConfig;
   bruteForce: { maxFailures: number; maxFailuresPerIp: number; windowSeconds: number; maxLockSeconds: number };
   cors: { origins: string[] | true };
   http: { jsonBodyLimit: string; trustProxy: boolean; shutdownTimeoutMs: number };
@@ -65,6 +69,17 @@ export interface AppConfig {
     executionProvider: 'cpu' | 'cuda';
   };
 }
+
+/** The fields of a Google service-account key that the Drive client uses. */
+export interface ServiceAccountKey {
+  clientEmail: string;
+  privateKey: string;
+  privateKeyId: string | null;
+}
+
+export type DriveConfig =
+  | { enabled: false; rootUrl: string; tokenUrl: string }
+  | { enabled: true; rootUrl: string; tokenUrl: string; serviceAccount: ServiceAccountKey; folderId: string };
 
 /** Raised when the environment does not describe a valid configuration; lists every problem at once. */
 export class ConfigError extends Error {
@@ -211,6 +226,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       };
     }
   }
+  const drive = readDrive(r);
   const stationPassword = r.raw('STATION_PASSWORD') ?? null;
   if (stationPassword !== null && !stationPassword.startsWith('$argon2') && stationPassword.length < 8) {
     r.problems.push('STATION_PASSWORD must be at least 8 characters (or an argon2 hash)');
@@ -264,6 +280,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     stationPassword,
     google,
     frontendUrl: r.url('FRONTEND_URL', 'http://localhost:3000/', ['http:', 'https:']),
+    drive,
     bruteForce: {
       maxFailures: r.int('BRUTE_FORCE_MAX_FAILURES', 5, 1, 1000),
       maxFailuresPerIp: r.int('BRUTE_FORCE_MAX_FAILURES_PER_IP', 20, 1, 100000),
@@ -319,4 +336,60 @@ export function loadConfig(env: Env = process.env): AppConfig {
   };
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return config;
+}
+
+/** GOOGLE_DRIVE_*: off by default; when on, a readable service-account key and a folder id are required. */
+function readDrive(r: Reader): DriveConfig {
+  const enabled = r.bool('GOOGLE_DRIVE_ENABLED', false);
+  const rootUrl = r.url('GOOGLE_DRIVE_ROOT_URL', 'https://www.googleapis.com/', ['http:', 'https:']);
+  const tokenUrl = r.url('GOOGLE_DRIVE_TOKEN_URL', 'https://oauth2.googleapis.com/token', ['http:', 'https:']);
+  const keyRaw = r.raw('GOOGLE_SERVICE_ACCOUNT_JSON');
+  const folderId = r.raw('DRIVE_FOLDER_ID');
+  if (!enabled) return { enabled, rootUrl, tokenUrl };
+  if (folderId === undefined) r.problems.push('DRIVE_FOLDER_ID is required when GOOGLE_DRIVE_ENABLED=true');
+  else if (!/^[A-Za-z0-9_-]+$/.test(folderId)) r.problems.push(`DRIVE_FOLDER_ID is not a Drive file id: "${folderId}"`);
+  let serviceAccount: ServiceAccountKey | null = null;
+  if (keyRaw === undefined) r.problems.push('GOOGLE_SERVICE_ACCOUNT_JSON is required when GOOGLE_DRIVE_ENABLED=true');
+  else serviceAccount = parseServiceAccount(keyRaw, r.problems);
+  if (folderId === undefined || serviceAccount === null) return { enabled: false, rootUrl, tokenUrl };
+  return { enabled, rootUrl, tokenUrl, serviceAccount, folderId };
+}
+
+/** The key JSON itself (starts with "{") or a path to the file Google's console downloads. */
+function parseServiceAccount(raw: string, problems: string[]): ServiceAccountKey | null {
+  let text = raw;
+  if (!raw.startsWith('{')) {
+    try {
+      text = readFileSync(isAbsolute(raw) ? raw : resolve(process.cwd(), raw), 'utf8');
+    } catch (e) {
+      problems.push(`GOOGLE_SERVICE_ACCOUNT_JSON: cannot read the key file "${raw}" (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+      return null;
+    }
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    problems.push('GOOGLE_SERVICE_ACCOUNT_JSON is not valid JSON');
+    return null;
+  }
+  const o = (typeof json === 'object' && json !== null ? json : {}) as Record<string, unknown>;
+  const str = (k: string): string | null => (typeof o[k] === 'string' && o[k] !== '' ? (o[k] as string) : null);
+  if (str('type') !== 'service_account') {
+    problems.push(`GOOGLE_SERVICE_ACCOUNT_JSON must be a service-account key ("type": "service_account")`);
+    return null;
+  }
+  const clientEmail = str('client_email');
+  const privateKey = str('private_key');
+  if (clientEmail === null || privateKey === null) {
+    problems.push('GOOGLE_SERVICE_ACCOUNT_JSON needs client_email and private_key');
+    return null;
+  }
+  try {
+    createPrivateKey(privateKey);
+  } catch {
+    problems.push('GOOGLE_SERVICE_ACCOUNT_JSON: private_key is not a valid PEM private key');
+    return null;
+  }
+  return { clientEmail, privateKey, privateKeyId: str('private_key_id') };
 }
