@@ -103,6 +103,29 @@ describe('POST /models/{name}/infer (queued model runs on real images)', () => {
     expect(maskIoU(rleDecode(boxed.result['mask'] as Rle), rleDecode(shape.mask))).toBeGreaterThan(0.8);
   });
 
+  it('sam-tiny: a second prompt on the same image is an embedding cache hit, shown in the model statistics', async () => {
+    const truth = gt<{ images: { file: string; shapes: { point: [number, number] }[] }[] }>('sam/ground-truth.json');
+    const img = truth.images[2]!;
+    const [a, b] = img.shapes as [{ point: [number, number] }, { point: [number, number] }];
+    const click = (p: [number, number]) => ({ points: JSON.stringify([{ x: p[0], y: p[1], label: 1 }]) });
+    const first = await infer('sam-tiny', img.file, click(a.point));
+    const second = await infer('sam-tiny', img.file, click(b.point));
+    const again = await infer('sam-tiny', img.file, click(a.point));
+    expect(again.result['mask']).toEqual(first.result['mask']);
+    expect(second.result['mask']).not.toEqual(first.result['mask']);
+    // Workers publish their statistics with their heartbeat: wait for the report of these runs.
+    const stats = await waitFor(async () => {
+      const body = (await request(t.server).get('/api/v1/models/sam-tiny/stats').set(alice.auth)).body;
+      const cache = body.total?.embedding_cache as { hits: number; misses: number } | null | undefined;
+      return cache && cache.hits >= 2 && cache.misses >= 1 ? body : null;
+    }, 30000);
+    expect(stats.total.embedding_cache).toMatchObject({ entries: expect.any(Number), bytes: expect.any(Number), evictions: 0 });
+    expect(stats.total.embedding_cache.entries).toBeGreaterThanOrEqual(1);
+    expect(stats.workers[0].stats.embedding_cache.hits).toBeGreaterThanOrEqual(2);
+    const xray = (await request(t.server).get('/api/v1/models/xray/stats').set(alice.auth)).body;
+    expect(xray.total.embedding_cache).toBeNull();
+  });
+
   it('xray makes one PNG result option per style, each the size of the input', async () => {
     const file = 'xray/input-00-640x480.jpg';
     const { job_id, result } = await infer('xray', file);

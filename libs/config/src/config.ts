@@ -54,6 +54,8 @@ export interface AppConfig {
     stateTtlSeconds: number;
     /** Run each model once on zero inputs when it loads, so the first request runs warm. */
     warmup: boolean;
+    /** Each worker's LRU cache of SAM image embeddings, bounded by their bytes (MB). 0 = no cache. */
+    samEmbeddingCacheMb: number;
   };
   images: {
     /** Largest accepted upload (bytes). */
@@ -322,6 +324,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       memoryBudgetMb: r.int('MODELS_MEMORY_BUDGET_MB', 0, 0, 1_000_000),
       stateTtlSeconds: r.int('MODELS_STATE_TTL_SECONDS', 30, 3, 3600),
       warmup: r.bool('MODELS_WARMUP', true),
+      samEmbeddingCacheMb: r.int('SAM_EMBEDDING_CACHE_MB', 256, 0, 1_000_000),
     },
     images: {
       maxBytes: r.int('IMAGE_MAX_BYTES', 50 * 1024 * 1024, 1024, 2 * 1024 * 1024 * 1024),

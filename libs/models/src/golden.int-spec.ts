@@ -12,6 +12,7 @@ import { defaultModelsDir, loadManifest } from './manifest.js';
 import { ClassificationPipeline } from './classification.pipeline.js';
 import { DetectionPipeline } from './detection.pipeline.js';
 import { ModelRegistry } from './model-registry.js';
+import { EmbeddingCache } from './embedding-cache.js';
 import { ModelRunner } from './model-runner.js';
 import { SamPipeline } from './sam.pipeline.js';
 
@@ -29,7 +30,7 @@ const registry = new ModelRegistry(loadManifest(dir), host, { dir });
 const runner = new ModelRunner(registry);
 const detection = new DetectionPipeline(runner);
 const classification = new ClassificationPipeline(runner);
-const sam = new SamPipeline(runner);
+const sam = new SamPipeline(runner, new EmbeddingCache({ maxBytes: 0 }));
 afterAll(async () => {
   await registry.close();
   await host.close();

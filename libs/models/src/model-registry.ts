@@ -43,11 +43,24 @@ export interface ModelRegistryOptions {
   log?: (level: 'log' | 'warn' | 'error', message: string) => void;
 }
 
+/**
+ * Something that keeps per-model state derived from a model's sessions (the SAM embedding cache): told when those
+ * sessions are replaced (reload) or released (unload, memory budget, shutdown), and able to add to the statistics.
+ */
+export interface ModelSessionObserver {
+  /** The sessions of `model` changed; what the previous ones produced is stale. */
+  sessionsChanged(model: string): void;
+  /** Merged into the model's statistics by status(). */
+  stats?(model: string): Partial<ModelStats>;
+}
+
 interface Slot {
   model: ModelEntry;
   state: ModelState;
   reason: string | null;
   sessions: Map<string, RemoteSession> | null;
+  /** Bumped whenever `sessions` is replaced or released: tells outputs of different loads apart. */
+  generation: number;
   loadedAt: Date | null;
   lastUsed: number;
   inFlight: number;
@@ -85,6 +98,7 @@ const add = (p: PhaseStats, ms: number | undefined): void => {
  */
 export class ModelRegistry {
   private readonly slots = new Map<string, Slot>();
+  private readonly observers = new Set<ModelSessionObserver>();
 
   constructor(
     manifest: ModelManifest,
@@ -97,6 +111,7 @@ export class ModelRegistry {
         state: 'available',
         reason: null,
         sessions: null,
+        generation: 0,
         loadedAt: null,
         lastUsed: 0,
         inFlight: 0,
@@ -128,8 +143,22 @@ export class ModelRegistry {
       memory_bytes: s.sessions ? this.estimate(s.model) : 0,
       execution_provider: s.provider,
       warnings: [...s.warnings],
-      stats: structuredClone(s.stats),
+      stats: this.stats(s),
     };
+  }
+
+  /**
+   * Registers an observer of session changes (see ModelSessionObserver); returns its removal. Observers are called
+   * synchronously, right after the sessions are swapped or dropped and before the old ones are released.
+   */
+  observe(observer: ModelSessionObserver): () => void {
+    this.observers.add(observer);
+    return () => this.observers.delete(observer);
+  }
+
+  /** Which load of the model is current (see run()'s `generation`); changes at every load, reload and unload. */
+  generation(name: string): number {
+    return this.slot(name).generation;
   }
 
   statuses(): ModelStatus[] {
@@ -172,9 +201,9 @@ export class ModelRegistry {
     role: string,
     inputs: Record<string, InputTensor>,
     runOptions?: RunOptions,
-  ): Promise<{ outputs: Record<string, OutputTensor>; computeMs: number }> {
+  ): Promise<{ outputs: Record<string, OutputTensor>; computeMs: number; generation: number }> {
     const s = this.slot(name);
-    const sessions = await this.ensureLoaded(s);
+    const { sessions, generation } = await this.ensureLoaded(s);
     const session = sessions.get(role);
     if (!session) throw new ModelError(`Model ${name} has no file with role ${role} (has ${[...sessions.keys()].join(', ')})`);
     s.inFlight++;
@@ -184,7 +213,7 @@ export class ModelRegistry {
       const outputs = await session.run(inputs, runOptions);
       const computeMs = performance.now() - t0;
       add(s.stats.compute, computeMs);
-      return { outputs, computeMs };
+      return { outputs, computeMs, generation };
     } catch (e) {
       add(s.stats.failure, performance.now() - t0);
       s.stats.inference_count++;
@@ -238,13 +267,38 @@ export class ModelRegistry {
     return next;
   }
 
-  private async ensureLoaded(s: Slot): Promise<Map<string, RemoteSession>> {
-    if (s.sessions) return s.sessions;
-    await this.serialize(s, async () => {
-      if (!s.sessions) await this.loadSlot(s);
-    });
+  private async ensureLoaded(s: Slot): Promise<{ sessions: Map<string, RemoteSession>; generation: number }> {
+    if (!s.sessions) {
+      await this.serialize(s, async () => {
+        if (!s.sessions) await this.loadSlot(s);
+      });
+    }
     if (!s.sessions) throw new ModelError(`Model ${s.model.name} is not loaded: ${s.reason ?? 'unknown reason'}`);
-    return s.sessions;
+    return { sessions: s.sessions, generation: s.generation };
+  }
+
+  private stats(s: Slot): ModelStats {
+    const stats = structuredClone(s.stats);
+    for (const o of this.observers) {
+      try {
+        Object.assign(stats, o.stats?.(s.model.name));
+      } catch {
+        /* an observer's problem is not the registry's */
+      }
+    }
+    return stats;
+  }
+
+  /** The sessions were swapped or dropped: a new generation, and the observers drop what the old ones produced. */
+  private sessionsChanged(s: Slot): void {
+    s.generation++;
+    for (const o of this.observers) {
+      try {
+        o.sessionsChanged(s.model.name);
+      } catch {
+        /* an observer's problem is not the registry's */
+      }
+    }
   }
 
   private changed(s: Slot): void {
@@ -293,6 +347,7 @@ export class ModelRegistry {
       }
       const old = s.sessions;
       s.sessions = fresh;
+      this.sessionsChanged(s);
       s.state = 'loaded';
       s.reason = null;
       s.loadedAt = new Date();
@@ -321,6 +376,7 @@ export class ModelRegistry {
   private async unloadSlot(s: Slot, why: string): Promise<void> {
     const sessions = s.sessions;
     s.sessions = null;
+    if (sessions) this.sessionsChanged(s);
     s.state = 'available';
     s.reason = null;
     s.loadedAt = null;

@@ -25,10 +25,10 @@ class FakeRegistry {
     name: string,
     _role: string,
     _inputs: Record<string, InputTensor>,
-  ): Promise<{ outputs: Record<string, OutputTensor>; computeMs: number }> {
+  ): Promise<{ outputs: Record<string, OutputTensor>; computeMs: number; generation: number }> {
     this.runs++;
     this.model(name);
-    return { outputs: this.answer(), computeMs: 7 };
+    return { outputs: this.answer(), computeMs: 7, generation: 1 };
   }
 
   record(name: string, t: PhaseTimings & { totalMs: number }): void {

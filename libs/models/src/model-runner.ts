@@ -52,7 +52,7 @@ export class ModelRunner {
     role: string,
     inputs: Record<string, InputTensor>,
     runOptions?: RunOptions,
-  ): Promise<{ outputs: Record<string, OutputTensor>; computeMs: number }> {
+  ): Promise<{ outputs: Record<string, OutputTensor>; computeMs: number; generation: number }> {
     try {
       return await this.registry.run(model.name, role, inputs, runOptions);
     } catch (e) {

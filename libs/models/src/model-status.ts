@@ -18,6 +18,20 @@ export interface ModelStats {
   compute: PhaseStats;
   postprocess: PhaseStats;
   last_inference_at: string | null;
+  /** SAM models: the worker's image-embedding cache (embedding-cache.ts). Absent for other kinds. */
+  embedding_cache?: EmbeddingCacheStats;
+}
+
+/** One model's share of a SAM embedding cache: cumulative lookups and evictions, and what it holds now. */
+export interface EmbeddingCacheStats {
+  /** Lookups answered from the cache (no encoder run). */
+  hits: number;
+  /** Lookups that ran the encoder (including every lookup while the cache is disabled). */
+  misses: number;
+  /** Entries dropped to stay within the byte bound (not those dropped because the model was unloaded or reloaded). */
+  evictions: number;
+  entries: number;
+  bytes: number;
 }
 
 export interface ModelStatus {

@@ -9,6 +9,7 @@ import { DetectionPipeline } from './detection.pipeline.js';
 import { ImageToImagePipeline } from './image-to-image.pipeline.js';
 import { defaultModelsDir, loadManifest } from './manifest.js';
 import { ModelRegistry } from './model-registry.js';
+import { EmbeddingCache } from './embedding-cache.js';
 import { ModelRunner } from './model-runner.js';
 import { SamPipeline } from './sam.pipeline.js';
 
@@ -18,7 +19,7 @@ const host = new SessionHost({ poolSize: 1 });
 const registry = new ModelRegistry(loadManifest(dir), host, { dir });
 const runner = new ModelRunner(registry);
 const detection = new DetectionPipeline(runner);
-const sam = new SamPipeline(runner);
+const sam = new SamPipeline(runner, new EmbeddingCache({ maxBytes: 0 }));
 const imageToImage = new ImageToImagePipeline(runner);
 afterAll(async () => {
   await registry.close();

@@ -1,6 +1,7 @@
 import type { Provider } from '@nestjs/common';
 import { ClassificationPipeline } from './classification.pipeline.js';
 import { DetectionPipeline } from './detection.pipeline.js';
+import { embeddingCacheProvider } from './embedding-cache.js';
 import { ImageToImagePipeline } from './image-to-image.pipeline.js';
 import { ModelRunner } from './model-runner.js';
 import { SamPipeline } from './sam.pipeline.js';
@@ -10,7 +11,8 @@ import { SamPipeline } from './sam.pipeline.js';
  * (the worker: its ModelAgent's registry):
  * - DetectionPipeline.detect / segmentInstances (YOLO detect, OBB, segment),
  * - ClassificationPipeline.classify (the scene from detected primitives),
- * - SamPipeline.samEncode / samDecode (an embedding per image, batched prompt sets per embedding),
+ * - SamPipeline.samEncode / samEncodeCached / samDecode (an embedding per image, cached in the EmbeddingCache
+ *   sized by SAM_EMBEDDING_CACHE_MB, batched prompt sets per embedding),
  * - ImageToImagePipeline.imageToImage (the X-ray effect).
  * Each owns the registry lookup, the model's statistics (one record per inference) and the mapping of model errors
  * to permanent job failures (ModelRunner).
@@ -19,6 +21,7 @@ export const modelPipelineProviders: Provider[] = [
   ModelRunner,
   DetectionPipeline,
   ClassificationPipeline,
+  embeddingCacheProvider,
   SamPipeline,
   ImageToImagePipeline,
 ];

@@ -13,6 +13,7 @@ import {
 import { samPreprocess } from '@aperture/inference/preprocess.js';
 import { float32Output } from '@aperture/inference/session-host.js';
 import { PermanentJobError } from '@aperture/queue/job-handler.js';
+import { EmbeddingCache } from './embedding-cache.js';
 import type { ModelEntry } from './manifest.js';
 import { type InferenceTiming, ModelRunner, type PhaseMs } from './model-runner.js';
 
@@ -30,6 +31,12 @@ export interface SamEmbedding {
   readonly encodeMs: { readonly preprocessMs: number; readonly computeMs: number };
 }
 
+/** samEncodeCached's answer: the embedding, and whether it came from the cache (no encoder run). */
+export interface CachedSamEmbedding {
+  readonly embedding: SamEmbedding;
+  readonly hit: boolean;
+}
+
 /** One prompt set's mask: the chosen mask of the decoder's outputs (see samMaskFromOutputs). */
 export type SamMask = SamMaskResult;
 
@@ -41,21 +48,53 @@ const NO_PROMPT = 'A SAM model needs a prompt: points and/or a box';
  * Statistics: a samDecode call is one inference of the model. The encoder's pre-processing and compute are added to
  * the first decode of that embedding (the request that paid for the encoding), so one encode + one decode counts
  * once, and decodes from a cached embedding count only their own time.
+ *
+ * Caching: samEncodeCached looks the image up in the EmbeddingCache first. The pipeline subscribes the cache to the
+ * registry, so a model's entries are dropped when its sessions are unloaded or reloaded, and the cache's counters of
+ * a SAM model appear in its statistics (`embedding_cache`).
  */
 @Injectable()
 export class SamPipeline {
   /** Embeddings whose encoder time is not in the statistics yet. */
   private readonly unrecorded = new WeakSet<SamEmbedding>();
 
-  constructor(private readonly runner: ModelRunner) {}
+  constructor(
+    private readonly runner: ModelRunner,
+    private readonly cache: EmbeddingCache,
+  ) {
+    const registry = runner.registry;
+    registry.observe({
+      sessionsChanged: (model) => void cache.invalidate(model),
+      stats: (model) => (registry.model(model).kind === 'sam' ? { embedding_cache: cache.stats(model) } : {}),
+    });
+  }
 
   /** Runs the image encoder. */
   async samEncode(name: string, img: RgbImage): Promise<SamEmbedding> {
+    return (await this.encode(this.runner.entry(name, ['sam']), img)).embedding;
+  }
+
+  /**
+   * The embedding of an image whose file's sha256 the caller computed: from the cache when this load of the model
+   * already encoded it (a hit runs no encoder), else encoded and cached. The result is the same either way.
+   */
+  async samEncodeCached(name: string, img: RgbImage, sha256: string): Promise<CachedSamEmbedding> {
     const model = this.runner.entry(name, ['sam']);
+    const registry = this.runner.registry;
+    const key = { sha256, model: model.name, version: model.version };
+    const cached = this.cache.get({ ...key, generation: registry.generation(model.name) });
+    if (cached) return { embedding: cached, hit: true };
+    const { embedding, generation } = await this.encode(model, img);
+    // Sessions that were replaced while this encode ran produced it: the cache has been cleared of them, keep it so.
+    if (generation === registry.generation(model.name)) this.cache.set({ ...key, generation }, embedding);
+    return { embedding, hit: false };
+  }
+
+  private async encode(model: ModelEntry, img: RgbImage): Promise<{ embedding: SamEmbedding; generation: number }> {
     const t0 = performance.now();
     const pre = await samPreprocess(img.data, img.width, img.height);
     const preprocessMs = performance.now() - t0;
-    const { outputs, computeMs } = await this.runner.run(model, 'encoder', {
+    const { outputs, computeMs, generation } = await this.runner.run(model, 'encoder', {
       [SAM_ENCODER_INPUT]: { type: 'float32', dims: pre.dims, data: pre.tensor },
     });
     const data = this.runner.post(model, () => float32Output(outputs, SAM_ENCODER_OUTPUT).data);
@@ -66,7 +105,7 @@ export class SamPipeline {
       encodeMs: Object.freeze({ preprocessMs, computeMs }),
     };
     this.unrecorded.add(embedding);
-    return Object.freeze(embedding);
+    return { embedding: Object.freeze(embedding), generation };
   }
 
   /**

@@ -3,7 +3,7 @@ import { badRequest, notFound } from '@aperture/common/problem.js';
 import { InjectManifest } from '@aperture/models/manifest.provider.js';
 import type { ModelEntry, ModelKind, ModelManifest } from '@aperture/models/manifest.js';
 import type { WorkerDoc } from '@aperture/models/model-control.js';
-import type { ModelStats, PhaseStats } from '@aperture/models/model-status.js';
+import type { EmbeddingCacheStats, ModelStats, PhaseStats } from '@aperture/models/model-status.js';
 import { type ModelDetailDto, ModelStatsDto, type ModelStatsResponseDto, type ModelSummaryDto, ModelWorkerStateDto } from './models.dto.js';
 import { ModelControlService } from './model-control.service.js';
 import { roundTo } from '@aperture/common/round.js';
@@ -103,6 +103,7 @@ export class ModelCatalogueService {
         if (stats.last_inference_at && (!acc.last_inference_at || stats.last_inference_at > acc.last_inference_at)) {
           acc.last_inference_at = stats.last_inference_at;
         }
+        if (stats.embedding_cache) acc.embedding_cache = addCacheStats(acc.embedding_cache, stats.embedding_cache);
         return acc;
       },
       {
@@ -155,3 +156,12 @@ export class ModelCatalogueService {
 }
 
 const zero = (): PhaseStats => ({ count: 0, total_ms: 0 });
+
+/** Two workers' embedding caches together (each worker has its own cache: entries and bytes add up too). */
+const addCacheStats = (a: EmbeddingCacheStats | undefined, b: EmbeddingCacheStats): EmbeddingCacheStats => ({
+  hits: (a?.hits ?? 0) + b.hits,
+  misses: (a?.misses ?? 0) + b.misses,
+  evictions: (a?.evictions ?? 0) + b.evictions,
+  entries: (a?.entries ?? 0) + b.entries,
+  bytes: (a?.bytes ?? 0) + b.bytes,
+});

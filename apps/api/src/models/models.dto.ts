@@ -5,7 +5,7 @@ import { JsonField } from '@aperture/common/json-field.js';
 import { IsThreshold } from '@aperture/common/thresholds.js';
 import { MODEL_KINDS, type ModelKind } from '@aperture/models/manifest.js';
 import type { WorkerDoc, WorkerModelState } from '@aperture/models/model-control.js';
-import type { ModelStats, PhaseStats } from '@aperture/models/model-status.js';
+import type { EmbeddingCacheStats, ModelStats, PhaseStats } from '@aperture/models/model-status.js';
 import { roundTo } from '@aperture/common/round.js';
 
 const MODEL_STATES = ['available', 'loading', 'loaded', 'failed'] as const;
@@ -126,6 +126,18 @@ export class PhaseStatsDto {
   }
 }
 
+export class EmbeddingCacheStatsDto {
+  @ApiProperty({ description: 'Prompts whose image embedding came from the cache (no encoder run)' }) hits!: number;
+  @ApiProperty({ description: 'Prompts that ran the image encoder (every prompt while the cache is disabled)' }) misses!: number;
+  @ApiProperty({ description: 'Embeddings dropped to stay within SAM_EMBEDDING_CACHE_MB' }) evictions!: number;
+  @ApiProperty({ description: 'Embeddings of this model held now' }) entries!: number;
+  @ApiProperty({ description: 'Bytes those embeddings hold now' }) bytes!: number;
+
+  static from(c: EmbeddingCacheStats): EmbeddingCacheStatsDto {
+    return { hits: c.hits, misses: c.misses, evictions: c.evictions, entries: c.entries, bytes: c.bytes };
+  }
+}
+
 export class ModelStatsDto {
   @ApiProperty({ description: 'Inference requests finished (successes and failures)' }) inference_count!: number;
   @ApiProperty({ type: PhaseStatsDto, description: 'Successful requests and their total time' }) success!: PhaseStatsDto;
@@ -135,6 +147,12 @@ export class ModelStatsDto {
   @ApiProperty({ type: PhaseStatsDto, description: 'session.run' }) compute!: PhaseStatsDto;
   @ApiProperty({ type: PhaseStatsDto, description: 'Post-processing' }) postprocess!: PhaseStatsDto;
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) last_inference_at!: string | null;
+  @ApiProperty({
+    type: EmbeddingCacheStatsDto,
+    nullable: true,
+    description: "SAM models: the workers' image-embedding cache (SAM_EMBEDDING_CACHE_MB); null for other kinds",
+  })
+  embedding_cache!: EmbeddingCacheStatsDto | null;
 
   static from(s: ModelStats): ModelStatsDto {
     return {
@@ -146,6 +164,7 @@ export class ModelStatsDto {
       compute: PhaseStatsDto.from(s.compute),
       postprocess: PhaseStatsDto.from(s.postprocess),
       last_inference_at: s.last_inference_at,
+      embedding_cache: s.embedding_cache ? EmbeddingCacheStatsDto.from(s.embedding_cache) : null,
     };
   }
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import type { JsonObject } from '@aperture/database/entities/job.entity.js';
 import { maskToBbox, rleEncode } from '@aperture/inference/mask.js';
@@ -41,10 +42,12 @@ export class ModelInferHandler implements JobHandler<'model.infer'> {
     const model = this.runner.entry(name);
     const started = performance.now();
     const t0 = performance.now();
-    const img = await decodeImage(await readAll(await this.storage.read(imageKey)));
+    const bytes = await readAll(await this.storage.read(imageKey));
+    const img = await decodeImage(bytes);
     const decodeMs = performance.now() - t0;
     if (ctx.signal.aborted) throw new JobCancelledError();
-    const outcome = await this.infer(ctx, model, img, options, { queueMs: queueMs(ctx.job), decodeMs });
+    const image = { img, bytes };
+    const outcome = await this.infer(ctx, model, image, options, { queueMs: queueMs(ctx.job), decodeMs });
     const totalMs = performance.now() - started;
     return {
       model: name,
@@ -64,7 +67,7 @@ export class ModelInferHandler implements JobHandler<'model.infer'> {
   private async infer(
     ctx: JobContext<'model.infer'>,
     model: ModelEntry,
-    img: RgbImage,
+    { img, bytes }: { img: RgbImage; bytes: Uint8Array },
     o: InferOptions,
     timing: InferenceTiming,
   ): Promise<Outcome> {
@@ -105,7 +108,9 @@ export class ModelInferHandler implements JobHandler<'model.infer'> {
       }
       case 'sam': {
         const prompt: SamPrompt = { points: o.points, box: o.box };
-        const embedding = await this.sam.samEncode(model.name, img);
+        // The embedding cache's key: the file's bytes (hashing them costs far less than the encoder).
+        const sha256 = createHash('sha256').update(bytes).digest('hex');
+        const { embedding, hit } = await this.sam.samEncodeCached(model.name, img, sha256);
         if (ctx.signal.aborted) throw new JobCancelledError();
         const dec = await this.sam.samDecode(embedding, [prompt], timing);
         const m = dec.masks[0]!;
@@ -116,7 +121,8 @@ export class ModelInferHandler implements JobHandler<'model.infer'> {
           bbox_xywh: maskToBbox(m.mask, m.width, m.height),
           mask: rleEncode(m.mask, m.width, m.height) as unknown as JsonObject,
         };
-        return { result, preprocessMs: embedding.encodeMs.preprocessMs + dec.preprocessMs, postprocessMs: dec.postprocessMs };
+        const encodeMs = hit ? 0 : embedding.encodeMs.preprocessMs;
+        return { result, preprocessMs: encodeMs + dec.preprocessMs, postprocessMs: dec.postprocessMs };
       }
       case 'image-to-image': {
         const out = await this.imageToImage.imageToImage(model.name, img, timing);
