@@ -20,9 +20,8 @@ import {
   uncropBoxesXyxy,
   uncropMask,
   uncropPoints,
-  maskToBoxXyxy,
 } from './amg.js';
-import { rleDecode, rleEncode } from './mask.js';
+import { maskToBoxXyxy, rleDecode, rleEncode } from './mask.js';
 
 /** A bitmap from rows of '#' (foreground) and '.'. */
 function bitmap(rows: string[]): { mask: Uint8Array; w: number; h: number } {

@@ -7,7 +7,7 @@
  * (as batched_mask_to_box); RLE is COCO's uncompressed column-major form of `mask.ts`. Comparisons that torch makes
  * in float32 (predicted IoU, stability score, IoU inside NMS) are made on float32-rounded values here too.
  */
-import { type Rle, rleArea, rleDecode } from './mask.js';
+import { maskToBoxXyxy, type Rle, rleArea, rleDecode } from './mask.js';
 
 export type AmgOutputMode = 'binary_mask' | 'uncompressed_rle' | 'coco_rle';
 
@@ -230,31 +230,6 @@ export function calculateStabilityScore(logits: Float32Array, threshold: number,
     if (v > hi) inter++;
   }
   return Math.fround(inter / union);
-}
-
-/** Box of one mask, XYXY with an inclusive max; [0, 0, 0, 0] when empty. */
-export function maskToBoxXyxy(mask: Uint8Array, width: number, height: number): BoxXyxy {
-  let x0 = width;
-  let y0 = height;
-  let x1 = -1;
-  let y1 = -1;
-  for (let y = 0; y < height; y++) {
-    const row = y * width;
-    let first = -1;
-    let last = -1;
-    for (let x = 0; x < width; x++) {
-      if (mask[row + x] !== 0) {
-        if (first < 0) first = x;
-        last = x;
-      }
-    }
-    if (first < 0) continue;
-    if (y0 > y) y0 = y;
-    y1 = y;
-    if (first < x0) x0 = first;
-    if (last > x1) x1 = last;
-  }
-  return x1 < 0 ? [0, 0, 0, 0] : [x0, y0, x1, y1];
 }
 
 /** batched_mask_to_box: 4 values per mask, XYXY inclusive max, zeros for an empty mask. */

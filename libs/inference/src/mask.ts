@@ -76,6 +76,12 @@ export function maskArea(mask: Uint8Array): number {
 
 export function maskToBbox(mask: Uint8Array, width: number, height: number): BboxXywh {
   checkSize(mask, width, height);
+  const [x0, y0, x1, y1] = maskToBoxXyxy(mask, width, height);
+  return [x0, y0, x1 - x0, y1 - y0];
+}
+
+/** Box of one mask, XYXY with an inclusive max; [0, 0, 0, 0] when empty. */
+export function maskToBoxXyxy(mask: Uint8Array, width: number, height: number): [number, number, number, number] {
   let x0 = width;
   let y0 = height;
   let x1 = -1;
@@ -91,13 +97,12 @@ export function maskToBbox(mask: Uint8Array, width: number, height: number): Bbo
       }
     }
     if (first < 0) continue;
-    if (y < y0) y0 = y;
+    if (y0 > y) y0 = y;
     y1 = y;
     if (first < x0) x0 = first;
     if (last > x1) x1 = last;
   }
-  if (x1 < 0) return [0, 0, 0, 0];
-  return [x0, y0, x1 - x0, y1 - y0];
+  return x1 < 0 ? [0, 0, 0, 0] : [x0, y0, x1, y1];
 }
 
 /** Intersection over union of two same-size masks; 0 when both are empty. */
