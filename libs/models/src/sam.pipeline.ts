@@ -112,16 +112,20 @@ export class SamPipeline {
    * Decodes several prompt sets from one embedding: one mask per prompt set, in order. The exported decoder takes
    * one prompt set per run (batch 1), so it runs once per set. Each prompt set needs points and/or a box.
    * The phases returned are the decoder's (prompt encoding, compute, mask thresholding), all sets together.
+   * With `multimask`, `multimasks[i]` also holds every multimask output of set i (tokens 1..M−1; token 0 when the
+   * decoder returns one mask); `masks` is the same either way.
    */
   async samDecode(
     embedding: SamEmbedding,
     prompts: readonly SamPrompt[],
     timing: InferenceTiming = {},
-  ): Promise<{ masks: SamMask[] } & PhaseMs> {
+    options: { multimask?: boolean } = {},
+  ): Promise<{ masks: SamMask[]; multimasks?: SamMask[][] } & PhaseMs> {
     const model = this.runner.entry(embedding.model, ['sam']);
     if (prompts.length === 0 || prompts.some((p) => !p.points?.length && !p.box)) throw new PermanentJobError(NO_PROMPT);
     const phases: PhaseMs = { preprocessMs: 0, computeMs: 0, postprocessMs: 0 };
     const masks: SamMask[] = [];
+    const multimasks: SamMask[][] = [];
     for (const prompt of prompts) {
       const t0 = performance.now();
       const feeds = this.feeds(model, prompt, embedding);
@@ -133,6 +137,17 @@ export class SamPipeline {
         samMaskFromOutputs(float32Output(outputs, 'masks'), float32Output(outputs, 'iou_predictions'), prompt),
       );
       masks.push(mask);
+      if (options.multimask) {
+        const m = outputs['masks']?.dims[1] ?? 1;
+        const indices = m > 1 ? Array.from({ length: m - 1 }, (_, i) => i + 1) : [0];
+        multimasks.push(
+          indices.map((i) =>
+            this.runner.post(model, () =>
+              samMaskFromOutputs(float32Output(outputs, 'masks'), float32Output(outputs, 'iou_predictions'), prompt, i),
+            ),
+          ),
+        );
+      }
       phases.postprocessMs += performance.now() - t1;
     }
     const recorded = { ...phases };
@@ -141,7 +156,7 @@ export class SamPipeline {
       recorded.computeMs += embedding.encodeMs.computeMs;
     }
     this.runner.record(model, timing, recorded);
-    return { masks, ...phases };
+    return options.multimask ? { masks, multimasks, ...phases } : { masks, ...phases };
   }
 
   /** The decoder's inputs for a prompt set, with a copy of the embedding (a run takes its input buffers). */
