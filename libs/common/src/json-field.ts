@@ -12,6 +12,8 @@ export interface JsonFieldOptions {
   maxLength: number;
   /** The field holds a JSON array of the type, of at most this many items (else one JSON object). */
   maxItems?: number;
+  /** With maxItems: one JSON object is also accepted, as an array of one. */
+  single?: boolean;
 }
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -35,7 +37,8 @@ export function JsonField<T extends object>(type: () => new () => T, options: Js
     }
     const make = (item: unknown): unknown => (isPlainObject(item) ? plainToInstance(type(), item) : item);
     if (options.maxItems === undefined) return isPlainObject(v) ? make(v) : new Unreadable('must be a JSON object');
-    if (!Array.isArray(v)) return new Unreadable('must be a JSON array');
+    if (options.single && isPlainObject(v)) return [make(v)];
+    if (!Array.isArray(v)) return new Unreadable(options.single ? 'must be a JSON object or an array of them' : 'must be a JSON array');
     if (v.length > options.maxItems) return new Unreadable(`must hold at most ${options.maxItems} items`);
     return v.map(make);
   };

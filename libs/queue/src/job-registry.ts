@@ -47,12 +47,28 @@ export interface ProjectDetectParams {
   iou: number;
 }
 
+/** Prompt segmentation (POST /segment/points, /segment/box): one prompt set per box (or one for points alone). */
+export const SEGMENT_OUTPUTS = ['rle', 'png', 'coco_rle'] as const;
+export type SegmentOutput = (typeof SEGMENT_OUTPUTS)[number];
+
+export interface SegmentPromptParams {
+  model: string;
+  /** The image file: a job input (upload) or one of the owner's images. */
+  imageKey: string;
+  /** Prompt sets in original-image pixels. */
+  prompts: { points?: { x: number; y: number; label: 0 | 1 }[]; box?: { x1: number; y1: number; x2: number; y2: number } }[];
+  /** True: the decoder's 3 multimask outputs per prompt set; false: the single mask the pipeline picks. */
+  multimask: boolean;
+  output: SegmentOutput;
+}
+
 export interface JobPayloads {
   'qr.batch': { batchId: string };
   'model.infer': { model: string; imageKey: string; options: InferOptions };
   'task.predict': PredictTaskParams;
   'task.fragments': FragmentsTaskParams;
   'project.detect': ProjectDetectParams;
+  'segment.prompt': SegmentPromptParams;
 }
 export type JobType = keyof JobPayloads;
 
@@ -109,6 +125,15 @@ export type ProjectDetectResult = {
   annotated_artifact_id: string;
 };
 
+/** segment.prompt: masks per prompt set (each with mask_index, score, bbox, area, mask) and the SVG artifact. */
+export type SegmentPromptResult = JsonObject & {
+  model: string;
+  width: number;
+  height: number;
+  results: JsonObject[];
+  visualization_artifact_id: string | null;
+};
+
 /** What each job type's handler returns; stored as the Job record's result (JSON). */
 export interface JobResults {
   'qr.batch': QrBatchResult;
@@ -116,6 +141,7 @@ export interface JobResults {
   'task.predict': PredictTaskResult;
   'task.fragments': FragmentsTaskResult;
   'project.detect': ProjectDetectResult;
+  'segment.prompt': SegmentPromptResult;
 }
 
 /** Every result must be storable as JSON: this fails to compile if one is not. */
@@ -133,6 +159,10 @@ export const JOB_TYPES: Record<JobType, { queue: QueueName; description: string 
     description: 'Fragment analysis: masks, calibrated diameters, D10/D50/D90, overlay, chart and CSV',
   },
   'project.detect': { queue: 'inference', description: "One project image through the project's model: detections and an annotated image" },
+  'segment.prompt': {
+    queue: 'inference',
+    description: 'SAM prompt segmentation: masks for points and/or boxes, with an SVG visualization',
+  },
 };
 
 /** The job types that are prediction tasks (routes under /tasks). */
