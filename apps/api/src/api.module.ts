@@ -18,6 +18,7 @@ import { JobsModule } from './jobs/jobs.module.js';
 import { ModelsModule } from './models/models.module.js';
 import { ProjectsModule } from './projects/projects.module.js';
 import { QrModule } from './qr/qr.module.js';
+import { SegmentModule } from './segment/segment.module.js';
 import { DriveModule } from './storage/drive.module.js';
 import { TasksModule } from './tasks/tasks.module.js';
 import { UsersModule } from './users/users.module.js';
@@ -53,6 +54,7 @@ import { RedisThrottlerStorage } from './throttle/redis-throttler.storage.js';
     TasksModule,
     ProjectsModule,
     DriveModule,
+    SegmentModule,
   ],
   providers: [
     { provide: APP_FILTER, useClass: ProblemDetailsFilter },

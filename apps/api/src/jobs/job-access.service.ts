@@ -4,7 +4,7 @@ import { EntityManager, type FilterQuery } from '@mikro-orm/core';
 import type { Principal } from '@aperture/common/auth.decorators.js';
 import { isUuid } from '@aperture/common/ids.js';
 import { pageOptions } from '@aperture/common/pagination.js';
-import { forbidden, notFound } from '@aperture/common/problem.js';
+import { conflict, forbidden, notFound } from '@aperture/common/problem.js';
 import { Job, type JobArtifact } from '@aperture/database/entities/job.entity.js';
 import { findOwned } from '@aperture/database/owned.js';
 import { JobWaiter } from '@aperture/queue/job-events.js';
@@ -12,6 +12,10 @@ import { JobsService } from '@aperture/queue/jobs.service.js';
 import type { JobType } from '@aperture/queue/job-registry.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import type { JobListQueryDto } from './jobs.dto.js';
+
+/** Job types whose result has a picture (segment.auto is another module's, known here by name only). */
+const SEGMENTATION_JOB_TYPES: readonly string[] = ['segment.prompt', 'segment.auto'];
+const VISUALIZATION = 'visualization.svg';
 
 /** The jobs as the API's callers see them: their own, or any for an admin. Anything else is the same 404. */
 @Injectable()
@@ -47,6 +51,16 @@ export class JobAccessService {
     const job = await this.find(id, p, true);
     const artifact = isUuid(artifactId) ? job.artifacts.getItems().find((x) => x.id === artifactId) : undefined;
     if (!artifact) throw notFound(`Artifact ${artifactId} of job ${id} does not exist.`);
+    return { artifact, content: await this.storage.read(artifact.storageKey) };
+  }
+
+  /** The SVG a segmentation job (segment.prompt, segment.auto) saved as visualization.svg, once it has completed. */
+  async visualization(id: string, p: Principal): Promise<{ artifact: JobArtifact; content: Readable }> {
+    const job = await this.find(id, p, true);
+    if (!SEGMENTATION_JOB_TYPES.includes(job.type)) throw notFound(`Job ${id} is not a segmentation job: it has no visualization.`);
+    if (job.status !== 'completed') throw conflict(`Job ${id} is ${job.status}; its visualization exists once it has completed.`);
+    const artifact = job.artifacts.getItems().find((a) => a.name === VISUALIZATION);
+    if (!artifact) throw notFound(`Job ${id} has no visualization.`);
     return { artifact, content: await this.storage.read(artifact.storageKey) };
   }
 

@@ -1,5 +1,13 @@
 import { Controller, Delete, Get, HttpCode, Param, Query, Res, StreamableFile } from '@nestjs/common';
-import { ApiNoContentResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiProduces, ApiTags } from '@nestjs/swagger';
+import {
+  ApiConflictResponse,
+  ApiNoContentResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiProduces,
+  ApiTags,
+} from '@nestjs/swagger';
 import type { Response } from 'express';
 import { Authenticated, CurrentPrincipal, type Principal } from '@aperture/common/auth.decorators.js';
 import { ApiPageResponse, type Page, toPage } from '@aperture/common/pagination.js';
@@ -72,6 +80,25 @@ export class JobsController {
     const { artifact: a, content } = await this.jobs.artifact(id, artifactId, p);
     res.setHeader('Content-Disposition', `attachment; filename="${a.name.replace(/[^\w.-]/g, '_')}"`);
     return new StreamableFile(content, { type: a.contentType, length: a.sizeBytes });
+  }
+
+  @Get(':id/visualization.svg')
+  @ApiOperation({
+    summary: "A segmentation job's masks over its image (SVG)",
+    description: 'The input image (at most 1024 px on its long side) with each mask outlined, filled semi-transparently and its score.',
+  })
+  @ApiProduces('image/svg+xml')
+  @ApiOkResponse({ description: 'The SVG', schema: { type: 'string' } })
+  @ApiNotFoundResponse({ type: ProblemDto, description: 'Unknown job, or not a segmentation job' })
+  @ApiConflictResponse({ type: ProblemDto, description: 'The job has not completed' })
+  async getJobVisualization(
+    @Param('id') id: string,
+    @CurrentPrincipal() p: Principal,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<StreamableFile> {
+    const { artifact: a, content } = await this.jobs.visualization(id, p);
+    res.setHeader('Content-Type', 'image/svg+xml');
+    return new StreamableFile(content, { type: 'image/svg+xml', length: a.sizeBytes });
   }
 
   @Delete(':id')

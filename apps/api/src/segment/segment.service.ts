@@ -1,0 +1,150 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import { EntityManager } from '@mikro-orm/core';
+import type { AppConfig } from '@aperture/config/config.js';
+import { APP_CONFIG } from '@aperture/config/config.module.js';
+import type { Principal } from '@aperture/common/auth.decorators.js';
+import { badRequest, ProblemException } from '@aperture/common/problem.js';
+import { Image } from '@aperture/database/entities/image.entity.js';
+import { Job } from '@aperture/database/entities/job.entity.js';
+import { User } from '@aperture/database/entities/user.entity.js';
+import { ImageRejectedError, inspectImage } from '@aperture/imaging/inspect.js';
+import { JobWaiter } from '@aperture/queue/job-events.js';
+import { JobsService } from '@aperture/queue/jobs.service.js';
+import type { SegmentPromptParams } from '@aperture/queue/job-registry.js';
+import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
+import { StorageKeys } from '@aperture/storage/storage-keys.js';
+import { ImagesService, type UploadedImage } from '../images/images.service.js';
+import { imageProblem } from '../images/upload.js';
+import { ModelCatalogueService } from '../models/model-catalogue.service.js';
+import { boxCorners, type PromptBox, type PromptPoint, toPixels } from './coords.js';
+import type {
+  SegmentAcceptedDto,
+  SegmentBoxFormDto,
+  SegmentCommonFormDto,
+  SegmentPointsFormDto,
+  SegmentResponseDto,
+} from './segment.dto.js';
+
+/** How long a synchronous prompt route waits for its job before answering 202. */
+export const SEGMENT_SYNC_WAIT_MS = 60_000;
+
+/**
+ * Prompt segmentation (SAM): checks everything (model, image, prompts against the image's size) before anything is
+ * stored, then queues one segment.prompt job. The worker runs the model; the API only waits for the job.
+ */
+@Injectable()
+export class SegmentService {
+  constructor(
+    private readonly em: EntityManager,
+    private readonly jobs: JobsService,
+    private readonly waiter: JobWaiter,
+    private readonly images: ImagesService,
+    private readonly catalogue: ModelCatalogueService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(STORAGE) private readonly storage: StoragePort,
+  ) {}
+
+  points(form: SegmentPointsFormDto, file: UploadedImage | undefined, p: Principal): Promise<Job> {
+    if (form.points.length === 0) {
+      throw badRequest('points must hold at least one point.', { errors: [{ field: 'points', messages: ['at least one point'] }] });
+    }
+    return this.create(form, file, p, points(form.points), []);
+  }
+
+  box(form: SegmentBoxFormDto, file: UploadedImage | undefined, p: Principal): Promise<Job> {
+    if (form.box.length === 0)
+      throw badRequest('box must hold at least one box.', { errors: [{ field: 'box', messages: ['at least one box'] }] });
+    return this.create(form, file, p, points(form.points ?? []), form.box.map(boxCorners));
+  }
+
+  private async create(
+    form: SegmentCommonFormDto,
+    file: UploadedImage | undefined,
+    p: Principal,
+    pts: PromptPoint[],
+    boxes: PromptBox[],
+  ): Promise<Job> {
+    if (form.model !== undefined && form.model_type !== undefined && form.model !== form.model_type) {
+      throw badRequest('model and model_type name different models: send one of them.', {
+        errors: [{ field: 'model_type', messages: ['differs from model'] }],
+      });
+    }
+    const model = this.catalogue.resolve(form.model ?? form.model_type, ['sam'], form.model_type !== undefined ? 'model_type' : 'model');
+    if (file && form.image_id) {
+      throw badRequest('Send either an image file or image_id, not both.', {
+        errors: [{ field: 'image_id', messages: ['not with a file'] }],
+      });
+    }
+    if (!file && !form.image_id) {
+      throw badRequest('Send the image as the multipart field "image", or the id of one of your images as image_id.', {
+        errors: [{ field: 'image', messages: ['image or image_id is required'] }],
+      });
+    }
+    const em = this.em.fork();
+    let size: { width: number; height: number };
+    let image: Image | null = null;
+    if (file) {
+      size = await this.inspect(file.buffer);
+    } else {
+      image = await this.images.findOwn(form.image_id!, p, em);
+      size = { width: image.width, height: image.height };
+    }
+    const px = toPixels(pts, boxes, form.coords, size.width, size.height);
+    const prompts: SegmentPromptParams['prompts'] =
+      px.boxes.length > 0 ? px.boxes.map((box) => (px.points.length ? { points: px.points, box } : { box })) : [{ points: px.points }];
+    const id = randomUUID();
+    const imageKey = image ? image.storageKey : StorageKeys.input(id, 'image');
+    const params: SegmentPromptParams = { model: model.name, imageKey, prompts, multimask: form.multimask_output, output: form.output };
+    const job = this.jobs.build(em, 'segment.prompt', em.getReference(User, p.userId), params, id);
+    if (image) job.image = image;
+    else await this.storage.put(imageKey, file!.buffer);
+    try {
+      await em.persist(job).flush();
+    } catch (e) {
+      if (!image) await this.storage.deletePrefix(StorageKeys.inputPrefix(job.id)).catch(() => undefined);
+      throw e;
+    }
+    await this.jobs.enqueue(job);
+    return job;
+  }
+
+  /** The job once final, or after waitMs; a completed job as the answer, a failed one as a 422, else null (still running). */
+  async answer(job: Job, waitMs: number): Promise<SegmentResponseDto | null> {
+    const reload = (): Promise<Job> => this.em.fork().findOneOrFail(Job, { id: job.id }, { refresh: true });
+    const j = await this.waiter.whenFinal(job, waitMs, reload);
+    if (j.status === 'completed' && j.result) {
+      const r = j.result;
+      return {
+        job_id: j.id,
+        model: String(r['model']),
+        width: Number(r['width']),
+        height: Number(r['height']),
+        results: r['results'] as unknown as SegmentResponseDto['results'],
+        visualization_url: `/api/v1/jobs/${j.id}/visualization.svg`,
+      };
+    }
+    if (j.status === 'failed' || j.status === 'cancelled') {
+      throw new ProblemException(422, 'MODEL_ERROR', `Segmentation job ${j.id} ${j.status}: ${j.error ?? 'no reason given'}`, {
+        job_id: j.id,
+      });
+    }
+    return null;
+  }
+
+  accepted(job: Job): SegmentAcceptedDto {
+    return { job_id: job.id, status: job.status, status_url: `/api/v1/jobs/${job.id}/status`, result_url: `/api/v1/jobs/${job.id}/result` };
+  }
+
+  private async inspect(buf: Buffer): Promise<{ width: number; height: number }> {
+    try {
+      return await inspectImage(buf, this.config.images.maxSide);
+    } catch (e) {
+      if (e instanceof ImageRejectedError) throw imageProblem(e);
+      throw e;
+    }
+  }
+}
+
+const points = (list: { x: number; y: number; label?: 0 | 1 }[]): PromptPoint[] =>
+  list.map((q) => ({ x: q.x, y: q.y, label: q.label ?? 1 }));
