@@ -14,6 +14,7 @@ import { ModelAgent } from './models/model-agent.service.js';
 import { ModelInferHandler } from './models/model-infer.handler.js';
 import { ProjectDetectHandler } from './projects/project-detect.handler.js';
 import { QrBatchHandler } from './qr/qr-batch.handler.js';
+import { SegmentAutoHandler } from './segment-auto/segment-auto.handler.js';
 import { FragmentsTaskHandler } from './tasks/fragments-task.handler.js';
 import { ImageJobSupport } from './tasks/image-job-support.js';
 import { PredictTaskHandler } from './tasks/predict-task.handler.js';
@@ -36,6 +37,7 @@ import { WorkerHealth } from './worker-health.service.js';
     PredictTaskHandler,
     FragmentsTaskHandler,
     ProjectDetectHandler,
+    SegmentAutoHandler,
   ],
   exports: [JobRunner, WorkerHealth, ModelAgent],
 })

@@ -1,5 +1,6 @@
 import type { LengthUnit } from '@aperture/common/length-units.js';
 import type { JsonObject } from '@aperture/database/entities/job.entity.js';
+import type { SegmentAutoParams, SegmentAutoResult } from './segment-auto.types.js';
 
 /**
  * The typed job registry: every job type, the queue it runs on and the payload it carries.
@@ -53,6 +54,7 @@ export interface JobPayloads {
   'task.predict': PredictTaskParams;
   'task.fragments': FragmentsTaskParams;
   'project.detect': ProjectDetectParams;
+  'segment.auto': SegmentAutoParams;
 }
 export type JobType = keyof JobPayloads;
 
@@ -116,6 +118,7 @@ export interface JobResults {
   'task.predict': PredictTaskResult;
   'task.fragments': FragmentsTaskResult;
   'project.detect': ProjectDetectResult;
+  'segment.auto': SegmentAutoResult;
 }
 
 /** Every result must be storable as JSON: this fails to compile if one is not. */
@@ -133,6 +136,7 @@ export const JOB_TYPES: Record<JobType, { queue: QueueName; description: string 
     description: 'Fragment analysis: masks, calibrated diameters, D10/D50/D90, overlay, chart and CSV',
   },
   'project.detect': { queue: 'inference', description: "One project image through the project's model: detections and an annotated image" },
+  'segment.auto': { queue: 'inference', description: 'Automatic segmentation: every mask SAM finds on an image (a grid of clicks)' },
 };
 
 /** The job types that are prediction tasks (routes under /tasks). */
