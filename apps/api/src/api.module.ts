@@ -17,6 +17,7 @@ import { ImagesModule } from './images/images.module.js';
 import { JobsModule } from './jobs/jobs.module.js';
 import { ModelsModule } from './models/models.module.js';
 import { ProjectsModule } from './projects/projects.module.js';
+import { SegmentAutoModule } from './segment-auto/segment-auto.module.js';
 import { QrModule } from './qr/qr.module.js';
 import { DriveModule } from './storage/drive.module.js';
 import { TasksModule } from './tasks/tasks.module.js';
@@ -53,6 +54,7 @@ import { RedisThrottlerStorage } from './throttle/redis-throttler.storage.js';
     TasksModule,
     ProjectsModule,
     DriveModule,
+    SegmentAutoModule,
   ],
   providers: [
     { provide: APP_FILTER, useClass: ProblemDetailsFilter },
