@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maskArea, maskToBbox, rleDecode, type Rle } from '@aperture/inference/mask.js';
 import { type TestApp, workerAppWithTwoUsers } from './support/app.js';
 import { fixtures } from './support/fixtures.js';
-import { expectProblem, type LoggedIn } from './support/http.js';
+import { expectProblem, type LoggedIn, waitFor } from './support/http.js';
 
 /** POST /segment/auto and /segment/auto/async through HTTP, the queue and the worker running sam-tiny. */
 
@@ -75,8 +75,11 @@ describe('POST /segment/auto (automatic segmentation)', () => {
       status_url: `/api/v1/jobs/${jobId}/status`,
       result_url: `/api/v1/jobs/${jobId}/result`,
     });
-    const done = await request(t.server).get(`${res.body.result_url}?wait_ms=60000`).set(alice.auth);
-    expect(done.body.status).toBe('completed');
+    const done = await waitFor(async () => {
+      const r = await request(t.server).get(`${res.body.result_url}?wait_ms=30000`).set(alice.auth);
+      return r.body.status === 'completed' || r.body.status === 'failed' ? r : null;
+    }, 90_000);
+    expect(done.body.status, JSON.stringify(done.body)).toBe('completed');
     const masks = done.body.result.masks as { segmentation: { counts: unknown } }[];
     expect(masks.length).toBeGreaterThan(0);
     for (const m of masks) expect(typeof m.segmentation.counts).toBe('string');
