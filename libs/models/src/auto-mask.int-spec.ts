@@ -103,10 +103,12 @@ describe('AutoMaskPipeline on sam-tiny', () => {
       const img = await image('sam/shapes-04-1024x600.png');
       const res = await auto.generate('sam-tiny', img, null, { points_per_side: pps, output_mode: 'binary_mask' });
       const t = res.timings;
+      const ms = (v: number): string => v.toFixed(0);
+      const other = t.totalMs - t.encodeMs - t.decoderMs - t.promptMs - t.postprocessMs;
       console.log(
-        `[metrics] auto masks timing (1024×600, points_per_side ${pps}): total ${t.totalMs.toFixed(0)} ms = encode ${t.encodeMs.toFixed(0)} ` +
-          `+ decoder ${t.decoderMs.toFixed(0)} (${t.decoderRuns} runs) + feeds/planes ${t.promptMs.toFixed(0)} ` +
-          `+ post-processing ${t.postprocessMs.toFixed(0)} ms (other: transfers, ${(t.totalMs - t.encodeMs - t.decoderMs - t.promptMs - t.postprocessMs).toFixed(0)})`,
+        `[metrics] auto masks timing (1024×600, points_per_side ${pps}): total ${ms(t.totalMs)} ms = encode ${ms(t.encodeMs)} ` +
+          `+ decoder ${ms(t.decoderMs)} (${t.decoderRuns} runs) + feeds/planes ${ms(t.promptMs)} ` +
+          `+ post-processing ${ms(t.postprocessMs)} ms (other: transfers, ${ms(other)})`,
       );
       expect(t.decoderRuns).toBe(pps * pps);
     },
