@@ -17,6 +17,7 @@ import { ImagesModule } from './images/images.module.js';
 import { JobsModule } from './jobs/jobs.module.js';
 import { ModelsModule } from './models/models.module.js';
 import { ProjectsModule } from './projects/projects.module.js';
+import { SegmentAutoModule } from './segment-auto/segment-auto.module.js';
 import { QrModule } from './qr/qr.module.js';
 import { SegmentModule } from './segment/segment.module.js';
 import { DriveModule } from './storage/drive.module.js';
@@ -55,6 +56,7 @@ import { RedisThrottlerStorage } from './throttle/redis-throttler.storage.js';
     ProjectsModule,
     DriveModule,
     SegmentModule,
+    SegmentAutoModule,
   ],
   providers: [
     { provide: APP_FILTER, useClass: ProblemDetailsFilter },

@@ -15,6 +15,7 @@ import { ModelInferHandler } from './models/model-infer.handler.js';
 import { ProjectDetectHandler } from './projects/project-detect.handler.js';
 import { QrBatchHandler } from './qr/qr-batch.handler.js';
 import { SegmentPromptHandler } from './segment/segment-prompt.handler.js';
+import { SegmentAutoHandler } from './segment-auto/segment-auto.handler.js';
 import { FragmentsTaskHandler } from './tasks/fragments-task.handler.js';
 import { ImageJobSupport } from './tasks/image-job-support.js';
 import { PredictTaskHandler } from './tasks/predict-task.handler.js';
@@ -38,6 +39,7 @@ import { WorkerHealth } from './worker-health.service.js';
     FragmentsTaskHandler,
     ProjectDetectHandler,
     SegmentPromptHandler,
+    SegmentAutoHandler,
   ],
   exports: [JobRunner, WorkerHealth, ModelAgent],
 })

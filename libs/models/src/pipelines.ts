@@ -1,4 +1,5 @@
 import type { Provider } from '@nestjs/common';
+import { AutoMaskPipeline } from './auto-mask.pipeline.js';
 import { ClassificationPipeline } from './classification.pipeline.js';
 import { DetectionPipeline } from './detection.pipeline.js';
 import { embeddingCacheProvider } from './embedding-cache.js';
@@ -13,6 +14,7 @@ import { SamPipeline } from './sam.pipeline.js';
  * - ClassificationPipeline.classify (the scene from detected primitives),
  * - SamPipeline.samEncode / samEncodeCached / samDecode (an embedding per image, cached in the EmbeddingCache
  *   sized by SAM_EMBEDDING_CACHE_MB, batched prompt sets per embedding),
+ * - AutoMaskPipeline.generate (SAM's automatic mask generator on a SAM model),
  * - ImageToImagePipeline.imageToImage (the X-ray effect).
  * Each owns the registry lookup, the model's statistics (one record per inference) and the mapping of model errors
  * to permanent job failures (ModelRunner).
@@ -23,5 +25,6 @@ export const modelPipelineProviders: Provider[] = [
   ClassificationPipeline,
   embeddingCacheProvider,
   SamPipeline,
+  AutoMaskPipeline,
   ImageToImagePipeline,
 ];

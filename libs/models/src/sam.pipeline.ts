@@ -109,6 +109,14 @@ export class SamPipeline {
   }
 
   /**
+   * The encoder time of an embedding that no statistics record holds yet (zeros once claimed): for a caller that
+   * runs the decoder itself and records the inference (the automatic mask generator), so it is counted once.
+   */
+  claimEncodeMs(embedding: SamEmbedding): { preprocessMs: number; computeMs: number } {
+    return this.unrecorded.delete(embedding) ? { ...embedding.encodeMs } : { preprocessMs: 0, computeMs: 0 };
+  }
+
+  /**
    * Decodes several prompt sets from one embedding: one mask per prompt set, in order. The exported decoder takes
    * one prompt set per run (batch 1), so it runs once per set. Each prompt set needs points and/or a box.
    * The phases returned are the decoder's (prompt encoding, compute, mask thresholding), all sets together.

@@ -1,5 +1,6 @@
 import type { LengthUnit } from '@aperture/common/length-units.js';
 import type { JsonObject } from '@aperture/database/entities/job.entity.js';
+import type { SegmentAutoParams, SegmentAutoResult } from './segment-auto.types.js';
 
 /**
  * The typed job registry: every job type, the queue it runs on and the payload it carries.
@@ -69,6 +70,7 @@ export interface JobPayloads {
   'task.fragments': FragmentsTaskParams;
   'project.detect': ProjectDetectParams;
   'segment.prompt': SegmentPromptParams;
+  'segment.auto': SegmentAutoParams;
 }
 export type JobType = keyof JobPayloads;
 
@@ -142,6 +144,7 @@ export interface JobResults {
   'task.fragments': FragmentsTaskResult;
   'project.detect': ProjectDetectResult;
   'segment.prompt': SegmentPromptResult;
+  'segment.auto': SegmentAutoResult;
 }
 
 /** Every result must be storable as JSON: this fails to compile if one is not. */
@@ -163,6 +166,7 @@ export const JOB_TYPES: Record<JobType, { queue: QueueName; description: string 
     queue: 'inference',
     description: 'SAM prompt segmentation: masks for points and/or boxes, with an SVG visualization',
   },
+  'segment.auto': { queue: 'inference', description: 'Automatic segmentation: every mask SAM finds on an image (a grid of clicks)' },
 };
 
 /** The job types that are prediction tasks (routes under /tasks). */

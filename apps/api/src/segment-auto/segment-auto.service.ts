@@ -1,0 +1,125 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import { EntityManager } from '@mikro-orm/core';
+import type { Principal } from '@aperture/common/auth.decorators.js';
+import { badRequest } from '@aperture/common/problem.js';
+import type { AppConfig } from '@aperture/config/config.js';
+import { APP_CONFIG } from '@aperture/config/config.module.js';
+import { Job } from '@aperture/database/entities/job.entity.js';
+import { User } from '@aperture/database/entities/user.entity.js';
+import { ImageRejectedError, inspectImage } from '@aperture/imaging/inspect.js';
+import { JobWaiter } from '@aperture/queue/job-events.js';
+import { JobsService } from '@aperture/queue/jobs.service.js';
+import type { SegmentAutoOptions } from '@aperture/queue/segment-auto.types.js';
+import { StorageKeys } from '@aperture/storage/storage-keys.js';
+import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
+import { ImagesService, type UploadedImage } from '../images/images.service.js';
+import { imageProblem } from '../images/upload.js';
+import { ModelCatalogueService } from '../models/model-catalogue.service.js';
+import type { SegmentAutoFormDto } from './segment-auto.dto.js';
+
+const OPTION_KEYS = [
+  'points_per_side',
+  'points_per_batch',
+  'pred_iou_thresh',
+  'stability_score_thresh',
+  'stability_score_offset',
+  'box_nms_thresh',
+  'crop_n_layers',
+  'crop_nms_thresh',
+  'crop_overlap_ratio',
+  'crop_n_points_downscale_factor',
+  'min_mask_region_area',
+  'output_mode',
+] as const satisfies readonly (keyof SegmentAutoOptions)[];
+
+/** SAM's default points_per_side and crop_n_layers (for the cross-field check only; the worker applies the defaults). */
+const DEFAULT_POINTS_PER_SIDE = 32;
+
+/** The intake of POST /segment/auto: checks the model, the image and the options, then queues a segment.auto job. */
+@Injectable()
+export class SegmentAutoService {
+  constructor(
+    private readonly catalogue: ModelCatalogueService,
+    private readonly images: ImagesService,
+    private readonly jobs: JobsService,
+    private readonly waiter: JobWaiter,
+    private readonly em: EntityManager,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    @Inject(STORAGE) private readonly storage: StoragePort,
+  ) {}
+
+  /** Every check first; then the upload (if any) is stored under the job's inputs and the job is queued. */
+  async submit(form: SegmentAutoFormDto, file: UploadedImage | undefined, p: Principal): Promise<Job> {
+    if (form.model !== undefined && form.model_type !== undefined && form.model !== form.model_type) {
+      throw badRequest('model and model_type name different models: send one of them.', {
+        errors: [{ field: 'model_type', messages: ['differs from model'] }],
+      });
+    }
+    const model = this.catalogue.resolve(form.model ?? form.model_type, ['sam'], form.model === undefined ? 'model_type' : 'model');
+    const options = this.options(form);
+    if (file && form.image_id) {
+      throw badRequest('Send either an image file or image_id, not both.', {
+        errors: [{ field: 'image_id', messages: ['not with a file'] }],
+      });
+    }
+    if (!file && !form.image_id) {
+      throw badRequest('Send the image as the multipart field "image", or the id of one of your images as image_id.', {
+        errors: [{ field: 'image', messages: ['image or image_id is required'] }],
+      });
+    }
+    const em = this.em.fork();
+    const id = randomUUID();
+    let imageKey: string;
+    let imageId: string | null = null;
+    if (file) {
+      await this.validateImage(file.buffer);
+      imageKey = StorageKeys.input(id, 'image');
+    } else {
+      const image = await this.images.findOwn(form.image_id!, p, em);
+      imageKey = image.storageKey;
+      imageId = image.id;
+    }
+    const owner = p.userId ? em.getReference(User, p.userId) : null;
+    const job = this.jobs.build(em, 'segment.auto', owner, { model: model.name, imageKey, imageId, options }, id);
+    if (file) await this.storage.put(imageKey, file.buffer);
+    try {
+      await em.persist(job).flush();
+    } catch (e) {
+      if (file) await this.storage.deletePrefix(StorageKeys.inputPrefix(job.id)).catch(() => undefined);
+      throw e;
+    }
+    await this.jobs.enqueue(job);
+    return job;
+  }
+
+  /** The job once it is final, or after waitMs. */
+  async waitFor(job: Job, waitMs: number): Promise<Job> {
+    const em = this.em.fork();
+    return this.waiter.whenFinal(job, waitMs, () => em.findOneOrFail(Job, job.id, { refresh: true }));
+  }
+
+  private options(form: SegmentAutoFormDto): SegmentAutoOptions {
+    const options: Record<string, unknown> = {};
+    for (const k of OPTION_KEYS) if (form[k] !== undefined) options[k] = form[k];
+    // The one rule that spans fields: the last crop layer needs at least one point a side.
+    const pps = form.points_per_side ?? DEFAULT_POINTS_PER_SIDE;
+    const factor = form.crop_n_points_downscale_factor ?? 1;
+    const layers = form.crop_n_layers ?? 0;
+    if (Math.trunc(pps / factor ** layers) < 1) {
+      throw badRequest(`crop layer ${layers} would have no points: points_per_side / crop_n_points_downscale_factor^crop_n_layers < 1`, {
+        errors: [{ field: 'crop_n_points_downscale_factor', messages: ['too large for points_per_side and crop_n_layers'] }],
+      });
+    }
+    return options as SegmentAutoOptions;
+  }
+
+  private async validateImage(buf: Buffer): Promise<void> {
+    try {
+      await inspectImage(buf, this.config.images.maxSide);
+    } catch (e) {
+      if (e instanceof ImageRejectedError) throw imageProblem(e);
+      throw e;
+    }
+  }
+}
