@@ -6,10 +6,34 @@ import { ProblemDto } from '@aperture/common/problem.dto.js';
 import { badRequest, ProblemException } from '@aperture/common/problem.js';
 import { ImageDto, ImageUploadFormDto, ImageUploadReportDto } from './images.dto.js';
 import type { StoreReport, UploadedImage } from './images.service.js';
-import type { ImageRejectedError } from '@aperture/imaging/inspect.js';
+import { ImageRejectedError, type InspectedImage, inspectImage } from '@aperture/imaging/inspect.js';
 
 /** The 400 problem for one upload that is not an acceptable image. */
 export const imageProblem = (e: ImageRejectedError): ProblemException => new ProblemException(400, 'IMAGE_VALIDATION_ERROR', e.message);
+
+/** Checks one uploaded image by its content; a file Aperture does not accept is the 400 IMAGE_VALIDATION_ERROR problem. */
+export async function inspectUpload(buf: Buffer, maxSide: number): Promise<InspectedImage> {
+  try {
+    return await inspectImage(buf, maxSide);
+  } catch (e) {
+    if (e instanceof ImageRejectedError) throw imageProblem(e);
+    throw e;
+  }
+}
+
+/** A request names its image exactly one way: a multipart file, or the id of one of the caller's images. */
+export function requireOneImageSource(file: unknown, imageId: string | undefined): void {
+  if (file && imageId) {
+    throw badRequest('Send either an image file or image_id, not both.', {
+      errors: [{ field: 'image_id', messages: ['not with a file'] }],
+    });
+  }
+  if (!file && !imageId) {
+    throw badRequest('Send the image as the multipart field "image", or the id of one of your images as image_id.', {
+      errors: [{ field: 'image', messages: ['image or image_id is required'] }],
+    });
+  }
+}
 
 /** Most files one upload request may carry. */
 export const MAX_FILES_PER_UPLOAD = 20;

@@ -38,6 +38,18 @@ export class ModelCatalogueService {
   }
 
   /**
+   * A model named by `model` or by its alias `model_type` (the older clients' field); naming two different models is a
+   * 400. Neither: the first installed model of the kinds.
+   */
+  resolveAliased(model: string | undefined, modelType: string | undefined, kinds: readonly ModelKind[]): ModelEntry {
+    if (model !== undefined && modelType !== undefined && model !== modelType) {
+      throw badRequest('model and model_type name different models: send one of them.', {
+        errors: [{ field: 'model_type', messages: ['differs from model'] }],
+      });
+    }
+    return this.resolve(model ?? modelType, kinds, model === undefined ? 'model_type' : 'model');
+  }
+  /**
    * A model chosen by numeric id or by name among the given kinds, or the first model of those kinds when none is
    * named. Anything else is a 400 whose detail lists the valid (id, name, kind) triples.
    */

@@ -6,11 +6,10 @@ import { APP_CONFIG } from '@aperture/config/config.module.js';
 import type { Principal } from '@aperture/common/auth.decorators.js';
 import { badRequest } from '@aperture/common/problem.js';
 import { User } from '@aperture/database/entities/user.entity.js';
-import { ImageRejectedError, inspectImage } from '@aperture/imaging/inspect.js';
 import { JobsService } from '@aperture/queue/jobs.service.js';
 import type { InferOptions } from '@aperture/queue/job-registry.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
-import { imageProblem } from '../images/upload.js';
+import { inspectUpload } from '../images/upload.js';
 import type { UploadedImage } from '../images/images.service.js';
 import { ModelCatalogueService } from './model-catalogue.service.js';
 import type { ModelInferAcceptedDto, ModelInferFormDto } from './models.dto.js';
@@ -40,7 +39,7 @@ export class ModelInferenceService {
     if (!file) {
       throw badRequest('Send the image as the multipart field "image".', { errors: [{ field: 'image', messages: ['image is required'] }] });
     }
-    await this.validateImage(file.buffer);
+    await inspectUpload(file.buffer, this.config.images.maxSide);
     const options: InferOptions = {};
     if (form.conf !== undefined) options.conf = form.conf;
     if (form.iou !== undefined) options.iou = form.iou;
@@ -66,14 +65,5 @@ export class ModelInferenceService {
     }
     await this.jobs.enqueue(job);
     return { job_id: job.id, status: job.status, job_url: `/api/v1/jobs/${job.id}`, result_url: `/api/v1/jobs/${job.id}/result` };
-  }
-
-  private async validateImage(buf: Buffer): Promise<void> {
-    try {
-      await inspectImage(buf, this.config.images.maxSide);
-    } catch (e) {
-      if (e instanceof ImageRejectedError) throw imageProblem(e);
-      throw e;
-    }
   }
 }

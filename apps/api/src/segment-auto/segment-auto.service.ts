@@ -7,14 +7,13 @@ import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
 import { Job } from '@aperture/database/entities/job.entity.js';
 import { User } from '@aperture/database/entities/user.entity.js';
-import { ImageRejectedError, inspectImage } from '@aperture/imaging/inspect.js';
 import { JobWaiter } from '@aperture/queue/job-events.js';
 import { JobsService } from '@aperture/queue/jobs.service.js';
 import type { SegmentAutoOptions } from '@aperture/queue/segment-auto.types.js';
 import { StorageKeys } from '@aperture/storage/storage-keys.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { ImagesService, type UploadedImage } from '../images/images.service.js';
-import { imageProblem } from '../images/upload.js';
+import { inspectUpload, requireOneImageSource } from '../images/upload.js';
 import { ModelCatalogueService } from '../models/model-catalogue.service.js';
 import type { SegmentAutoFormDto } from './segment-auto.dto.js';
 
@@ -51,29 +50,15 @@ export class SegmentAutoService {
 
   /** Every check first; then the upload (if any) is stored under the job's inputs and the job is queued. */
   async submit(form: SegmentAutoFormDto, file: UploadedImage | undefined, p: Principal): Promise<Job> {
-    if (form.model !== undefined && form.model_type !== undefined && form.model !== form.model_type) {
-      throw badRequest('model and model_type name different models: send one of them.', {
-        errors: [{ field: 'model_type', messages: ['differs from model'] }],
-      });
-    }
-    const model = this.catalogue.resolve(form.model ?? form.model_type, ['sam'], form.model === undefined ? 'model_type' : 'model');
+    const model = this.catalogue.resolveAliased(form.model, form.model_type, ['sam']);
     const options = this.options(form);
-    if (file && form.image_id) {
-      throw badRequest('Send either an image file or image_id, not both.', {
-        errors: [{ field: 'image_id', messages: ['not with a file'] }],
-      });
-    }
-    if (!file && !form.image_id) {
-      throw badRequest('Send the image as the multipart field "image", or the id of one of your images as image_id.', {
-        errors: [{ field: 'image', messages: ['image or image_id is required'] }],
-      });
-    }
+    requireOneImageSource(file, form.image_id);
     const em = this.em.fork();
     const id = randomUUID();
     let imageKey: string;
     let imageId: string | null = null;
     if (file) {
-      await this.validateImage(file.buffer);
+      await inspectUpload(file.buffer, this.config.images.maxSide);
       imageKey = StorageKeys.input(id, 'image');
     } else {
       const image = await this.images.findOwn(form.image_id!, p, em);
@@ -112,14 +97,5 @@ export class SegmentAutoService {
       });
     }
     return options as SegmentAutoOptions;
-  }
-
-  private async validateImage(buf: Buffer): Promise<void> {
-    try {
-      await inspectImage(buf, this.config.images.maxSide);
-    } catch (e) {
-      if (e instanceof ImageRejectedError) throw imageProblem(e);
-      throw e;
-    }
   }
 }

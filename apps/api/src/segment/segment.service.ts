@@ -8,14 +8,13 @@ import { badRequest, ProblemException } from '@aperture/common/problem.js';
 import { Image } from '@aperture/database/entities/image.entity.js';
 import { Job } from '@aperture/database/entities/job.entity.js';
 import { User } from '@aperture/database/entities/user.entity.js';
-import { ImageRejectedError, inspectImage } from '@aperture/imaging/inspect.js';
 import { JobWaiter } from '@aperture/queue/job-events.js';
 import { JobsService } from '@aperture/queue/jobs.service.js';
 import type { SegmentPromptParams } from '@aperture/queue/job-registry.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { StorageKeys } from '@aperture/storage/storage-keys.js';
 import { ImagesService, type UploadedImage } from '../images/images.service.js';
-import { imageProblem } from '../images/upload.js';
+import { inspectUpload, requireOneImageSource } from '../images/upload.js';
 import { ModelCatalogueService } from '../models/model-catalogue.service.js';
 import { boxCorners, type PromptBox, type PromptPoint, toPixels } from './coords.js';
 import type {
@@ -65,27 +64,13 @@ export class SegmentService {
     pts: PromptPoint[],
     boxes: PromptBox[],
   ): Promise<Job> {
-    if (form.model !== undefined && form.model_type !== undefined && form.model !== form.model_type) {
-      throw badRequest('model and model_type name different models: send one of them.', {
-        errors: [{ field: 'model_type', messages: ['differs from model'] }],
-      });
-    }
-    const model = this.catalogue.resolve(form.model ?? form.model_type, ['sam'], form.model_type !== undefined ? 'model_type' : 'model');
-    if (file && form.image_id) {
-      throw badRequest('Send either an image file or image_id, not both.', {
-        errors: [{ field: 'image_id', messages: ['not with a file'] }],
-      });
-    }
-    if (!file && !form.image_id) {
-      throw badRequest('Send the image as the multipart field "image", or the id of one of your images as image_id.', {
-        errors: [{ field: 'image', messages: ['image or image_id is required'] }],
-      });
-    }
+    const model = this.catalogue.resolveAliased(form.model, form.model_type, ['sam']);
+    requireOneImageSource(file, form.image_id);
     const em = this.em.fork();
     let size: { width: number; height: number };
     let image: Image | null = null;
     if (file) {
-      size = await this.inspect(file.buffer);
+      size = await inspectUpload(file.buffer, this.config.images.maxSide);
     } else {
       image = await this.images.findOwn(form.image_id!, p, em);
       size = { width: image.width, height: image.height };
@@ -134,15 +119,6 @@ export class SegmentService {
 
   accepted(job: Job): SegmentAcceptedDto {
     return { job_id: job.id, status: job.status, status_url: `/api/v1/jobs/${job.id}/status`, result_url: `/api/v1/jobs/${job.id}/result` };
-  }
-
-  private async inspect(buf: Buffer): Promise<{ width: number; height: number }> {
-    try {
-      return await inspectImage(buf, this.config.images.maxSide);
-    } catch (e) {
-      if (e instanceof ImageRejectedError) throw imageProblem(e);
-      throw e;
-    }
   }
 }
 
