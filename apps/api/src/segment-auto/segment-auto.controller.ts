@@ -16,10 +16,9 @@ import {
 import type { Response } from 'express';
 import { Authenticated, CurrentPrincipal, type Principal } from '@aperture/common/auth.decorators.js';
 import { ProblemDto } from '@aperture/common/problem.dto.js';
-import { ProblemException } from '@aperture/common/problem.js';
-import type { Job } from '@aperture/database/entities/job.entity.js';
 import type { UploadedImage } from '../images/images.service.js';
-import { SegmentAutoAcceptedDto, SegmentAutoFormDto, SegmentAutoResultDto } from './segment-auto.dto.js';
+import { JobAcceptedDto, jobAccepted } from '../jobs/job-answers.js';
+import { SegmentAutoFormDto, SegmentAutoResultDto } from './segment-auto.dto.js';
 import { SegmentAutoService } from './segment-auto.service.js';
 
 /** How long the synchronous route waits for the job before it answers 202 with the job's URLs. */
@@ -30,10 +29,6 @@ const DESCRIPTION =
   'filtered by predicted IoU and stability, deduplicated by box NMS. Parameters have SamAutomaticMaskGenerator’s names ' +
   'and defaults. The image is an upload (multipart "image") or one of yours (image_id). The result is also at ' +
   'GET /api/v1/jobs/{id}/result.';
-
-function accepted(job: Job): SegmentAutoAcceptedDto {
-  return { job_id: job.id, status: job.status, status_url: `/api/v1/jobs/${job.id}/status`, result_url: `/api/v1/jobs/${job.id}/result` };
-}
 
 function SegmentAutoRoute(): MethodDecorator {
   return applyDecorators(
@@ -63,36 +58,34 @@ export class SegmentAutoController {
     description: `${DESCRIPTION} Waits up to ${SYNC_WAIT_MS / 1000} s for the job; 202 with the job's URLs if it has not finished by then.`,
   })
   @ApiOkResponse({ type: SegmentAutoResultDto })
-  @ApiAcceptedResponse({ type: SegmentAutoAcceptedDto, description: 'Not finished within the wait: poll the job' })
+  @ApiAcceptedResponse({ type: JobAcceptedDto, description: 'Not finished within the wait: poll the job' })
   @ApiUnprocessableEntityResponse({ type: ProblemDto, description: 'MODEL_ERROR: the job failed (the detail says why)' })
   async segmentAuto(
     @Body() form: SegmentAutoFormDto,
     @UploadedFile() file: UploadedImage | undefined,
     @CurrentPrincipal() p: Principal,
     @Res({ passthrough: true }) res: Response,
-  ): Promise<SegmentAutoResultDto | SegmentAutoAcceptedDto> {
-    const job = await this.service.waitFor(await this.service.submit(form, file, p), SYNC_WAIT_MS);
-    if (job.status === 'completed' && job.result) {
+  ): Promise<SegmentAutoResultDto | JobAcceptedDto> {
+    const queued = await this.service.submit(form, file, p);
+    const job = await this.service.waitFor(queued, SYNC_WAIT_MS);
+    if (job) {
       res.status(HttpStatus.OK);
       return { job_id: job.id, ...(job.result as unknown as Omit<SegmentAutoResultDto, 'job_id'>) };
     }
-    if (job.status === 'failed' || job.status === 'cancelled') {
-      throw new ProblemException(422, 'MODEL_ERROR', `Job ${job.id} ${job.status}: ${job.error ?? 'no reason recorded'}`);
-    }
     res.status(HttpStatus.ACCEPTED);
-    return accepted(job);
+    return jobAccepted(queued);
   }
 
   @Post('async')
   @HttpCode(HttpStatus.ACCEPTED)
   @SegmentAutoRoute()
   @ApiOperation({ summary: 'Segment everything on an image (queued)', description: `${DESCRIPTION} Answers at once; poll the job.` })
-  @ApiAcceptedResponse({ type: SegmentAutoAcceptedDto })
+  @ApiAcceptedResponse({ type: JobAcceptedDto })
   async segmentAutoAsync(
     @Body() form: SegmentAutoFormDto,
     @UploadedFile() file: UploadedImage | undefined,
     @CurrentPrincipal() p: Principal,
-  ): Promise<SegmentAutoAcceptedDto> {
-    return accepted(await this.service.submit(form, file, p));
+  ): Promise<JobAcceptedDto> {
+    return jobAccepted(await this.service.submit(form, file, p));
   }
 }

@@ -118,13 +118,6 @@ export class SegmentAutoFormDto {
   output_mode?: (typeof OUTPUT_MODES)[number];
 }
 
-export class SegmentAutoAcceptedDto {
-  @ApiProperty({ format: 'uuid' }) job_id!: string;
-  @ApiProperty({ example: 'queued' }) status!: string;
-  @ApiProperty({ example: '/api/v1/jobs/0b7e…/status' }) status_url!: string;
-  @ApiProperty({ example: '/api/v1/jobs/0b7e…/result' }) result_url!: string;
-}
-
 export class SegmentationRleDto {
   @ApiProperty({ type: [Number], example: [480, 640], description: '[height, width]' }) size!: [number, number];
   @ApiProperty({

@@ -14,6 +14,7 @@ import { StorageKeys } from '@aperture/storage/storage-keys.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { ImagesService, type UploadedImage } from '../images/images.service.js';
 import { inspectUpload, requireOneImageSource } from '../images/upload.js';
+import { completedJob } from '../jobs/job-answers.js';
 import { ModelCatalogueService } from '../models/model-catalogue.service.js';
 import type { SegmentAutoFormDto } from './segment-auto.dto.js';
 
@@ -78,10 +79,9 @@ export class SegmentAutoService {
     return job;
   }
 
-  /** The job once it is final, or after waitMs. */
-  async waitFor(job: Job, waitMs: number): Promise<Job> {
-    const em = this.em.fork();
-    return this.waiter.whenFinal(job, waitMs, () => em.findOneOrFail(Job, job.id, { refresh: true }));
+  /** The completed job within waitMs, or null while it is still queued or running (422 if it failed). */
+  waitFor(job: Job, waitMs: number): Promise<Job | null> {
+    return completedJob(this.waiter, this.em, job, waitMs);
   }
 
   private options(form: SegmentAutoFormDto): SegmentAutoOptions {

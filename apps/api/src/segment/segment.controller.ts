@@ -15,8 +15,10 @@ import {
 import type { Response } from 'express';
 import { Authenticated, CurrentPrincipal, type Principal } from '@aperture/common/auth.decorators.js';
 import { ProblemDto } from '@aperture/common/problem.dto.js';
+import type { Job } from '@aperture/database/entities/job.entity.js';
 import type { UploadedImage } from '../images/images.service.js';
-import { SegmentAcceptedDto, SegmentBoxFormDto, SegmentPointsFormDto, SegmentResponseDto } from './segment.dto.js';
+import { JobAcceptedDto, jobAccepted } from '../jobs/job-answers.js';
+import { SegmentBoxFormDto, SegmentPointsFormDto, SegmentResponseDto } from './segment.dto.js';
 import { SEGMENT_SYNC_WAIT_MS, SegmentService } from './segment.service.js';
 
 const BAD =
@@ -32,10 +34,10 @@ function PromptRoute(body: new () => object, summary: string, description: strin
     ...(sync
       ? [
           ApiOkResponse({ type: SegmentResponseDto }),
-          ApiAcceptedResponse({ type: SegmentAcceptedDto, description: 'Not done within 60 s: poll the job' }),
+          ApiAcceptedResponse({ type: JobAcceptedDto, description: 'Not done within 60 s: poll the job' }),
           ApiUnprocessableEntityResponse({ type: ProblemDto, description: 'MODEL_ERROR: the job failed' }),
         ]
-      : [HttpCode(HttpStatus.ACCEPTED), ApiAcceptedResponse({ type: SegmentAcceptedDto })]),
+      : [HttpCode(HttpStatus.ACCEPTED), ApiAcceptedResponse({ type: JobAcceptedDto })]),
     ApiBadRequestResponse({ type: ProblemDto, description: BAD }),
     ApiNotFoundResponse({ type: ProblemDto, description: 'Image with id {id} does not exist.' }),
     ApiPayloadTooLargeResponse({ type: ProblemDto, description: 'Larger than IMAGE_MAX_BYTES' }),
@@ -61,7 +63,7 @@ export class SegmentController {
     @UploadedFile() file: UploadedImage | undefined,
     @CurrentPrincipal() p: Principal,
     @Res({ passthrough: true }) res: Response,
-  ): Promise<SegmentResponseDto | SegmentAcceptedDto> {
+  ): Promise<SegmentResponseDto | JobAcceptedDto> {
     return this.wait(await this.segment.points(form, file, p), res);
   }
 
@@ -71,8 +73,8 @@ export class SegmentController {
     @Body() form: SegmentPointsFormDto,
     @UploadedFile() file: UploadedImage | undefined,
     @CurrentPrincipal() p: Principal,
-  ): Promise<SegmentAcceptedDto> {
-    return this.segment.accepted(await this.segment.points(form, file, p));
+  ): Promise<JobAcceptedDto> {
+    return jobAccepted(await this.segment.points(form, file, p));
   }
 
   @Post('box')
@@ -82,7 +84,7 @@ export class SegmentController {
     @UploadedFile() file: UploadedImage | undefined,
     @CurrentPrincipal() p: Principal,
     @Res({ passthrough: true }) res: Response,
-  ): Promise<SegmentResponseDto | SegmentAcceptedDto> {
+  ): Promise<SegmentResponseDto | JobAcceptedDto> {
     return this.wait(await this.segment.box(form, file, p), res);
   }
 
@@ -92,17 +94,17 @@ export class SegmentController {
     @Body() form: SegmentBoxFormDto,
     @UploadedFile() file: UploadedImage | undefined,
     @CurrentPrincipal() p: Principal,
-  ): Promise<SegmentAcceptedDto> {
-    return this.segment.accepted(await this.segment.box(form, file, p));
+  ): Promise<JobAcceptedDto> {
+    return jobAccepted(await this.segment.box(form, file, p));
   }
 
-  private async wait(job: Parameters<SegmentService['accepted']>[0], res: Response): Promise<SegmentResponseDto | SegmentAcceptedDto> {
+  private async wait(job: Job, res: Response): Promise<SegmentResponseDto | JobAcceptedDto> {
     const done = await this.segment.answer(job, SEGMENT_SYNC_WAIT_MS);
     if (done) {
       res.status(HttpStatus.OK);
       return done;
     }
     res.status(HttpStatus.ACCEPTED);
-    return this.segment.accepted(job);
+    return jobAccepted(job);
   }
 }

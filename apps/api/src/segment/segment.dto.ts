@@ -112,13 +112,6 @@ export class SegmentBoxFormDto extends SegmentCommonFormDto {
   points?: SegmentPointDto[];
 }
 
-export class SegmentAcceptedDto {
-  @ApiProperty({ format: 'uuid' }) job_id!: string;
-  @ApiProperty({ example: 'queued' }) status!: string;
-  @ApiProperty({ example: '/api/v1/jobs/0b7e…/status' }) status_url!: string;
-  @ApiProperty({ example: '/api/v1/jobs/0b7e…/result' }) result_url!: string;
-}
-
 export class SegmentMaskDto {
   @ApiProperty({ description: "The decoder's output token (1–3 multimask, 0 single)" }) mask_index!: number;
   @ApiProperty({ description: 'Predicted IoU' }) score!: number;

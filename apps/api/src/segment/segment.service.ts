@@ -4,7 +4,7 @@ import { EntityManager } from '@mikro-orm/core';
 import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
 import type { Principal } from '@aperture/common/auth.decorators.js';
-import { badRequest, ProblemException } from '@aperture/common/problem.js';
+import { badRequest } from '@aperture/common/problem.js';
 import { Image } from '@aperture/database/entities/image.entity.js';
 import { Job } from '@aperture/database/entities/job.entity.js';
 import { User } from '@aperture/database/entities/user.entity.js';
@@ -15,15 +15,10 @@ import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { StorageKeys } from '@aperture/storage/storage-keys.js';
 import { ImagesService, type UploadedImage } from '../images/images.service.js';
 import { inspectUpload, requireOneImageSource } from '../images/upload.js';
+import { completedJob } from '../jobs/job-answers.js';
 import { ModelCatalogueService } from '../models/model-catalogue.service.js';
 import { boxCorners, type PromptBox, type PromptPoint, toPixels } from './coords.js';
-import type {
-  SegmentAcceptedDto,
-  SegmentBoxFormDto,
-  SegmentCommonFormDto,
-  SegmentPointsFormDto,
-  SegmentResponseDto,
-} from './segment.dto.js';
+import type { SegmentBoxFormDto, SegmentCommonFormDto, SegmentPointsFormDto, SegmentResponseDto } from './segment.dto.js';
 
 /** How long a synchronous prompt route waits for its job before answering 202. */
 export const SEGMENT_SYNC_WAIT_MS = 60_000;
@@ -94,31 +89,19 @@ export class SegmentService {
     return job;
   }
 
-  /** The job once final, or after waitMs; a completed job as the answer, a failed one as a 422, else null (still running). */
+  /** The job's answer once it completed within waitMs; null while it is still queued or running (422 if it failed). */
   async answer(job: Job, waitMs: number): Promise<SegmentResponseDto | null> {
-    const reload = (): Promise<Job> => this.em.fork().findOneOrFail(Job, { id: job.id }, { refresh: true });
-    const j = await this.waiter.whenFinal(job, waitMs, reload);
-    if (j.status === 'completed' && j.result) {
-      const r = j.result;
-      return {
-        job_id: j.id,
-        model: String(r['model']),
-        width: Number(r['width']),
-        height: Number(r['height']),
-        results: r['results'] as unknown as SegmentResponseDto['results'],
-        visualization_url: `/api/v1/jobs/${j.id}/visualization.svg`,
-      };
-    }
-    if (j.status === 'failed' || j.status === 'cancelled') {
-      throw new ProblemException(422, 'MODEL_ERROR', `Segmentation job ${j.id} ${j.status}: ${j.error ?? 'no reason given'}`, {
-        job_id: j.id,
-      });
-    }
-    return null;
-  }
-
-  accepted(job: Job): SegmentAcceptedDto {
-    return { job_id: job.id, status: job.status, status_url: `/api/v1/jobs/${job.id}/status`, result_url: `/api/v1/jobs/${job.id}/result` };
+    const j = await completedJob(this.waiter, this.em, job, waitMs);
+    if (!j) return null;
+    const r = j.result!;
+    return {
+      job_id: j.id,
+      model: String(r['model']),
+      width: Number(r['width']),
+      height: Number(r['height']),
+      results: r['results'] as unknown as SegmentResponseDto['results'],
+      visualization_url: `/api/v1/jobs/${j.id}/visualization.svg`,
+    };
   }
 }
 
