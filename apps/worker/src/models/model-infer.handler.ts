@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import type { JsonObject } from '@aperture/database/entities/job.entity.js';
 import { maskToBbox, rleEncode } from '@aperture/inference/mask.js';
 import type { SamPrompt } from '@aperture/inference/postprocess/sam.js';
-import { decodeImage, type RgbImage } from '@aperture/imaging/decode.js';
+import type { RgbImage } from '@aperture/imaging/decode.js';
 import { DetectionPipeline } from '@aperture/models/detection.pipeline.js';
 import { ImageToImagePipeline } from '@aperture/models/image-to-image.pipeline.js';
 import type { ModelEntry } from '@aperture/models/manifest.js';
@@ -12,7 +11,7 @@ import { SamPipeline } from '@aperture/models/sam.pipeline.js';
 import { HandlesJob, JobCancelledError, type JobContext, type JobHandler, PermanentJobError } from '@aperture/queue/job-handler.js';
 import type { InferOptions, ModelInferResult } from '@aperture/queue/job-registry.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
-import { queueMs, readAll } from '../tasks/image-job-support.js';
+import { contentSha256, queueMs, readStoredImage } from '../tasks/image-job-support.js';
 import { roundTo } from '@aperture/common/round.js';
 
 interface Outcome {
@@ -41,10 +40,7 @@ export class ModelInferHandler implements JobHandler<'model.infer'> {
     const { model: name, imageKey, options } = ctx.params;
     const model = this.runner.entry(name);
     const started = performance.now();
-    const t0 = performance.now();
-    const bytes = await readAll(await this.storage.read(imageKey));
-    const img = await decodeImage(bytes);
-    const decodeMs = performance.now() - t0;
+    const { bytes, img, decodeMs } = await readStoredImage(this.storage, imageKey);
     if (ctx.signal.aborted) throw new JobCancelledError();
     const image = { img, bytes };
     const outcome = await this.infer(ctx, model, image, options, { queueMs: queueMs(ctx.job), decodeMs });
@@ -108,9 +104,7 @@ export class ModelInferHandler implements JobHandler<'model.infer'> {
       }
       case 'sam': {
         const prompt: SamPrompt = { points: o.points, box: o.box };
-        // The embedding cache's key: the file's bytes (hashing them costs far less than the encoder).
-        const sha256 = createHash('sha256').update(bytes).digest('hex');
-        const { embedding, hit } = await this.sam.samEncodeCached(model.name, img, sha256);
+        const { embedding, hit } = await this.sam.samEncodeCached(model.name, img, contentSha256(bytes));
         if (ctx.signal.aborted) throw new JobCancelledError();
         const dec = await this.sam.samDecode(embedding, [prompt], timing);
         const m = dec.masks[0]!;

@@ -1,13 +1,11 @@
-import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { roundTo } from '@aperture/common/round.js';
 import type { AmgRecord } from '@aperture/inference/amg.js';
-import { decodeImage } from '@aperture/imaging/decode.js';
 import { AutoMaskPipeline } from '@aperture/models/auto-mask.pipeline.js';
 import { HandlesJob, JobCancelledError, type JobContext, type JobHandler } from '@aperture/queue/job-handler.js';
 import type { SegmentAutoMask, SegmentAutoResult } from '@aperture/queue/segment-auto.types.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
-import { queueMs, readAll } from '../tasks/image-job-support.js';
+import { contentSha256, queueMs, readStoredImage } from '../tasks/image-job-support.js';
 
 /** A record of the generator as JSON: the segmentation is an RLE (binary_mask is stored as uncompressed RLE). */
 function toJson(m: AmgRecord<'uncompressed_rle' | 'coco_rle'>): SegmentAutoMask {
@@ -38,11 +36,9 @@ export class SegmentAutoHandler implements JobHandler<'segment.auto'> {
   async handle(ctx: JobContext<'segment.auto'>): Promise<SegmentAutoResult> {
     const { model, imageKey, options } = ctx.params;
     const started = performance.now();
-    const bytes = await readAll(await this.storage.read(imageKey));
-    const img = await decodeImage(bytes);
-    const decodeMs = performance.now() - started;
+    const { bytes, img, decodeMs } = await readStoredImage(this.storage, imageKey);
     if (ctx.signal.aborted) throw new JobCancelledError();
-    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const sha256 = contentSha256(bytes);
     const outputMode = options.output_mode ?? 'binary_mask';
     const format = outputMode === 'coco_rle' ? 'coco_rle' : 'uncompressed_rle';
     let pending: Promise<void> = Promise.resolve();

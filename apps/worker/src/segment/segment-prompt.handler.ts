@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import sharp from 'sharp';
 import { roundTo } from '@aperture/common/round.js';
@@ -6,12 +5,12 @@ import type { JsonObject } from '@aperture/database/entities/job.entity.js';
 import { cocoEncodeRle } from '@aperture/inference/amg.js';
 import { maskToBbox, rleEncode } from '@aperture/inference/mask.js';
 import { outlinePath, traceOutlines } from '@aperture/inference/outline.js';
-import { decodeImage, type RgbImage } from '@aperture/imaging/decode.js';
+import type { RgbImage } from '@aperture/imaging/decode.js';
 import { SamPipeline, type SamMask } from '@aperture/models/sam.pipeline.js';
 import { HandlesJob, JobCancelledError, type JobContext, type JobHandler, PermanentJobError } from '@aperture/queue/job-handler.js';
 import type { SegmentOutput, SegmentPromptResult } from '@aperture/queue/job-registry.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
-import { queueMs, readAll } from '../tasks/image-job-support.js';
+import { contentSha256, queueMs, readStoredImage } from '../tasks/image-job-support.js';
 
 /** Longest side of the image embedded in the visualization. */
 const SVG_MAX_SIDE = 1024;
@@ -32,8 +31,7 @@ export class SegmentPromptHandler implements JobHandler<'segment.prompt'> {
 
   async handle(ctx: JobContext<'segment.prompt'>): Promise<SegmentPromptResult> {
     const { model, imageKey, prompts, multimask, output } = ctx.params;
-    const bytes = await readAll(await this.storage.read(imageKey));
-    const img = await decodeImage(bytes);
+    const { bytes, img } = await readStoredImage(this.storage, imageKey);
     for (const [i, p] of prompts.entries()) {
       const outside = [
         ...(p.points ?? []),
@@ -47,8 +45,7 @@ export class SegmentPromptHandler implements JobHandler<'segment.prompt'> {
       if (outside) throw new PermanentJobError(`Prompt ${i} has a point outside the ${img.width}×${img.height} image`);
     }
     if (ctx.signal.aborted) throw new JobCancelledError();
-    const sha256 = createHash('sha256').update(bytes).digest('hex');
-    const { embedding } = await this.sam.samEncodeCached(model, img, sha256);
+    const { embedding } = await this.sam.samEncodeCached(model, img, contentSha256(bytes));
     if (ctx.signal.aborted) throw new JobCancelledError();
     const dec = await this.sam.samDecode(embedding, prompts, { queueMs: queueMs(ctx.job) }, { multimask });
     const sets: SamMask[][] = multimask && dec.multimasks ? dec.multimasks : dec.masks.map((m) => [m]);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { Inject, Injectable } from '@nestjs/common';
 import type { EntityManager } from '@mikro-orm/core';
@@ -7,11 +8,22 @@ import { decodeImage, type RgbImage } from '@aperture/imaging/decode.js';
 import { PermanentJobError } from '@aperture/queue/job-handler.js';
 import { STORAGE, type StoragePort, StorageNotFoundError } from '@aperture/storage/storage.port.js';
 
-export async function readAll(stream: Readable): Promise<Buffer> {
+async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of stream) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
 }
+
+/** A stored input image, read once and decoded (EXIF-oriented RGB); decodeMs covers both. */
+export async function readStoredImage(storage: StoragePort, key: string): Promise<{ bytes: Buffer; img: RgbImage; decodeMs: number }> {
+  const t0 = performance.now();
+  const bytes = await readAll(await storage.read(key));
+  const img = await decodeImage(bytes);
+  return { bytes, img, decodeMs: performance.now() - t0 };
+}
+
+/** The SAM embedding cache's key for an image: the sha256 of its file (hashing costs far less than the encoder). */
+export const contentSha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 /** How long the job waited in the queue before this attempt started (the statistics' queue phase). */
 export const queueMs = (job: Job): number | undefined =>
@@ -26,16 +38,13 @@ export class ImageJobSupport {
   async image(em: EntityManager, imageId: string): Promise<{ image: Image; img: RgbImage; decodeMs: number }> {
     const image = await em.findOne(Image, { id: imageId });
     if (!image) throw new PermanentJobError(`Image ${imageId} was deleted before the job ran`);
-    const t0 = performance.now();
-    let bytes: Buffer;
     try {
-      bytes = await readAll(await this.storage.read(image.storageKey));
+      const { img, decodeMs } = await readStoredImage(this.storage, image.storageKey);
+      return { image, img, decodeMs };
     } catch (e) {
       if (e instanceof StorageNotFoundError) throw new PermanentJobError(`The file of image ${imageId} is missing from storage`);
       throw e;
     }
-    const img = await decodeImage(bytes);
-    return { image, img, decodeMs: performance.now() - t0 };
   }
 }
 
