@@ -43,3 +43,21 @@ aperture_install() {
     echo "$want" >"$stamp"
   fi
 }
+
+# The browser tests drive Debian's Chromium through playwright-core (no browser download from the npm registry).
+# Installs it when it is missing and this shell may use apt-get; otherwise says how, and those tests skip outside CI.
+aperture_browser() {
+  local bin="${CHROMIUM_PATH:-/usr/bin/chromium}"
+  if [ -x "$bin" ]; then return 0; fi
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo="sudo -n"
+  if command -v apt-get >/dev/null 2>&1 && { [ "$(id -u)" -eq 0 ] || [ -n "$sudo" ]; }; then
+    echo "aperture: installing Debian's chromium for the browser tests…" >&2
+    $sudo apt-get install -y --no-install-recommends chromium >/dev/null 2>&1 ||
+      { $sudo apt-get update >/dev/null 2>&1 && $sudo apt-get install -y --no-install-recommends chromium >/dev/null 2>&1; } ||
+      echo "aperture: could not install chromium; the browser tests will skip (set CHROMIUM_PATH to a Chromium)" >&2
+  else
+    echo "aperture: no chromium at $bin; install it (apt-get install chromium) or set CHROMIUM_PATH; the browser tests skip without it" >&2
+  fi
+  return 0
+}

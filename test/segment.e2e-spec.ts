@@ -4,6 +4,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maskIoU, rleDecode, type Rle } from '@aperture/inference/mask.js';
 import { type TestApp, workerAppWithTwoUsers } from './support/app.js';
+import { browserTestsRun, launchChromium, screenshotPath } from './support/browser.js';
 import { fixtures, gt } from './support/fixtures.js';
 import { expectProblem, type LoggedIn, waitFor } from './support/http.js';
 
@@ -35,6 +36,40 @@ const shape = img.shapes[0]!;
 const file = resolve(fixtures, img.file);
 const best = (masks: Mask[]): Mask => masks.reduce((a, b) => (b.score > a.score ? b : a));
 const iou = (m: Mask, s: Shape): number => maskIoU(rleDecode(m.mask as Rle), rleDecode(s.mask));
+
+/**
+ * Chromium parses the SVG as a document of its own (a parse error would replace it with an error page), shows the
+ * embedded image where no mask is, and tints the clicked shape. The screenshot is left in tmp/screenshots.
+ */
+async function expectChromiumRenders(svg: string): Promise<void> {
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage({ viewport: { width: img.width, height: img.height } });
+    const render = async (doc: string, name?: string) => {
+      await page.goto(`data:image/svg+xml;base64,${Buffer.from(doc, 'utf8').toString('base64')}`);
+      const parsed = await page.evaluate(() => ({
+        root: document.documentElement.localName,
+        errors: document.getElementsByTagName('parsererror').length,
+      }));
+      expect(parsed).toEqual({ root: 'svg', errors: 0 });
+      const shot = await page.screenshot(name ? { path: screenshotPath(name) } : {});
+      return sharp(shot).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    };
+    const drawn = await render(svg, 'segment-visualization');
+    const bare = await render(svg.replace(/<path [^]*?<\/path>/g, '').replace(/<text [^]*?<\/text>/g, ''));
+    const original = await sharp(file).removeAlpha().raw().toBuffer();
+    const w = drawn.info.width;
+    const at = (buf: Buffer, x: number, y: number, width = w): number[] => [...buf.subarray((y * width + x) * 3, (y * width + x) * 3 + 3)];
+    const diff = (a: number[], b: number[]): number => Math.max(...a.map((v, i) => Math.abs(v - b[i]!)));
+    // The embedded photo is the image (JPEG-close); masks leave a far corner alone and tint the clicked shape.
+    const [px, py] = shape.point.map(Math.round) as [number, number];
+    expect(diff(at(bare.data, px, py), at(original, px, py, img.width))).toBeLessThan(24);
+    expect(diff(at(drawn.data, 2, img.height - 3), at(bare.data, 2, img.height - 3))).toBe(0);
+    expect(diff(at(drawn.data, px, py), at(bare.data, px, py))).toBeGreaterThan(24);
+  } finally {
+    await browser.close();
+  }
+}
 
 describe('POST /segment/points and /segment/box (SAM prompts)', () => {
   let t: TestApp;
@@ -139,6 +174,7 @@ describe('POST /segment/points and /segment/box (SAM prompts)', () => {
     expect(text.match(/<path /g)).toHaveLength(3);
     expect(text.match(/<image /g)).toHaveLength(1);
     expect(text).toContain('data:image/jpeg;base64,');
+    if (browserTestsRun) await expectChromiumRenders(text);
     expectProblem(await request(t.server).get(`/api/v1/jobs/${job_id}/visualization.svg`).set(bob.auth), 404, 'JOB_NOT_FOUND');
     expectProblem(await request(t.server).get(`/api/v1/jobs/${job_id}/result`).set(bob.auth), 404, 'JOB_NOT_FOUND');
   });

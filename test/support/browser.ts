@@ -1,0 +1,24 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+
+// Browser tests drive Debian's Chromium through playwright-core. Outside CI a machine without Chromium skips them
+// (./aperture test installs it when it may); in CI a missing Chromium is a failure, never a silent skip.
+export const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+export const hasChromium = existsSync(chromiumPath);
+export const browserTestsRun = hasChromium || process.env.CI === 'true';
+
+export async function launchChromium(): Promise<Browser> {
+  if (!hasChromium) throw new Error(`no Chromium at ${chromiumPath}: apt-get install chromium, or set CHROMIUM_PATH`);
+  return chromium.launch({
+    executablePath: chromiumPath,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+}
+
+/** Where tests leave screenshots for people to look at: tmp/screenshots/<name>.png. */
+export function screenshotPath(name: string): string {
+  const dir = join(process.cwd(), 'tmp', 'screenshots');
+  mkdirSync(dir, { recursive: true });
+  return join(dir, `${name}.png`);
+}
