@@ -82,6 +82,18 @@ describe('auth core (PostgreSQL + Redis)', () => {
     expectProblem(await request(t.server).post('/api/v1/auth/refresh').send({ refresh_token: r1.body.refresh_token }), 401, 'UNAUTHORIZED');
   });
 
+  it('rotates a refresh token once when 8 requests race with it; the rest count as reuse and revoke the family', async () => {
+    const u = await registerAndLogin(t.server);
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, () => request(t.server).post('/api/v1/auth/refresh').send({ refresh_token: u.refresh })),
+    );
+    const ok = answers.filter((r) => r.status === 200);
+    expect(ok).toHaveLength(1);
+    for (const r of answers.filter((a) => a.status !== 200)) expectProblem(r, 401, 'UNAUTHORIZED');
+    const winner = ok[0]!.body as { refresh_token: string };
+    expectProblem(await request(t.server).post('/api/v1/auth/refresh').send({ refresh_token: winner.refresh_token }), 401, 'UNAUTHORIZED');
+  });
+
   it('logout revokes the refresh token', async () => {
     const u = await registerAndLogin(t.server);
     expect((await request(t.server).post('/api/v1/auth/logout').set(u.auth).send({ refresh_token: u.refresh })).status).toBe(204);

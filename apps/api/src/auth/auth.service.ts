@@ -131,20 +131,29 @@ export class AuthService implements OnApplicationBootstrap {
     }
   }
 
-  /** Rotates a refresh token. Presenting an already-rotated token revokes its whole family (token theft). */
+  /**
+   * Rotates a refresh token. The rotation is one guarded update (`… WHERE revoked_at IS NULL`): of several requests
+   * racing with one token exactly one wins; every other presentation of a rotated token is reuse (token theft), and
+   * revokes the whole family, the winner's new token included.
+   */
   async refresh(token: string): Promise<TokenResponseDto> {
     const row = await this.em.findOne(RefreshToken, { tokenHash: sha256(token) }, { populate: ['user'] });
     const invalid = unauthorized('Invalid or expired refresh token');
     if (!row) throw invalid;
-    if (row.revokedAt) {
-      if (row.replacedBy) {
+    if (!row.revokedAt && (row.expiresAt.getTime() < Date.now() || row.user.disabled)) throw invalid;
+    const next = randomUUID();
+    const rotated = row.revokedAt
+      ? 0
+      : await this.em.nativeUpdate(RefreshToken, { id: row.id, revokedAt: null }, { revokedAt: new Date(), replacedBy: next });
+    if (rotated !== 1) {
+      const { replacedBy } = await this.em.findOneOrFail(RefreshToken, { id: row.id }, { refresh: true, fields: ['replacedBy'] });
+      if (replacedBy) {
         await this.em.nativeUpdate(RefreshToken, { family: row.family, revokedAt: null }, { revokedAt: new Date() });
         this.logger.warn(`Refresh token reuse detected for user ${row.user.id}; family ${row.family} revoked`);
       }
       throw invalid;
     }
-    if (row.expiresAt.getTime() < Date.now() || row.user.disabled) throw invalid;
-    return this.issue(row.user, row.family, row);
+    return this.issue(row.user, row.family, next);
   }
 
   /** The principal's user ("User does not exist." once deleted). */
@@ -171,20 +180,18 @@ export class AuthService implements OnApplicationBootstrap {
     await this.em.flush();
   }
 
-  async issue(user: User, family: string, previous?: RefreshToken): Promise<TokenResponseDto> {
+  /** Signs an access token and stores a new refresh token of `family` (with the id `id` when a rotation chose it). */
+  async issue(user: User, family: string, id: string = randomUUID()): Promise<TokenResponseDto> {
     const claims: AccessClaims = { sub: user.id, role: user.role, typ: 'access', ver: user.tokenVersion };
     const accessToken = await this.jwt.signAsync(claims);
     const refreshToken = randomBytes(32).toString('base64url');
-    const row = this.em.create(RefreshToken, {
+    this.em.create(RefreshToken, {
+      id,
       user,
       family,
       tokenHash: sha256(refreshToken),
       expiresAt: new Date(Date.now() + this.config.jwt.refreshTtlSeconds * 1000),
     });
-    if (previous) {
-      previous.revokedAt = new Date();
-      previous.replacedBy = row.id;
-    }
     await this.em.flush();
     return { access_token: accessToken, refresh_token: refreshToken, token_type: 'bearer', expires_in: this.config.jwt.accessTtlSeconds };
   }
