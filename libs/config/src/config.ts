@@ -1,5 +1,5 @@
-import { createPrivateKey } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createPrivateKey, randomBytes } from 'node:crypto';
+import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 
 /** The one typed configuration of every Aperture process, read from the environment once at boot. */
@@ -91,7 +91,40 @@ export class ConfigError extends Error {
   }
 }
 
-export const DEFAULT_JWT_SECRET = 'change-me-development-only-secret';
+/** The example secret earlier releases shipped as a default: it is public, so it is refused wherever it appears. */
+export const PUBLISHED_JWT_SECRET = 'change-me-development-only-secret';
+
+/**
+ * The token-signing secret when JWT_SECRET is unset outside production: 48 random bytes made on first start and kept
+ * in DATA_DIR/jwt-secret (mode 0600), so tokens outlive restarts and every process on this DATA_DIR agrees. Written
+ * to a temporary file and linked into place, so two processes starting at once end with the same secret.
+ */
+export function localJwtSecret(dataDir: string): string {
+  const file = resolve(dataDir, 'jwt-secret');
+  const read = (): string | null => {
+    try {
+      return readFileSync(file, 'utf8').trim() || null;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  };
+  const existing = read();
+  if (existing) return existing;
+  mkdirSync(dataDir, { recursive: true });
+  const secret = randomBytes(48).toString('base64url');
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  writeFileSync(tmp, `${secret}\n`, { mode: 0o600 });
+  try {
+    linkSync(tmp, file);
+    return secret;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return read() ?? secret;
+  } finally {
+    unlinkSync(tmp);
+  }
+}
 
 type Env = Record<string, string | undefined>;
 
@@ -191,11 +224,16 @@ export function loadConfig(env: Env = process.env): AppConfig {
     database = { dialect: 'sqlite', file: resolve(dataDir, 'aperture.sqlite'), url: '' };
   }
 
-  const jwtSecret = r.str('JWT_SECRET', DEFAULT_JWT_SECRET);
+  const jwtRaw = r.raw('JWT_SECRET') || undefined;
+  if (jwtRaw === PUBLISHED_JWT_SECRET) {
+    r.problems.push('JWT_SECRET is the published example value; set a secret of your own, or unset it outside production');
+  }
+  let jwtSecret = jwtRaw ?? '';
   if (nodeEnv === 'production') {
-    if (r.raw('JWT_SECRET') === undefined) r.problems.push('JWT_SECRET is required in production');
-    else if (jwtSecret === DEFAULT_JWT_SECRET) r.problems.push('JWT_SECRET must not be the default value in production');
+    if (jwtRaw === undefined) r.problems.push('JWT_SECRET is required in production');
     else if (jwtSecret.length < 32) r.problems.push('JWT_SECRET must be at least 32 characters in production');
+  } else if (jwtRaw === undefined) {
+    jwtSecret = localJwtSecret(dataDir);
   }
 
   const adminUser = r.raw('ADMIN_USERNAME');
