@@ -224,16 +224,31 @@ describe('accounts: token endpoint, station, API keys, profile, admin, Google', 
         400,
         'VALIDATION_ERROR',
       );
-      expect(
-        (
-          await request(t.server)
-            .post('/api/v1/users/me/password')
-            .set(u.auth)
-            .send({ current_password: u.password, new_password: 'brand-new-pass' })
-        ).status,
-      ).toBe(204);
+      const key = (await request(t.server).post('/api/v1/auth/api-keys').set(u.auth).send({ name: 'old' })).body.key as string;
+      const changed = await request(t.server)
+        .post('/api/v1/users/me/password')
+        .set(u.auth)
+        .send({ current_password: u.password, new_password: 'brand-new-pass' });
+      expect(changed.status, JSON.stringify(changed.body)).toBe(200);
       await login(t.server, u.username, 'brand-new-pass');
+      // Every credential issued before is dead at once: refresh token, access token, API key. The new pair works.
       expectProblem(await request(t.server).post('/api/v1/auth/refresh').send({ refresh_token: u.refresh }), 401, 'UNAUTHORIZED');
+      expectProblem(await request(t.server).get('/api/v1/auth/me').set(u.auth), 401, 'UNAUTHORIZED');
+      expectProblem(await request(t.server).get('/api/v1/auth/me').set('X-API-Key', key), 401, 'UNAUTHORIZED');
+      const me = await request(t.server).get('/api/v1/auth/me').set('Authorization', `Bearer ${changed.body.access_token}`);
+      expect(me.body.username).toBe(u.username);
+    });
+
+    it('keeps API keys through a password change only when asked to', async () => {
+      const u = await registerAndLogin(t.server);
+      const key = (await request(t.server).post('/api/v1/auth/api-keys').set(u.auth).send({ name: 'kept' })).body.key as string;
+      const changed = await request(t.server)
+        .post('/api/v1/users/me/password')
+        .set(u.auth)
+        .send({ current_password: u.password, new_password: 'brand-new-pass', keep_api_keys: true });
+      expect(changed.status).toBe(200);
+      expect((await request(t.server).get('/api/v1/auth/me').set('X-API-Key', key)).body.username).toBe(u.username);
+      expectProblem(await request(t.server).get('/api/v1/auth/me').set(u.auth), 401, 'UNAUTHORIZED');
     });
   });
 
