@@ -372,7 +372,7 @@ describe('brute-force protection', () => {
   let t: TestApp;
   beforeAll(async () => {
     t = await createTestApp(
-      testEnv('bruteforce', { BRUTE_FORCE_MAX_FAILURES: '3', BRUTE_FORCE_MAX_FAILURES_PER_IP: '12', STATION_PASSWORD }),
+      testEnv('bruteforce', { BRUTE_FORCE_MAX_FAILURES: '3', BRUTE_FORCE_MAX_FAILURES_PER_IP: '12', STATION_PASSWORD, TRUST_PROXY: '1' }),
     );
   });
   afterAll(() => t?.close());
@@ -428,6 +428,42 @@ describe('brute-force protection', () => {
       429,
       'RATE_LIMITED',
     );
+  });
+
+  // TRUST_PROXY=1: the test plays the one trusted proxy, whose X-Forwarded-For entry (the last) is the client.
+  const from = (ip: string) => ({ 'X-Forwarded-For': ip });
+  const loginFrom = (ip: string, username: string, password: string) =>
+    request(t.server).post('/api/v1/auth/login').set(from(ip)).send({ username, password });
+
+  it('locks a username only for the address that guessed: the owner elsewhere still signs in', async () => {
+    const u = await registerAndLogin(t.server);
+    for (let i = 0; i < 3; i++) expectProblem(await loginFrom('203.0.113.10', u.username, 'wrong-guess'), 401, 'UNAUTHORIZED');
+    expectProblem(await loginFrom('203.0.113.10', u.username, u.password), 429, 'RATE_LIMITED');
+    expect((await loginFrom('203.0.113.11', u.username, u.password)).status).toBe(200);
+    // The shared station likewise: one remote address guessing cannot lock the booth out.
+    for (let i = 0; i < 3; i++)
+      await request(t.server).post('/api/v1/auth/token').set(from('203.0.113.12')).type('form').send({ password: 'x' });
+    const station = await request(t.server)
+      .post('/api/v1/auth/token')
+      .set(from('203.0.113.13'))
+      .type('form')
+      .send({ password: STATION_PASSWORD });
+    expect(station.status).toBe(200);
+  });
+
+  it('counts every guess before checking it: of 10 parallel guesses, only the first 3 are checked', async () => {
+    const u = await registerAndLogin(t.server);
+    const answers = await Promise.all(Array.from({ length: 10 }, () => loginFrom('203.0.113.20', u.username, 'wrong-guess')));
+    expect(answers.filter((r) => r.status === 401)).toHaveLength(3);
+    expect(answers.filter((r) => r.status === 429)).toHaveLength(7);
+  });
+
+  it('with a hop count, a client rotating X-Forwarded-For cannot escape: only the proxy-added entry counts', async () => {
+    const u = await registerAndLogin(t.server);
+    for (let i = 0; i < 3; i++) {
+      expectProblem(await loginFrom(`10.9.9.${i}, 198.51.100.7`, u.username, 'wrong-guess'), 401, 'UNAUTHORIZED');
+    }
+    expectProblem(await loginFrom('10.9.9.99, 198.51.100.7', u.username, u.password), 429, 'RATE_LIMITED');
   });
 
   it('locks a client address guessing across many usernames (a higher, per-IP limit)', async () => {

@@ -78,6 +78,22 @@ describe('loadConfig', () => {
   });
 });
 
+describe('loadConfig: TRUST_PROXY', () => {
+  const trust = (v: string) => loadConfig({ DATA_DIR: tmpDir(), TRUST_PROXY: v }).http.trustProxy;
+  it('reads false, true, a hop count or a list of addresses and CIDRs, as Express does', () => {
+    expect(loadConfig({ DATA_DIR: tmpDir() }).http.trustProxy).toBe(false);
+    expect(trust('false')).toBe(false);
+    expect(trust('true')).toBe(true);
+    expect(trust('1')).toBe(1);
+    expect(trust('10.0.0.0/8, loopback,2001:db8::/32,192.168.1.7')).toEqual(['10.0.0.0/8', 'loopback', '2001:db8::/32', '192.168.1.7']);
+  });
+  it('refuses anything else', () => {
+    expect(problemsOf({ TRUST_PROXY: 'yes' })[0]).toMatch(/TRUST_PROXY must be false, true, a hop count or a list/);
+    expect(problemsOf({ TRUST_PROXY: '10.0.0.0/33' })[0]).toMatch(/"10.0.0.0\/33" is none of these/);
+    expect(problemsOf({ TRUST_PROXY: '99' })).toEqual(['TRUST_PROXY hop count must be 0..10, got 99']);
+  });
+});
+
 describe('loadConfig: Google Drive', () => {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const key = {

@@ -1,5 +1,6 @@
 import { createPrivateKey, randomBytes } from 'node:crypto';
 import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 
 /** The one typed configuration of every Aperture process, read from the environment once at boot. */
@@ -27,7 +28,8 @@ export interface AppConfig {
   drive: DriveConfig;
   bruteForce: { maxFailures: number; maxFailuresPerIp: number; windowSeconds: number; maxLockSeconds: number };
   cors: { origins: string[] | true };
-  http: { jsonBodyLimit: string; trustProxy: boolean; shutdownTimeoutMs: number };
+  /** trustProxy: Express's `trust proxy` (false, a hop count, or the proxies' addresses/CIDRs; true trusts any). */
+  http: { jsonBodyLimit: string; trustProxy: boolean | number | string[]; shutdownTimeoutMs: number };
   rateLimit: { perMinute: number; perHour: number };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; pretty: boolean };
   storage: { dir: string };
@@ -190,6 +192,37 @@ class Reader {
   }
 }
 
+/**
+ * TRUST_PROXY, as Express reads `trust proxy`: `false` (default: the peer is the client), a hop count (`1`: one proxy
+ * in front, whose X-Forwarded-For entry is the client), or a comma list of the proxies' addresses or CIDRs (or
+ * Express's names loopback, linklocal, uniquelocal). `true` trusts every X-Forwarded-For entry, so a client choosing
+ * the header chooses its address: only for a proxy that overwrites the header.
+ */
+function trustProxy(r: Reader): boolean | number | string[] {
+  const v = r.raw('TRUST_PROXY')?.trim();
+  if (v === undefined || v === '' || v === 'false') return false;
+  if (v === 'true') return true;
+  if (/^\d+$/.test(v)) {
+    const hops = Number(v);
+    if (hops > 10) r.problems.push(`TRUST_PROXY hop count must be 0..10, got ${v}`);
+    return hops;
+  }
+  const list = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const named = new Set(['loopback', 'linklocal', 'uniquelocal']);
+  for (const item of list) {
+    const [addr, bits, ...rest] = item.split('/');
+    const family = isIP(addr ?? '');
+    const okBits = bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32));
+    if (!named.has(item) && (family === 0 || !okBits || rest.length > 0)) {
+      r.problems.push(`TRUST_PROXY must be false, true, a hop count or a list of addresses/CIDRs; "${item}" is none of these`);
+    }
+  }
+  return list;
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /**
@@ -330,7 +363,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     cors,
     http: {
       jsonBodyLimit: bodyLimit,
-      trustProxy: r.bool('TRUST_PROXY', false),
+      trustProxy: trustProxy(r),
       shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 25000, 0, 600000),
     },
     rateLimit: {

@@ -81,19 +81,16 @@ export class AuthService implements OnApplicationBootstrap {
     return conflict(`A user with this ${field} already exists.`, { errors: [{ field, messages: [`${field} is already taken`] }] });
   }
 
-  /** Username + password sign-in, behind per-username and per-IP brute-force protection. */
+  /** Username + password sign-in, behind per-(username, IP) and per-IP brute-force protection. */
   async login(username: string, password: string, ip: string): Promise<TokenResponseDto> {
     const subjects = BruteForceService.subjects(username, ip);
-    await this.bruteForce.assertAllowed(subjects);
+    await this.bruteForce.begin(subjects);
     const user = await this.em.findOne(User, { username });
     let ok = false;
     if (user && user.role !== 'station') ok = await verifyPassword(user.passwordHash, password);
     else await verifyPassword(await dummyHash(), password); // the same work for unknown users: timing reveals nothing
-    if (!user || !ok || user.disabled) {
-      await this.bruteForce.recordFailure(subjects);
-      throw unauthorized(WRONG_CREDENTIALS);
-    }
-    await this.bruteForce.recordSuccess(username);
+    if (!user || !ok || user.disabled) throw unauthorized(WRONG_CREDENTIALS);
+    await this.bruteForce.recordSuccess(subjects);
     return this.issue(user, randomUUID());
   }
 
@@ -102,13 +99,10 @@ export class AuthService implements OnApplicationBootstrap {
     const configured = this.config.stationPassword;
     if (!configured) throw unauthorized(WRONG_CREDENTIALS);
     const subjects = BruteForceService.subjects(STATION_USERNAME, ip);
-    await this.bruteForce.assertAllowed(subjects);
+    await this.bruteForce.begin(subjects);
     const ok = configured.startsWith('$argon2') ? await verifyPassword(configured, password) : constantTimeEqual(configured, password);
-    if (!ok) {
-      await this.bruteForce.recordFailure(subjects);
-      throw unauthorized('Incorrect password');
-    }
-    await this.bruteForce.recordSuccess(STATION_USERNAME);
+    if (!ok) throw unauthorized('Incorrect password');
+    await this.bruteForce.recordSuccess(subjects);
     return this.issue(await this.stationUser(), randomUUID());
   }
 
@@ -140,20 +134,25 @@ export class AuthService implements OnApplicationBootstrap {
     const row = await this.em.findOne(RefreshToken, { tokenHash: sha256(token) }, { populate: ['user'] });
     const invalid = unauthorized('Invalid or expired refresh token');
     if (!row) throw invalid;
-    if (!row.revokedAt && (row.expiresAt.getTime() < Date.now() || row.user.disabled)) throw invalid;
+    if (row.revokedAt) {
+      if (row.replacedBy) await this.revokeFamily(row);
+      throw invalid;
+    }
+    if (row.expiresAt.getTime() < Date.now() || row.user.disabled) throw invalid;
     const next = randomUUID();
-    const rotated = row.revokedAt
-      ? 0
-      : await this.em.nativeUpdate(RefreshToken, { id: row.id, revokedAt: null }, { revokedAt: new Date(), replacedBy: next });
+    const rotated = await this.em.nativeUpdate(RefreshToken, { id: row.id, revokedAt: null }, { revokedAt: new Date(), replacedBy: next });
     if (rotated !== 1) {
-      const { replacedBy } = await this.em.findOneOrFail(RefreshToken, { id: row.id }, { refresh: true, fields: ['replacedBy'] });
-      if (replacedBy) {
-        await this.em.nativeUpdate(RefreshToken, { family: row.family, revokedAt: null }, { revokedAt: new Date() });
-        this.logger.warn(`Refresh token reuse detected for user ${row.user.id}; family ${row.family} revoked`);
-      }
+      // Lost a race: another request rotated this token (reuse) or a logout revoked it.
+      const now = await this.em.findOne(RefreshToken, { id: row.id }, { refresh: true });
+      if (now?.replacedBy) await this.revokeFamily(row);
       throw invalid;
     }
     return this.issue(row.user, row.family, next);
+  }
+
+  private async revokeFamily(row: RefreshToken): Promise<void> {
+    await this.em.nativeUpdate(RefreshToken, { family: row.family, revokedAt: null }, { revokedAt: new Date() });
+    this.logger.warn(`Refresh token reuse detected for user ${row.user.id}; family ${row.family} revoked`);
   }
 
   /** The principal's user ("User does not exist." once deleted). */

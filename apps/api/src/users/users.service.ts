@@ -57,11 +57,9 @@ export class UsersService {
   async changePassword(p: Principal, dto: ChangePasswordDto, ip: string): Promise<TokenResponseDto> {
     const user = await this.me(p);
     const subjects = BruteForceService.subjects(user.username, ip);
-    await this.bruteForce.assertAllowed(subjects);
-    if (!(await verifyPassword(user.passwordHash, dto.current_password))) {
-      await this.bruteForce.recordFailure(subjects);
-      throw unauthorized('Current password is incorrect');
-    }
+    await this.bruteForce.begin(subjects);
+    if (!(await verifyPassword(user.passwordHash, dto.current_password))) throw unauthorized('Current password is incorrect');
+    await this.bruteForce.recordSuccess(subjects);
     if (dto.new_password.toLowerCase() === user.username.toLowerCase()) {
       throw badRequest('new_password must not be the same as the username', {
         errors: [{ field: 'new_password', messages: ['new_password must not be the same as the username'] }],
