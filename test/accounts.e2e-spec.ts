@@ -372,7 +372,13 @@ describe('brute-force protection', () => {
   let t: TestApp;
   beforeAll(async () => {
     t = await createTestApp(
-      testEnv('bruteforce', { BRUTE_FORCE_MAX_FAILURES: '3', BRUTE_FORCE_MAX_FAILURES_PER_IP: '12', STATION_PASSWORD, TRUST_PROXY: '1' }),
+      testEnv('bruteforce', {
+        BRUTE_FORCE_MAX_FAILURES: '3',
+        BRUTE_FORCE_MAX_FAILURES_PER_IP: '12',
+        BAD_CREDENTIALS_PER_MINUTE: '5',
+        STATION_PASSWORD,
+        TRUST_PROXY: '1',
+      }),
     );
   });
   afterAll(() => t?.close());
@@ -464,6 +470,23 @@ describe('brute-force protection', () => {
       expectProblem(await loginFrom(`10.9.9.${i}, 198.51.100.7`, u.username, 'wrong-guess'), 401, 'UNAUTHORIZED');
     }
     expectProblem(await loginFrom('10.9.9.99, 198.51.100.7', u.username, u.password), 429, 'RATE_LIMITED');
+  });
+
+  it('limits bad bearer tokens and API keys per address before looking them up; others are unaffected', async () => {
+    const u = await registerAndLogin(t.server);
+    const flood = (ip: string, i: number) =>
+      request(t.server)
+        .get('/api/v1/auth/me')
+        .set(from(ip))
+        .set(i % 2 ? { 'X-API-Key': `apk_made_up_${i}` } : { Authorization: `Bearer made.up.${i}` });
+    for (let i = 0; i < 5; i++) expectProblem(await flood('203.0.113.30', i), 401, 'UNAUTHORIZED');
+    const limited = await flood('203.0.113.30', 5);
+    expectProblem(limited, 429, 'RATE_LIMITED', /bad credentials/);
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    // Even a good token from that address waits; another address, and requests without credentials, are not limited.
+    expectProblem(await request(t.server).get('/api/v1/auth/me').set(from('203.0.113.30')).set(u.auth), 429, 'RATE_LIMITED');
+    expect((await request(t.server).get('/api/v1/auth/me').set(from('203.0.113.31')).set(u.auth)).status).toBe(200);
+    expectProblem(await request(t.server).get('/api/v1/auth/me').set(from('203.0.113.32')), 401, 'UNAUTHORIZED');
   });
 
   it('locks a client address guessing across many usernames (a higher, per-IP limit)', async () => {

@@ -26,7 +26,14 @@ export interface AppConfig {
   frontendUrl: string;
   /** Google Drive as a storage target (a service account writing into one folder); the endpoints are overridable for tests. */
   drive: DriveConfig;
-  bruteForce: { maxFailures: number; maxFailuresPerIp: number; windowSeconds: number; maxLockSeconds: number };
+  bruteForce: {
+    maxFailures: number;
+    maxFailuresPerIp: number;
+    windowSeconds: number;
+    maxLockSeconds: number;
+    /** Failed bearer tokens / API keys one client address may present per minute before it gets 429s. */
+    badCredentialsPerMinute: number;
+  };
   cors: { origins: string[] | true };
   /** trustProxy: Express's `trust proxy` (false, a hop count, or the proxies' addresses/CIDRs; true trusts any). */
   http: { jsonBodyLimit: string; trustProxy: boolean | number | string[]; shutdownTimeoutMs: number };
@@ -359,6 +366,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxFailuresPerIp: r.int('BRUTE_FORCE_MAX_FAILURES_PER_IP', 20, 1, 100000),
       windowSeconds: r.int('BRUTE_FORCE_WINDOW_SECONDS', 900, 10, 86400),
       maxLockSeconds: r.int('BRUTE_FORCE_MAX_LOCK_SECONDS', 900, 1, 86400),
+      badCredentialsPerMinute: r.int('BAD_CREDENTIALS_PER_MINUTE', 30, 1, 1_000_000),
     },
     cors,
     http: {

@@ -70,4 +70,29 @@ export class BruteForceService {
     const k = (kind: string, s: string): string => this.keys.key('bf', kind, s);
     await this.redis.eval(SUCCEED, 3, k('fail', pair), k('lock', pair), k('fail', ip));
   }
+
+  /**
+   * Bad bearer tokens and API keys, per client address: checked before a credential is looked up, so a flood of
+   * made-up ones is refused without touching the database. Counted per minute; the limit applies to this minute and
+   * the last one together, so it does not reset all at once on the minute.
+   */
+  async assertCredentialsAllowed(ip: string): Promise<void> {
+    const minute = Math.floor(Date.now() / 60_000);
+    const [cur, prev] = await this.redis.mget(this.badCredentialKey(ip, minute), this.badCredentialKey(ip, minute - 1));
+    if (Number(cur ?? 0) + Number(prev ?? 0) >= this.config.bruteForce.badCredentialsPerMinute) {
+      const retryAfter = Math.max(1, Math.ceil(((minute + 1) * 60_000 - Date.now()) / 1000));
+      throw new ProblemException(429, 'RATE_LIMITED', `Too many requests with bad credentials; try again in ${retryAfter} s.`, {
+        retry_after: retryAfter,
+      });
+    }
+  }
+
+  async recordBadCredential(ip: string): Promise<void> {
+    const key = this.badCredentialKey(ip, Math.floor(Date.now() / 60_000));
+    await this.redis.multi().incr(key).expire(key, 180).exec();
+  }
+
+  private badCredentialKey(ip: string, minute: number): string {
+    return this.keys.key('bf', 'badcred', ip, String(minute));
+  }
 }
