@@ -6,6 +6,7 @@ import { ProblemDto } from './problem.dto.js';
 export const IS_PUBLIC = 'aperture:isPublic';
 export const REQUIRED_ROLE = 'aperture:requiredRole';
 export const STATION_ALLOWED = 'aperture:stationAllowed';
+export const EXPOSED_BY = 'aperture:exposedBy';
 
 /** The authenticated caller, attached to the request by the global auth guard. */
 export interface Principal {
@@ -16,6 +17,12 @@ export interface Principal {
 
 /** Marks a route (or controller) as reachable without credentials. */
 export const Public = (): MethodDecorator & ClassDecorator => SetMetadata(IS_PUBLIC, true);
+
+/**
+ * A route whose audience a setting decides (`exposure.<setting>` of the configuration): public, admins only, or off
+ * (404). It wins over @Public() on the controller.
+ */
+export const ExposedBy = (setting: 'healthDetails' | 'apiDocs'): MethodDecorator => SetMetadata(EXPOSED_BY, setting);
 
 /** Documents the credentials a protected route accepts and its 401. */
 export const Authenticated = (): MethodDecorator & ClassDecorator =>

@@ -35,6 +35,8 @@ export interface AppConfig {
     badCredentialsPerMinute: number;
   };
   cors: { origins: string[] | true };
+  /** Who may read the detailed health report and the API docs (/docs): anyone, admins only, or nobody (404). */
+  exposure: { healthDetails: Exposure; apiDocs: Exposure };
   /** trustProxy: Express's `trust proxy` (false, a hop count, or the proxies' addresses/CIDRs; true trusts any). */
   http: { jsonBodyLimit: string; trustProxy: boolean | number | string[]; shutdownTimeoutMs: number };
   rateLimit: { perMinute: number; perHour: number };
@@ -230,6 +232,9 @@ function trustProxy(r: Reader): boolean | number | string[] {
   return list;
 }
 
+export const EXPOSURES = ['public', 'admin', 'off'] as const;
+export type Exposure = (typeof EXPOSURES)[number];
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /**
@@ -369,6 +374,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
       badCredentialsPerMinute: r.int('BAD_CREDENTIALS_PER_MINUTE', 30, 1, 1_000_000),
     },
     cors,
+    exposure: {
+      healthDetails: r.oneOf('HEALTH_DETAILS', nodeEnv === 'production' ? 'admin' : 'public', EXPOSURES),
+      apiDocs: r.oneOf('API_DOCS', nodeEnv === 'production' ? 'admin' : 'public', EXPOSURES),
+    },
     http: {
       jsonBodyLimit: bodyLimit,
       trustProxy: trustProxy(r),
