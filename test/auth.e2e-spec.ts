@@ -71,6 +71,23 @@ describe('auth core (PostgreSQL + Redis)', () => {
     expectProblem(dupMail, 409, 'CONFLICT', 'A user with this email already exists.');
   });
 
+  it('treats usernames case-insensitively: one name whatever its case, and sign-in in any case', async () => {
+    const name = uniqueName('Casey');
+    const body = { username: name, email: `${name}@x.io`, password: 'long-enough-1' };
+    expect((await request(t.server).post('/api/v1/auth/register').send(body)).status).toBe(201);
+    const upper = { ...body, username: name.toUpperCase(), email: `${name}-2@x.io` };
+    expectProblem(
+      await request(t.server).post('/api/v1/auth/register').send(upper),
+      409,
+      'CONFLICT',
+      'A user with this username already exists.',
+    );
+    const lower = await request(t.server).post('/api/v1/auth/login').send({ username: name.toLowerCase(), password: 'long-enough-1' });
+    expect(lower.status).toBe(200);
+    const me = await request(t.server).get('/api/v1/auth/me').set('Authorization', `Bearer ${lower.body.access_token}`);
+    expect(me.body.username).toBe(name); // kept as registered
+  });
+
   it('rotates refresh tokens and revokes the family when an old one is reused', async () => {
     const u = await registerAndLogin(t.server);
     const r1 = await request(t.server).post('/api/v1/auth/refresh').send({ refresh_token: u.refresh });

@@ -8,7 +8,7 @@ import type { Principal } from '@aperture/common/auth.decorators.js';
 import { conflict, notFound, ProblemException, unauthorized } from '@aperture/common/problem.js';
 import { ApiKey } from '@aperture/database/entities/api-key.entity.js';
 import { RefreshToken } from '@aperture/database/entities/refresh-token.entity.js';
-import { User } from '@aperture/database/entities/user.entity.js';
+import { byUsername, User } from '@aperture/database/entities/user.entity.js';
 import type { RegisterDto, TokenResponseDto } from './auth.dto.js';
 import { BruteForceService } from './brute-force.service.js';
 import { dummyHash, hashPassword, verifyPassword } from './password.js';
@@ -42,7 +42,7 @@ export class AuthService implements OnApplicationBootstrap {
     const admin = this.config.admin;
     if (!admin) return;
     const em = this.orm.em.fork();
-    if (await em.count(User, { username: admin.username })) return;
+    if (await em.count(User, byUsername(admin.username))) return;
     try {
       em.create(User, { username: admin.username, email: admin.email, passwordHash: await hashPassword(admin.password), role: 'admin' });
       await em.flush();
@@ -60,7 +60,7 @@ export class AuthService implements OnApplicationBootstrap {
     }
     if (dto.username.toLowerCase() === STATION_USERNAME) throw this.duplicate('username');
     const email = dto.email.toLowerCase();
-    if (await this.em.count(User, { username: dto.username })) throw this.duplicate('username');
+    if (await this.em.count(User, byUsername(dto.username))) throw this.duplicate('username');
     if (await this.em.count(User, { email })) throw this.duplicate('email');
     const user = this.em.create(User, {
       username: dto.username,
@@ -85,7 +85,7 @@ export class AuthService implements OnApplicationBootstrap {
   async login(username: string, password: string, ip: string): Promise<TokenResponseDto> {
     const subjects = BruteForceService.subjects(username, ip);
     await this.bruteForce.begin(subjects);
-    const user = await this.em.findOne(User, { username });
+    const user = await this.em.findOne(User, byUsername(username));
     let ok = false;
     if (user && user.role !== 'station') ok = await verifyPassword(user.passwordHash, password);
     else await verifyPassword(await dummyHash(), password); // the same work for unknown users: timing reveals nothing
