@@ -357,10 +357,20 @@ describe('accounts: token endpoint, station, API keys, profile, admin, Google', 
       expect(new URLSearchParams(new URL(badState.headers.location!).hash.slice(1)).get('error')).toBe('invalid_state');
       const denied = await request(t.server).get('/api/v1/auth/google/callback?error=access_denied&state=x');
       expect(new URLSearchParams(new URL(denied.headers.location!).hash.slice(1)).get('error')).toBe('access_denied');
+      // A caller-supplied error text never reaches the front end.
+      const planted = await request(t.server).get(
+        `/api/v1/auth/google/callback?error=${encodeURIComponent('<img src=x onerror=alert(1)>')}`,
+      );
+      const fragment = new URLSearchParams(new URL(planted.headers.location!).hash.slice(1));
+      expect([fragment.get('error'), fragment.get('error_description')]).toEqual(['access_denied', 'Google sign-in was not completed.']);
       // A valid state but a code the provider never issued.
       const start = new URL((await request(t.server).get('/api/v1/auth/google')).headers.location!);
       const bogus = await request(t.server).get(`/api/v1/auth/google/callback?code=never-issued&state=${start.searchParams.get('state')}`);
-      expect(new URLSearchParams(new URL(bogus.headers.location!).hash.slice(1)).get('error')).toBe('invalid_grant');
+      const refused = new URLSearchParams(new URL(bogus.headers.location!).hash.slice(1));
+      expect([refused.get('error'), refused.get('error_description')]).toEqual([
+        'invalid_grant',
+        'Google did not accept the sign-in code; please start again.',
+      ]);
       // The state is single-use.
       const reuse = await request(t.server).get(`/api/v1/auth/google/callback?code=never-issued&state=${start.searchParams.get('state')}`);
       expect(new URLSearchParams(new URL(reuse.headers.location!).hash.slice(1)).get('error')).toBe('invalid_state');

@@ -83,7 +83,11 @@ export class GoogleAuthService {
   async callback(q: { code?: string; state?: string; error?: string }): Promise<string> {
     this.settings(); // not configured: a plain 404, there is no sign-in to finish
     try {
-      if (q.error) throw new GoogleSignInError('access_denied', `Google sign-in was not completed: ${q.error}`);
+      // The provider's (or anyone's) ?error= is never copied into the redirect: a fixed text says what happened.
+      if (q.error) {
+        this.logger.warn(`Google sign-in not completed: ${q.error.slice(0, 200)}`);
+        throw new GoogleSignInError('access_denied', 'Google sign-in was not completed.');
+      }
       if (!q.state || !q.code) throw new GoogleSignInError('invalid_request', 'The callback is missing its code or state.');
       const verifier = await this.redis.getdel(this.keys.key('oauth', 'google', q.state));
       if (!verifier) throw new GoogleSignInError('invalid_state', 'The sign-in request expired or was already used; please start again.');
@@ -93,7 +97,8 @@ export class GoogleAuthService {
         const { tokens } = await client.getToken({ code: q.code, codeVerifier: verifier });
         accessToken = tokens.access_token;
       } catch (err) {
-        throw new GoogleSignInError('invalid_grant', `Google did not accept the sign-in code (${(err as Error).message}).`);
+        this.logger.warn({ err }, 'Google refused the sign-in code');
+        throw new GoogleSignInError('invalid_grant', 'Google did not accept the sign-in code; please start again.');
       }
       if (!accessToken) throw new GoogleSignInError('invalid_grant', 'Google returned no access token.');
       const info = await this.userInfo(accessToken);
