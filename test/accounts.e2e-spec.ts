@@ -288,22 +288,39 @@ describe('accounts: token endpoint, station, API keys, profile, admin, Google', 
   });
 
   describe('Google sign-in (against a local fake provider)', () => {
-    async function signInWithGoogle(): Promise<URL> {
-      const start = await request(t.server).get('/api/v1/auth/google');
-      expect(start.status).toBe(302);
-      const authorize = new URL(start.headers.location!);
+    /** The browser's sign-in: start (cookie set), the provider, the callback with the cookie (or `cookie` instead). */
+    async function signInWithGoogle(opts: { auth?: Record<string, string>; cookie?: string } = {}): Promise<URL> {
+      let location: string;
+      let setCookie: string[];
+      if (opts.auth) {
+        const linking = await request(t.server).post('/api/v1/auth/google/link').set(opts.auth);
+        expect(linking.status, JSON.stringify(linking.body)).toBe(200);
+        location = linking.body.authorization_url as string;
+        setCookie = linking.headers['set-cookie'] as unknown as string[];
+      } else {
+        const start = await request(t.server).get('/api/v1/auth/google');
+        expect(start.status).toBe(302);
+        location = start.headers.location!;
+        setCookie = start.headers['set-cookie'] as unknown as string[];
+      }
+      const cookie = setCookie.find((c) => c.startsWith('aperture_google_oauth='))!;
+      expect(cookie).toMatch(/; Path=\/api\/v1\/auth\/google;.*HttpOnly; SameSite=Lax$/);
+      const authorize = new URL(location);
       expect(authorize.origin + authorize.pathname).toBe(`${google.base}/authorize`);
       expect(authorize.searchParams.get('code_challenge_method')).toBe('S256');
       // The "browser" visits the provider, which redirects back to our callback.
       const provider = await fetch(authorize, { redirect: 'manual' });
       expect(provider.status).toBe(302);
       const back = new URL(provider.headers.get('location')!);
-      const done = await request(t.server).get(`${back.pathname}${back.search}`);
+      const done = await request(t.server)
+        .get(`${back.pathname}${back.search}`)
+        .set('Cookie', opts.cookie ?? cookie.split(';')[0]!);
       expect(done.status).toBe(302);
       return new URL(done.headers.location!);
     }
+    const fragmentOf = (u: URL): URLSearchParams => new URLSearchParams(u.hash.slice(1));
 
-    it('links the Google account to the user with the same verified e-mail and hands tokens to the front end in the fragment', async () => {
+    it('never links by e-mail on its own: an existing account links Google from inside, then signs in with it', async () => {
       const u = await registerAndLogin(t.server, 'gmail');
       google.nextUser = {
         sub: `sub-${u.username}`,
@@ -311,15 +328,20 @@ describe('accounts: token endpoint, station, API keys, profile, admin, Google', 
         email_verified: true,
         name: 'G User',
       };
-      const landing = await signInWithGoogle();
+      // Someone registered this e-mail; that proves nothing about who owns it, so Google sign-in refuses to take it over.
+      const refused = fragmentOf(await signInWithGoogle());
+      expect(refused.get('error')).toBe('account_exists');
+      expect(refused.get('access_token')).toBeNull();
+      // The signed-in owner links it.
+      const landing = await signInWithGoogle({ auth: u.auth });
       expect(landing.origin + landing.pathname).toBe('https://app.example/signed-in');
       expect(landing.search).toBe('');
-      const frag = new URLSearchParams(landing.hash.slice(1));
+      const frag = fragmentOf(landing);
       expect(frag.get('token_type')).toBe('bearer');
       const who = await me({ Authorization: `Bearer ${frag.get('access_token')}` });
       expect(who.body).toMatchObject({ username: u.username, google_linked: true });
-      // Second time: found by the linked Google id.
-      const again = new URLSearchParams((await signInWithGoogle()).hash.slice(1));
+      // From now on: found by the linked Google id.
+      const again = fragmentOf(await signInWithGoogle());
       expect((await me({ Authorization: `Bearer ${again.get('access_token')}` })).body.username).toBe(u.username);
       expect(
         (
@@ -330,6 +352,15 @@ describe('accounts: token endpoint, station, API keys, profile, admin, Google', 
       ).toBe(200);
     });
 
+    it("refuses a callback opened in another browser (no cookie, or another sign-in's cookie): no login CSRF", async () => {
+      google.nextUser = { sub: `sub-csrf-${Date.now()}`, email: `csrf${Date.now()}@gmail.example`, email_verified: true, name: 'C' };
+      for (const cookie of ['', 'aperture_google_oauth=someone-elses-cookie']) {
+        const frag = fragmentOf(await signInWithGoogle({ cookie }));
+        expect(frag.get('error')).toBe('invalid_state');
+        expect(frag.get('access_token')).toBeNull();
+      }
+    });
+
     it('creates a new user for an unknown Google account', async () => {
       google.nextUser = {
         sub: `sub-new-${Date.now()}`,
@@ -337,15 +368,15 @@ describe('accounts: token endpoint, station, API keys, profile, admin, Google', 
         email_verified: true,
         name: 'New Comer',
       };
-      const frag = new URLSearchParams((await signInWithGoogle()).hash.slice(1));
+      const frag = fragmentOf(await signInWithGoogle());
       const who = await me({ Authorization: `Bearer ${frag.get('access_token')}` });
       expect(who.body).toMatchObject({ email: google.nextUser.email, full_name: 'New Comer', google_linked: true, role: 'user' });
     });
 
-    it('does not link by an unverified e-mail', async () => {
+    it('does not link by an unverified e-mail: a new account without that e-mail', async () => {
       const u = await registerAndLogin(t.server, 'unverified');
       google.nextUser = { sub: `sub-unv-${u.username}`, email: `${u.username}@example.com`, email_verified: false, name: 'X' };
-      const frag = new URLSearchParams((await signInWithGoogle()).hash.slice(1));
+      const frag = fragmentOf(await signInWithGoogle());
       const who = await me({ Authorization: `Bearer ${frag.get('access_token')}` });
       expect(who.body.username).not.toBe(u.username);
       expect(who.body.email).toBeNull();
@@ -364,15 +395,21 @@ describe('accounts: token endpoint, station, API keys, profile, admin, Google', 
       const fragment = new URLSearchParams(new URL(planted.headers.location!).hash.slice(1));
       expect([fragment.get('error'), fragment.get('error_description')]).toEqual(['access_denied', 'Google sign-in was not completed.']);
       // A valid state but a code the provider never issued.
-      const start = new URL((await request(t.server).get('/api/v1/auth/google')).headers.location!);
-      const bogus = await request(t.server).get(`/api/v1/auth/google/callback?code=never-issued&state=${start.searchParams.get('state')}`);
+      const started = await request(t.server).get('/api/v1/auth/google');
+      const start = new URL(started.headers.location!);
+      const browser = (started.headers['set-cookie'] as unknown as string[])[0]!.split(';')[0]!;
+      const bogus = await request(t.server)
+        .get(`/api/v1/auth/google/callback?code=never-issued&state=${start.searchParams.get('state')}`)
+        .set('Cookie', browser);
       const refused = new URLSearchParams(new URL(bogus.headers.location!).hash.slice(1));
       expect([refused.get('error'), refused.get('error_description')]).toEqual([
         'invalid_grant',
         'Google did not accept the sign-in code; please start again.',
       ]);
       // The state is single-use.
-      const reuse = await request(t.server).get(`/api/v1/auth/google/callback?code=never-issued&state=${start.searchParams.get('state')}`);
+      const reuse = await request(t.server)
+        .get(`/api/v1/auth/google/callback?code=never-issued&state=${start.searchParams.get('state')}`)
+        .set('Cookie', browser);
       expect(new URLSearchParams(new URL(reuse.headers.location!).hash.slice(1)).get('error')).toBe('invalid_state');
     });
   });
