@@ -151,6 +151,54 @@ describe('accounts: token endpoint, station, API keys, profile, admin, Google', 
       expectProblem(await me({ 'X-API-Key': 'apk_made_up' }), 401, 'UNAUTHORIZED', 'Not authenticated');
     });
 
+    it('scopes: read-only keys cannot write, keys cannot make keys, an admin key is an admin only with the admin scope', async () => {
+      const u = await registerAndLogin(t.server);
+      const make = (auth: Record<string, string>, body: object) => request(t.server).post('/api/v1/auth/api-keys').set(auth).send(body);
+      const reader = await make(u.auth, { name: 'reader', scopes: ['read'] });
+      expect(reader.status, JSON.stringify(reader.body)).toBe(201);
+      expect(reader.body).toMatchObject({ scopes: ['read'], expires_at: null });
+      const rk = { 'X-API-Key': reader.body.key as string };
+      expect((await request(t.server).get('/api/v1/jobs').set(rk)).status).toBe(200);
+      expectProblem(await request(t.server).post('/api/v1/qr/batches').set(rk).send({ n: 1 }), 403, 'FORBIDDEN', /"write" scope/);
+      // The default (read + write) key may write, but never make another key.
+      const writer = await make(u.auth, { name: 'writer' });
+      expect(writer.body.scopes).toEqual(['read', 'write']);
+      const wk = { 'X-API-Key': writer.body.key as string };
+      expectProblem(await make(wk, { name: 'child' }), 403, 'FORBIDDEN', /cannot create API keys/);
+      // Scopes the owner's role cannot grant.
+      expectProblem(await make(u.auth, { name: 'x', scopes: ['admin'] }), 400, 'VALIDATION_ERROR', /cannot grant the scope admin/);
+      expectProblem(await make(u.auth, { name: 'x', scopes: ['booth-worker'] }), 400, 'VALIDATION_ERROR', /booth-worker/);
+      expectProblem(await make(u.auth, { name: 'x', scopes: ['everything'] }), 400, 'VALIDATION_ERROR');
+      // An admin's key: a plain user without the admin scope, an admin with it.
+      const admin = await login(t.server, adminName, 'admin-password-1');
+      const plain = { 'X-API-Key': (await make(admin.auth, { name: 'plain' })).body.key as string };
+      expectProblem(await request(t.server).get('/api/v1/users').set(plain), 403, 'FORBIDDEN');
+      const full = await make(admin.auth, { name: 'full', scopes: ['read', 'write', 'admin'] });
+      expect(
+        (
+          await request(t.server)
+            .get('/api/v1/users')
+            .set({ 'X-API-Key': full.body.key as string })
+        ).status,
+      ).toBe(200);
+    });
+
+    it('expiry: a key stops working at expires_at; a past expiry is refused', async () => {
+      const u = await registerAndLogin(t.server);
+      const soon = new Date(Date.now() + 1500).toISOString();
+      const created = await request(t.server).post('/api/v1/auth/api-keys').set(u.auth).send({ name: 'brief', expires_at: soon });
+      expect(created.body.expires_at).toBe(soon);
+      expect((await me({ 'X-API-Key': created.body.key })).status).toBe(200);
+      await new Promise((r) => setTimeout(r, 1600));
+      expectProblem(await me({ 'X-API-Key': created.body.key }), 401, 'UNAUTHORIZED');
+      expect((await request(t.server).get('/api/v1/auth/api-keys').set(u.auth)).body).toEqual([]);
+      const past = await request(t.server)
+        .post('/api/v1/auth/api-keys')
+        .set(u.auth)
+        .send({ name: 'old', expires_at: '2020-01-01T00:00:00Z' });
+      expectProblem(past, 400, 'VALIDATION_ERROR', 'expires_at must be in the future.');
+    });
+
     it('keeps keys private: another user cannot revoke them', async () => {
       const a = await registerAndLogin(t.server);
       const b = await registerAndLogin(t.server);

@@ -4,3 +4,11 @@
  */
 export const USER_ROLES = ['user', 'admin', 'station'] as const;
 export type UserRole = (typeof USER_ROLES)[number];
+
+/**
+ * What an API key may do, chosen when it is made: `read` (GET), `write` (everything else), `admin` (act as the
+ * admin its owner is; without it an admin's key acts as a plain user), `booth-worker` (the booth's worker routes).
+ */
+export const API_KEY_SCOPES = ['read', 'write', 'admin', 'booth-worker'] as const;
+export type ApiKeyScope = (typeof API_KEY_SCOPES)[number];
+export const DEFAULT_API_KEY_SCOPES: readonly ApiKeyScope[] = ['read', 'write'];

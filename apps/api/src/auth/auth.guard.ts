@@ -1,18 +1,19 @@
 import { type CanActivate, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
-import { EXPOSED_BY, IS_PUBLIC, type Principal, REQUIRED_ROLE, STATION_ALLOWED } from '@aperture/common/auth.decorators.js';
+import { EXPOSED_BY, IS_PUBLIC, type Principal, REQUIRED_ROLE, REQUIRED_SCOPE, STATION_ALLOWED } from '@aperture/common/auth.decorators.js';
 import { forbidden, notFound, unauthorized } from '@aperture/common/problem.js';
 import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
-import type { UserRole } from '@aperture/common/roles.js';
+import type { ApiKeyScope, UserRole } from '@aperture/common/roles.js';
 import { AuthService } from './auth.service.js';
 import { BruteForceService } from './brute-force.service.js';
 
 /**
  * Global guard: every route needs a bearer token or an `X-API-Key` unless marked @Public();
  * @AdminOnly() routes need the admin role; the station principal may only reach @StationAllowed() routes; an
- * @ExposedBy(setting) route is public, admin-only or off (404) as the configuration says.
+ * @ExposedBy(setting) route is public, admin-only or off (404) as the configuration says. An API key needs the scope
+ * of the route: @RequiresScope(…), else `read` for GET and `write` for other methods.
  * Bad credentials (presented, but not valid) count per client address (BAD_CREDENTIALS_PER_MINUTE; 429 past it).
  */
 @Injectable()
@@ -39,6 +40,12 @@ export class AuthGuard implements CanActivate {
     if (role === 'admin' && req.principal.role !== 'admin') throw forbidden();
     if (req.principal.role === 'station' && !this.reflector.getAllAndOverride<boolean>(STATION_ALLOWED, targets)) {
       throw forbidden('The station account may only use the booth endpoints.');
+    }
+    if (req.principal.scopes) {
+      const needed =
+        this.reflector.getAllAndOverride<ApiKeyScope | undefined>(REQUIRED_SCOPE, targets) ??
+        (['GET', 'HEAD', 'OPTIONS'].includes(req.method) ? 'read' : 'write');
+      if (!req.principal.scopes.includes(needed)) throw forbidden(`This API key does not have the "${needed}" scope.`);
     }
     return true;
   }

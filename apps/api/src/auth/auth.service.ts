@@ -6,6 +6,7 @@ import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
 import type { Principal } from '@aperture/common/auth.decorators.js';
 import { conflict, notFound, ProblemException, unauthorized } from '@aperture/common/problem.js';
+import { DEFAULT_API_KEY_SCOPES } from '@aperture/common/roles.js';
 import { ApiKey } from '@aperture/database/entities/api-key.entity.js';
 import { RefreshToken } from '@aperture/database/entities/refresh-token.entity.js';
 import { byUsername, User } from '@aperture/database/entities/user.entity.js';
@@ -217,12 +218,15 @@ export class AuthService implements OnApplicationBootstrap {
   async authenticateApiKey(key: string): Promise<Principal> {
     if (key.length > 200) throw unauthorized();
     const row = await this.em.findOne(ApiKey, { keyHash: sha256(key) }, { populate: ['owner'] });
-    if (!row || row.revokedAt || row.owner.disabled) throw unauthorized();
     const now = Date.now();
+    if (!row || row.revokedAt || row.owner.disabled || (row.expiresAt && row.expiresAt.getTime() <= now)) throw unauthorized();
     if (!row.lastUsedAt || now - row.lastUsedAt.getTime() > 60_000) {
       await this.em.nativeUpdate(ApiKey, { id: row.id }, { lastUsedAt: new Date(now) });
     }
-    return { userId: row.owner.id, username: row.owner.username, role: row.owner.role };
+    const scopes = row.scopes ?? [...DEFAULT_API_KEY_SCOPES];
+    // An admin's key acts as an admin only when made with the admin scope; otherwise as a plain user.
+    const role = row.owner.role === 'admin' && !scopes.includes('admin') ? 'user' : row.owner.role;
+    return { userId: row.owner.id, username: row.owner.username, role, scopes };
   }
 }
 
