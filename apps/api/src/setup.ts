@@ -10,7 +10,7 @@ import type { AppConfig } from '@aperture/config/config.js';
 import { closeOnSignals } from '@aperture/common/bootstrap.js';
 import { notFound } from '@aperture/common/problem.js';
 import { ProblemDetailsFilter } from '@aperture/common/problem.filter.js';
-import { createValidationPipe } from '@aperture/common/validation.js';
+import { createValidationPipe, RejectNulPipe } from '@aperture/common/validation.js';
 import type { NextFunction, Request, Response } from 'express';
 import { AuthGuard } from './auth/auth.guard.js';
 import { SchemaService } from '@aperture/database/schema.service.js';
@@ -32,7 +32,7 @@ export function configureApp(app: NestExpressApplication, config: AppConfig): vo
       { path: 'health/ready', method: RequestMethod.GET },
     ],
   });
-  app.useGlobalPipes(createValidationPipe());
+  app.useGlobalPipes(new RejectNulPipe(), createValidationPipe());
 }
 
 export function buildOpenApiDocument(app: NestExpressApplication): OpenAPIObject {
