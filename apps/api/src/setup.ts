@@ -9,6 +9,7 @@ import type { AppConfig } from '@aperture/config/config.js';
 import { closeOnSignals } from '@aperture/common/bootstrap.js';
 import { createValidationPipe } from '@aperture/common/validation.js';
 import { SchemaService } from '@aperture/database/schema.service.js';
+import { EMBEDDING_HEADERS } from './embedding/embedding.dto.js';
 
 const API_PREFIX = 'api/v1';
 
@@ -17,7 +18,10 @@ export function configureApp(app: NestExpressApplication, config: AppConfig): vo
   app.set('trust proxy', config.http.trustProxy);
   app.disable('x-powered-by');
   app.use(helmet());
-  app.enableCors({ origin: config.cors.origins, exposedHeaders: ['X-Request-Id', 'Retry-After', 'Content-Disposition'] });
+  app.enableCors({
+    origin: config.cors.origins,
+    exposedHeaders: ['X-Request-Id', 'Retry-After', 'Content-Disposition', 'ETag', ...Object.keys(EMBEDDING_HEADERS)],
+  });
   app.useBodyParser('json', { limit: config.http.jsonBodyLimit });
   app.useBodyParser('urlencoded', { limit: '64kb', extended: false });
   app.setGlobalPrefix(API_PREFIX, {
