@@ -156,6 +156,15 @@ describe('client-side decoding: GET /images/{id}/embedding and /models/{name}/fi
     expect(maskIoU(plane(best.mask_index), rleDecode(shape.mask))).toBeGreaterThanOrEqual(0.8);
     // The prompt found the embedding job's embedding in the worker's cache: one more hit, no more misses.
     expect(await cacheStats((s) => s.hits >= 1)).toMatchObject({ hits: 1, misses: 1 });
+    // And so does a second prompt on the same image.
+    const [bx1, by1] = [Math.max(0, x - 40), Math.max(0, y - 40)];
+    const boxed = await request(t.server)
+      .post('/api/v1/segment/box')
+      .set(alice.auth)
+      .field('image_id', imageId)
+      .field('box', JSON.stringify({ x1: bx1, y1: by1, x2: Math.min(W, x + 40), y2: Math.min(H, y + 40) }));
+    expect(boxed.status, JSON.stringify(boxed.body)).toBe(200);
+    expect(await cacheStats((s) => s.hits >= 2)).toMatchObject({ hits: 2, misses: 1 });
   });
 
   it('a model that is not SAM is a 400 listing the SAM models; another user’s image is a 404; nothing is queued', async () => {
