@@ -5,9 +5,10 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadManifest } from '@aperture/models/manifest.js';
 import { maskIoU, rleDecode, type Rle } from '@aperture/inference/mask.js';
-import { type TestApp, workerAppWithTwoUsers } from './support/app.js';
+import { createTestApp, type TestApp, workerAppWithTwoUsers } from './support/app.js';
+import { testEnv } from './support/env.js';
 import { fixtures, gt } from './support/fixtures.js';
-import { binary, expectProblem, type LoggedIn, waitFor } from './support/http.js';
+import { binary, expectProblem, type LoggedIn, registerAndLogin, waitFor } from './support/http.js';
 
 /**
  * Client-side decoding: GET /images/{id}/embedding and GET /models/{name}/files/decoder give a client everything it
@@ -207,5 +208,39 @@ describe('client-side decoding: GET /images/{id}/embedding and /models/{name}/fi
     expect(again.status).toBe(200);
     expect(Buffer.compare(again.body as Buffer, embedding.body as Buffer)).toBe(0);
     expect(await embeddingJobs()).toBe(2);
+  });
+});
+
+describe('GET /images/{id}/embedding while no worker has computed it (API only)', () => {
+  let t: TestApp;
+  let alice: LoggedIn;
+  beforeAll(async () => {
+    t = await createTestApp(testEnv('embed-api'));
+    alice = await registerAndLogin(t.server, 'embed_api');
+  });
+  afterAll(() => t?.close());
+
+  it('202 with the job (wait_ms=0); a second request joins that job; the image is needed by it (409)', async () => {
+    const up = await request(t.server).post('/api/v1/images').set(alice.auth).attach('images', resolve(fixtures, img.file));
+    const id = up.body.data[0].id as string;
+    const first = await request(t.server).get(`/api/v1/images/${id}/embedding?wait_ms=0`).set(alice.auth);
+    expect(first.status, JSON.stringify(first.body)).toBe(202);
+    const jobId = first.body.job_id as string;
+    expect(first.body).toEqual({
+      job_id: jobId,
+      status: 'queued',
+      status_url: `/api/v1/jobs/${jobId}/status`,
+      result_url: `/api/v1/jobs/${jobId}/result`,
+    });
+    expect(first.headers['retry-after']).toBe('5');
+    const second = await request(t.server).get(`/api/v1/images/${id}/embedding?wait_ms=200`).set(alice.auth);
+    expect(second.status).toBe(202);
+    expect(second.body.job_id).toBe(jobId);
+    const jobs = (await request(t.server).get('/api/v1/jobs?type=image.embedding').set(alice.auth)).body;
+    expect(jobs.total).toBe(1);
+    expect(jobs.items[0]).toMatchObject({ id: jobId, type: 'image.embedding', status: 'queued' });
+    expectProblem(await request(t.server).delete(`/api/v1/images/${id}`).set(alice.auth), 409, 'CONFLICT');
+    const bad = await request(t.server).get(`/api/v1/images/${id}/embedding?wait_ms=60001`).set(alice.auth);
+    expectProblem(bad, 400, 'VALIDATION_ERROR', /wait_ms/);
   });
 });

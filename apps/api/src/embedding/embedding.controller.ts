@@ -17,8 +17,8 @@ import { notModified } from '@aperture/common/etag.js';
 import { ProblemDto } from '@aperture/common/problem.dto.js';
 import type { ImageEmbeddingResult } from '@aperture/queue/job-registry.js';
 import { JobAcceptedDto, jobAccepted } from '../jobs/job-answers.js';
-import { EMBEDDING_HEADERS, EmbeddingQueryDto } from './embedding.dto.js';
-import { EMBEDDING_WAIT_MS, EmbeddingService } from './embedding.service.js';
+import { EMBEDDING_HEADERS, EMBEDDING_MAX_WAIT_MS, EmbeddingQueryDto } from './embedding.dto.js';
+import { EmbeddingService } from './embedding.service.js';
 
 const headerDocs = Object.fromEntries(
   Object.entries(EMBEDDING_HEADERS).map(([k, description]) => [k, { description, schema: { type: 'string' } }]),
@@ -54,7 +54,7 @@ export class EmbeddingController {
       "The image encoder's output as raw little-endian float32 (image_embeddings, e.g. [1, 256, 64, 64]), with headers giving " +
       'its shape, the model and version, the image size and the encoder input size and scale: with the decoder file ' +
       '(GET /models/{name}/files/decoder) a client decodes any prompt itself, as the Segment Anything demo does. ' +
-      `Computed once per image file and model version by a worker (an image.embedding job; waits up to ${EMBEDDING_WAIT_MS / 1000} s, ` +
+      `Computed once per image file and model version by a worker (an image.embedding job; waits up to ${EMBEDDING_MAX_WAIT_MS / 1000} s or wait_ms, ` +
       'else 202 with the job: GET again once it completed), then served from storage. ETag names the file, model and version.',
   })
   @ApiProduces('application/octet-stream')

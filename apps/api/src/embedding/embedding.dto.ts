@@ -1,5 +1,9 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { IsOptional, IsString, MaxLength } from 'class-validator';
+import { Type } from 'class-transformer';
+import { IsInt, IsOptional, IsString, Max, Min, MaxLength } from 'class-validator';
+
+/** The longest GET /images/{id}/embedding waits for the worker (and its default). */
+export const EMBEDDING_MAX_WAIT_MS = 60_000;
 
 /** GET /images/{id}/embedding?model= */
 export class EmbeddingQueryDto {
@@ -8,6 +12,20 @@ export class EmbeddingQueryDto {
   @IsString()
   @MaxLength(200)
   model?: string;
+
+  @ApiPropertyOptional({
+    description:
+      'When the embedding is not stored yet: wait up to this many ms for the worker before answering 202 with the job; 0 answers at once',
+    default: EMBEDDING_MAX_WAIT_MS,
+    minimum: 0,
+    maximum: EMBEDDING_MAX_WAIT_MS,
+  })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(0)
+  @Max(EMBEDDING_MAX_WAIT_MS)
+  wait_ms: number = EMBEDDING_MAX_WAIT_MS;
 }
 
 /** The response headers that describe an embedding, as a browser client of the SAM decoder needs them. */

@@ -14,9 +14,6 @@ import { completedJob } from '../jobs/job-answers.js';
 import { ModelCatalogueService } from '../models/model-catalogue.service.js';
 import type { EmbeddingQueryDto } from './embedding.dto.js';
 
-/** How long GET /images/{id}/embedding waits for the worker before it answers 202 with the job. */
-export const EMBEDDING_WAIT_MS = 60_000;
-
 /** The stored embedding (its description; the bytes are at data_key), or the job still computing it. */
 export type EmbeddingAnswer = { meta: ImageEmbeddingResult; job?: undefined } | { meta?: undefined; job: Job };
 
@@ -57,7 +54,7 @@ export class EmbeddingService {
       await em.persist(job).flush();
       await this.jobs.enqueue(job);
     }
-    const done = await completedJob(this.waiter, this.em, job, EMBEDDING_WAIT_MS);
+    const done = await completedJob(this.waiter, this.em, job, q.wait_ms);
     return done ? { meta: done.result as unknown as ImageEmbeddingResult } : { job };
   }
 
