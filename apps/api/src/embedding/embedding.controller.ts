@@ -54,8 +54,9 @@ export class EmbeddingController {
       "The image encoder's output as raw little-endian float32 (image_embeddings, e.g. [1, 256, 64, 64]), with headers giving " +
       'its shape, the model and version, the image size and the encoder input size and scale: with the decoder file ' +
       '(GET /models/{name}/files/decoder) a client decodes any prompt itself, as the Segment Anything demo does. ' +
-      `Computed once per image file and model version by a worker (an image.embedding job; waits up to ${EMBEDDING_MAX_WAIT_MS / 1000} s or wait_ms, ` +
-      'else 202 with the job: GET again once it completed), then served from storage. ETag names the file, model and version.',
+      'Computed once per image file and model version by a worker (an image.embedding job; waits up to wait_ms, ' +
+      `by default ${EMBEDDING_MAX_WAIT_MS / 1000} s, else 202 with the job: GET again once it completed), then served from ` +
+      'storage. ETag names the file, model and version.',
   })
   @ApiProduces('application/octet-stream')
   @ApiHeader({ name: 'If-None-Match', required: false })
