@@ -30,6 +30,7 @@ interface CacheStats {
   hits: number;
   misses: number;
 }
+type Stats = CacheStats & { inferences: number };
 
 describe('client-side decoding: GET /images/{id}/embedding and /models/{name}/files/decoder', () => {
   let t: TestApp;
@@ -52,11 +53,12 @@ describe('client-side decoding: GET /images/{id}/embedding and /models/{name}/fi
     request(t.server).get(`/api/v1/images/${id}/embedding${query}`).set(user.auth);
   const embeddingJobs = async (): Promise<number> =>
     (await request(t.server).get('/api/v1/jobs?type=image.embedding').set(alice.auth)).body.total as number;
-  /** The embedding cache's counters once the worker has published at least `least` lookups. */
-  const cacheStats = (least: (s: CacheStats) => boolean): Promise<CacheStats> =>
+  /** sam-tiny's embedding cache counters and inference count, once the worker has published what `least` asks. */
+  const cacheStats = (least: (s: Stats) => boolean): Promise<Stats> =>
     waitFor(async () => {
       const body = (await request(t.server).get('/api/v1/models/sam-tiny/stats').set(alice.auth)).body;
-      const s = body.total?.embedding_cache as CacheStats | null | undefined;
+      const c = body.total?.embedding_cache as CacheStats | null | undefined;
+      const s = c && { hits: c.hits, misses: c.misses, inferences: body.total.inference_count as number };
       return s && least(s) ? s : null;
     }, 30_000);
 
@@ -85,8 +87,8 @@ describe('client-side decoding: GET /images/{id}/embedding and /models/{name}/fi
     expect(values.some((v) => v !== 0)).toBe(true);
     expect(values.every(Number.isFinite)).toBe(true);
     expect(await embeddingJobs()).toBe(1);
-    // The first embedding of the image was an encoder run: one cache miss, no hit.
-    expect(await cacheStats((s) => s.misses >= 1)).toMatchObject({ hits: 0, misses: 1 });
+    // The first embedding of the image was an encoder run: one cache miss, no hit, one inference of the model.
+    expect(await cacheStats((s) => s.inferences >= 1)).toEqual({ hits: 0, misses: 1, inferences: 1 });
 
     const again = await getEmbedding(imageId);
     expect(again.status).toBe(200);
@@ -156,7 +158,7 @@ describe('client-side decoding: GET /images/{id}/embedding and /models/{name}/fi
     const best = served.reduce((a, b) => (b.score > a.score ? b : a));
     expect(maskIoU(plane(best.mask_index), rleDecode(shape.mask))).toBeGreaterThanOrEqual(0.8);
     // The prompt found the embedding job's embedding in the worker's cache: one more hit, no more misses.
-    expect(await cacheStats((s) => s.hits >= 1)).toMatchObject({ hits: 1, misses: 1 });
+    expect(await cacheStats((s) => s.inferences >= 2)).toEqual({ hits: 1, misses: 1, inferences: 2 });
     // And so does a second prompt on the same image.
     const [bx1, by1] = [Math.max(0, x - 40), Math.max(0, y - 40)];
     const boxed = await request(t.server)
@@ -165,7 +167,7 @@ describe('client-side decoding: GET /images/{id}/embedding and /models/{name}/fi
       .field('image_id', imageId)
       .field('box', JSON.stringify({ x1: bx1, y1: by1, x2: Math.min(W, x + 40), y2: Math.min(H, y + 40) }));
     expect(boxed.status, JSON.stringify(boxed.body)).toBe(200);
-    expect(await cacheStats((s) => s.hits >= 2)).toMatchObject({ hits: 2, misses: 1 });
+    expect(await cacheStats((s) => s.inferences >= 3)).toEqual({ hits: 2, misses: 1, inferences: 3 });
   });
 
   it('a model that is not SAM is a 400 listing the SAM models; another user’s image is a 404; nothing is queued', async () => {

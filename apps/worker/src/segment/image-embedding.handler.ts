@@ -7,7 +7,7 @@ import { HandlesJob, JobCancelledError, type JobContext, type JobHandler, Perman
 import type { ImageEmbeddingResult } from '@aperture/queue/job-registry.js';
 import { StorageKeys } from '@aperture/storage/storage-keys.js';
 import { STORAGE, type StoragePort, StorageNotFoundError } from '@aperture/storage/storage.port.js';
-import { contentSha256, readStoredImage } from '../tasks/image-job-support.js';
+import { contentSha256, queueMs, readStoredImage } from '../tasks/image-job-support.js';
 
 /**
  * The SAM image embedding of one image, for a client that runs the decoder itself: taken from the embedding cache
@@ -35,10 +35,11 @@ export class ImageEmbeddingHandler implements JobHandler<'image.embedding'> {
       if (e instanceof StorageNotFoundError) throw new PermanentJobError(`The file of image ${imageId} is missing from storage`);
       throw e;
     }
-    const { bytes, img } = read;
+    const { bytes, img, decodeMs } = read;
     if (ctx.signal.aborted) throw new JobCancelledError();
     const sha256 = contentSha256(bytes);
     const { embedding, hit } = await this.sam.samEncodeCached(model, img, sha256);
+    this.sam.recordEncode(embedding, { queueMs: queueMs(ctx.job), decodeMs });
     if (ctx.signal.aborted) throw new JobCancelledError();
     const shape = embeddingShape(entry.files.find((f) => f.role === 'encoder')?.outputs[0]?.shape, embedding.data.length);
     const inputSize = encoderInputSize(entry.files.find((f) => f.role === 'encoder')?.inputs[0]?.shape);
