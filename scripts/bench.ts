@@ -7,6 +7,7 @@
  * - the detector through HTTP + queue + worker (POST /models/primitives-obb/infer): images/s at concurrency 1 and 4,
  *   latency split into accept, pickup, run and finish; sam-tiny (a click) likewise at concurrency 1
  * - model memory: RSS of this process over 20 load/unload cycles of every shipped model (sessions in worker threads)
+ * - GET /images/{id}/embedding: the first request (a job and an encoder run), after a prompt (cache hit), stored
  * The API and worker processes use a scratch PostgreSQL database when one is reachable (PG_ADMIN_URL, default the
  * local server; two processes in production share PostgreSQL), else the embedded SQLite default (BENCH_DB=sqlite
  * forces it), in a temporary DATA_DIR with a throwaway Redis prefix. Never run by the tests.
@@ -148,6 +149,7 @@ try {
   await benchQueue('primitives-obb', 'obb', {}, 24, [1, 4]);
   await benchQueue('sam-tiny', 'sam', { points: JSON.stringify([{ x: 960, y: 540, label: 1 }]) }, 8, [1]);
   await benchFragmentTask();
+  await benchEmbedding();
 } finally {
   for (const c of children) c.kill('SIGTERM');
   await sleep(500);
@@ -255,6 +257,53 @@ async function benchFragmentTask(): Promise<void> {
   const runs = [await one(), await one(), await one()];
   results['fragments_task_1920x1080_end_to_end_ms'] = Math.round(runs.reduce((a, r) => a + r.total, 0) / runs.length);
   results['fragments_task_1920x1080_job_run_ms'] = Math.round(runs.reduce((a, r) => a + r.run, 0) / runs.length);
+}
+
+/**
+ * GET /images/{id}/embedding on a 1920x1080 JPEG: the first request (an image.embedding job: decode, encoder, storing
+ * 4 MB), the same after a prompt on the image (the job finds the embedding in the worker's cache: no encoder run), and
+ * a stored one (read from storage, no job), each the mean of 3 fresh images, to the last byte of the body.
+ */
+async function benchEmbedding(): Promise<void> {
+  const jpeg = readFileSync(resolve(root, 'models/fixtures/bench-1920x1080.jpg'));
+  const auth = { authorization: `Bearer ${token}` };
+  const upload = async (i: number): Promise<string> => {
+    // A different file each time (re-encoded at another quality), so that no embedding is shared.
+    const bytes = await sharp(jpeg)
+      .jpeg({ quality: 90 - i })
+      .toBuffer();
+    const form = new FormData();
+    form.append('images', new Blob([bytes], { type: 'image/jpeg' }), `bench-${i}.jpg`);
+    const res = await fetch(`${base}/api/v1/images`, { method: 'POST', headers: auth, body: form });
+    if (res.status !== 201) throw new Error(`upload answered ${res.status}: ${await res.text()}`);
+    return ((await res.json()) as { data: { id: string }[] }).data[0]!.id;
+  };
+  const get = async (id: string): Promise<number> => {
+    const t0 = performance.now();
+    const res = await fetch(`${base}/api/v1/images/${id}/embedding`, { headers: auth });
+    const body = await res.arrayBuffer();
+    if (res.status !== 200 || body.byteLength !== 4 * 256 * 64 * 64) throw new Error(`embedding answered ${res.status}`);
+    return performance.now() - t0;
+  };
+  const mean = (v: number[]): number => Math.round((v.reduce((a, b) => a + b, 0) / v.length) * 10) / 10;
+  const cold: number[] = [];
+  const stored: number[] = [];
+  const afterPrompt: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const id = await upload(i);
+    cold.push(await get(id));
+    stored.push(await get(id));
+    const prompted = await upload(10 + i);
+    const form = new FormData();
+    form.append('image_id', prompted);
+    form.append('points', JSON.stringify([{ x: 960, y: 540 }]));
+    const seg = await fetch(`${base}/api/v1/segment/points`, { method: 'POST', headers: auth, body: form });
+    if (seg.status !== 200) throw new Error(`segment/points answered ${seg.status}: ${await seg.text()}`);
+    afterPrompt.push(await get(prompted));
+  }
+  results['embedding_1920x1080_first_get_ms'] = mean(cold);
+  results['embedding_1920x1080_after_prompt_get_ms'] = mean(afterPrompt);
+  results['embedding_1920x1080_stored_get_ms'] = mean(stored);
 }
 
 /** Every image model's phases on a 1920x1080 JPEG, and RSS over load/unload cycles of every shipped model. */

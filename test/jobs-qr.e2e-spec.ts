@@ -5,14 +5,8 @@ import { QrCode } from '@aperture/database/entities/qr.entity.js';
 import { QR_PER_PAGE } from '@aperture/qr/qr-layout.js';
 import { createTestApp, type TestApp } from './support/app.js';
 import { testEnv } from './support/env.js';
-import { expectProblem, type LoggedIn, registerAndLogin, waitFor } from './support/http.js';
+import { binary, expectProblem, type LoggedIn, registerAndLogin, waitFor } from './support/http.js';
 import { readQrPdf } from './support/pdf.js';
-
-const binary = (res: request.Response, cb: (err: Error | null, body: Buffer) => void): void => {
-  const chunks: Buffer[] = [];
-  res.on('data', (c: Buffer) => chunks.push(c));
-  res.on('end', () => cb(null, Buffer.concat(chunks)));
-};
 
 describe('job engine and QR batches (API + worker in one process, PostgreSQL + Redis)', () => {
   let t: TestApp;

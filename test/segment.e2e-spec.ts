@@ -193,25 +193,5 @@ describe('POST /segment/points and /segment/box (SAM prompts)', () => {
     expect(job.status, JSON.stringify(job)).toBe('completed');
     expectProblem(await post('box', { image_id: imageId, box: JSON.stringify({ x1, y1, x2, y2 }) }, bob, null), 404, 'NOT_FOUND');
   });
-
-  it('refuses bad input with a clear 400 and stores nothing', async () => {
-    const before = (await request(t.server).get('/api/v1/jobs').set(alice.auth)).body.total as number;
-    const pt = JSON.stringify([{ x: 10, y: 10 }]);
-    expectProblem(await post('points', { points: '[{"x":1,' }), 400, 'VALIDATION_ERROR', /points must be valid JSON/);
-    expectProblem(await post('points', { points: '[{"x":"a","y":2}]' }), 400, 'VALIDATION_ERROR', /points\[0\]\.x/);
-    expectProblem(await post('points', { points: JSON.stringify([{ x: 900, y: 10 }]) }), 400, 'VALIDATION_ERROR', /outside the image/);
-    expectProblem(await post('points', { points: JSON.stringify([{ x: 0.5, y: 1.5 }]), coords: 'normalized' }), 400, 'VALIDATION_ERROR');
-    const many = JSON.stringify(Array.from({ length: 65 }, () => ({ x: 10, y: 10 })));
-    expectProblem(await post('points', { points: many }), 400, 'VALIDATION_ERROR', /at most 64 items/);
-    expectProblem(await post('box', { box: JSON.stringify({ x1: 100, y1: 10, x2: 50, y2: 60 }) }), 400, 'VALIDATION_ERROR', /x2 must be/);
-    expectProblem(await post('box', { box: JSON.stringify({ x1: 10, y1: 10, x2: 50, y2: 6000 }) }), 400, 'VALIDATION_ERROR', /outside/);
-    expectProblem(await post('box', { box: '{"x1":1' }), 400, 'VALIDATION_ERROR', /box must be valid JSON/);
-    expectProblem(await post('points', { points: pt, model: 'primitives-obb' }), 400, 'VALIDATION_ERROR', /sam-tiny/);
-    expectProblem(await post('points', { points: pt, model_type: 'nope' }), 400, 'VALIDATION_ERROR', /sam-tiny/);
-    expectProblem(await post('points', { points: pt }, alice, Buffer.from('not an image at all')), 400, 'IMAGE_VALIDATION_ERROR');
-    expectProblem(await post('points', { points: pt }, alice, null), 400, 'VALIDATION_ERROR', /image/);
-    expectProblem(await post('points', { points: pt, output: 'jpeg' }), 400, 'VALIDATION_ERROR');
-    const after = (await request(t.server).get('/api/v1/jobs').set(alice.auth)).body.total as number;
-    expect(after).toBe(before);
-  });
+  // Bad input and ownership: test/segment-bad-input.e2e-spec.ts (one table for every segment route).
 });

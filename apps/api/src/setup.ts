@@ -14,6 +14,7 @@ import { createValidationPipe, RejectNulPipe } from '@aperture/common/validation
 import type { NextFunction, Request, Response } from 'express';
 import { AuthGuard } from './auth/auth.guard.js';
 import { SchemaService } from '@aperture/database/schema.service.js';
+import { EMBEDDING_HEADERS } from './embedding/embedding.dto.js';
 
 const API_PREFIX = 'api/v1';
 
@@ -22,7 +23,10 @@ export function configureApp(app: NestExpressApplication, config: AppConfig): vo
   app.set('trust proxy', config.http.trustProxy);
   app.disable('x-powered-by');
   app.use(helmet());
-  app.enableCors({ origin: config.cors.origins, exposedHeaders: ['X-Request-Id', 'Retry-After', 'Content-Disposition'] });
+  app.enableCors({
+    origin: config.cors.origins,
+    exposedHeaders: ['X-Request-Id', 'Retry-After', 'Content-Disposition', 'ETag', ...Object.keys(EMBEDDING_HEADERS)],
+  });
   app.useBodyParser('json', { limit: config.http.jsonBodyLimit });
   app.useBodyParser('urlencoded', { limit: '64kb', extended: false });
   app.setGlobalPrefix(API_PREFIX, {

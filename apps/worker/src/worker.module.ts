@@ -14,6 +14,7 @@ import { ModelAgent } from './models/model-agent.service.js';
 import { ModelInferHandler } from './models/model-infer.handler.js';
 import { ProjectDetectHandler } from './projects/project-detect.handler.js';
 import { QrBatchHandler } from './qr/qr-batch.handler.js';
+import { ImageEmbeddingHandler } from './segment/image-embedding.handler.js';
 import { SegmentPromptHandler } from './segment/segment-prompt.handler.js';
 import { SegmentAutoHandler } from './segment-auto/segment-auto.handler.js';
 import { FragmentsTaskHandler } from './tasks/fragments-task.handler.js';
@@ -40,6 +41,7 @@ import { WorkerHealth } from './worker-health.service.js';
     ProjectDetectHandler,
     SegmentPromptHandler,
     SegmentAutoHandler,
+    ImageEmbeddingHandler,
   ],
   exports: [JobRunner, WorkerHealth, ModelAgent],
 })

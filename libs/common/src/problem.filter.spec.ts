@@ -1,5 +1,5 @@
 import type { ArgumentsHost } from '@nestjs/common';
-import { NotFoundException } from '@nestjs/common';
+import { BadRequestException, NotFoundException, PayloadTooLargeException } from '@nestjs/common';
 import { describe, expect, it } from 'vitest';
 import { ProblemDetailsFilter } from './problem.filter.js';
 import { ProblemException } from './problem.js';
@@ -57,5 +57,21 @@ describe('ProblemDetailsFilter', () => {
       code: 'NOT_FOUND',
       detail: 'No route GET /nope.',
     });
+  });
+
+  it("rewrites multer's multipart errors as sentences naming the field", () => {
+    expect(capture(new PayloadTooLargeException('File too large - image')).body).toMatchObject({
+      status: 413,
+      code: 'PAYLOAD_TOO_LARGE',
+      detail: 'The file "image" is larger than the upload size limit.',
+    });
+    expect(capture(new BadRequestException('Unexpected file field - images')).body.detail).toBe(
+      'The file field "images" is not expected here, or holds more files than this route takes.',
+    );
+    expect(capture(new BadRequestException('Field value too long - points')).body.detail).toBe(
+      'The form field "points" is longer than a form field may be.',
+    );
+    expect(capture(new BadRequestException('Too many fields')).body.detail).toBe('Too many form fields in one request.');
+    expect(capture(new BadRequestException('Something else - x')).body.detail).toBe('Something else - x');
   });
 });

@@ -63,6 +63,13 @@ export interface SegmentPromptParams {
   output: SegmentOutput;
 }
 
+/** A SAM image embedding of one of the user's images (GET /images/{id}/embedding), stored for client-side decoding. */
+export interface ImageEmbeddingParams {
+  model: string;
+  imageId: string;
+  imageKey: string;
+}
+
 export interface JobPayloads {
   'qr.batch': { batchId: string };
   'model.infer': { model: string; imageKey: string; options: InferOptions };
@@ -71,6 +78,7 @@ export interface JobPayloads {
   'project.detect': ProjectDetectParams;
   'segment.prompt': SegmentPromptParams;
   'segment.auto': SegmentAutoParams;
+  'image.embedding': ImageEmbeddingParams;
 }
 export type JobType = keyof JobPayloads;
 
@@ -136,6 +144,33 @@ export type SegmentPromptResult = JsonObject & {
   visualization_artifact_id: string | null;
 };
 
+/**
+ * image.embedding: where the embedding's bytes are (StorageKeys.embedding) and what a client needs to run the SAM
+ * decoder on them itself. Also stored as the embedding's meta.json.
+ */
+export type ImageEmbeddingResult = {
+  model: string;
+  version: string;
+  /** sha256 of the image file the embedding was computed from. */
+  sha256: string;
+  data_key: string;
+  /** image_embeddings dims, e.g. [1, 256, 64, 64]. */
+  shape: number[];
+  dtype: 'float32';
+  byte_length: number;
+  /** The original image size (after EXIF orientation): the decoder's orig_im_size is [height, width]. */
+  width: number;
+  height: number;
+  /** The encoder's square input side (SAM: 1024) and ResizeLongestSide's scale = input_size / max(width, height). */
+  input_size: number;
+  scale: number;
+  /** The image's size inside the encoder input (the rest is zero padding). */
+  resized_width: number;
+  resized_height: number;
+  /** Whether the worker's embedding cache already held it (no encoder run). */
+  cache_hit: boolean;
+};
+
 /** What each job type's handler returns; stored as the Job record's result (JSON). */
 export interface JobResults {
   'qr.batch': QrBatchResult;
@@ -145,6 +180,7 @@ export interface JobResults {
   'project.detect': ProjectDetectResult;
   'segment.prompt': SegmentPromptResult;
   'segment.auto': SegmentAutoResult;
+  'image.embedding': ImageEmbeddingResult;
 }
 
 /** Every result must be storable as JSON: this fails to compile if one is not. */
@@ -167,6 +203,10 @@ export const JOB_TYPES: Record<JobType, { queue: QueueName; description: string 
     description: 'SAM prompt segmentation: masks for points and/or boxes, with an SVG visualization',
   },
   'segment.auto': { queue: 'inference', description: 'Automatic segmentation: every mask SAM finds on an image (a grid of clicks)' },
+  'image.embedding': {
+    queue: 'inference',
+    description: "SAM image embedding of one of the user's images, stored for decoding on the client",
+  },
 };
 
 /** The job types that are prediction tasks (routes under /tasks). */
