@@ -27,7 +27,7 @@ export interface AppConfig {
   drive: DriveConfig;
   bruteForce: { maxFailures: number; maxFailuresPerIp: number; windowSeconds: number; maxLockSeconds: number };
   cors: { origins: string[] | true };
-  http: { jsonBodyLimit: string; trustProxy: boolean; shutdownTimeoutMs: number };
+  http: { jsonBodyLimit: string; batchJsonBodyLimit: string; trustProxy: boolean; shutdownTimeoutMs: number };
   rateLimit: { perMinute: number; perHour: number };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; pretty: boolean };
   storage: { dir: string };
@@ -260,6 +260,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
 
   const bodyLimit = r.str('JSON_BODY_LIMIT', '1mb');
   if (!/^\d+(b|kb|mb)$/i.test(bodyLimit)) r.problems.push(`JSON_BODY_LIMIT must look like 1mb or 512kb, got "${bodyLimit}"`);
+  const batchBodyLimit = r.str('BATCH_JSON_BODY_LIMIT', '100mb');
+  if (!/^\d+(b|kb|mb)$/i.test(batchBodyLimit)) {
+    r.problems.push(`BATCH_JSON_BODY_LIMIT must look like 100mb or 512kb, got "${batchBodyLimit}"`);
+  }
 
   const config: AppConfig = {
     env: nodeEnv,
@@ -292,6 +296,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     cors,
     http: {
       jsonBodyLimit: bodyLimit,
+      batchJsonBodyLimit: batchBodyLimit,
       trustProxy: r.bool('TRUST_PROXY', false),
       shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 25000, 0, 600000),
     },
