@@ -233,7 +233,7 @@ describe('segmentation batches', () => {
     expect(list.body.items[0].jobs).toBeUndefined();
   }, 300_000);
 
-  it('job filters: model, type, status (aliases too) and batch; unknown values are 400s listing the allowed ones', async () => {
+  it('job filters: model, type, status and batch; unknown values are 400s listing the allowed ones', async () => {
     const all = (await api().get('/api/v1/jobs?page_size=100')).body as { total: number; items: { type: string; model: string }[] };
     expect(all.total).toBe(16); // 5 + 5 batch jobs, 4 single-image checks, 2 of the failing batch
     const sam = await api().get('/api/v1/jobs?model=sam-tiny&page_size=100');
@@ -245,9 +245,9 @@ describe('segmentation batches', () => {
     expect(auto.body.total).toBe(all.items.filter((j) => j.type === 'segment.auto').length);
     expect(auto.body.total).toBe(4);
     expect(auto.body.items.every((j: { type: string; batch_id: string | null }) => j.type === 'segment.auto')).toBe(true);
-    expect((await api().get('/api/v1/jobs?status=done')).body.total).toBe(15);
+    expect((await api().get('/api/v1/jobs?status=completed')).body.total).toBe(15);
     expect((await api().get('/api/v1/jobs?status=completed&type=segment.auto&model=sam-tiny')).body.total).toBe(3);
-    expect((await api().get('/api/v1/jobs?status=pending')).body.total).toBe(0);
+    expect((await api().get('/api/v1/jobs?status=queued')).body.total).toBe(0);
     expectProblem(await api().get('/api/v1/jobs?status=bogus'), 400, 'VALIDATION_ERROR', /queued, running, completed, failed, cancelled/);
     expectProblem(await api().get('/api/v1/jobs?type=segment.nope'), 400, 'VALIDATION_ERROR', /segment\.prompt, segment\.auto/);
     expectProblem(await api().get('/api/v1/jobs?model=nope'), 400, 'VALIDATION_ERROR', /sam-tiny/);

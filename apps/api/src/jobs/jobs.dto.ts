@@ -5,25 +5,9 @@ import { PageQueryDto } from '@aperture/common/pagination.js';
 import { type Job, type JobArtifact, JOB_STATUSES, type JobStatus } from '@aperture/database/entities/job.entity.js';
 import { ALL_JOB_TYPES, jobImageCount, type JobType } from '@aperture/queue/job-registry.js';
 
-/** The source services' words for the statuses, accepted by the status filter. */
-const STATUS_ALIASES: Record<string, JobStatus> = {
-  pending: 'queued',
-  waiting: 'queued',
-  in_progress: 'running',
-  'in progress': 'running',
-  processing: 'running',
-  done: 'completed',
-  finished: 'completed',
-  error: 'failed',
-};
-
 export class JobListQueryDto extends PageQueryDto {
-  @ApiPropertyOptional({
-    enum: JOB_STATUSES,
-    description: 'Also accepts pending/waiting (queued), in_progress/processing (running), done/finished (completed), error (failed)',
-  })
+  @ApiPropertyOptional({ enum: JOB_STATUSES })
   @IsOptional()
-  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' ? (STATUS_ALIASES[value.toLowerCase()] ?? value) : value))
   @IsIn(JOB_STATUSES)
   status?: JobStatus;
 
