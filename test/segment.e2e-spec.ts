@@ -36,6 +36,8 @@ const shape = img.shapes[0]!;
 const file = resolve(fixtures, img.file);
 const best = (masks: Mask[]): Mask => masks.reduce((a, b) => (b.score > a.score ? b : a));
 const iou = (m: Mask, s: Shape): number => maskIoU(rleDecode(m.mask as Rle), rleDecode(s.mask));
+/** The page's document inside page.evaluate (the project compiles without the DOM library). */
+declare const document: { documentElement: { localName: string }; getElementsByTagName(name: string): { length: number } };
 
 /**
  * Chromium parses the SVG as a document of its own (a parse error would replace it with an error page), shows the
