@@ -6,6 +6,8 @@
  *   post-processing, total (scene-gru is left out: its input is the detected primitives, not an image)
  * - the detector through HTTP + queue + worker (POST /models/primitives-obb/infer): images/s at concurrency 1 and 4,
  *   latency split into accept, pickup, run and finish; sam-tiny (a click) likewise at concurrency 1
+ * - a segmentation batch of 10 such images with a click each (POST /segment/batches, multipart and JSON): the time to
+ *   accept it, to finish every job, and images/s
  * - model memory: RSS of this process over 20 load/unload cycles of every shipped model (sessions in worker threads)
  * - GET /images/{id}/embedding: the first request (a job and an encoder run), after a prompt (cache hit), stored
  * The API and worker processes use a scratch PostgreSQL database when one is reachable (PG_ADMIN_URL, default the
@@ -150,6 +152,7 @@ try {
   await benchQueue('sam-tiny', 'sam', { points: JSON.stringify([{ x: 960, y: 540, label: 1 }]) }, 8, [1]);
   await benchFragmentTask();
   await benchEmbedding();
+  await benchSegmentBatch();
 } finally {
   for (const c of children) c.kill('SIGTERM');
   await sleep(500);
@@ -304,6 +307,51 @@ async function benchEmbedding(): Promise<void> {
   results['embedding_1920x1080_first_get_ms'] = mean(cold);
   results['embedding_1920x1080_after_prompt_get_ms'] = mean(afterPrompt);
   results['embedding_1920x1080_stored_get_ms'] = mean(stored);
+}
+
+/**
+ * A segmentation batch of 10 copies of the 1920x1080 JPEG, one click each, through HTTP, the queue and the worker:
+ * accept (the POST: every image checked, stored and queued), end to end (until every job has finished) and images/s,
+ * in the multipart form and in the JSON form (base64 images).
+ */
+async function benchSegmentBatch(): Promise<void> {
+  const jpeg = readFileSync(resolve(root, 'models/fixtures/bench-1920x1080.jpg'));
+  const n = 10;
+  const points = JSON.stringify(Array.from({ length: n }, () => [{ x: 960, y: 540, label: 1 }]));
+  const run = async (tag: string, send: () => Promise<Response>): Promise<void> => {
+    const t0 = performance.now();
+    const res = await send();
+    if (res.status !== 202) throw new Error(`batch answered ${res.status}: ${await res.text()}`);
+    const accepted = performance.now() - t0;
+    const batch = (await res.json()) as { batch_id: string; jobs: { job_id: string }[] };
+    for (const j of batch.jobs) {
+      for (;;) {
+        const st = await call('GET', `/api/v1/jobs/${j.job_id}/status?wait_ms=30000`);
+        if (st.json.status === 'completed') break;
+        if (st.json.status === 'failed') throw new Error(`batch job failed: ${JSON.stringify(st.json)}`);
+      }
+    }
+    const total = performance.now() - t0;
+    const b = await call('GET', `/api/v1/segment/batches/${batch.batch_id}`);
+    if (b.json.status !== 'completed') throw new Error(`batch ended ${String(b.json.status)}`);
+    results[`segment_batch_${tag}_${n}_accept_ms`] = Math.round(accepted);
+    results[`segment_batch_${tag}_${n}_end_to_end_ms`] = Math.round(total);
+    results[`segment_batch_${tag}_${n}_images_per_s`] = Math.round((n / total) * 1000 * 100) / 100;
+  };
+  await run('multipart', () => {
+    const form = new FormData();
+    for (let i = 0; i < n; i++) form.append('images', new Blob([jpeg], { type: 'image/jpeg' }), `bench-${i}.jpg`);
+    form.append('points', points);
+    form.append('coords', 'pixels');
+    return fetch(`${base}/api/v1/segment/batches`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+  });
+  await run('json', () =>
+    fetch(`${base}/api/v1/segment/batches`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ images: Array.from({ length: n }, () => jpeg.toString('base64')), points: JSON.parse(points) as unknown }),
+    }),
+  );
 }
 
 /** Every image model's phases on a 1920x1080 JPEG, and RSS over load/unload cycles of every shipped model. */

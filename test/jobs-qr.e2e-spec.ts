@@ -64,7 +64,7 @@ describe('job engine and QR batches (API + worker in one process, PostgreSQL + R
     expect(file.status).toBe(200);
     expect((file.body as Buffer).subarray(0, 5).toString()).toBe('%PDF-');
     const status = await request(t.server).get(`/api/v1/jobs/${batch.job_id}/status`).set(alice.auth);
-    expect(status.body).toEqual({ id: batch.job_id, status: 'completed', progress: 1, error: null });
+    expect(status.body).toEqual({ id: batch.job_id, status: 'completed', progress: 1, total_images: 0, processed_images: 0, error: null });
     const result = await request(t.server).get(`/api/v1/jobs/${batch.job_id}/result`).set(alice.auth);
     expect(result.body.result).toMatchObject({ codes: 3 });
   });

@@ -19,6 +19,7 @@ import { JobsModule } from './jobs/jobs.module.js';
 import { ModelsModule } from './models/models.module.js';
 import { ProjectsModule } from './projects/projects.module.js';
 import { SegmentAutoModule } from './segment-auto/segment-auto.module.js';
+import { SegmentBatchesModule } from './segment-batches/segment-batches.module.js';
 import { QrModule } from './qr/qr.module.js';
 import { SegmentModule } from './segment/segment.module.js';
 import { DriveModule } from './storage/drive.module.js';
@@ -59,6 +60,7 @@ import { RedisThrottlerStorage } from './throttle/redis-throttler.storage.js';
     SegmentModule,
     SegmentAutoModule,
     EmbeddingModule,
+    SegmentBatchesModule,
   ],
   providers: [
     { provide: APP_FILTER, useClass: ProblemDetailsFilter },

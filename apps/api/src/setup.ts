@@ -27,6 +27,12 @@ export function configureApp(app: NestExpressApplication, config: AppConfig): vo
     origin: config.cors.origins,
     exposedHeaders: ['X-Request-Id', 'Retry-After', 'Content-Disposition', 'ETag', ...Object.keys(EMBEDDING_HEADERS)],
   });
+  // A segmentation batch's JSON carries its images base64-encoded: that one route gets its own, larger limit.
+  const batches = `/${API_PREFIX}/segment/batches`;
+  app.useBodyParser('json', {
+    limit: config.http.batchJsonBodyLimit,
+    type: (req) => (req.url ?? '').split('?')[0] === batches && /\bjson\b/i.test(String(req.headers['content-type'] ?? '')),
+  });
   app.useBodyParser('json', { limit: config.http.jsonBodyLimit });
   app.useBodyParser('urlencoded', { limit: '64kb', extended: false });
   app.setGlobalPrefix(API_PREFIX, {

@@ -225,3 +225,15 @@ export interface BullJobData {
 
 /** Redis pub/sub channel (under the deployment prefix) on which cancellations of running jobs are announced. */
 export const CANCEL_CHANNEL = 'jobs:cancel';
+
+/** The model a job runs, for listing and filtering (its main one: a prediction task's detector); null for a job without one. */
+export function jobModel<T extends JobType>(type: T, params: JobPayloads[T]): string | null {
+  if (type === 'task.predict') return (params as PredictTaskParams).detectionModel;
+  const model = (params as { model?: unknown }).model;
+  return typeof model === 'string' ? model : null;
+}
+
+/** How many images a job of this type works on: one for every image job, none for a QR batch. */
+export function jobImageCount(type: string): number {
+  return type === 'qr.batch' ? 0 : 1;
+}

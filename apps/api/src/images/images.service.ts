@@ -28,7 +28,7 @@ export interface StoreReport {
 }
 
 /** Multer reads header parameters as latin1; browsers and curl send UTF-8. Also drops any path a client sent. */
-function uploadName(raw: string): string {
+export function uploadName(raw: string): string {
   let name = raw;
   const utf8 = Buffer.from(raw, 'latin1').toString('utf8');
   if (!utf8.includes('\uFFFD')) name = utf8;
