@@ -18,6 +18,7 @@ import { JobsModule } from './jobs/jobs.module.js';
 import { ModelsModule } from './models/models.module.js';
 import { ProjectsModule } from './projects/projects.module.js';
 import { SegmentAutoModule } from './segment-auto/segment-auto.module.js';
+import { SegmentObjectsModule } from './segment-objects/segment-objects.module.js';
 import { QrModule } from './qr/qr.module.js';
 import { SegmentModule } from './segment/segment.module.js';
 import { DriveModule } from './storage/drive.module.js';
@@ -57,6 +58,7 @@ import { RedisThrottlerStorage } from './throttle/redis-throttler.storage.js';
     DriveModule,
     SegmentModule,
     SegmentAutoModule,
+    SegmentObjectsModule,
   ],
   providers: [
     { provide: APP_FILTER, useClass: ProblemDetailsFilter },

@@ -36,7 +36,9 @@ function stubFor(type: JobType): new () => unknown {
   Object.defineProperty(Stub, 'name', { value: `${type}Stub` });
   return Stub;
 }
-const imageJobStubs = (['task.predict', 'task.fragments', 'project.detect', 'segment.prompt', 'segment.auto'] as const).map(stubFor);
+const imageJobStubs = (
+  ['task.predict', 'task.fragments', 'project.detect', 'segment.prompt', 'segment.auto', 'segment.objects'] as const
+).map(stubFor);
 
 @Injectable()
 @HandlesJob('no.such.type' as JobType)

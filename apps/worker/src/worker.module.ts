@@ -16,6 +16,7 @@ import { ProjectDetectHandler } from './projects/project-detect.handler.js';
 import { QrBatchHandler } from './qr/qr-batch.handler.js';
 import { SegmentPromptHandler } from './segment/segment-prompt.handler.js';
 import { SegmentAutoHandler } from './segment-auto/segment-auto.handler.js';
+import { SegmentObjectsHandler } from './segment-objects/segment-objects.handler.js';
 import { FragmentsTaskHandler } from './tasks/fragments-task.handler.js';
 import { ImageJobSupport } from './tasks/image-job-support.js';
 import { PredictTaskHandler } from './tasks/predict-task.handler.js';
@@ -40,6 +41,7 @@ import { WorkerHealth } from './worker-health.service.js';
     ProjectDetectHandler,
     SegmentPromptHandler,
     SegmentAutoHandler,
+    SegmentObjectsHandler,
   ],
   exports: [JobRunner, WorkerHealth, ModelAgent],
 })

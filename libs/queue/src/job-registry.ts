@@ -1,6 +1,7 @@
 import type { LengthUnit } from '@aperture/common/length-units.js';
 import type { JsonObject } from '@aperture/database/entities/job.entity.js';
 import type { SegmentAutoParams, SegmentAutoResult } from './segment-auto.types.js';
+import type { SegmentObjectsParams, SegmentObjectsResult } from './segment-objects.types.js';
 
 /**
  * The typed job registry: every job type, the queue it runs on and the payload it carries.
@@ -71,6 +72,7 @@ export interface JobPayloads {
   'project.detect': ProjectDetectParams;
   'segment.prompt': SegmentPromptParams;
   'segment.auto': SegmentAutoParams;
+  'segment.objects': SegmentObjectsParams;
 }
 export type JobType = keyof JobPayloads;
 
@@ -145,6 +147,7 @@ export interface JobResults {
   'project.detect': ProjectDetectResult;
   'segment.prompt': SegmentPromptResult;
   'segment.auto': SegmentAutoResult;
+  'segment.objects': SegmentObjectsResult;
 }
 
 /** Every result must be storable as JSON: this fails to compile if one is not. */
@@ -167,6 +170,10 @@ export const JOB_TYPES: Record<JobType, { queue: QueueName; description: string 
     description: 'SAM prompt segmentation: masks for points and/or boxes, with an SVG visualization',
   },
   'segment.auto': { queue: 'inference', description: 'Automatic segmentation: every mask SAM finds on an image (a grid of clicks)' },
+  'segment.objects': {
+    queue: 'inference',
+    description: 'Object extraction: each SAM mask cleaned and cut out as an RGBA PNG, with masks, an overlay and metadata',
+  },
 };
 
 /** The job types that are prediction tasks (routes under /tasks). */

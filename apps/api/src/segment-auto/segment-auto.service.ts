@@ -18,7 +18,7 @@ import { completedJob } from '../jobs/job-answers.js';
 import { ModelCatalogueService } from '../models/model-catalogue.service.js';
 import type { SegmentAutoFormDto } from './segment-auto.dto.js';
 
-const OPTION_KEYS = [
+export const OPTION_KEYS = [
   'points_per_side',
   'points_per_batch',
   'pred_iou_thresh',
@@ -36,6 +36,25 @@ const OPTION_KEYS = [
 /** SAM's default points_per_side and crop_n_layers (for the cross-field check only; the worker applies the defaults). */
 const DEFAULT_POINTS_PER_SIDE = 32;
 
+/**
+ * The generator options a form set (omitted ones take SAM's defaults in the worker), after the one rule that spans
+ * fields; a crop layer left without points is a 400.
+ */
+export function amgOptions(form: Partial<Pick<SegmentAutoFormDto, (typeof OPTION_KEYS)[number]>>): SegmentAutoOptions {
+  const options: Record<string, unknown> = {};
+  for (const k of OPTION_KEYS) if (form[k] !== undefined) options[k] = form[k];
+  // The one rule that spans fields: the last crop layer needs at least one point a side.
+  const pps = form.points_per_side ?? DEFAULT_POINTS_PER_SIDE;
+  const factor = form.crop_n_points_downscale_factor ?? 1;
+  const layers = form.crop_n_layers ?? 0;
+  if (Math.trunc(pps / factor ** layers) < 1) {
+    throw badRequest(`crop layer ${layers} would have no points: points_per_side / crop_n_points_downscale_factor^crop_n_layers < 1`, {
+      errors: [{ field: 'crop_n_points_downscale_factor', messages: ['too large for points_per_side and crop_n_layers'] }],
+    });
+  }
+  return options as SegmentAutoOptions;
+}
+
 /** The intake of POST /segment/auto: checks the model, the image and the options, then queues a segment.auto job. */
 @Injectable()
 export class SegmentAutoService {
@@ -52,7 +71,7 @@ export class SegmentAutoService {
   /** Every check first; then the upload (if any) is stored under the job's inputs and the job is queued. */
   async submit(form: SegmentAutoFormDto, file: UploadedImage | undefined, p: Principal): Promise<Job> {
     const model = this.catalogue.resolveAliased(form.model, form.model_type, ['sam']);
-    const options = this.options(form);
+    const options = amgOptions(form);
     requireOneImageSource(file, form.image_id);
     const em = this.em.fork();
     const id = randomUUID();
@@ -82,20 +101,5 @@ export class SegmentAutoService {
   /** The completed job within waitMs, or null while it is still queued or running (422 if it failed). */
   waitFor(job: Job, waitMs: number): Promise<Job | null> {
     return completedJob(this.waiter, this.em, job, waitMs);
-  }
-
-  private options(form: SegmentAutoFormDto): SegmentAutoOptions {
-    const options: Record<string, unknown> = {};
-    for (const k of OPTION_KEYS) if (form[k] !== undefined) options[k] = form[k];
-    // The one rule that spans fields: the last crop layer needs at least one point a side.
-    const pps = form.points_per_side ?? DEFAULT_POINTS_PER_SIDE;
-    const factor = form.crop_n_points_downscale_factor ?? 1;
-    const layers = form.crop_n_layers ?? 0;
-    if (Math.trunc(pps / factor ** layers) < 1) {
-      throw badRequest(`crop layer ${layers} would have no points: points_per_side / crop_n_points_downscale_factor^crop_n_layers < 1`, {
-        errors: [{ field: 'crop_n_points_downscale_factor', messages: ['too large for points_per_side and crop_n_layers'] }],
-      });
-    }
-    return options as SegmentAutoOptions;
   }
 }

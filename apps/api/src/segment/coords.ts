@@ -87,3 +87,28 @@ export function toPixels(
     normalized,
   };
 }
+
+/** One decoder prompt set in image pixels: points and/or one box. */
+export interface PromptSet {
+  points?: PromptPoint[];
+  box?: PromptBox;
+}
+
+/**
+ * The prompt sets of a request, in image pixels: one per box (each with every point), or one holding the points when
+ * no box was sent. The coordinates are checked against the image as toPixels does.
+ */
+export function promptSets(
+  points: readonly PromptPoint[],
+  boxes: readonly PromptBox[],
+  mode: CoordMode,
+  width: number,
+  height: number,
+): PromptSet[] {
+  const px = toPixels(points, boxes, mode, width, height);
+  return px.boxes.length > 0 ? px.boxes.map((box) => (px.points.length ? { points: px.points, box } : { box })) : [{ points: px.points }];
+}
+
+/** Points as sent, with the default label 1 (foreground). */
+export const promptPoints = (list: readonly { x: number; y: number; label?: 0 | 1 | undefined }[]): PromptPoint[] =>
+  list.map((q) => ({ x: q.x, y: q.y, label: q.label ?? 1 }));
