@@ -1,5 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { cleanMask, cropRect, cutObject, distanceToBackground, featherAlpha, maskColorHex, MASK_COLORS, tintMasks } from './objects.js';
+import { removeSmallRegions } from './amg.js';
+import { maskArea, maskToBoxXyxy } from './mask.js';
+import {
+  cleanMask,
+  cropRect,
+  cutObject,
+  distanceToBackground,
+  featherAlpha,
+  maskBytes,
+  maskColorHex,
+  MASK_COLORS,
+  tintMasks,
+} from './objects.js';
 
 const grid = (rows: string[]): { mask: Uint8Array; width: number; height: number } => {
   const height = rows.length;
@@ -27,6 +39,35 @@ describe('cleanMask', () => {
     expect(rows(c.mask, width)).toEqual(['........', '........', '..####..', '..####..', '..####..', '........']);
     expect(c.area).toBe(12);
     expect(c.box).toEqual([2, 2, 5, 4]);
+  });
+
+  it("cleans on the box with a margin: the same as the generator's full-image step for an object away from the border", () => {
+    const W = 120;
+    const H = 90;
+    let seed = 7;
+    const rand = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const mask = new Uint8Array(W * H);
+    for (let y = 20; y < 70; y++) for (let x = 30; x < 95; x++) if (rand() < 0.93) mask[y * W + x] = 1; // pepper holes
+    for (let y = 40; y < 46; y++) for (let x = 50; x < 58; x++) mask[y * W + x] = 0; // a 48-px hole
+    for (let k = 0; k < 6; k++) mask[(10 + k) * W + 5 + 3 * k] = 1; // specks
+    for (let y = 75; y < 85; y++) for (let x = 100; x < 112; x++) mask[y * W + x] = 1; // a 120-px island
+    for (const area of [1, 30, 100, 200]) {
+      const holes = removeSmallRegions(mask, W, H, area, 'holes').mask;
+      const full = removeSmallRegions(holes, W, H, area, 'islands').mask;
+      const c = cleanMask(mask, W, H, area);
+      expect(rows(c.mask, W), `area ${area}`).toEqual(rows(full, W));
+      expect([c.area, ...c.box]).toEqual([maskArea(full), ...maskToBoxXyxy(full, W, H)]);
+    }
+    const c = cleanMask(mask, W, H, 100);
+    expect(c.mask[42 * W + 52]).toBe(1);
+    expect(c.mask[10 * W + 5]).toBe(0);
+    expect(c.mask[80 * W + 105]).toBe(1);
+  });
+
+  it('never fills background that reaches the image border (a sliver along the edge stays outside)', () => {
+    const { mask, width, height } = grid(['.####', '.#.##', '.####']);
+    expect(rows(cleanMask(mask, width, height, 4).mask, width)).toEqual(['.####', '.####', '.####']);
+    expect(maskBytes(Uint8Array.from([0, 1, 7]))).toEqual(Uint8Array.from([0, 255, 255]));
   });
 
   it('keeps the mask as it is with area 0, and reports an empty mask with an empty box', () => {

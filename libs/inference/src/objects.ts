@@ -17,15 +17,39 @@ export interface CleanMask {
 /**
  * Fills holes and removes islands (8-connected) smaller than minRegion pixels, as the automatic mask generator's
  * small-region step does (an object made only of small islands keeps its largest). minRegion ≤ 0 keeps the mask.
+ * The work is done on the mask's box with a margin of background around it, so its cost follows the object's size,
+ * not the image's; background that reaches the margin (the outside, also along the image's border) is never a hole.
  */
 export function cleanMask(mask: Uint8Array, width: number, height: number, minRegion: number): CleanMask {
-  let m = mask;
-  if (minRegion > 0) {
-    m = removeSmallRegions(m, width, height, minRegion, 'holes').mask;
-    m = removeSmallRegions(m, width, height, minRegion, 'islands').mask;
+  if (mask.length !== width * height) throw new Error(`Mask has ${mask.length} pixels, expected ${width}×${height}`);
+  const box = maskToBoxXyxy(mask, width, height);
+  if (box[2] === 0 && box[3] === 0 && mask[0] === 0) return { mask, area: 0, box: [0, 0, -1, -1] }; // empty
+  if (minRegion <= 0) return { mask, area: maskArea(mask), box };
+  // A margin wide enough that the background around the box is never smaller than minRegion: (2·pad)² ≥ minRegion.
+  const pad = Math.ceil(Math.sqrt(minRegion) / 2) + 1;
+  const [x0, y0, x1, y1] = box;
+  const bw = x1 - x0 + 1;
+  const ww = bw + 2 * pad;
+  const wh = y1 - y0 + 1 + 2 * pad;
+  let win: Uint8Array = new Uint8Array(ww * wh);
+  for (let y = y0; y <= y1; y++) win.set(mask.subarray(y * width + x0, y * width + x1 + 1), (y - y0 + pad) * ww + pad);
+  win = removeSmallRegions(win, ww, wh, minRegion, 'holes').mask;
+  win = removeSmallRegions(win, ww, wh, minRegion, 'islands').mask;
+  // Holes lie inside the box and islands are only removed: the cleaned mask stays within the box.
+  const out = new Uint8Array(width * height);
+  for (let y = y0; y <= y1; y++) {
+    const from = (y - y0 + pad) * ww + pad;
+    out.set(win.subarray(from, from + bw), y * width + x0);
   }
-  const area = maskArea(m);
-  return { mask: m, area, box: area === 0 ? [0, 0, -1, -1] : maskToBoxXyxy(m, width, height) };
+  const [cx0, cy0, cx1, cy1] = maskToBoxXyxy(win, ww, wh);
+  return { mask: out, area: maskArea(win), box: [cx0 + x0 - pad, cy0 + y0 - pad, cx1 + x0 - pad, cy1 + y0 - pad] };
+}
+
+/** A mask as 0 / 255 bytes (a greyscale image). */
+export function maskBytes(mask: Uint8Array): Uint8Array {
+  const out = new Uint8Array(mask.length);
+  for (let i = 0; i < mask.length; i++) out[i] = mask[i] !== 0 ? 255 : 0;
+  return out;
 }
 
 /** [x, y, width, height] of the pixels a XYXY inclusive box covers (the tight crop). */

@@ -2,9 +2,9 @@ import { Inject, Injectable } from '@nestjs/common';
 import sharp from 'sharp';
 import { roundTo } from '@aperture/common/round.js';
 import type { RgbImage } from '@aperture/imaging/decode.js';
-import { maskToBbox } from '@aperture/inference/mask.js';
+import { maskToBbox, rleDecode } from '@aperture/inference/mask.js';
 import { renderMaskSvg } from '@aperture/inference/mask-svg.js';
-import { type CleanMask, cleanMask, cropRect, cutObject, tintMasks } from '@aperture/inference/objects.js';
+import { type CleanMask, cleanMask, cropRect, cutObject, maskBytes, tintMasks } from '@aperture/inference/objects.js';
 import { AutoMaskPipeline } from '@aperture/models/auto-mask.pipeline.js';
 import { SamPipeline } from '@aperture/models/sam.pipeline.js';
 import { HandlesJob, JobCancelledError, type JobContext, type JobHandler } from '@aperture/queue/job-handler.js';
@@ -13,19 +13,18 @@ import { DriveError, DriveStorage } from '@aperture/storage/drive.storage.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { contentSha256, json, queueMs, readStoredImage } from '../tasks/image-job-support.js';
 
-/** A mask before cleaning, with its generator scores. */
+/** A mask before cleaning (decoded when its turn comes: the generator's masks stay RLE until then), with its scores. */
 interface RawMask {
-  mask: Uint8Array;
+  bitmap: () => Uint8Array;
   score: number;
   stability: number | null;
 }
 
-/** A file this job saved: kept in memory until the Drive upload (if asked). */
+/** A file this job saved, for the Drive upload. */
 interface SavedFile {
   name: string;
   contentType: string;
   data: Buffer;
-  url: string;
 }
 
 /** Share of the progress bar the masks take (the generator's grid, or the decoder); the files take the rest. */
@@ -63,19 +62,20 @@ export class SegmentObjectsHandler implements JobHandler<'segment.objects'> {
     const kept: { clean: CleanMask; raw: RawMask }[] = [];
     let skipped = 0;
     for (const r of raw) {
-      const clean = cleanMask(r.mask, img.width, img.height, p.cleanArea);
+      const clean = cleanMask(r.bitmap(), img.width, img.height, p.cleanArea);
       if (clean.area === 0 || clean.area < p.minPixels) skipped++;
       else kept.push({ clean, raw: r });
     }
     kept.sort((a, b) => b.clean.area - a.clean.area);
 
     const jobUrl = `/api/v1/jobs/${ctx.job.id}`;
+    /** What to hand to Drive afterwards (kept in memory only when asked). */
     const files: SavedFile[] = [];
     const save = async (name: string, contentType: string, data: Buffer): Promise<string> => {
       if (ctx.signal.aborted) throw new JobCancelledError();
       const artifact = await ctx.saveArtifact(name, contentType, data);
       const url = `${jobUrl}/artifacts/${artifact.id}`;
-      files.push({ name, contentType, data, url });
+      if (p.drive) files.push({ name, contentType, data });
       return url;
     };
 
@@ -84,8 +84,6 @@ export class SegmentObjectsHandler implements JobHandler<'segment.objects'> {
       const object = cutObject(img, clean.mask, clean.box, p.feather);
       const objectFile = `object_${index}.png`;
       const maskFile = `mask_${index}.png`;
-      const maskPx = new Uint8Array(clean.mask.length);
-      for (let i = 0; i < maskPx.length; i++) maskPx[i] = clean.mask[i] ? 255 : 0;
       objects.push({
         index,
         bbox: maskToBbox(clean.mask, img.width, img.height),
@@ -96,7 +94,7 @@ export class SegmentObjectsHandler implements JobHandler<'segment.objects'> {
         object_file: objectFile,
         mask_file: maskFile,
         object_url: await save(objectFile, 'image/png', await png(object.data, object.width, object.height, 4)),
-        mask_url: await save(maskFile, 'image/png', await png(maskPx, img.width, img.height, 1)),
+        mask_url: await save(maskFile, 'image/png', await png(maskBytes(clean.mask), img.width, img.height, 1)),
       });
       await ctx.progress(MASKS_PROGRESS + ((1 - MASKS_PROGRESS) * (index + 1)) / (kept.length + 1));
     }
@@ -145,14 +143,14 @@ export class SegmentObjectsHandler implements JobHandler<'segment.objects'> {
       if (ctx.signal.aborted) throw new JobCancelledError();
       const dec = await this.sam.samDecode(embedding, source.prompts, timing);
       await ctx.progress(MASKS_PROGRESS);
-      return dec.masks.map((m) => ({ mask: m.mask, score: m.score, stability: null }));
+      return dec.masks.map((m) => ({ bitmap: () => m.mask, score: m.score, stability: null }));
     }
     let pending: Promise<void> = Promise.resolve();
     const { masks } = await this.auto.generate(
       model,
       img,
       sha256,
-      { ...source.options, output_mode: 'binary_mask' },
+      { ...source.options, output_mode: 'uncompressed_rle' },
       {
         signal: ctx.signal,
         timing,
@@ -162,7 +160,7 @@ export class SegmentObjectsHandler implements JobHandler<'segment.objects'> {
       },
     );
     await pending;
-    return masks.map((m) => ({ mask: m.segmentation, score: m.predicted_iou, stability: m.stability_score }));
+    return masks.map((m) => ({ bitmap: () => rleDecode(m.segmentation), score: m.predicted_iou, stability: m.stability_score }));
   }
 
   /** Uploads the files in order under `{jobId}_{name}`; stops at the first Drive failure and reports it. */
