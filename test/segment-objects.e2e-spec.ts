@@ -183,6 +183,8 @@ describe('POST /segment/objects (object extraction)', () => {
     expect(res.status, JSON.stringify(res.body).slice(0, 500)).toBe(200);
     const a = res.body as Answer;
     autoJob = a;
+    const stored = await request(t.server).get(`/api/v1/jobs/${a.job_id}/result`).set(alice.auth);
+    expect(stored.body.result).toEqual(a);
     expect(a).toMatchObject({ model: 'sam-tiny', width: 500, height: 500, mode: 'auto', skipped: 0, drive_files: [], drive_error: null });
     expect(a.objects.length).toBeGreaterThan(1);
     expect(a.saved).toEqual(a.objects.map((o) => `object_${o.index}.png`));
@@ -337,6 +339,13 @@ describe('POST /segment/objects (object extraction)', () => {
     await checkObject(a.objects[0]!, 0);
     expect((await download(a.metadata_url)).status).toBe(200);
     expect((await download(a.overlay_url)).status).toBe(200);
+
+    // A folder the service account cannot reach: the async job completes with the reason in drive_error.
+    const noAccess = await post('/async', { points: point, min_pixels: '100', save_to_drive: 'true', drive_folder_id: 'not-shared' });
+    const b = await finished(noAccess.body.job_id);
+    expect(b.drive_error).toMatch(/^No write access to Drive folder not-shared/);
+    expect(b.drive_files).toEqual([]);
+    expect(b.saved).toEqual(['object_0.png']);
   }, 120_000);
 
   it("another user's job, files and image are 404", async () => {

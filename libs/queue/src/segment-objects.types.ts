@@ -43,6 +43,7 @@ export type SegmentObject = {
 
 /** segment.objects: the objects saved (as artifacts, and on Drive when asked), how many were skipped and the extra files. */
 export type SegmentObjectsResult = JsonObject & {
+  job_id: string;
   model: string;
   width: number;
   height: number;

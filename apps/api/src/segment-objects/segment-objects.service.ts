@@ -120,6 +120,6 @@ export class SegmentObjectsService {
         result_url: `/api/v1/jobs/${j.id}/result`,
       });
     }
-    return { job_id: j.id, ...result };
+    return result;
   }
 }

@@ -119,6 +119,7 @@ export class SegmentObjectsHandler implements JobHandler<'segment.objects'> {
 
     const { uploaded, error } = p.drive ? await this.upload(ctx.job.id, files, p.drive.folderId) : { uploaded: [], error: null };
     return {
+      job_id: ctx.job.id,
       model: p.model,
       width: img.width,
       height: img.height,
