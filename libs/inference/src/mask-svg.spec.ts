@@ -1,6 +1,7 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { renderMaskSvg, SVG_MAX_SIDE } from './mask-svg.js';
+import { outlinePath, traceOutlines } from './outline.js';
 
 describe('renderMaskSvg', () => {
   it('embeds the image downscaled to SVG_MAX_SIDE and draws one path and one score label per mask', async () => {
@@ -25,6 +26,17 @@ describe('renderMaskSvg', () => {
     const jpeg = Buffer.from(/base64,([^"]+)"/.exec(svg)![1]!, 'base64');
     const meta = await sharp(jpeg).metadata();
     expect([meta.format, meta.width, meta.height]).toEqual(['jpeg', SVG_MAX_SIDE, 500]);
+  });
+
+  it('traces each mask on its box: the same path as tracing the whole image', async () => {
+    const W = 64;
+    const H = 48;
+    const img = { data: new Uint8Array(W * H * 3), width: W, height: H };
+    const mask = new Uint8Array(W * H);
+    for (let y = 10; y < 30; y++) for (let x = 20; x < 50; x++) if ((x - 35) ** 2 + (y - 20) ** 2 > 16) mask[y * W + x] = 1;
+    mask[40 * W + 60] = 1;
+    const svg = await renderMaskSvg(img, [{ mask, score: 1, title: 'm' }]);
+    expect(svg).toContain(`<path d="${outlinePath(traceOutlines(mask, W, H))}"`);
   });
 
   it('refuses a mask of another size', async () => {
