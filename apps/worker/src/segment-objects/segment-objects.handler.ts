@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import sharp from 'sharp';
 import { roundTo } from '@aperture/common/round.js';
 import type { RgbImage } from '@aperture/imaging/decode.js';
-import { maskToBbox, rleDecode } from '@aperture/inference/mask.js';
+import { rleDecode } from '@aperture/inference/mask.js';
 import { renderMaskSvg } from '@aperture/inference/mask-svg.js';
 import { type CleanMask, cleanMask, cropRect, cutObject, maskBytes, tintMasks } from '@aperture/inference/objects.js';
 import { AutoMaskPipeline } from '@aperture/models/auto-mask.pipeline.js';
@@ -86,7 +86,7 @@ export class SegmentObjectsHandler implements JobHandler<'segment.objects'> {
       const maskFile = `mask_${index}.png`;
       objects.push({
         index,
-        bbox: maskToBbox(clean.mask, img.width, img.height),
+        bbox: [clean.box[0], clean.box[1], clean.box[2] - clean.box[0], clean.box[3] - clean.box[1]],
         area: clean.area,
         score: roundTo(r.score, 4),
         stability_score: r.stability === null ? null : roundTo(r.stability, 4),
