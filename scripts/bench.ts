@@ -8,6 +8,8 @@
  *   latency split into accept, pickup, run and finish; sam-tiny (a click) likewise at concurrency 1
  * - a segmentation batch of 10 such images with a click each (POST /segment/batches, multipart and JSON): the time to
  *   accept it, to finish every job, and images/s
+ * - object extraction's own work (no model) on a 1920x1080 image with 12 masks: cleaning, RGBA crops (feather 0
+ *   and 8), PNG encoding, the overlay and the SVG
  * - model memory: RSS of this process over 20 load/unload cycles of every shipped model (sessions in worker threads)
  * - GET /images/{id}/embedding: the first request (a job and an encoder run), after a prompt (cache hit), stored
  * The API and worker processes use a scratch PostgreSQL database when one is reachable (PG_ADMIN_URL, default the
@@ -23,6 +25,8 @@ import pg from 'pg';
 import sharp from 'sharp';
 import { outputPngs } from '@aperture/analysis/render.js';
 import { rleEncode } from '@aperture/inference/mask.js';
+import { renderMaskSvg } from '@aperture/inference/mask-svg.js';
+import { cleanMask, cutObject, maskBytes, tintMasks } from '@aperture/inference/objects.js';
 import { decodeYoloObb } from '@aperture/inference/postprocess/obb.js';
 import { encodeSamPrompt, samMaskFromOutputs, type SamPrompt } from '@aperture/inference/postprocess/sam.js';
 import { decodeYoloSegment } from '@aperture/inference/postprocess/yolo-segment.js';
@@ -123,6 +127,7 @@ try {
   results['qr_pdf_1000_bytes'] = pdf.length;
 
   await benchModels();
+  await benchObjectCutting();
 
   const api = start('dist/apps/api/src/main.js');
   await waitOk(`${base}/health/ready`);
@@ -352,6 +357,68 @@ async function benchSegmentBatch(): Promise<void> {
       body: JSON.stringify({ images: Array.from({ length: n }, () => jpeg.toString('base64')), points: JSON.parse(points) as unknown }),
     }),
   );
+}
+
+/**
+ * What segment.objects does after the model, in-process on a 1920x1080 photo with 12 elliptical masks (each with a
+ * hole and a speck): clean, cut (feather 0 and 8), encode object and mask PNGs, the overlay and the SVG.
+ */
+async function benchObjectCutting(): Promise<void> {
+  const img = await decodeImage(readFileSync(resolve(root, 'models/fixtures/bench-1920x1080.jpg')));
+  const { width: W, height: H } = img;
+  const masks = Array.from({ length: 12 }, (_, k) => {
+    const m = new Uint8Array(W * H);
+    const [cx, cy, rx, ry] = [150 + (k % 4) * 450, 180 + Math.floor(k / 4) * 340, 120 + 10 * k, 90 + 5 * k];
+    for (let y = Math.max(0, cy - ry); y < Math.min(H, cy + ry); y++) {
+      for (let x = Math.max(0, cx - rx); x < Math.min(W, cx + rx); x++) {
+        const d = ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2;
+        if (d <= 1 && d > 0.0004) m[y * W + x] = 1;
+      }
+    }
+    m[(cy - ry - 5) * W + cx] = 1;
+    return m;
+  });
+  const png = (data: Uint8Array, w: number, h: number, channels: 1 | 3 | 4): Promise<Buffer> => {
+    const image = sharp(data, { raw: { width: w, height: h, channels } });
+    return (channels === 1 ? image.toColourspace('b-w') : image).png().toBuffer();
+  };
+  const runs = 3;
+  const sum = { clean: 0, cut0: 0, cut8: 0, png: 0, overlay_svg: 0 };
+  for (let r = 0; r < runs + 1; r++) {
+    const t0 = performance.now();
+    const cleaned = masks.map((m) => cleanMask(m, W, H, 100));
+    const t1 = performance.now();
+    const hard = cleaned.map((c) => cutObject(img, c.mask, c.box, 0));
+    const t2 = performance.now();
+    cleaned.forEach((c) => cutObject(img, c.mask, c.box, 8));
+    const t3 = performance.now();
+    for (const [i, o] of hard.entries()) {
+      await png(o.data, o.width, o.height, 4);
+      await png(maskBytes(cleaned[i]!.mask), W, H, 1);
+    }
+    const t4 = performance.now();
+    await png(
+      tintMasks(
+        img,
+        cleaned.map((c) => c.mask),
+      ),
+      W,
+      H,
+      3,
+    );
+    await renderMaskSvg(
+      img,
+      cleaned.map((c, i) => ({ mask: c.mask, score: 0.9, title: `object ${i}` })),
+    );
+    const t5 = performance.now();
+    if (r === 0) continue; // warm-up
+    sum.clean += t1 - t0;
+    sum.cut0 += t2 - t1;
+    sum.cut8 += t3 - t2;
+    sum.png += t4 - t3;
+    sum.overlay_svg += t5 - t4;
+  }
+  for (const [k, v] of Object.entries(sum)) results[`objects_12_masks_1920x1080_${k}_ms`] = Math.round(v / runs);
 }
 
 /** Every image model's phases on a 1920x1080 JPEG, and RSS over load/unload cycles of every shipped model. */

@@ -4,7 +4,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maskIoU, rleDecode, type Rle } from '@aperture/inference/mask.js';
 import { type TestApp, workerAppWithTwoUsers } from './support/app.js';
-import { browserTestsRun, launchChromium, screenshotPath } from './support/browser.js';
+import { browserTestsRun, launchChromium, screenshotPath, SVG_PARSE_CHECK } from './support/browser.js';
 import { fixtures, gt } from './support/fixtures.js';
 import { expectProblem, type LoggedIn, waitFor } from './support/http.js';
 
@@ -47,10 +47,7 @@ async function expectChromiumRenders(svg: string): Promise<void> {
     const page = await browser.newPage({ viewport: { width: img.width, height: img.height } });
     const render = async (doc: string, name?: string) => {
       await page.goto(`data:image/svg+xml;base64,${Buffer.from(doc, 'utf8').toString('base64')}`);
-      // (a string: the test is compiled without the DOM's types)
-      const parsed: unknown = await page.evaluate(
-        `({ root: document.documentElement.localName, errors: document.getElementsByTagName('parsererror').length })`,
-      );
+      const parsed = await page.evaluate(SVG_PARSE_CHECK);
       expect(parsed).toEqual({ root: 'svg', errors: 0 });
       const shot = await page.screenshot(name ? { path: screenshotPath(name) } : {});
       return sharp(shot).removeAlpha().raw().toBuffer({ resolveWithObject: true });

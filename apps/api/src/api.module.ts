@@ -20,6 +20,7 @@ import { ModelsModule } from './models/models.module.js';
 import { ProjectsModule } from './projects/projects.module.js';
 import { SegmentAutoModule } from './segment-auto/segment-auto.module.js';
 import { SegmentBatchesModule } from './segment-batches/segment-batches.module.js';
+import { SegmentObjectsModule } from './segment-objects/segment-objects.module.js';
 import { QrModule } from './qr/qr.module.js';
 import { SegmentModule } from './segment/segment.module.js';
 import { DriveModule } from './storage/drive.module.js';
@@ -61,6 +62,7 @@ import { RedisThrottlerStorage } from './throttle/redis-throttler.storage.js';
     SegmentAutoModule,
     EmbeddingModule,
     SegmentBatchesModule,
+    SegmentObjectsModule,
   ],
   providers: [
     { provide: APP_FILTER, useClass: ProblemDetailsFilter },

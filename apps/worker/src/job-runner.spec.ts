@@ -37,7 +37,7 @@ function stubFor(type: JobType): new () => unknown {
   return Stub;
 }
 const imageJobStubs = (
-  ['task.predict', 'task.fragments', 'project.detect', 'segment.prompt', 'segment.auto', 'image.embedding'] as const
+  ['task.predict', 'task.fragments', 'project.detect', 'segment.prompt', 'segment.auto', 'image.embedding', 'segment.objects'] as const
 ).map(stubFor);
 
 @Injectable()

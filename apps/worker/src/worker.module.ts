@@ -17,6 +17,7 @@ import { QrBatchHandler } from './qr/qr-batch.handler.js';
 import { ImageEmbeddingHandler } from './segment/image-embedding.handler.js';
 import { SegmentPromptHandler } from './segment/segment-prompt.handler.js';
 import { SegmentAutoHandler } from './segment-auto/segment-auto.handler.js';
+import { SegmentObjectsHandler } from './segment-objects/segment-objects.handler.js';
 import { FragmentsTaskHandler } from './tasks/fragments-task.handler.js';
 import { ImageJobSupport } from './tasks/image-job-support.js';
 import { PredictTaskHandler } from './tasks/predict-task.handler.js';
@@ -42,6 +43,7 @@ import { WorkerHealth } from './worker-health.service.js';
     SegmentPromptHandler,
     SegmentAutoHandler,
     ImageEmbeddingHandler,
+    SegmentObjectsHandler,
   ],
   exports: [JobRunner, WorkerHealth, ModelAgent],
 })

@@ -45,6 +45,13 @@ describe('ProblemDetailsFilter', () => {
     expect(JSON.stringify(r.body)).not.toContain('at ');
   });
 
+  it('keeps the extras of a deliberate 5xx problem (503 DRIVE_ERROR with its job) beside the error id', () => {
+    const r = capture(new ProblemException(503, 'DRIVE_ERROR', 'Drive refused.', { job_id: 'j1' }));
+    expect(r.status).toBe(503);
+    expect(r.body).toMatchObject({ code: 'DRIVE_ERROR', detail: 'Drive refused.', job_id: 'j1' });
+    expect(r.body.error_id).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
   it('keeps the code and detail of a ProblemException, and maps plain HttpExceptions by status', () => {
     expect(capture(new ProblemException(409, 'CONFLICT', 'Taken.', { errors: [{ field: 'a', messages: ['b'] }] })).body).toMatchObject({
       status: 409,

@@ -95,7 +95,8 @@ export class ProblemDetailsFilter implements ExceptionFilter {
 
     if (status >= 500) {
       const errorId = randomUUID();
-      extras = { error_id: errorId };
+      // A deliberate 5xx problem (503 DRIVE_ERROR with the job it saved) keeps its extras; nothing else leaves.
+      extras = { ...(exception instanceof ProblemException ? exception.extras : {}), error_id: errorId };
       if (status === 500) detail = `Internal server error. Quote error id ${errorId} when reporting it.`;
       this.logger.error({ err: exception, error_id: errorId, path: instance }, `Unhandled error ${errorId}`);
     }

@@ -1,6 +1,7 @@
 import type { LengthUnit } from '@aperture/common/length-units.js';
 import type { JsonObject } from '@aperture/database/entities/job.entity.js';
 import type { SegmentAutoParams, SegmentAutoResult } from './segment-auto.types.js';
+import type { SegmentObjectsParams, SegmentObjectsResult } from './segment-objects.types.js';
 
 /**
  * The typed job registry: every job type, the queue it runs on and the payload it carries.
@@ -79,6 +80,7 @@ export interface JobPayloads {
   'segment.prompt': SegmentPromptParams;
   'segment.auto': SegmentAutoParams;
   'image.embedding': ImageEmbeddingParams;
+  'segment.objects': SegmentObjectsParams;
 }
 export type JobType = keyof JobPayloads;
 
@@ -181,6 +183,7 @@ export interface JobResults {
   'segment.prompt': SegmentPromptResult;
   'segment.auto': SegmentAutoResult;
   'image.embedding': ImageEmbeddingResult;
+  'segment.objects': SegmentObjectsResult;
 }
 
 /** Every result must be storable as JSON: this fails to compile if one is not. */
@@ -206,6 +209,10 @@ export const JOB_TYPES: Record<JobType, { queue: QueueName; description: string 
   'image.embedding': {
     queue: 'inference',
     description: "SAM image embedding of one of the user's images, stored for decoding on the client",
+  },
+  'segment.objects': {
+    queue: 'inference',
+    description: 'Object extraction: each SAM mask cleaned and cut out as an RGBA PNG, with masks, an overlay and metadata',
   },
 };
 

@@ -15,7 +15,7 @@ import { ModelCatalogueService } from '../models/model-catalogue.service.js';
 import type { JobListQueryDto } from './jobs.dto.js';
 
 /** Job types whose result has a picture (segment.auto is another module's, known here by name only). */
-const SEGMENTATION_JOB_TYPES: readonly string[] = ['segment.prompt', 'segment.auto'];
+const SEGMENTATION_JOB_TYPES: readonly string[] = ['segment.prompt', 'segment.auto', 'segment.objects'];
 const VISUALIZATION = 'visualization.svg';
 
 /** The jobs as the API's callers see them: their own, or any for an admin. Anything else is the same 404. */

@@ -6,7 +6,7 @@ import { IsIn, IsInt, IsNumber, IsOptional, IsString, IsUUID, Max, MaxLength, Mi
 export const OUTPUT_MODES = ['binary_mask', 'uncompressed_rle', 'coco_rle'] as const;
 
 /** An optional integer form field in [min, max] (max omitted: unbounded). */
-function IntField(description: string, def: number, min: number, max?: number): PropertyDecorator {
+export function IntField(description: string, def: number, min: number, max?: number): PropertyDecorator {
   const decorators = [
     ApiPropertyOptional({ type: 'integer', description, default: def, minimum: min, ...(max === undefined ? {} : { maximum: max }) }),
     IsOptional(),
@@ -19,7 +19,7 @@ function IntField(description: string, def: number, min: number, max?: number): 
 }
 
 /** An optional number form field in [min, max], or [min, max) with `openMax`. */
-function NumberField(description: string, def: number, min: number, max?: number, openMax = false): PropertyDecorator {
+export function NumberField(description: string, def: number, min: number, max?: number, openMax = false): PropertyDecorator {
   const decorators = [
     ApiPropertyOptional({
       type: 'number',

@@ -18,7 +18,7 @@ import { completedJob } from '../jobs/job-answers.js';
 import { ModelCatalogueService } from '../models/model-catalogue.service.js';
 import type { AutoMaskOptionsDto, SegmentAutoFormDto } from './segment-auto.dto.js';
 
-const OPTION_KEYS = [
+export const OPTION_KEYS = [
   'points_per_side',
   'points_per_batch',
   'pred_iou_thresh',
@@ -86,7 +86,7 @@ export class SegmentAutoService {
 }
 
 /** The generator options a request set (the others take SAM's defaults), checked across fields; a bad combination is a 400. */
-export function autoMaskOptions(form: AutoMaskOptionsDto): SegmentAutoOptions {
+export function autoMaskOptions(form: Partial<Pick<AutoMaskOptionsDto, (typeof OPTION_KEYS)[number]>>): SegmentAutoOptions {
   const options: Record<string, unknown> = {};
   for (const k of OPTION_KEYS) if (form[k] !== undefined) options[k] = form[k];
   // The one rule that spans fields: the last crop layer needs at least one point a side.

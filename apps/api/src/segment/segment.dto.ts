@@ -28,7 +28,8 @@ export class SegmentBoxDto {
   @IsOptional() @IsFiniteNumber() y2?: number;
 }
 
-const toBool = ({ value }: { value: unknown }): unknown =>
+/** A multipart boolean: 'true'/'1' and 'false'/'0' (anything else is left for IsBoolean to refuse). */
+export const toBool = ({ value }: { value: unknown }): unknown =>
   value === 'true' || value === '1' ? true : value === 'false' || value === '0' ? false : value;
 
 /** How prompts are read and masks returned (the prompt routes, and batches). */
