@@ -3,6 +3,7 @@ import { MulterModule } from '@nestjs/platform-express';
 import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
 import { ImageContent } from './image-content.js';
+import { ImageJobIntake } from './image-job-intake.js';
 import { ImagesController } from './images.controller.js';
 import { ImagesService } from './images.service.js';
 import { MAX_FILES_PER_UPLOAD } from './upload.js';
@@ -28,7 +29,7 @@ export const imageMulter = (limits: { files?: number; fields?: number; fieldSize
 @Module({
   imports: [imageMulter()],
   controllers: [ImagesController],
-  providers: [ImagesService, ImageContent],
-  exports: [ImagesService, ImageContent],
+  providers: [ImagesService, ImageContent, ImageJobIntake],
+  exports: [ImagesService, ImageContent, ImageJobIntake],
 })
 export class ImagesModule {}

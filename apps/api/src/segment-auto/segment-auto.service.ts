@@ -1,19 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { EntityManager } from '@mikro-orm/core';
 import type { Principal } from '@aperture/common/auth.decorators.js';
 import { badRequest } from '@aperture/common/problem.js';
-import type { AppConfig } from '@aperture/config/config.js';
-import { APP_CONFIG } from '@aperture/config/config.module.js';
 import { Job } from '@aperture/database/entities/job.entity.js';
 import { User } from '@aperture/database/entities/user.entity.js';
 import { JobWaiter } from '@aperture/queue/job-events.js';
 import { JobsService } from '@aperture/queue/jobs.service.js';
 import type { SegmentAutoOptions } from '@aperture/queue/segment-auto.types.js';
-import { StorageKeys } from '@aperture/storage/storage-keys.js';
-import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
-import { ImagesService, type UploadedImage } from '../images/images.service.js';
-import { inspectUpload, requireOneImageSource } from '../images/upload.js';
+import { ImageJobIntake } from '../images/image-job-intake.js';
+import type { UploadedImage } from '../images/images.service.js';
 import { completedJob } from '../jobs/job-answers.js';
 import { ModelCatalogueService } from '../models/model-catalogue.service.js';
 import type { AutoMaskOptionsDto, SegmentAutoFormDto } from './segment-auto.dto.js';
@@ -41,42 +37,21 @@ const DEFAULT_POINTS_PER_SIDE = 32;
 export class SegmentAutoService {
   constructor(
     private readonly catalogue: ModelCatalogueService,
-    private readonly images: ImagesService,
+    private readonly intake: ImageJobIntake,
     private readonly jobs: JobsService,
     private readonly waiter: JobWaiter,
     private readonly em: EntityManager,
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
-    @Inject(STORAGE) private readonly storage: StoragePort,
   ) {}
 
   /** Every check first; then the upload (if any) is stored under the job's inputs and the job is queued. */
   async submit(form: SegmentAutoFormDto, file: UploadedImage | undefined, p: Principal): Promise<Job> {
     const model = this.catalogue.resolveAliased(form.model, form.model_type, ['sam']);
     const options = autoMaskOptions(form);
-    requireOneImageSource(file, form.image_id);
     const em = this.em.fork();
+    const src = await this.intake.source(em, file, form.image_id, p);
     const id = randomUUID();
-    let imageKey: string;
-    let imageId: string | null = null;
-    if (file) {
-      await inspectUpload(file.buffer, this.config.images.maxSide);
-      imageKey = StorageKeys.input(id, 'image');
-    } else {
-      const image = await this.images.findOwn(form.image_id!, p, em);
-      imageKey = image.storageKey;
-      imageId = image.id;
-    }
-    const owner = p.userId ? em.getReference(User, p.userId) : null;
-    const job = this.jobs.build(em, 'segment.auto', owner, { model: model.name, imageKey, imageId, options }, id);
-    if (file) await this.storage.put(imageKey, file.buffer);
-    try {
-      await em.persist(job).flush();
-    } catch (e) {
-      if (file) await this.storage.deletePrefix(StorageKeys.inputPrefix(job.id)).catch(() => undefined);
-      throw e;
-    }
-    await this.jobs.enqueue(job);
-    return job;
+    const params = { model: model.name, imageKey: this.intake.imageKey(id, src), imageId: src.image?.id ?? null, options };
+    return this.intake.queue(em, this.jobs.build(em, 'segment.auto', em.getReference(User, p.userId), params, id), src);
   }
 
   /** The completed job within waitMs, or null while it is still queued or running (422 if it failed). */

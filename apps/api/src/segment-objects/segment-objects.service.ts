@@ -1,21 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { EntityManager } from '@mikro-orm/core';
 import type { Principal } from '@aperture/common/auth.decorators.js';
 import { badRequest, ProblemException } from '@aperture/common/problem.js';
-import type { AppConfig } from '@aperture/config/config.js';
-import { APP_CONFIG } from '@aperture/config/config.module.js';
-import type { Image } from '@aperture/database/entities/image.entity.js';
 import { Job } from '@aperture/database/entities/job.entity.js';
 import { User } from '@aperture/database/entities/user.entity.js';
 import { JobWaiter } from '@aperture/queue/job-events.js';
 import { JobsService } from '@aperture/queue/jobs.service.js';
 import type { SegmentObjectsParams, SegmentObjectsResult, SegmentObjectsSource } from '@aperture/queue/segment-objects.types.js';
 import { DriveStorage } from '@aperture/storage/drive.storage.js';
-import { StorageKeys } from '@aperture/storage/storage-keys.js';
-import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
-import { ImagesService, type UploadedImage } from '../images/images.service.js';
-import { inspectUpload, requireOneImageSource } from '../images/upload.js';
+import { ImageJobIntake } from '../images/image-job-intake.js';
+import type { UploadedImage } from '../images/images.service.js';
 import { completedJob } from '../jobs/job-answers.js';
 import { ModelCatalogueService } from '../models/model-catalogue.service.js';
 import { boxCorners, promptSets, withLabels } from '../segment/coords.js';
@@ -33,13 +28,11 @@ const AUTO_ONLY = OPTION_KEYS.filter((k) => k !== 'min_mask_region_area' && k !=
 export class SegmentObjectsService {
   constructor(
     private readonly catalogue: ModelCatalogueService,
-    private readonly images: ImagesService,
+    private readonly intake: ImageJobIntake,
     private readonly jobs: JobsService,
     private readonly waiter: JobWaiter,
     private readonly drive: DriveStorage,
     private readonly em: EntityManager,
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
-    @Inject(STORAGE) private readonly storage: StoragePort,
   ) {}
 
   async submit(form: SegmentObjectsFormDto, file: UploadedImage | undefined, p: Principal): Promise<Job> {
@@ -64,46 +57,26 @@ export class SegmentObjectsService {
     }
     const options = prompted ? null : autoMaskOptions(form);
     const boxes = (form.box ?? []).map(boxCorners);
-    requireOneImageSource(file, form.image_id);
     if (form.save_to_drive && !this.drive.enabled) {
       throw new ProblemException(503, 'DRIVE_ERROR', 'Google Drive is not enabled on this server (GOOGLE_DRIVE_ENABLED is false).');
     }
-
     const em = this.em.fork();
+    const src = await this.intake.source(em, file, form.image_id, p);
     const id = randomUUID();
-    let image: Image | null = null;
-    let size: { width: number; height: number };
-    if (file) {
-      size = await inspectUpload(file.buffer, this.config.images.maxSide);
-    } else {
-      image = await this.images.findOwn(form.image_id!, p, em);
-      size = { width: image.width, height: image.height };
-    }
     const source: SegmentObjectsSource = options
       ? { mode: 'auto', options }
-      : { mode: 'prompts', prompts: promptSets(withLabels(form.points ?? []), boxes, form.coords, size.width, size.height) };
-    const imageKey = image ? image.storageKey : StorageKeys.input(id, 'image');
+      : { mode: 'prompts', prompts: promptSets(withLabels(form.points ?? []), boxes, form.coords, src.width, src.height) };
     const params: SegmentObjectsParams = {
       model: model.name,
-      imageKey,
-      imageId: image?.id ?? null,
+      imageKey: this.intake.imageKey(id, src),
+      imageId: src.image?.id ?? null,
       source,
       minPixels: form.min_pixels ?? DEFAULT_MIN_PIXELS,
       cleanArea: form.min_mask_region_area ?? DEFAULT_CLEAN_AREA,
       feather: form.feather ?? 0,
       drive: form.save_to_drive ? { folderId: form.drive_folder_id ?? null } : null,
     };
-    const job = this.jobs.build(em, 'segment.objects', em.getReference(User, p.userId), params, id);
-    if (image) job.image = image;
-    else await this.storage.put(imageKey, file!.buffer);
-    try {
-      await em.persist(job).flush();
-    } catch (e) {
-      if (!image) await this.storage.deletePrefix(StorageKeys.inputPrefix(job.id)).catch(() => undefined);
-      throw e;
-    }
-    await this.jobs.enqueue(job);
-    return job;
+    return this.intake.queue(em, this.jobs.build(em, 'segment.objects', em.getReference(User, p.userId), params, id), src);
   }
 
   /**

@@ -1,20 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import { EntityManager } from '@mikro-orm/core';
-import type { AppConfig } from '@aperture/config/config.js';
-import { APP_CONFIG } from '@aperture/config/config.module.js';
 import type { Principal } from '@aperture/common/auth.decorators.js';
 import { badRequest } from '@aperture/common/problem.js';
-import { Image } from '@aperture/database/entities/image.entity.js';
 import { Job } from '@aperture/database/entities/job.entity.js';
 import { User } from '@aperture/database/entities/user.entity.js';
 import { JobWaiter } from '@aperture/queue/job-events.js';
 import { JobsService } from '@aperture/queue/jobs.service.js';
 import type { SegmentPromptParams } from '@aperture/queue/job-registry.js';
-import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
-import { StorageKeys } from '@aperture/storage/storage-keys.js';
-import { ImagesService, type UploadedImage } from '../images/images.service.js';
-import { inspectUpload, requireOneImageSource } from '../images/upload.js';
+import { ImageJobIntake } from '../images/image-job-intake.js';
+import type { UploadedImage } from '../images/images.service.js';
 import { completedJob } from '../jobs/job-answers.js';
 import { ModelCatalogueService } from '../models/model-catalogue.service.js';
 import { boxCorners, type PromptBox, type PromptPoint, promptSets, withLabels } from './coords.js';
@@ -33,10 +28,8 @@ export class SegmentService {
     private readonly em: EntityManager,
     private readonly jobs: JobsService,
     private readonly waiter: JobWaiter,
-    private readonly images: ImagesService,
+    private readonly intake: ImageJobIntake,
     private readonly catalogue: ModelCatalogueService,
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
-    @Inject(STORAGE) private readonly storage: StoragePort,
   ) {}
 
   points(form: SegmentPointsFormDto, file: UploadedImage | undefined, p: Principal): Promise<Job> {
@@ -60,31 +53,18 @@ export class SegmentService {
     boxes: PromptBox[],
   ): Promise<Job> {
     const model = this.catalogue.resolveAliased(form.model, form.model_type, ['sam']);
-    requireOneImageSource(file, form.image_id);
     const em = this.em.fork();
-    let size: { width: number; height: number };
-    let image: Image | null = null;
-    if (file) {
-      size = await inspectUpload(file.buffer, this.config.images.maxSide);
-    } else {
-      image = await this.images.findOwn(form.image_id!, p, em);
-      size = { width: image.width, height: image.height };
-    }
-    const prompts = promptSets(pts, boxes, form.coords, size.width, size.height);
+    const src = await this.intake.source(em, file, form.image_id, p);
+    const prompts = promptSets(pts, boxes, form.coords, src.width, src.height);
     const id = randomUUID();
-    const imageKey = image ? image.storageKey : StorageKeys.input(id, 'image');
-    const params: SegmentPromptParams = { model: model.name, imageKey, prompts, multimask: form.multimask_output, output: form.output };
-    const job = this.jobs.build(em, 'segment.prompt', em.getReference(User, p.userId), params, id);
-    if (image) job.image = image;
-    else await this.storage.put(imageKey, file!.buffer);
-    try {
-      await em.persist(job).flush();
-    } catch (e) {
-      if (!image) await this.storage.deletePrefix(StorageKeys.inputPrefix(job.id)).catch(() => undefined);
-      throw e;
-    }
-    await this.jobs.enqueue(job);
-    return job;
+    const params: SegmentPromptParams = {
+      model: model.name,
+      imageKey: this.intake.imageKey(id, src),
+      prompts,
+      multimask: form.multimask_output,
+      output: form.output,
+    };
+    return this.intake.queue(em, this.jobs.build(em, 'segment.prompt', em.getReference(User, p.userId), params, id), src);
   }
 
   /** The job's answer once it completed within waitMs; null while it is still queued or running (422 if it failed). */
