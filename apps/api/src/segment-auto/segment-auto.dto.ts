@@ -1,7 +1,8 @@
 import { applyDecorators } from '@nestjs/common';
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, IntersectionType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsIn, IsInt, IsNumber, IsOptional, IsString, IsUUID, Max, MaxLength, Min, ValidateBy } from 'class-validator';
+import { IsIn, IsInt, IsNumber, IsOptional, Max, Min, ValidateBy } from 'class-validator';
+import { SamImageFieldsDto } from '../segment/segment.dto.js';
 
 export const OUTPUT_MODES = ['binary_mask', 'uncompressed_rle', 'coco_rle'] as const;
 
@@ -94,29 +95,7 @@ export class AutoMaskOptionsDto {
 }
 
 /** POST /segment/auto: the image (multipart "image" or image_id), the SAM model and the generator's parameters. */
-export class SegmentAutoFormDto extends AutoMaskOptionsDto {
-  /** Documents the multipart file for Swagger; multer takes it out of the body. */
-  @ApiPropertyOptional({ type: 'string', format: 'binary', description: 'JPEG, PNG, WebP, BMP or TIFF (or send image_id)' })
-  @IsOptional()
-  image?: unknown;
-
-  @ApiPropertyOptional({ format: 'uuid', description: 'One of your images instead of an upload' })
-  @IsOptional()
-  @IsUUID()
-  image_id?: string;
-
-  @ApiPropertyOptional({ description: 'A SAM model by name or numeric id; default: the first SAM model', example: 'sam-tiny' })
-  @IsOptional()
-  @IsString()
-  @MaxLength(200)
-  model?: string;
-
-  @ApiPropertyOptional({ description: 'Alias of model (as in segment-anything’s sam_model_registry)', example: 'sam-tiny' })
-  @IsOptional()
-  @IsString()
-  @MaxLength(200)
-  model_type?: string;
-}
+export class SegmentAutoFormDto extends IntersectionType(AutoMaskOptionsDto, SamImageFieldsDto) {}
 
 export class SegmentationRleDto {
   @ApiProperty({ type: [Number], example: [480, 640], description: '[height, width]' }) size!: [number, number];

@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, IntersectionType } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { IsBoolean, IsIn, IsNumber, IsOptional, IsString, IsUUID, MaxLength } from 'class-validator';
 import { JsonField } from '@aperture/common/json-field.js';
@@ -63,9 +63,10 @@ export class PromptOptionsDto {
   output: SegmentOutput = 'rle';
 }
 
-/** What both prompt routes take besides the prompts. */
-export class SegmentCommonFormDto extends PromptOptionsDto {
-  @ApiPropertyOptional({ type: 'string', format: 'binary', description: 'JPEG, PNG, WebP, BMP or TIFF (or image_id)' })
+/** The image (multipart "image" or image_id) and the SAM model: the fields of every single-image segmentation route. */
+export class SamImageFieldsDto {
+  /** Documents the multipart file for Swagger; multer takes it out of the body. */
+  @ApiPropertyOptional({ type: 'string', format: 'binary', description: 'JPEG, PNG, WebP, BMP or TIFF (or send image_id)' })
   @IsOptional()
   image?: unknown;
 
@@ -80,12 +81,15 @@ export class SegmentCommonFormDto extends PromptOptionsDto {
   @MaxLength(200)
   model?: string;
 
-  @ApiPropertyOptional({ description: 'Alias of model' })
+  @ApiPropertyOptional({ description: 'Alias of model (as in segment-anything’s sam_model_registry)', example: 'sam-tiny' })
   @IsOptional()
   @IsString()
   @MaxLength(200)
   model_type?: string;
 }
+
+/** What both prompt routes take besides the prompts. */
+export class SegmentCommonFormDto extends IntersectionType(PromptOptionsDto, SamImageFieldsDto) {}
 
 export class SegmentPointsFormDto extends SegmentCommonFormDto {
   @ApiProperty({
