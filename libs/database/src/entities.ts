@@ -1,4 +1,5 @@
 import { ApiKey } from './entities/api-key.entity.js';
+import { BoothSubmission, CarouselEntry } from './entities/booth.entity.js';
 import { Image } from './entities/image.entity.js';
 import { Job, JobArtifact } from './entities/job.entity.js';
 import { Project } from './entities/project.entity.js';
@@ -7,4 +8,4 @@ import { RefreshToken } from './entities/refresh-token.entity.js';
 import { User } from './entities/user.entity.js';
 
 /** Every entity of the schema; the migrations are generated from exactly this list. */
-export const ENTITIES = [User, RefreshToken, ApiKey, Job, JobArtifact, QrBatch, QrCode, Project, Image];
+export const ENTITIES = [User, RefreshToken, ApiKey, Job, JobArtifact, QrBatch, QrCode, Project, Image, BoothSubmission, CarouselEntry];

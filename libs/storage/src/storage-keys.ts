@@ -5,6 +5,8 @@ import { randomUUID } from 'node:crypto';
  *   images/{imageId}/original          an uploaded image
  *   jobs/{jobId}/attempt-{n}/{uuid}    a file written by attempt n of a job (each attempt has its own prefix)
  *   inputs/{jobId}/{name}              an input uploaded with a job (kept apart from the attempts' files)
+ *   booth/{submissionId}/{file}        a booth photo (original) and its confirmed pair ({uuid}-xray.png, {uuid}-original.png)
+ *   carousel/{entryId}/{file}          a carousel entry's own copies (xray.png, original.png)
  */
 export const StorageKeys = {
   /** The uploaded file of an image. */
@@ -21,4 +23,12 @@ export const StorageKeys = {
   input: (jobId: string, name: string): string => `inputs/${jobId}/${name}`,
   /** Every input uploaded with a job (for deletion). */
   inputPrefix: (jobId: string): string => `inputs/${jobId}`,
+  /** A booth submission's files: the photo as uploaded (original), then the confirmed pair (xray.png, original.png). */
+  boothOriginal: (submissionId: string): string => `booth/${submissionId}/original`,
+  /** One file of a confirmed pair, under a generated name (two racing confirmations never share a key). */
+  boothResult: (submissionId: string, file: 'xray.png' | 'original.png'): string => `booth/${submissionId}/${randomUUID()}-${file}`,
+  boothPrefix: (submissionId: string): string => `booth/${submissionId}`,
+  /** A carousel entry's copies of its pair. */
+  carousel: (entryId: string, file: 'xray.png' | 'original.png'): string => `carousel/${entryId}/${file}`,
+  carouselPrefix: (entryId: string): string => `carousel/${entryId}`,
 } as const;
