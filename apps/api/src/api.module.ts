@@ -12,6 +12,7 @@ import { REDIS, RedisModule } from '@aperture/redis/redis.module.js';
 import { StorageModule } from '@aperture/storage/storage.module.js';
 import { AuthGuard } from './auth/auth.guard.js';
 import { AuthModule } from './auth/auth.module.js';
+import { BoothModule } from './booth/booth.module.js';
 import { HealthModule } from './health/health.module.js';
 import { ImagesModule } from './images/images.module.js';
 import { JobsModule } from './jobs/jobs.module.js';
@@ -57,6 +58,7 @@ import { RedisThrottlerStorage } from './throttle/redis-throttler.storage.js';
     DriveModule,
     SegmentModule,
     SegmentAutoModule,
+    BoothModule,
   ],
   providers: [
     { provide: APP_FILTER, useClass: ProblemDetailsFilter },
