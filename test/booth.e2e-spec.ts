@@ -265,3 +265,18 @@ describe('booth with internal processing (the xray model in the worker)', () => 
     expect((await reviews(t.server, bob.auth)).total).toBe(0);
   });
 });
+
+describe("the owner's page is rate-limited by client IP", () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp(testEnv('booth-rate', { RATE_LIMIT_PER_MINUTE: '3' }));
+  });
+  afterAll(() => t?.close());
+
+  it('answers 429 with Retry-After past the limit, for guessed codes too', async () => {
+    for (let i = 0; i < 3; i++) expectProblem(await request(t.server).get(`/api/v1/booth/results/${'A'.repeat(25)}${i}`), 404, 'NOT_FOUND');
+    const limited = await request(t.server).get(`/api/v1/booth/results/${'B'.repeat(26)}`);
+    expectProblem(limited, 429, 'RATE_LIMITED');
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+  });
+});
