@@ -151,6 +151,54 @@ describe('accounts: token endpoint, station, API keys, profile, admin, Google', 
       expectProblem(await me({ 'X-API-Key': 'apk_made_up' }), 401, 'UNAUTHORIZED', 'Not authenticated');
     });
 
+    it('scopes: read-only keys cannot write, keys cannot make keys, an admin key is an admin only with the admin scope', async () => {
+      const u = await registerAndLogin(t.server);
+      const make = (auth: Record<string, string>, body: object) => request(t.server).post('/api/v1/auth/api-keys').set(auth).send(body);
+      const reader = await make(u.auth, { name: 'reader', scopes: ['read'] });
+      expect(reader.status, JSON.stringify(reader.body)).toBe(201);
+      expect(reader.body).toMatchObject({ scopes: ['read'], expires_at: null });
+      const rk = { 'X-API-Key': reader.body.key as string };
+      expect((await request(t.server).get('/api/v1/jobs').set(rk)).status).toBe(200);
+      expectProblem(await request(t.server).post('/api/v1/qr/batches').set(rk).send({ n: 1 }), 403, 'FORBIDDEN', /"write" scope/);
+      // The default (read + write) key may write, but never make another key.
+      const writer = await make(u.auth, { name: 'writer' });
+      expect(writer.body.scopes).toEqual(['read', 'write']);
+      const wk = { 'X-API-Key': writer.body.key as string };
+      expectProblem(await make(wk, { name: 'child' }), 403, 'FORBIDDEN', /cannot create API keys/);
+      // Scopes the owner's role cannot grant.
+      expectProblem(await make(u.auth, { name: 'x', scopes: ['admin'] }), 400, 'VALIDATION_ERROR', /cannot grant the scope admin/);
+      expectProblem(await make(u.auth, { name: 'x', scopes: ['booth-worker'] }), 400, 'VALIDATION_ERROR', /booth-worker/);
+      expectProblem(await make(u.auth, { name: 'x', scopes: ['everything'] }), 400, 'VALIDATION_ERROR');
+      // An admin's key: a plain user without the admin scope, an admin with it.
+      const admin = await login(t.server, adminName, 'admin-password-1');
+      const plain = { 'X-API-Key': (await make(admin.auth, { name: 'plain' })).body.key as string };
+      expectProblem(await request(t.server).get('/api/v1/users').set(plain), 403, 'FORBIDDEN');
+      const full = await make(admin.auth, { name: 'full', scopes: ['read', 'write', 'admin'] });
+      expect(
+        (
+          await request(t.server)
+            .get('/api/v1/users')
+            .set({ 'X-API-Key': full.body.key as string })
+        ).status,
+      ).toBe(200);
+    });
+
+    it('expiry: a key stops working at expires_at; a past expiry is refused', async () => {
+      const u = await registerAndLogin(t.server);
+      const soon = new Date(Date.now() + 1500).toISOString();
+      const created = await request(t.server).post('/api/v1/auth/api-keys').set(u.auth).send({ name: 'brief', expires_at: soon });
+      expect(created.body.expires_at).toBe(soon);
+      expect((await me({ 'X-API-Key': created.body.key })).status).toBe(200);
+      await new Promise((r) => setTimeout(r, 1600));
+      expectProblem(await me({ 'X-API-Key': created.body.key }), 401, 'UNAUTHORIZED');
+      expect((await request(t.server).get('/api/v1/auth/api-keys').set(u.auth)).body).toEqual([]);
+      const past = await request(t.server)
+        .post('/api/v1/auth/api-keys')
+        .set(u.auth)
+        .send({ name: 'old', expires_at: '2020-01-01T00:00:00Z' });
+      expectProblem(past, 400, 'VALIDATION_ERROR', 'expires_at must be in the future.');
+    });
+
     it('keeps keys private: another user cannot revoke them', async () => {
       const a = await registerAndLogin(t.server);
       const b = await registerAndLogin(t.server);
@@ -224,16 +272,31 @@ describe('accounts: token endpoint, station, API keys, profile, admin, Google', 
         400,
         'VALIDATION_ERROR',
       );
-      expect(
-        (
-          await request(t.server)
-            .post('/api/v1/users/me/password')
-            .set(u.auth)
-            .send({ current_password: u.password, new_password: 'brand-new-pass' })
-        ).status,
-      ).toBe(204);
+      const key = (await request(t.server).post('/api/v1/auth/api-keys').set(u.auth).send({ name: 'old' })).body.key as string;
+      const changed = await request(t.server)
+        .post('/api/v1/users/me/password')
+        .set(u.auth)
+        .send({ current_password: u.password, new_password: 'brand-new-pass' });
+      expect(changed.status, JSON.stringify(changed.body)).toBe(200);
       await login(t.server, u.username, 'brand-new-pass');
+      // Every credential issued before is dead at once: refresh token, access token, API key. The new pair works.
       expectProblem(await request(t.server).post('/api/v1/auth/refresh').send({ refresh_token: u.refresh }), 401, 'UNAUTHORIZED');
+      expectProblem(await request(t.server).get('/api/v1/auth/me').set(u.auth), 401, 'UNAUTHORIZED');
+      expectProblem(await request(t.server).get('/api/v1/auth/me').set('X-API-Key', key), 401, 'UNAUTHORIZED');
+      const me = await request(t.server).get('/api/v1/auth/me').set('Authorization', `Bearer ${changed.body.access_token}`);
+      expect(me.body.username).toBe(u.username);
+    });
+
+    it('keeps API keys through a password change only when asked to', async () => {
+      const u = await registerAndLogin(t.server);
+      const key = (await request(t.server).post('/api/v1/auth/api-keys').set(u.auth).send({ name: 'kept' })).body.key as string;
+      const changed = await request(t.server)
+        .post('/api/v1/users/me/password')
+        .set(u.auth)
+        .send({ current_password: u.password, new_password: 'brand-new-pass', keep_api_keys: true });
+      expect(changed.status).toBe(200);
+      expect((await request(t.server).get('/api/v1/auth/me').set('X-API-Key', key)).body.username).toBe(u.username);
+      expectProblem(await request(t.server).get('/api/v1/auth/me').set(u.auth), 401, 'UNAUTHORIZED');
     });
   });
 
@@ -273,22 +336,39 @@ describe('accounts: token endpoint, station, API keys, profile, admin, Google', 
   });
 
   describe('Google sign-in (against a local fake provider)', () => {
-    async function signInWithGoogle(): Promise<URL> {
-      const start = await request(t.server).get('/api/v1/auth/google');
-      expect(start.status).toBe(302);
-      const authorize = new URL(start.headers.location!);
+    /** The browser's sign-in: start (cookie set), the provider, the callback with the cookie (or `cookie` instead). */
+    async function signInWithGoogle(opts: { auth?: Record<string, string>; cookie?: string } = {}): Promise<URL> {
+      let location: string;
+      let setCookie: string[];
+      if (opts.auth) {
+        const linking = await request(t.server).post('/api/v1/auth/google/link').set(opts.auth);
+        expect(linking.status, JSON.stringify(linking.body)).toBe(200);
+        location = linking.body.authorization_url as string;
+        setCookie = linking.headers['set-cookie'] as unknown as string[];
+      } else {
+        const start = await request(t.server).get('/api/v1/auth/google');
+        expect(start.status).toBe(302);
+        location = start.headers.location!;
+        setCookie = start.headers['set-cookie'] as unknown as string[];
+      }
+      const cookie = setCookie.find((c) => c.startsWith('aperture_google_oauth='))!;
+      expect(cookie).toMatch(/; Path=\/api\/v1\/auth\/google;.*HttpOnly; SameSite=Lax$/);
+      const authorize = new URL(location);
       expect(authorize.origin + authorize.pathname).toBe(`${google.base}/authorize`);
       expect(authorize.searchParams.get('code_challenge_method')).toBe('S256');
       // The "browser" visits the provider, which redirects back to our callback.
       const provider = await fetch(authorize, { redirect: 'manual' });
       expect(provider.status).toBe(302);
       const back = new URL(provider.headers.get('location')!);
-      const done = await request(t.server).get(`${back.pathname}${back.search}`);
+      const done = await request(t.server)
+        .get(`${back.pathname}${back.search}`)
+        .set('Cookie', opts.cookie ?? cookie.split(';')[0]!);
       expect(done.status).toBe(302);
       return new URL(done.headers.location!);
     }
+    const fragmentOf = (u: URL): URLSearchParams => new URLSearchParams(u.hash.slice(1));
 
-    it('links the Google account to the user with the same verified e-mail and hands tokens to the front end in the fragment', async () => {
+    it('never links by e-mail on its own: an existing account links Google from inside, then signs in with it', async () => {
       const u = await registerAndLogin(t.server, 'gmail');
       google.nextUser = {
         sub: `sub-${u.username}`,
@@ -296,15 +376,20 @@ describe('accounts: token endpoint, station, API keys, profile, admin, Google', 
         email_verified: true,
         name: 'G User',
       };
-      const landing = await signInWithGoogle();
+      // Someone registered this e-mail; that proves nothing about who owns it, so Google sign-in refuses to take it over.
+      const refused = fragmentOf(await signInWithGoogle());
+      expect(refused.get('error')).toBe('account_exists');
+      expect(refused.get('access_token')).toBeNull();
+      // The signed-in owner links it.
+      const landing = await signInWithGoogle({ auth: u.auth });
       expect(landing.origin + landing.pathname).toBe('https://app.example/signed-in');
       expect(landing.search).toBe('');
-      const frag = new URLSearchParams(landing.hash.slice(1));
+      const frag = fragmentOf(landing);
       expect(frag.get('token_type')).toBe('bearer');
       const who = await me({ Authorization: `Bearer ${frag.get('access_token')}` });
       expect(who.body).toMatchObject({ username: u.username, google_linked: true });
-      // Second time: found by the linked Google id.
-      const again = new URLSearchParams((await signInWithGoogle()).hash.slice(1));
+      // From now on: found by the linked Google id.
+      const again = fragmentOf(await signInWithGoogle());
       expect((await me({ Authorization: `Bearer ${again.get('access_token')}` })).body.username).toBe(u.username);
       expect(
         (
@@ -315,6 +400,15 @@ describe('accounts: token endpoint, station, API keys, profile, admin, Google', 
       ).toBe(200);
     });
 
+    it("refuses a callback opened in another browser (no cookie, or another sign-in's cookie): no login CSRF", async () => {
+      google.nextUser = { sub: `sub-csrf-${Date.now()}`, email: `csrf${Date.now()}@gmail.example`, email_verified: true, name: 'C' };
+      for (const cookie of ['', 'aperture_google_oauth=someone-elses-cookie']) {
+        const frag = fragmentOf(await signInWithGoogle({ cookie }));
+        expect(frag.get('error')).toBe('invalid_state');
+        expect(frag.get('access_token')).toBeNull();
+      }
+    });
+
     it('creates a new user for an unknown Google account', async () => {
       google.nextUser = {
         sub: `sub-new-${Date.now()}`,
@@ -322,15 +416,15 @@ describe('accounts: token endpoint, station, API keys, profile, admin, Google', 
         email_verified: true,
         name: 'New Comer',
       };
-      const frag = new URLSearchParams((await signInWithGoogle()).hash.slice(1));
+      const frag = fragmentOf(await signInWithGoogle());
       const who = await me({ Authorization: `Bearer ${frag.get('access_token')}` });
       expect(who.body).toMatchObject({ email: google.nextUser.email, full_name: 'New Comer', google_linked: true, role: 'user' });
     });
 
-    it('does not link by an unverified e-mail', async () => {
+    it('does not link by an unverified e-mail: a new account without that e-mail', async () => {
       const u = await registerAndLogin(t.server, 'unverified');
       google.nextUser = { sub: `sub-unv-${u.username}`, email: `${u.username}@example.com`, email_verified: false, name: 'X' };
-      const frag = new URLSearchParams((await signInWithGoogle()).hash.slice(1));
+      const frag = fragmentOf(await signInWithGoogle());
       const who = await me({ Authorization: `Bearer ${frag.get('access_token')}` });
       expect(who.body.username).not.toBe(u.username);
       expect(who.body.email).toBeNull();
@@ -342,12 +436,28 @@ describe('accounts: token endpoint, station, API keys, profile, admin, Google', 
       expect(new URLSearchParams(new URL(badState.headers.location!).hash.slice(1)).get('error')).toBe('invalid_state');
       const denied = await request(t.server).get('/api/v1/auth/google/callback?error=access_denied&state=x');
       expect(new URLSearchParams(new URL(denied.headers.location!).hash.slice(1)).get('error')).toBe('access_denied');
+      // A caller-supplied error text never reaches the front end.
+      const planted = await request(t.server).get(
+        `/api/v1/auth/google/callback?error=${encodeURIComponent('<img src=x onerror=alert(1)>')}`,
+      );
+      const fragment = new URLSearchParams(new URL(planted.headers.location!).hash.slice(1));
+      expect([fragment.get('error'), fragment.get('error_description')]).toEqual(['access_denied', 'Google sign-in was not completed.']);
       // A valid state but a code the provider never issued.
-      const start = new URL((await request(t.server).get('/api/v1/auth/google')).headers.location!);
-      const bogus = await request(t.server).get(`/api/v1/auth/google/callback?code=never-issued&state=${start.searchParams.get('state')}`);
-      expect(new URLSearchParams(new URL(bogus.headers.location!).hash.slice(1)).get('error')).toBe('invalid_grant');
+      const started = await request(t.server).get('/api/v1/auth/google');
+      const start = new URL(started.headers.location!);
+      const browser = (started.headers['set-cookie'] as unknown as string[])[0]!.split(';')[0]!;
+      const bogus = await request(t.server)
+        .get(`/api/v1/auth/google/callback?code=never-issued&state=${start.searchParams.get('state')}`)
+        .set('Cookie', browser);
+      const refused = new URLSearchParams(new URL(bogus.headers.location!).hash.slice(1));
+      expect([refused.get('error'), refused.get('error_description')]).toEqual([
+        'invalid_grant',
+        'Google did not accept the sign-in code; please start again.',
+      ]);
       // The state is single-use.
-      const reuse = await request(t.server).get(`/api/v1/auth/google/callback?code=never-issued&state=${start.searchParams.get('state')}`);
+      const reuse = await request(t.server)
+        .get(`/api/v1/auth/google/callback?code=never-issued&state=${start.searchParams.get('state')}`)
+        .set('Cookie', browser);
       expect(new URLSearchParams(new URL(reuse.headers.location!).hash.slice(1)).get('error')).toBe('invalid_state');
     });
   });
@@ -357,7 +467,13 @@ describe('brute-force protection', () => {
   let t: TestApp;
   beforeAll(async () => {
     t = await createTestApp(
-      testEnv('bruteforce', { BRUTE_FORCE_MAX_FAILURES: '3', BRUTE_FORCE_MAX_FAILURES_PER_IP: '12', STATION_PASSWORD }),
+      testEnv('bruteforce', {
+        BRUTE_FORCE_MAX_FAILURES: '3',
+        BRUTE_FORCE_MAX_FAILURES_PER_IP: '12',
+        BAD_CREDENTIALS_PER_MINUTE: '5',
+        STATION_PASSWORD,
+        TRUST_PROXY: '1',
+      }),
     );
   });
   afterAll(() => t?.close());
@@ -413,6 +529,59 @@ describe('brute-force protection', () => {
       429,
       'RATE_LIMITED',
     );
+  });
+
+  // TRUST_PROXY=1: the test plays the one trusted proxy, whose X-Forwarded-For entry (the last) is the client.
+  const from = (ip: string) => ({ 'X-Forwarded-For': ip });
+  const loginFrom = (ip: string, username: string, password: string) =>
+    request(t.server).post('/api/v1/auth/login').set(from(ip)).send({ username, password });
+
+  it('locks a username only for the address that guessed: the owner elsewhere still signs in', async () => {
+    const u = await registerAndLogin(t.server);
+    for (let i = 0; i < 3; i++) expectProblem(await loginFrom('203.0.113.10', u.username, 'wrong-guess'), 401, 'UNAUTHORIZED');
+    expectProblem(await loginFrom('203.0.113.10', u.username, u.password), 429, 'RATE_LIMITED');
+    expect((await loginFrom('203.0.113.11', u.username, u.password)).status).toBe(200);
+    // The shared station likewise: one remote address guessing cannot lock the booth out.
+    for (let i = 0; i < 3; i++)
+      await request(t.server).post('/api/v1/auth/token').set(from('203.0.113.12')).type('form').send({ password: 'x' });
+    const station = await request(t.server)
+      .post('/api/v1/auth/token')
+      .set(from('203.0.113.13'))
+      .type('form')
+      .send({ password: STATION_PASSWORD });
+    expect(station.status).toBe(200);
+  });
+
+  it('counts every guess before checking it: of 10 parallel guesses, only the first 3 are checked', async () => {
+    const u = await registerAndLogin(t.server);
+    const answers = await Promise.all(Array.from({ length: 10 }, () => loginFrom('203.0.113.20', u.username, 'wrong-guess')));
+    expect(answers.filter((r) => r.status === 401)).toHaveLength(3);
+    expect(answers.filter((r) => r.status === 429)).toHaveLength(7);
+  });
+
+  it('with a hop count, a client rotating X-Forwarded-For cannot escape: only the proxy-added entry counts', async () => {
+    const u = await registerAndLogin(t.server);
+    for (let i = 0; i < 3; i++) {
+      expectProblem(await loginFrom(`10.9.9.${i}, 198.51.100.7`, u.username, 'wrong-guess'), 401, 'UNAUTHORIZED');
+    }
+    expectProblem(await loginFrom('10.9.9.99, 198.51.100.7', u.username, u.password), 429, 'RATE_LIMITED');
+  });
+
+  it('limits bad bearer tokens and API keys per address before looking them up; others are unaffected', async () => {
+    const u = await registerAndLogin(t.server);
+    const flood = (ip: string, i: number) =>
+      request(t.server)
+        .get('/api/v1/auth/me')
+        .set(from(ip))
+        .set(i % 2 ? { 'X-API-Key': `apk_made_up_${i}` } : { Authorization: `Bearer made.up.${i}` });
+    for (let i = 0; i < 5; i++) expectProblem(await flood('203.0.113.30', i), 401, 'UNAUTHORIZED');
+    const limited = await flood('203.0.113.30', 5);
+    expectProblem(limited, 429, 'RATE_LIMITED', /bad credentials/);
+    expect(Number(limited.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+    // Even a good token from that address waits; another address, and requests without credentials, are not limited.
+    expectProblem(await request(t.server).get('/api/v1/auth/me').set(from('203.0.113.30')).set(u.auth), 429, 'RATE_LIMITED');
+    expect((await request(t.server).get('/api/v1/auth/me').set(from('203.0.113.31')).set(u.auth)).status).toBe(200);
+    expectProblem(await request(t.server).get('/api/v1/auth/me').set(from('203.0.113.32')), 401, 'UNAUTHORIZED');
   });
 
   it('locks a client address guessing across many usernames (a higher, per-IP limit)', async () => {

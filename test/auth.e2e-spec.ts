@@ -71,6 +71,23 @@ describe('auth core (PostgreSQL + Redis)', () => {
     expectProblem(dupMail, 409, 'CONFLICT', 'A user with this email already exists.');
   });
 
+  it('treats usernames case-insensitively: one name whatever its case, and sign-in in any case', async () => {
+    const name = uniqueName('Casey');
+    const body = { username: name, email: `${name}@x.io`, password: 'long-enough-1' };
+    expect((await request(t.server).post('/api/v1/auth/register').send(body)).status).toBe(201);
+    const upper = { ...body, username: name.toUpperCase(), email: `${name}-2@x.io` };
+    expectProblem(
+      await request(t.server).post('/api/v1/auth/register').send(upper),
+      409,
+      'CONFLICT',
+      'A user with this username already exists.',
+    );
+    const lower = await request(t.server).post('/api/v1/auth/login').send({ username: name.toLowerCase(), password: 'long-enough-1' });
+    expect(lower.status).toBe(200);
+    const me = await request(t.server).get('/api/v1/auth/me').set('Authorization', `Bearer ${lower.body.access_token}`);
+    expect(me.body.username).toBe(name); // kept as registered
+  });
+
   it('rotates refresh tokens and revokes the family when an old one is reused', async () => {
     const u = await registerAndLogin(t.server);
     const r1 = await request(t.server).post('/api/v1/auth/refresh').send({ refresh_token: u.refresh });
@@ -80,6 +97,18 @@ describe('auth core (PostgreSQL + Redis)', () => {
     // Reusing the rotated token is refused and revokes the newer one too.
     expectProblem(await request(t.server).post('/api/v1/auth/refresh').send({ refresh_token: u.refresh }), 401, 'UNAUTHORIZED');
     expectProblem(await request(t.server).post('/api/v1/auth/refresh').send({ refresh_token: r1.body.refresh_token }), 401, 'UNAUTHORIZED');
+  });
+
+  it('rotates a refresh token once when 8 requests race with it; the rest count as reuse and revoke the family', async () => {
+    const u = await registerAndLogin(t.server);
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, () => request(t.server).post('/api/v1/auth/refresh').send({ refresh_token: u.refresh })),
+    );
+    const ok = answers.filter((r) => r.status === 200);
+    expect(ok).toHaveLength(1);
+    for (const r of answers.filter((a) => a.status !== 200)) expectProblem(r, 401, 'UNAUTHORIZED');
+    const winner = ok[0]!.body as { refresh_token: string };
+    expectProblem(await request(t.server).post('/api/v1/auth/refresh').send({ refresh_token: winner.refresh_token }), 401, 'UNAUTHORIZED');
   });
 
   it('logout revokes the refresh token', async () => {

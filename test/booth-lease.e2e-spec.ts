@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Job, JobArtifact } from '@aperture/database/entities/job.entity.js';
 import { JobLifecycle } from '@aperture/queue/job-lifecycle.js';
 import { createTestApp, type TestApp } from './support/app.js';
-import { asBuffer, type Auth, photo, qrCodes, reviewable, STATION_PASSWORD, stationAuth, submit } from './support/booth.js';
+import { asBuffer, type Auth, boothDatabase, photo, qrCodes, reviewable, STATION_PASSWORD, stationAuth, submit } from './support/booth.js';
 import { testEnv } from './support/env.js';
 import { expectProblem, login, type LoggedIn, registerAndLogin } from './support/http.js';
 
@@ -46,8 +46,12 @@ describe('booth with external workers (BOOTH_PROCESSING=external, API only)', ()
     }
   };
 
+  let db: Awaited<ReturnType<typeof boothDatabase>>;
+
   beforeAll(async () => {
+    db = await boothDatabase('booth_lease');
     const env = testEnv('booth-lease', {
+      DATABASE_URL: db.url,
       STATION_PASSWORD,
       BOOTH_PROCESSING: 'external',
       BOOTH_LEASE_SECONDS: String(LEASE_SECONDS),
@@ -62,7 +66,10 @@ describe('booth with external workers (BOOTH_PROCESSING=external, API only)', ()
     worker = await boothWorker(admin, 'bw1');
     worker2 = await boothWorker(admin, 'bw2');
   });
-  afterAll(() => t?.close());
+  afterAll(async () => {
+    await t?.close();
+    await db?.drop();
+  });
 
   it('answers 204 when nothing waits, and counts the submissions ahead of a new one', async () => {
     expect((await lease(worker.auth)).status).toBe(204);
@@ -198,9 +205,19 @@ describe('booth with external workers (BOOTH_PROCESSING=external, API only)', ()
     expect((await lease(worker2.auth)).status).toBe(204);
   });
 
-  it("an API key acts with its owner's role; the station and plain users may not lease", async () => {
-    const key = await request(t.server).post('/api/v1/auth/api-keys').set(worker.auth).send({ name: 'xray rig' });
-    expect(key.status).toBe(201);
+  it('an API key with the booth-worker scope may lease; the station and plain users may not', async () => {
+    const plainKey = await request(t.server).post('/api/v1/auth/api-keys').set(worker.auth).send({ name: 'no scope' });
+    expectProblem(
+      await request(t.server).post('/api/v1/jobs/lease').set({ 'X-API-Key': plainKey.body.key }),
+      403,
+      'FORBIDDEN',
+      /booth-worker/,
+    );
+    const key = await request(t.server)
+      .post('/api/v1/auth/api-keys')
+      .set(worker.auth)
+      .send({ name: 'xray rig', scopes: ['booth-worker'] });
+    expect(key.status, JSON.stringify(key.body)).toBe(201);
     const { job_id: jobId } = await newJob();
     const l = await lease({ 'X-API-Key': key.body.key });
     expect(l.status).toBe(200);

@@ -2,15 +2,19 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { afterEach, describe, expect, it } from 'vitest';
-import { photo, STATION_PASSWORD } from './support/booth.js';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { boothDatabase, photo, STATION_PASSWORD } from './support/booth.js';
 import { testEnv } from './support/env.js';
 import { waitFor } from './support/http.js';
 import { freePort, type Proc, startNode, stop, waitForHttp } from './support/processes.js';
 
 const procs: Proc[] = [];
+const dbs: Awaited<ReturnType<typeof boothDatabase>>[] = [];
 afterEach(async () => {
   await Promise.all(procs.splice(0).map((p) => stop(p, 'SIGKILL')));
+});
+afterAll(async () => {
+  for (const db of dbs) await db.drop();
 });
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -54,7 +58,10 @@ async function snapshot(databaseUrl: string) {
 describe('the booth survives SIGKILL of the API and the worker', () => {
   it('20 photos, API and worker killed mid-way, restarted: submissions, options, decisions, carousel intact; jobs done once', async () => {
     const port = await freePort();
+    const db = await boothDatabase('booth_restart');
+    dbs.push(db);
     const env = testEnv('booth-restart', {
+      DATABASE_URL: db.url,
       PORT: String(port),
       HOST: '127.0.0.1',
       STATION_PASSWORD,
@@ -100,12 +107,12 @@ describe('the booth survives SIGKILL of the API and the worker', () => {
     };
     const batch = await call('POST', '/api/v1/qr/batches', { n: 20 });
     expect(batch.status).toBe(202);
-    const db = new pg.Client({ connectionString: env.DATABASE_URL });
-    await db.connect();
+    const client = new pg.Client({ connectionString: env.DATABASE_URL });
+    await client.connect();
     const codes = (
-      await db.query('select code from qr_codes where batch_id = $1 order by position', [(batch.data as { id: string }).id])
+      await client.query('select code from qr_codes where batch_id = $1 order by position', [(batch.data as { id: string }).id])
     ).rows.map((r: { code: string }) => r.code as string);
-    await db.end();
+    await client.end();
 
     // 20 photos of 1920×1080: slow enough for the worker that the kill lands mid-way.
     const big = photo('bench-1920x1080.jpg');

@@ -5,7 +5,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from './support/app.js';
 import { browserTestsRun, launchChromium, screenshotPath } from './support/browser.js';
-import { asBuffer, type Auth, photo, qrCodes, reviewable, STATION_PASSWORD, stationAuth, submit } from './support/booth.js';
+import { asBuffer, type Auth, boothDatabase, photo, qrCodes, reviewable, STATION_PASSWORD, stationAuth, submit } from './support/booth.js';
 import { testEnv } from './support/env.js';
 import { expectProblem } from './support/http.js';
 
@@ -15,15 +15,21 @@ describe.runIf(browserTestsRun)("the reviewer's page in headless Chromium", () =
   let station: Auth;
   let codes: string[];
 
+  let db: Awaited<ReturnType<typeof boothDatabase>>;
+
   beforeAll(async () => {
-    const env = testEnv('booth-page', { STATION_PASSWORD });
+    db = await boothDatabase('booth_page');
+    const env = testEnv('booth-page', { DATABASE_URL: db.url, STATION_PASSWORD });
     t = await createTestApp(env, { worker: true });
     await t.app.listen(0, '127.0.0.1');
     base = `http://127.0.0.1:${(t.server.address() as AddressInfo).port}`;
     station = await stationAuth(t.server);
     codes = await qrCodes(t.server, station, 2, env.DATABASE_URL!);
   });
-  afterAll(() => t?.close());
+  afterAll(async () => {
+    await t?.close();
+    await db?.drop();
+  });
 
   it('signs in with the station password, shows the options side by side, confirms one, shows it on the carousel', async () => {
     const res = await submit(
@@ -55,7 +61,12 @@ describe.runIf(browserTestsRun)("the reviewer's page in headless Chromium", () =
       await page.fill('#password', STATION_PASSWORD);
       await page.click('#signin-button');
       const card = page.locator(`article[data-job-id="${jobId}"]`);
-      await card.waitFor();
+      await card.waitFor({ timeout: 60000 }).catch(async (e: unknown) => {
+        await page.screenshot({ path: screenshotPath('booth-review-failed'), fullPage: true });
+        throw new Error(`no card for job ${jobId}; status: "${await page.textContent('#status')}"; errors: ${errors.join(' | ')}`, {
+          cause: e,
+        });
+      });
       expect(await card.locator('h3').textContent()).toBe('Pixel (cat) of Alice Smith');
       // The original and the three options, every one loaded (fetched with the station token).
       await page.waitForFunction(

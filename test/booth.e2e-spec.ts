@@ -8,7 +8,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BoothSubmission, CarouselEntry } from '@aperture/database/entities/booth.entity.js';
 import { Job, JobArtifact } from '@aperture/database/entities/job.entity.js';
 import { createTestApp, type TestApp } from './support/app.js';
-import { asBuffer, type Auth, photo, qrCodes, reviewable, reviews, STATION_PASSWORD, stationAuth, submit } from './support/booth.js';
+import {
+  asBuffer,
+  type Auth,
+  boothDatabase,
+  photo,
+  qrCodes,
+  reviewable,
+  reviews,
+  STATION_PASSWORD,
+  stationAuth,
+  submit,
+} from './support/booth.js';
 import { testEnv } from './support/env.js';
 import { expectProblem, type LoggedIn, registerAndLogin } from './support/http.js';
 
@@ -26,8 +37,12 @@ describe('booth with internal processing (the xray model in the worker)', () => 
     jobs: await orm().count(Job, { type: 'booth.xray' }),
   });
 
+  let db: Awaited<ReturnType<typeof boothDatabase>>;
+
   beforeAll(async () => {
+    db = await boothDatabase('booth');
     const env = testEnv('booth', {
+      DATABASE_URL: db.url,
       STATION_PASSWORD,
       CAROUSEL_SIZE: '2',
       BOOTH_RESULTS_PER_IMAGE: '3',
@@ -39,7 +54,10 @@ describe('booth with internal processing (the xray model in the worker)', () => 
     codes = await qrCodes(t.server, station, 12, env.DATABASE_URL!);
     bob = await registerAndLogin(t.server, 'booth_bob');
   });
-  afterAll(() => t?.close());
+  afterAll(async () => {
+    await t?.close();
+    await db?.drop();
+  });
 
   it('lists the animal types publicly, plus other', async () => {
     const res = await request(t.server).get('/api/v1/animal-types');

@@ -35,6 +35,25 @@ describe('docker/ and Kubernetes files', () => {
     expect(existsSync(resolve(root, entry(compose.services['worker']!.command!)))).toBe(true);
     expect(compose.services['api']!.healthcheck!.test.join(' ')).toContain('/health/ready');
     expect(compose.services['worker']!.healthcheck!.test.join(' ')).toContain('3001/health/ready');
+    // No default secrets: the database password and JWT secret must be given.
+    const text = read('docker/docker-compose.yml');
+    expect(text).toMatch(/POSTGRES_PASSWORD: \$\{POSTGRES_PASSWORD:\?/);
+    expect(text).toMatch(/JWT_SECRET: \$\{JWT_SECRET:\?/);
+    expect(text).not.toMatch(/POSTGRES_PASSWORD:-/);
+  });
+
+  it('pins every image tag (no :latest, no bare major versions)', () => {
+    const images = [
+      ...read('docker/docker-compose.yml').matchAll(/image: (?:\$\{[A-Z_]+:-)?([^\s}]+)/g),
+      ...readdirSync(resolve(root, 'docker/k8s')).flatMap((f) => [...read(`docker/k8s/${f}`).matchAll(/image: ([^\s]+)/g)]),
+      ...read('docker/Dockerfile').matchAll(/ARG NODE_IMAGE=(\S+)/g),
+    ].map((m) => m[1]!);
+    expect(images.length).toBeGreaterThanOrEqual(6);
+    for (const image of images) expect(image, image).toMatch(/:\d+\.\d+(\.\d+)?(-[a-z-]+)?$/);
+  });
+
+  it('Kubernetes trusts one proxy hop, not every X-Forwarded-For entry', () => {
+    expect(read('docker/k8s/configmap.yaml')).toMatch(/TRUST_PROXY: "1"/);
   });
 
   it('Kubernetes: every Deployment has startup, readiness and liveness probes on the health routes and resource requests', () => {

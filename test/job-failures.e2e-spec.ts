@@ -56,7 +56,9 @@ describe('job failures and dependency outages', () => {
       });
       expect(job.attempts).toBe(2);
       expect(job.max_attempts).toBe(2);
-      expect(job.error).toMatch(/ENOTDIR|EEXIST|not a directory/i);
+      // The job shows an error id, never the raw exception (file paths, system error codes).
+      expect(job.error).toMatch(/^The job failed on an internal error\. Quote error id [0-9a-f-]{36} when reporting it\.$/);
+      expect(job.error).not.toMatch(/ENOTDIR|EEXIST|not a directory|\//i);
     } finally {
       rmSync(storageDir, { force: true });
     }

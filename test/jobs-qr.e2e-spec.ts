@@ -85,6 +85,10 @@ describe('job engine and QR batches (API + worker in one process, PostgreSQL + R
     expect((await request(t.server).get('/api/v1/jobs?type=qr.batch').set(u.auth)).body.total).toBe(3);
     expect((await request(t.server).get('/api/v1/jobs?status=failed').set(u.auth)).body.total).toBe(0);
     expectProblem(await request(t.server).get('/api/v1/jobs?page_size=1000').set(u.auth), 400, 'VALIDATION_ERROR');
+    for (const page of ['10000000000000000000', '100001', '1e300', '0']) {
+      expectProblem(await request(t.server).get(`/api/v1/jobs?page=${page}`).set(u.auth), 400, 'VALIDATION_ERROR');
+    }
+    expect((await request(t.server).get('/api/v1/jobs?page=100000').set(u.auth)).body).toMatchObject({ page: 100000, items: [] });
     expectProblem(await request(t.server).get('/api/v1/jobs?status=done').set(u.auth), 400, 'VALIDATION_ERROR');
   });
 

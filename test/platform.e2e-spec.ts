@@ -2,7 +2,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from './support/app.js';
 import { testEnv } from './support/env.js';
-import { expectProblem, registerAndLogin } from './support/http.js';
+import { expectProblem, login, registerAndLogin, uniqueName } from './support/http.js';
 
 describe('platform: errors, health, docs, headers (PostgreSQL + Redis)', () => {
   let t: TestApp;
@@ -70,6 +70,40 @@ describe('platform: errors, health, docs, headers (PostgreSQL + Redis)', () => {
     const other = await request(t.server).get('/health/live').set('Origin', 'https://evil.example');
     expect(other.headers['access-control-allow-origin']).toBeUndefined();
     expect(res.headers['x-powered-by']).toBeUndefined();
+  });
+});
+
+describe('HEALTH_DETAILS and API_DOCS: who may read the detailed health report and the docs', () => {
+  const admin = { name: uniqueName('admin'), password: 'admin-password-1' };
+  let restricted: TestApp;
+  let off: TestApp;
+  beforeAll(async () => {
+    const adminEnv = { ADMIN_USERNAME: admin.name, ADMIN_PASSWORD: admin.password };
+    restricted = await createTestApp(testEnv('exposure-admin', { HEALTH_DETAILS: 'admin', API_DOCS: 'admin', ...adminEnv }));
+    off = await createTestApp(testEnv('exposure-off', { HEALTH_DETAILS: 'off', API_DOCS: 'off' }));
+  });
+  afterAll(async () => {
+    await restricted?.close();
+    await off?.close();
+  });
+
+  it('admin: 401 without credentials, 403 for a user, 200 for an admin; the probes stay public', async () => {
+    const s = restricted.server;
+    const user = await registerAndLogin(s);
+    const root = await login(s, admin.name, admin.password);
+    for (const path of ['/health', '/docs/', '/docs/openapi.json', '/docs/openapi.yaml']) {
+      expectProblem(await request(s).get(path), 401, 'UNAUTHORIZED');
+      expectProblem(await request(s).get(path).set(user.auth), 403, 'FORBIDDEN');
+      expect((await request(s).get(path).set(root.auth)).status, path).toBe(200);
+    }
+    expect((await request(s).get('/health/live')).status).toBe(200);
+    expect((await request(s).get('/health/ready')).status).toBe(200);
+  });
+
+  it('off: 404 for everyone; the probes stay public', async () => {
+    for (const path of ['/health', '/docs/', '/docs/openapi.json']) expectProblem(await request(off.server).get(path), 404, 'NOT_FOUND');
+    expect((await request(off.server).get('/health/live')).status).toBe(200);
+    expect((await request(off.server).get('/health/ready')).status).toBe(200);
   });
 });
 

@@ -26,7 +26,7 @@ export async function createTestApp(env: Env, opts: { worker?: boolean } = {}): 
   const moduleRef = await Test.createTestingModule({ imports: [root] }).compile();
   const app = moduleRef.createNestApplication<NestExpressApplication>({ bodyParser: false, logger: false });
   configureApp(app, config);
-  setupSwagger(app);
+  setupSwagger(app, config);
   await prepareDatabase(app);
   await app.init();
   if (opts.worker) await app.get(JobRunner).start();

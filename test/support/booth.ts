@@ -2,11 +2,35 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import pg from 'pg';
 import request from 'supertest';
-import { expect } from 'vitest';
+import { expect, inject } from 'vitest';
 import { fixtures } from './fixtures.js';
 import { type Server, waitFor } from './http.js';
 
 export const STATION_PASSWORD = 'booth-station-password-1';
+
+/**
+ * A PostgreSQL database of its own for one booth test file, beside the run's: the station principal, the review
+ * queue and the carousel are shared by a whole deployment, so test files running at once must not share them.
+ */
+export async function boothDatabase(name: string): Promise<{ url: string; drop: () => Promise<void> }> {
+  const run = new URL(inject('databaseUrl'));
+  const dbName = `${run.pathname.slice(1)}_${name.replace(/[^a-z0-9]/g, '_')}`.slice(0, 63);
+  const admin = new URL(run);
+  admin.pathname = '/postgres';
+  const sql = async (q: string) => {
+    const c = new pg.Client({ connectionString: admin.toString() });
+    await c.connect();
+    try {
+      await c.query(q);
+    } finally {
+      await c.end();
+    }
+  };
+  await sql(`create database "${dbName}"`);
+  const url = new URL(run);
+  url.pathname = `/${dbName}`;
+  return { url: url.toString(), drop: () => sql(`drop database if exists "${dbName}" with (force)`) };
+}
 
 /** Real photos for the booth (PNG fixtures of the SAM set, and the 1920×1080 JPEG of the bench). */
 export const photo = (name = 'shapes-00-640x480.png'): Buffer =>

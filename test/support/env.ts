@@ -22,6 +22,7 @@ export function testEnv(name: string, overrides: Env = {}): Env {
     JWT_SECRET: 'test-secret-that-is-long-enough-0123456789',
     RATE_LIMIT_PER_MINUTE: '100000',
     RATE_LIMIT_PER_HOUR: '1000000',
+    BAD_CREDENTIALS_PER_MINUTE: '100000',
     JOB_BACKOFF_MS: '200',
     ...overrides,
   };

@@ -1,13 +1,18 @@
 import { STATUS_CODES } from 'node:http';
 import { RequestMethod, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { MikroORM, RequestContext } from '@mikro-orm/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import helmet from 'helmet';
 import { Logger } from 'nestjs-pino';
 import type { AppConfig } from '@aperture/config/config.js';
 import { closeOnSignals } from '@aperture/common/bootstrap.js';
+import { notFound } from '@aperture/common/problem.js';
+import { ProblemDetailsFilter } from '@aperture/common/problem.filter.js';
 import { createValidationPipe } from '@aperture/common/validation.js';
+import type { NextFunction, Request, Response } from 'express';
+import { AuthGuard } from './auth/auth.guard.js';
 import { SchemaService } from '@aperture/database/schema.service.js';
 
 const API_PREFIX = 'api/v1';
@@ -98,7 +103,27 @@ function sortDocument(doc: OpenAPIObject): OpenAPIObject {
   return doc;
 }
 
-export function setupSwagger(app: NestExpressApplication): void {
+/**
+ * Swagger UI at /docs and the document at /docs/openapi.json|yaml, for the audience API_DOCS names: anyone, admins
+ * (a bearer token or API key of an admin, checked by the global guard's own logic), or nobody (not mounted: 404).
+ */
+export function setupSwagger(app: NestExpressApplication, config: AppConfig): void {
+  const problems = new ProblemDetailsFilter();
+  if (config.exposure.apiDocs === 'off') {
+    app.use('/docs', (req: Request, res: Response) => problems.write(notFound('Not found.'), req, res));
+    return;
+  }
+  if (config.exposure.apiDocs === 'admin') {
+    const guard = app.get(AuthGuard);
+    const orm = app.get(MikroORM);
+    // Plain Express middleware, outside Nest's pipeline: it needs its own request context for the credential lookup.
+    app.use('/docs', (req: Request, res: Response, next: NextFunction) => {
+      RequestContext.create(orm.em, () => guard.assertExposed(req, 'apiDocs')).then(
+        () => next(),
+        (err: unknown) => problems.write(err, req, res),
+      );
+    });
+  }
   SwaggerModule.setup('docs', app, () => buildOpenApiDocument(app), {
     jsonDocumentUrl: 'docs/openapi.json',
     yamlDocumentUrl: 'docs/openapi.yaml',
@@ -117,7 +142,7 @@ export async function startHttpApp(rootModule: Type<unknown>, config: AppConfig)
   const app = await NestFactory.create<NestExpressApplication>(rootModule, { bufferLogs: true, bodyParser: false });
   app.useLogger(app.get(Logger));
   configureApp(app, config);
-  setupSwagger(app);
+  setupSwagger(app, config);
   await prepareDatabase(app);
   closeOnSignals(app, config.http.shutdownTimeoutMs);
   await app.listen(config.port, config.host);

@@ -196,8 +196,13 @@ export class JobRunner implements BeforeApplicationShutdown {
       this.logger.log(`Job ${job.id} (${job.type}) attempt ${a.attempt} stopped: ${(reason as Error).message}`);
       return;
     }
-    const message = err instanceof Error ? err.message : String(err);
     const permanent = err instanceof PermanentJobError;
+    const raw = err instanceof Error ? err.message : String(err);
+    // A PermanentJobError's text is written for the job's owner; anything else (SQL, file paths, a library's words)
+    // stays in the log under an error id, and the job shows only that id.
+    const errorId = randomUUID();
+    const message = permanent ? raw : `The job failed on an internal error. Quote error id ${errorId} when reporting it.`;
+    if (!permanent) this.logger.warn({ err, job_id: job.id, error_id: errorId }, `Job ${job.id} (${job.type}) error ${errorId}: ${raw}`);
     const outcome = await this.lifecycle.fail(a, message, permanent);
     if (outcome === 'stale') {
       this.logger.log(`Job ${job.id} (${job.type}) attempt ${a.attempt} failed after it was cancelled or taken over: ${message}`);

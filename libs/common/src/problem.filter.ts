@@ -43,8 +43,11 @@ export class ProblemDetailsFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
     if (host.getType() !== 'http') throw exception;
     const ctx = host.switchToHttp();
-    const req = ctx.getRequest<Request>();
-    const res = ctx.getResponse<Response>();
+    this.write(exception, ctx.getRequest<Request>(), ctx.getResponse<Response>());
+  }
+
+  /** Writes the problem+json answer for an error (also for plain Express middleware, outside Nest's pipeline). */
+  write(exception: unknown, req: Request, res: Response): void {
     if (res.headersSent) {
       res.end();
       return;

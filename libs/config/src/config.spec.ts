@@ -1,13 +1,15 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_JWT_SECRET, loadConfig } from './config.js';
+import { ConfigError, loadConfig, PUBLISHED_JWT_SECRET } from './config.js';
+
+const tmpDir = (): string => mkdtempSync(join(tmpdir(), 'aperture-config-'));
 
 const problemsOf = (env: Record<string, string>): string[] => {
   try {
-    loadConfig(env);
+    loadConfig({ DATA_DIR: tmpDir(), ...env });
   } catch (e) {
     if (e instanceof ConfigError) return e.problems;
     throw e;
@@ -30,7 +32,7 @@ describe('loadConfig', () => {
   });
 
   it('reads PostgreSQL URLs', () => {
-    expect(loadConfig({ DATABASE_URL: 'postgres://u:p@db:5432/aperture' }).database).toEqual({
+    expect(loadConfig({ DATA_DIR: tmpDir(), DATABASE_URL: 'postgres://u:p@db:5432/aperture' }).database).toEqual({
       dialect: 'postgresql',
       url: 'postgres://u:p@db:5432/aperture',
     });
@@ -54,19 +56,41 @@ describe('loadConfig', () => {
     expect(problems.join('\n')).toMatch(/ADMIN_USERNAME and ADMIN_PASSWORD must be set together/);
   });
 
-  it('refuses a missing, default or short JWT secret in production', () => {
+  it('refuses a missing or short JWT secret in production, and the published example value anywhere', () => {
     expect(problemsOf({ NODE_ENV: 'production', CORS_ORIGINS: 'https://a' })).toContain('JWT_SECRET is required in production');
-    expect(problemsOf({ NODE_ENV: 'production', JWT_SECRET: DEFAULT_JWT_SECRET })).toContain(
-      'JWT_SECRET must not be the default value in production',
-    );
+    const published = 'JWT_SECRET is the published example value; set a secret of your own, or unset it outside production';
+    expect(problemsOf({ NODE_ENV: 'production', JWT_SECRET: PUBLISHED_JWT_SECRET })).toContain(published);
+    expect(problemsOf({ DATA_DIR: tmpDir(), JWT_SECRET: PUBLISHED_JWT_SECRET })).toContain(published);
     expect(problemsOf({ NODE_ENV: 'production', JWT_SECRET: 'short' })).toContain(
       'JWT_SECRET must be at least 32 characters in production',
     );
     expect(problemsOf({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) })).toEqual([]);
   });
 
-  it('allows the development default secret outside production', () => {
-    expect(loadConfig({}).jwt.secret).toBe(DEFAULT_JWT_SECRET);
+  it('outside production, without JWT_SECRET, makes a random secret once and keeps it in DATA_DIR (0600)', () => {
+    const dir = tmpDir();
+    const first = loadConfig({ DATA_DIR: dir }).jwt.secret;
+    expect(first).toMatch(/^[A-Za-z0-9_-]{64}$/);
+    expect(loadConfig({ DATA_DIR: dir }).jwt.secret).toBe(first);
+    expect(statSync(join(dir, 'jwt-secret')).mode & 0o777).toBe(0o600);
+    expect(loadConfig({ DATA_DIR: tmpDir() }).jwt.secret).not.toBe(first);
+    expect(loadConfig({ DATA_DIR: dir, JWT_SECRET: 'mine' }).jwt.secret).toBe('mine');
+  });
+});
+
+describe('loadConfig: TRUST_PROXY', () => {
+  const trust = (v: string) => loadConfig({ DATA_DIR: tmpDir(), TRUST_PROXY: v }).http.trustProxy;
+  it('reads false, true, a hop count or a list of addresses and CIDRs, as Express does', () => {
+    expect(loadConfig({ DATA_DIR: tmpDir() }).http.trustProxy).toBe(false);
+    expect(trust('false')).toBe(false);
+    expect(trust('true')).toBe(true);
+    expect(trust('1')).toBe(1);
+    expect(trust('10.0.0.0/8, loopback,2001:db8::/32,192.168.1.7')).toEqual(['10.0.0.0/8', 'loopback', '2001:db8::/32', '192.168.1.7']);
+  });
+  it('refuses anything else', () => {
+    expect(problemsOf({ TRUST_PROXY: 'yes' })[0]).toMatch(/TRUST_PROXY must be false, true, a hop count or a list/);
+    expect(problemsOf({ TRUST_PROXY: '10.0.0.0/33' })[0]).toMatch(/"10.0.0.0\/33" is none of these/);
+    expect(problemsOf({ TRUST_PROXY: '99' })).toEqual(['TRUST_PROXY hop count must be 0..10, got 99']);
   });
 });
 
@@ -80,7 +104,7 @@ describe('loadConfig: Google Drive', () => {
   };
 
   it('is off by default, with the real Google endpoints', () => {
-    expect(loadConfig({}).drive).toEqual({
+    expect(loadConfig({ DATA_DIR: tmpDir() }).drive).toEqual({
       enabled: false,
       rootUrl: 'https://www.googleapis.com/',
       tokenUrl: 'https://oauth2.googleapis.com/token',
@@ -88,7 +112,12 @@ describe('loadConfig: Google Drive', () => {
   });
 
   it('reads the key as inline JSON or from a file', () => {
-    const inline = loadConfig({ GOOGLE_DRIVE_ENABLED: 'true', GOOGLE_SERVICE_ACCOUNT_JSON: JSON.stringify(key), DRIVE_FOLDER_ID: 'f1' });
+    const inline = loadConfig({
+      DATA_DIR: tmpDir(),
+      GOOGLE_DRIVE_ENABLED: 'true',
+      GOOGLE_SERVICE_ACCOUNT_JSON: JSON.stringify(key),
+      DRIVE_FOLDER_ID: 'f1',
+    });
     expect(inline.drive).toMatchObject({
       enabled: true,
       folderId: 'f1',
@@ -96,7 +125,12 @@ describe('loadConfig: Google Drive', () => {
     });
     const file = join(mkdtempSync(join(tmpdir(), 'aperture-sa-')), 'key.json');
     writeFileSync(file, JSON.stringify(key));
-    const fromFile = loadConfig({ GOOGLE_DRIVE_ENABLED: 'true', GOOGLE_SERVICE_ACCOUNT_JSON: file, DRIVE_FOLDER_ID: 'f1' });
+    const fromFile = loadConfig({
+      DATA_DIR: tmpDir(),
+      GOOGLE_DRIVE_ENABLED: 'true',
+      GOOGLE_SERVICE_ACCOUNT_JSON: file,
+      DRIVE_FOLDER_ID: 'f1',
+    });
     expect(fromFile.drive).toEqual(inline.drive);
   });
 

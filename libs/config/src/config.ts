@@ -1,5 +1,6 @@
-import { createPrivateKey } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createPrivateKey, randomBytes } from 'node:crypto';
+import { linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 
 /** The one typed configuration of every Aperture process, read from the environment once at boot. */
@@ -25,9 +26,19 @@ export interface AppConfig {
   frontendUrl: string;
   /** Google Drive as a storage target (a service account writing into one folder); the endpoints are overridable for tests. */
   drive: DriveConfig;
-  bruteForce: { maxFailures: number; maxFailuresPerIp: number; windowSeconds: number; maxLockSeconds: number };
+  bruteForce: {
+    maxFailures: number;
+    maxFailuresPerIp: number;
+    windowSeconds: number;
+    maxLockSeconds: number;
+    /** Failed bearer tokens / API keys one client address may present per minute before it gets 429s. */
+    badCredentialsPerMinute: number;
+  };
   cors: { origins: string[] | true };
-  http: { jsonBodyLimit: string; trustProxy: boolean; shutdownTimeoutMs: number };
+  /** Who may read the detailed health report and the API docs (/docs): anyone, admins only, or nobody (404). */
+  exposure: { healthDetails: Exposure; apiDocs: Exposure };
+  /** trustProxy: Express's `trust proxy` (false, a hop count, or the proxies' addresses/CIDRs; true trusts any). */
+  http: { jsonBodyLimit: string; trustProxy: boolean | number | string[]; shutdownTimeoutMs: number };
   rateLimit: { perMinute: number; perHour: number };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; pretty: boolean };
   storage: { dir: string };
@@ -101,7 +112,40 @@ export class ConfigError extends Error {
   }
 }
 
-export const DEFAULT_JWT_SECRET = 'change-me-development-only-secret';
+/** The example secret earlier releases shipped as a default: it is public, so it is refused wherever it appears. */
+export const PUBLISHED_JWT_SECRET = 'change-me-development-only-secret';
+
+/**
+ * The token-signing secret when JWT_SECRET is unset outside production: 48 random bytes made on first start and kept
+ * in DATA_DIR/jwt-secret (mode 0600), so tokens outlive restarts and every process on this DATA_DIR agrees. Written
+ * to a temporary file and linked into place, so two processes starting at once end with the same secret.
+ */
+export function localJwtSecret(dataDir: string): string {
+  const file = resolve(dataDir, 'jwt-secret');
+  const read = (): string | null => {
+    try {
+      return readFileSync(file, 'utf8').trim() || null;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  };
+  const existing = read();
+  if (existing) return existing;
+  mkdirSync(dataDir, { recursive: true });
+  const secret = randomBytes(48).toString('base64url');
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  writeFileSync(tmp, `${secret}\n`, { mode: 0o600 });
+  try {
+    linkSync(tmp, file);
+    return secret;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return read() ?? secret;
+  } finally {
+    unlinkSync(tmp);
+  }
+}
 
 type Env = Record<string, string | undefined>;
 
@@ -167,6 +211,40 @@ class Reader {
   }
 }
 
+/**
+ * TRUST_PROXY, as Express reads `trust proxy`: `false` (default: the peer is the client), a hop count (`1`: one proxy
+ * in front, whose X-Forwarded-For entry is the client), or a comma list of the proxies' addresses or CIDRs (or
+ * Express's names loopback, linklocal, uniquelocal). `true` trusts every X-Forwarded-For entry, so a client choosing
+ * the header chooses its address: only for a proxy that overwrites the header.
+ */
+function trustProxy(r: Reader): boolean | number | string[] {
+  const v = r.raw('TRUST_PROXY')?.trim();
+  if (v === undefined || v === '' || v === 'false') return false;
+  if (v === 'true') return true;
+  if (/^\d+$/.test(v)) {
+    const hops = Number(v);
+    if (hops > 10) r.problems.push(`TRUST_PROXY hop count must be 0..10, got ${v}`);
+    return hops;
+  }
+  const list = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const named = new Set(['loopback', 'linklocal', 'uniquelocal']);
+  for (const item of list) {
+    const [addr, bits, ...rest] = item.split('/');
+    const family = isIP(addr ?? '');
+    const okBits = bits === undefined || (/^\d+$/.test(bits) && Number(bits) <= (family === 6 ? 128 : 32));
+    if (!named.has(item) && (family === 0 || !okBits || rest.length > 0)) {
+      r.problems.push(`TRUST_PROXY must be false, true, a hop count or a list of addresses/CIDRs; "${item}" is none of these`);
+    }
+  }
+  return list;
+}
+
+export const EXPOSURES = ['public', 'admin', 'off'] as const;
+export type Exposure = (typeof EXPOSURES)[number];
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /**
@@ -201,11 +279,16 @@ export function loadConfig(env: Env = process.env): AppConfig {
     database = { dialect: 'sqlite', file: resolve(dataDir, 'aperture.sqlite'), url: '' };
   }
 
-  const jwtSecret = r.str('JWT_SECRET', DEFAULT_JWT_SECRET);
+  const jwtRaw = r.raw('JWT_SECRET') || undefined;
+  if (jwtRaw === PUBLISHED_JWT_SECRET) {
+    r.problems.push('JWT_SECRET is the published example value; set a secret of your own, or unset it outside production');
+  }
+  let jwtSecret = jwtRaw ?? '';
   if (nodeEnv === 'production') {
-    if (r.raw('JWT_SECRET') === undefined) r.problems.push('JWT_SECRET is required in production');
-    else if (jwtSecret === DEFAULT_JWT_SECRET) r.problems.push('JWT_SECRET must not be the default value in production');
+    if (jwtRaw === undefined) r.problems.push('JWT_SECRET is required in production');
     else if (jwtSecret.length < 32) r.problems.push('JWT_SECRET must be at least 32 characters in production');
+  } else if (jwtRaw === undefined) {
+    jwtSecret = localJwtSecret(dataDir);
   }
 
   const adminUser = r.raw('ADMIN_USERNAME');
@@ -313,11 +396,16 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxFailuresPerIp: r.int('BRUTE_FORCE_MAX_FAILURES_PER_IP', 20, 1, 100000),
       windowSeconds: r.int('BRUTE_FORCE_WINDOW_SECONDS', 900, 10, 86400),
       maxLockSeconds: r.int('BRUTE_FORCE_MAX_LOCK_SECONDS', 900, 1, 86400),
+      badCredentialsPerMinute: r.int('BAD_CREDENTIALS_PER_MINUTE', 30, 1, 1_000_000),
     },
     cors,
+    exposure: {
+      healthDetails: r.oneOf('HEALTH_DETAILS', nodeEnv === 'production' ? 'admin' : 'public', EXPOSURES),
+      apiDocs: r.oneOf('API_DOCS', nodeEnv === 'production' ? 'admin' : 'public', EXPOSURES),
+    },
     http: {
       jsonBodyLimit: bodyLimit,
-      trustProxy: r.bool('TRUST_PROXY', false),
+      trustProxy: trustProxy(r),
       shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 25000, 0, 600000),
     },
     rateLimit: {

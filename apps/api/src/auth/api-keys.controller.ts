@@ -2,14 +2,17 @@ import { Body, Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/co
 import {
   ApiBadRequestResponse,
   ApiCreatedResponse,
+  ApiForbiddenResponse,
   ApiNoContentResponse,
   ApiNotFoundResponse,
   ApiOkResponse,
   ApiOperation,
   ApiProperty,
+  ApiPropertyOptional,
   ApiTags,
 } from '@nestjs/swagger';
-import { IsString, Length } from 'class-validator';
+import { ArrayNotEmpty, IsArray, IsIn, IsISO8601, IsOptional, IsString, Length } from 'class-validator';
+import { API_KEY_SCOPES, type ApiKeyScope } from '@aperture/common/roles.js';
 import { Authenticated, CurrentPrincipal, type Principal } from '@aperture/common/auth.decorators.js';
 import { ProblemDto } from '@aperture/common/problem.dto.js';
 import type { ApiKey } from '@aperture/database/entities/api-key.entity.js';
@@ -20,6 +23,25 @@ export class CreateApiKeyDto {
   @IsString()
   @Length(1, 100)
   name!: string;
+
+  @ApiPropertyOptional({
+    enum: API_KEY_SCOPES,
+    isArray: true,
+    default: ['read', 'write'],
+    description:
+      'read: GET routes; write: every other method; admin: act as the admin you are (without it an admin key acts as a ' +
+      'plain user); booth-worker: the booth worker routes (for booth workers and admins).',
+  })
+  @IsOptional()
+  @IsArray()
+  @ArrayNotEmpty()
+  @IsIn(API_KEY_SCOPES, { each: true })
+  scopes?: ApiKeyScope[];
+
+  @ApiPropertyOptional({ format: 'date-time', description: 'The key stops working at this moment (default: never, until revoked).' })
+  @IsOptional()
+  @IsISO8601({ strict: true })
+  expires_at?: string;
 }
 
 export class ApiKeyDto {
@@ -28,6 +50,8 @@ export class ApiKeyDto {
   @ApiProperty({ description: 'The first characters of the key', example: 'apk_3f9a1c2b' }) prefix!: string;
   @ApiProperty({ format: 'date-time' }) created_at!: string;
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) last_used_at!: string | null;
+  @ApiProperty({ enum: API_KEY_SCOPES, isArray: true }) scopes!: ApiKeyScope[];
+  @ApiProperty({ type: String, format: 'date-time', nullable: true }) expires_at!: string | null;
 
   static from(k: ApiKey): ApiKeyDto {
     return {
@@ -36,6 +60,8 @@ export class ApiKeyDto {
       prefix: k.prefix,
       created_at: k.createdAt.toISOString(),
       last_used_at: k.lastUsedAt?.toISOString() ?? null,
+      scopes: k.scopes ?? ['read', 'write'],
+      expires_at: k.expiresAt?.toISOString() ?? null,
     };
   }
 }
@@ -54,12 +80,19 @@ export class ApiKeysController {
   @Post()
   @ApiOperation({
     summary: 'Create an API key',
-    description: 'The key authenticates as you through the X-API-Key header. It is shown once.',
+    description:
+      'The key authenticates as you through the X-API-Key header, within its scopes, until it expires or is revoked. It is ' +
+      'shown once. Only a signed-in session may create keys (403 for an API key).',
   })
   @ApiCreatedResponse({ type: CreatedApiKeyDto })
-  @ApiBadRequestResponse({ type: ProblemDto, description: 'Invalid fields' })
+  @ApiBadRequestResponse({ type: ProblemDto, description: 'Invalid fields, a scope your role cannot grant, or a past expiry' })
+  @ApiForbiddenResponse({ type: ProblemDto, description: 'Called with an API key' })
   async createApiKey(@Body() dto: CreateApiKeyDto, @CurrentPrincipal() p: Principal): Promise<CreatedApiKeyDto> {
-    const { row, key } = await this.apiKeys.create(dto.name, p);
+    const { row, key } = await this.apiKeys.create(p, {
+      name: dto.name,
+      scopes: dto.scopes,
+      expiresAt: dto.expires_at ? new Date(dto.expires_at) : undefined,
+    });
     return { ...ApiKeyDto.from(row), key };
   }
 

@@ -28,8 +28,7 @@ const alice = (over: Partial<User> = {}): User =>
 function setup() {
   const em = fakeEm();
   const bruteForce = {
-    assertAllowed: vi.fn(async () => undefined),
-    recordFailure: vi.fn(async () => undefined),
+    begin: vi.fn(async () => undefined),
     recordSuccess: vi.fn(async () => undefined),
   } satisfies Partial<BruteForceService>;
   const sut = newTestService(AuthService, em, {}, jwt, bruteForce, config);
@@ -47,8 +46,8 @@ describe('AuthService', () => {
       expect([t.token_type, t.expires_in]).toEqual(['bearer', 900]);
       expect(em.create).toHaveBeenCalledWith(RefreshToken, expect.objectContaining({ tokenHash: sha256(t.refresh_token) }));
       expect(em.flush).toHaveBeenCalled();
-      expect(bruteForce.recordSuccess).toHaveBeenCalledWith('alice');
-      expect(bruteForce.recordFailure).not.toHaveBeenCalled();
+      expect(bruteForce.begin).toHaveBeenCalledWith([`user:alice@${IP}`, `ip:${IP}`]);
+      expect(bruteForce.recordSuccess).toHaveBeenCalledWith([`user:alice@${IP}`, `ip:${IP}`]);
     });
 
     // Users are built inside the test: the password hash exists only once beforeAll has run.
@@ -57,23 +56,22 @@ describe('AuthService', () => {
       ['an unknown user', null, 'correct horse battery'],
       ['a disabled user', { disabled: true }, 'correct horse battery'],
       ['the station principal', { role: 'station' }, 'correct horse battery'],
-    ])('refuses %s with the same 401 and counts a failure', async (_what, user, password) => {
+    ])('refuses %s with the same 401; the attempt, counted before, is not given back', async (_what, user, password) => {
       const { sut, em, bruteForce } = setup();
       em.findOne.mockResolvedValue(user && alice(user));
       const e = await problemOf(sut.login('Alice', password, IP), 401);
       expect(e.detail).toBe('Incorrect username or password');
-      expect(bruteForce.recordFailure).toHaveBeenCalledWith(['user:alice', `ip:${IP}`]);
+      expect(bruteForce.begin).toHaveBeenCalledWith([`user:alice@${IP}`, `ip:${IP}`]);
       expect(bruteForce.recordSuccess).not.toHaveBeenCalled();
       expect(em.create).not.toHaveBeenCalled();
     });
 
     it('refuses a locked-out username or address before looking at the password', async () => {
       const { sut, em, bruteForce } = setup();
-      bruteForce.assertAllowed.mockRejectedValue(new ProblemException(429, 'RATE_LIMITED', 'Too many failed sign-in attempts'));
+      bruteForce.begin.mockRejectedValue(new ProblemException(429, 'RATE_LIMITED', 'Too many failed sign-in attempts'));
       await problemOf(sut.login('alice', 'correct horse battery', IP), 429);
-      expect(bruteForce.assertAllowed).toHaveBeenCalledWith(['user:alice', `ip:${IP}`]);
       expect(em.findOne).not.toHaveBeenCalled();
-      expect(bruteForce.recordFailure).not.toHaveBeenCalled();
+      expect(bruteForce.recordSuccess).not.toHaveBeenCalled();
     });
   });
 
@@ -90,17 +88,29 @@ describe('AuthService', () => {
         ...over,
       }) as RefreshToken;
 
-    it('rotates: the presented token is revoked and replaced by a new one of the same family', async () => {
+    it('rotates: the presented token is revoked and replaced by a new one of the same family, in one guarded update', async () => {
       const { sut, em } = setup();
-      const old = row();
-      em.findOne.mockResolvedValue(old);
+      em.findOne.mockResolvedValue(row());
+      em.nativeUpdate.mockResolvedValue(1);
       const t = await sut.refresh('old-token');
       expect(em.findOne).toHaveBeenCalledWith(RefreshToken, { tokenHash: sha256('old-token') }, { populate: ['user'] });
       const created = em.create.mock.results[0]!.value as { id: string; family: string; tokenHash: string };
       expect([created.family, created.tokenHash]).toEqual(['fam-1', sha256(t.refresh_token)]);
-      expect(old.revokedAt).toBeInstanceOf(Date);
-      expect(old.replacedBy).toBe(created.id);
+      expect(em.nativeUpdate).toHaveBeenCalledWith(
+        RefreshToken,
+        { id: 'rt-1', revokedAt: null },
+        { revokedAt: expect.any(Date), replacedBy: created.id },
+      );
       expect(t.refresh_token).not.toBe('old-token');
+    });
+
+    it('treats a lost rotation race as reuse: the family is revoked, nothing issued', async () => {
+      const { sut, em } = setup();
+      em.findOne.mockResolvedValueOnce(row()).mockResolvedValueOnce(row({ revokedAt: new Date(), replacedBy: 'rt-2' }));
+      em.nativeUpdate.mockResolvedValueOnce(0);
+      await problemOf(sut.refresh('old-token'), 401);
+      expect(em.nativeUpdate).toHaveBeenLastCalledWith(RefreshToken, { family: 'fam-1', revokedAt: null }, { revokedAt: expect.any(Date) });
+      expect(em.create).not.toHaveBeenCalled();
     });
 
     it('revokes the whole family when an already rotated token comes back', async () => {

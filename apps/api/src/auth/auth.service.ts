@@ -6,9 +6,10 @@ import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
 import type { Principal } from '@aperture/common/auth.decorators.js';
 import { conflict, notFound, ProblemException, unauthorized } from '@aperture/common/problem.js';
+import { DEFAULT_API_KEY_SCOPES } from '@aperture/common/roles.js';
 import { ApiKey } from '@aperture/database/entities/api-key.entity.js';
 import { RefreshToken } from '@aperture/database/entities/refresh-token.entity.js';
-import { User } from '@aperture/database/entities/user.entity.js';
+import { byUsername, User } from '@aperture/database/entities/user.entity.js';
 import type { RegisterDto, TokenResponseDto } from './auth.dto.js';
 import { BruteForceService } from './brute-force.service.js';
 import { dummyHash, hashPassword, verifyPassword } from './password.js';
@@ -42,7 +43,7 @@ export class AuthService implements OnApplicationBootstrap {
     const admin = this.config.admin;
     if (!admin) return;
     const em = this.orm.em.fork();
-    if (await em.count(User, { username: admin.username })) return;
+    if (await em.count(User, byUsername(admin.username))) return;
     try {
       em.create(User, { username: admin.username, email: admin.email, passwordHash: await hashPassword(admin.password), role: 'admin' });
       await em.flush();
@@ -60,7 +61,7 @@ export class AuthService implements OnApplicationBootstrap {
     }
     if (dto.username.toLowerCase() === STATION_USERNAME) throw this.duplicate('username');
     const email = dto.email.toLowerCase();
-    if (await this.em.count(User, { username: dto.username })) throw this.duplicate('username');
+    if (await this.em.count(User, byUsername(dto.username))) throw this.duplicate('username');
     if (await this.em.count(User, { email })) throw this.duplicate('email');
     const user = this.em.create(User, {
       username: dto.username,
@@ -81,19 +82,16 @@ export class AuthService implements OnApplicationBootstrap {
     return conflict(`A user with this ${field} already exists.`, { errors: [{ field, messages: [`${field} is already taken`] }] });
   }
 
-  /** Username + password sign-in, behind per-username and per-IP brute-force protection. */
+  /** Username + password sign-in, behind per-(username, IP) and per-IP brute-force protection. */
   async login(username: string, password: string, ip: string): Promise<TokenResponseDto> {
     const subjects = BruteForceService.subjects(username, ip);
-    await this.bruteForce.assertAllowed(subjects);
-    const user = await this.em.findOne(User, { username });
+    await this.bruteForce.begin(subjects);
+    const user = await this.em.findOne(User, byUsername(username));
     let ok = false;
     if (user && user.role !== 'station') ok = await verifyPassword(user.passwordHash, password);
     else await verifyPassword(await dummyHash(), password); // the same work for unknown users: timing reveals nothing
-    if (!user || !ok || user.disabled) {
-      await this.bruteForce.recordFailure(subjects);
-      throw unauthorized(WRONG_CREDENTIALS);
-    }
-    await this.bruteForce.recordSuccess(username);
+    if (!user || !ok || user.disabled) throw unauthorized(WRONG_CREDENTIALS);
+    await this.bruteForce.recordSuccess(subjects);
     return this.issue(user, randomUUID());
   }
 
@@ -102,13 +100,10 @@ export class AuthService implements OnApplicationBootstrap {
     const configured = this.config.stationPassword;
     if (!configured) throw unauthorized(WRONG_CREDENTIALS);
     const subjects = BruteForceService.subjects(STATION_USERNAME, ip);
-    await this.bruteForce.assertAllowed(subjects);
+    await this.bruteForce.begin(subjects);
     const ok = configured.startsWith('$argon2') ? await verifyPassword(configured, password) : constantTimeEqual(configured, password);
-    if (!ok) {
-      await this.bruteForce.recordFailure(subjects);
-      throw unauthorized('Incorrect password');
-    }
-    await this.bruteForce.recordSuccess(STATION_USERNAME);
+    if (!ok) throw unauthorized('Incorrect password');
+    await this.bruteForce.recordSuccess(subjects);
     return this.issue(await this.stationUser(), randomUUID());
   }
 
@@ -131,20 +126,34 @@ export class AuthService implements OnApplicationBootstrap {
     }
   }
 
-  /** Rotates a refresh token. Presenting an already-rotated token revokes its whole family (token theft). */
+  /**
+   * Rotates a refresh token. The rotation is one guarded update (`… WHERE revoked_at IS NULL`): of several requests
+   * racing with one token exactly one wins; every other presentation of a rotated token is reuse (token theft), and
+   * revokes the whole family, the winner's new token included.
+   */
   async refresh(token: string): Promise<TokenResponseDto> {
     const row = await this.em.findOne(RefreshToken, { tokenHash: sha256(token) }, { populate: ['user'] });
     const invalid = unauthorized('Invalid or expired refresh token');
     if (!row) throw invalid;
     if (row.revokedAt) {
-      if (row.replacedBy) {
-        await this.em.nativeUpdate(RefreshToken, { family: row.family, revokedAt: null }, { revokedAt: new Date() });
-        this.logger.warn(`Refresh token reuse detected for user ${row.user.id}; family ${row.family} revoked`);
-      }
+      if (row.replacedBy) await this.revokeFamily(row);
       throw invalid;
     }
     if (row.expiresAt.getTime() < Date.now() || row.user.disabled) throw invalid;
-    return this.issue(row.user, row.family, row);
+    const next = randomUUID();
+    const rotated = await this.em.nativeUpdate(RefreshToken, { id: row.id, revokedAt: null }, { revokedAt: new Date(), replacedBy: next });
+    if (rotated !== 1) {
+      // Lost a race: another request rotated this token (reuse) or a logout revoked it.
+      const now = await this.em.findOne(RefreshToken, { id: row.id }, { refresh: true });
+      if (now?.replacedBy) await this.revokeFamily(row);
+      throw invalid;
+    }
+    return this.issue(row.user, row.family, next);
+  }
+
+  private async revokeFamily(row: RefreshToken): Promise<void> {
+    await this.em.nativeUpdate(RefreshToken, { family: row.family, revokedAt: null }, { revokedAt: new Date() });
+    this.logger.warn(`Refresh token reuse detected for user ${row.user.id}; family ${row.family} revoked`);
   }
 
   /** The principal's user ("User does not exist." once deleted). */
@@ -171,20 +180,18 @@ export class AuthService implements OnApplicationBootstrap {
     await this.em.flush();
   }
 
-  async issue(user: User, family: string, previous?: RefreshToken): Promise<TokenResponseDto> {
+  /** Signs an access token and stores a new refresh token of `family` (with the id `id` when a rotation chose it). */
+  async issue(user: User, family: string, id: string = randomUUID()): Promise<TokenResponseDto> {
     const claims: AccessClaims = { sub: user.id, role: user.role, typ: 'access', ver: user.tokenVersion };
     const accessToken = await this.jwt.signAsync(claims);
     const refreshToken = randomBytes(32).toString('base64url');
-    const row = this.em.create(RefreshToken, {
+    this.em.create(RefreshToken, {
+      id,
       user,
       family,
       tokenHash: sha256(refreshToken),
       expiresAt: new Date(Date.now() + this.config.jwt.refreshTtlSeconds * 1000),
     });
-    if (previous) {
-      previous.revokedAt = new Date();
-      previous.replacedBy = row.id;
-    }
     await this.em.flush();
     return { access_token: accessToken, refresh_token: refreshToken, token_type: 'bearer', expires_in: this.config.jwt.accessTtlSeconds };
   }
@@ -211,12 +218,15 @@ export class AuthService implements OnApplicationBootstrap {
   async authenticateApiKey(key: string): Promise<Principal> {
     if (key.length > 200) throw unauthorized();
     const row = await this.em.findOne(ApiKey, { keyHash: sha256(key) }, { populate: ['owner'] });
-    if (!row || row.revokedAt || row.owner.disabled) throw unauthorized();
     const now = Date.now();
+    if (!row || row.revokedAt || row.owner.disabled || (row.expiresAt && row.expiresAt.getTime() <= now)) throw unauthorized();
     if (!row.lastUsedAt || now - row.lastUsedAt.getTime() > 60_000) {
       await this.em.nativeUpdate(ApiKey, { id: row.id }, { lastUsedAt: new Date(now) });
     }
-    return { userId: row.owner.id, username: row.owner.username, role: row.owner.role };
+    const scopes = row.scopes ?? [...DEFAULT_API_KEY_SCOPES];
+    // An admin's key acts as an admin only when made with the admin scope; otherwise as a plain user.
+    const role = row.owner.role === 'admin' && !scopes.includes('admin') ? 'user' : row.owner.role;
+    return { userId: row.owner.id, username: row.owner.username, role, scopes };
   }
 }
 

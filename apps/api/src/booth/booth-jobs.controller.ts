@@ -29,7 +29,7 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { Authenticated, CurrentPrincipal, type Principal, StationAllowed } from '@aperture/common/auth.decorators.js';
+import { Authenticated, CurrentPrincipal, type Principal, RequiresScope, StationAllowed } from '@aperture/common/auth.decorators.js';
 import { ProblemDto } from '@aperture/common/problem.dto.js';
 import type { UploadedImage } from '../images/images.service.js';
 import { BoothOptionsFormDto, LeaseFormDto, LeaseStateDto, OptionsStoredDto, ReviewDto, ReviewResultDto } from './booth.dto.js';
@@ -61,10 +61,11 @@ export class BoothJobsController {
   ) {}
 
   @Post('lease')
+  @RequiresScope('booth-worker')
   @ApiOperation({
     summary: 'Lease the next booth job (external X-ray workers)',
     description:
-      'For role booth-worker (or an API key of such a user). 200: the original photo as the body, the metadata in headers ' +
+      'For role booth-worker (an API key needs the booth-worker scope). 200: the original photo as the body, the metadata in headers ' +
       '(img_id = the job id, first_name, last_name, animal_name, animal_type, broken_bone; values outside printable ASCII are ' +
       'percent-encoded), lease-id and lease-expires. The lease lasts BOOTH_LEASE_SECONDS; renew it with heartbeat; an expired ' +
       'lease returns the job to the queue. 204 when nothing is waiting (always with BOOTH_PROCESSING=internal).',
@@ -72,7 +73,7 @@ export class BoothJobsController {
   @ApiProduces('image/jpeg', 'image/png', 'image/webp', 'image/bmp', 'image/tiff')
   @ApiOkResponse({ description: 'The photo of the leased job', schema: { type: 'string', format: 'binary' } })
   @ApiNoContentResponse({ description: 'No booth job is waiting' })
-  @ApiForbiddenResponse({ type: ProblemDto, description: 'Not a booth worker' })
+  @ApiForbiddenResponse({ type: ProblemDto, description: 'Not a booth worker, or an API key without the booth-worker scope' })
   async leaseJob(@CurrentPrincipal() p: Principal, @Res({ passthrough: true }) res: Response): Promise<StreamableFile | undefined> {
     const lease = await this.leases.lease(p);
     if (!lease) {
@@ -98,6 +99,7 @@ export class BoothJobsController {
   }
 
   @Post(':id/heartbeat')
+  @RequiresScope('booth-worker')
   @HttpCode(200)
   @ApiHeader(LEASE_HEADER)
   @ApiOperation({
@@ -106,7 +108,7 @@ export class BoothJobsController {
   })
   @ApiOkResponse({ type: LeaseStateDto })
   @ApiBadRequestResponse({ type: ProblemDto, description: 'No lease id' })
-  @ApiForbiddenResponse({ type: ProblemDto, description: 'Not a booth worker' })
+  @ApiForbiddenResponse({ type: ProblemDto, description: 'Not a booth worker, or an API key without the booth-worker scope' })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'No such booth job' })
   @ApiConflictResponse({ type: ProblemDto, description: 'The lease expired or was taken over' })
   async heartbeatJob(
@@ -121,6 +123,7 @@ export class BoothJobsController {
   }
 
   @Post(':id/options')
+  @RequiresScope('booth-worker')
   @HttpCode(200)
   @UseInterceptors(FilesInterceptor('files'))
   @ApiConsumes('multipart/form-data')
@@ -134,7 +137,7 @@ export class BoothJobsController {
   })
   @ApiOkResponse({ type: OptionsStoredDto })
   @ApiBadRequestResponse({ type: ProblemDto, description: 'No lease id, no file or too many, or a file that is not an image' })
-  @ApiForbiddenResponse({ type: ProblemDto, description: 'Not a booth worker' })
+  @ApiForbiddenResponse({ type: ProblemDto, description: 'Not a booth worker, or an API key without the booth-worker scope' })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'No such booth job' })
   @ApiConflictResponse({ type: ProblemDto, description: 'The lease expired or was taken over; nothing was stored' })
   @ApiPayloadTooLargeResponse({ type: ProblemDto, description: 'A file larger than IMAGE_MAX_BYTES' })

@@ -52,8 +52,13 @@ export class BoothLeaseService {
     return `lease:${p.userId}:${leaseId}`;
   }
 
+  /**
+   * A booth worker: the role booth-worker (or admin), or an API key with the booth-worker scope (which only such
+   * users may grant; the route itself requires that scope of every key).
+   */
   private static requireWorker(p: Principal): void {
-    if (p.role !== 'booth-worker' && p.role !== 'admin') throw forbidden('Only booth workers (role booth-worker) may lease booth jobs.');
+    if (p.role === 'booth-worker' || p.role === 'admin' || p.scopes?.includes('booth-worker')) return;
+    throw forbidden('Only booth workers (role booth-worker) may lease booth jobs.');
   }
 
   /** Claims the oldest waiting booth job (queued, or running under an expired lease); null when none is waiting. */

@@ -71,10 +71,14 @@ export const REVIEW_PAGE_JS = `'use strict';
   async function image(path, alt) {
     const img = document.createElement('img');
     img.alt = alt;
-    const blob = await (await call(path.replace(api, ''))).blob();
-    const url = URL.createObjectURL(blob);
-    urls.push(url);
-    img.src = url;
+    try {
+      const blob = await (await call(path.replace(api, ''))).blob();
+      const url = URL.createObjectURL(blob);
+      urls.push(url);
+      img.src = url;
+    } catch (e) {
+      img.alt = alt + ' (unavailable: ' + e.message + ')';
+    }
     return img;
   }
 

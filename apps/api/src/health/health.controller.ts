@@ -12,7 +12,7 @@ import { MikroORM } from '@mikro-orm/core';
 import type { Redis } from 'ioredis';
 import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
-import { Public } from '@aperture/common/auth.decorators.js';
+import { ExposedBy, Public } from '@aperture/common/auth.decorators.js';
 import { SchemaService } from '@aperture/database/schema.service.js';
 import { probeDatabase, probeQueue, probeRedis } from '@aperture/health/probes.js';
 import { JobsService } from '@aperture/queue/jobs.service.js';
@@ -68,8 +68,12 @@ export class HealthController {
   }
 
   @Get()
+  @ExposedBy('healthDetails')
   @HealthCheck({ swaggerDocumentation: false })
-  @ApiOperation({ summary: 'Detailed health: database, Redis, queues, disk' })
+  @ApiOperation({
+    summary: 'Detailed health: database, Redis, queues, disk',
+    description: 'HEALTH_DETAILS decides who may read it: public, admin (an admin credential) or off (404). Production default: admin.',
+  })
   @ApiOkResponse({ description: 'Everything is up', schema: healthSchema })
   @ApiServiceUnavailableResponse({ description: 'Something is down', schema: healthSchema })
   getHealth(): Promise<HealthCheckResult> {

@@ -2,7 +2,6 @@ import { Body, Controller, Get, HttpCode, Param, Patch, Post, Query, Req } from 
 import {
   ApiBadRequestResponse,
   ApiConflictResponse,
-  ApiNoContentResponse,
   ApiNotFoundResponse,
   ApiOkResponse,
   ApiOperation,
@@ -13,7 +12,7 @@ import {
 import { AdminOnly, Authenticated, CurrentPrincipal, type Principal } from '@aperture/common/auth.decorators.js';
 import { ApiPageResponse, type Page, toPage } from '@aperture/common/pagination.js';
 import { ProblemDto } from '@aperture/common/problem.dto.js';
-import { UserDto } from '../auth/auth.dto.js';
+import { TokenResponseDto, UserDto } from '../auth/auth.dto.js';
 import type { Request } from 'express';
 import { UsersService } from './users.service.js';
 import { AdminUpdateUserDto, ChangePasswordDto, UpdateProfileDto, UserListQueryDto } from './users.dto.js';
@@ -44,14 +43,19 @@ export class UsersController {
   }
 
   @Post('me/password')
-  @HttpCode(204)
-  @ApiOperation({ summary: 'Change your password', description: 'Needs the current password. Other sessions are logged out.' })
-  @ApiNoContentResponse({ description: 'Changed' })
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Change your password',
+    description:
+      'Needs the current password. Every credential issued before stops working at once: refresh tokens, access tokens ' +
+      'and (unless keep_api_keys) API keys. Answers a new token pair for this session.',
+  })
+  @ApiOkResponse({ type: TokenResponseDto, description: 'Changed; the new tokens' })
   @ApiBadRequestResponse({ type: ProblemDto, description: 'Invalid new password' })
   @ApiUnauthorizedResponse({ type: ProblemDto, description: 'Wrong current password' })
   @ApiTooManyRequestsResponse({ type: ProblemDto, description: 'Too many wrong current passwords; see Retry-After' })
-  async changePassword(@Body() dto: ChangePasswordDto, @CurrentPrincipal() p: Principal, @Req() req: Request): Promise<void> {
-    await this.users.changePassword(p, dto, req.ip ?? 'unknown');
+  changePassword(@Body() dto: ChangePasswordDto, @CurrentPrincipal() p: Principal, @Req() req: Request): Promise<TokenResponseDto> {
+    return this.users.changePassword(p, dto, req.ip ?? 'unknown');
   }
 
   @Get()

@@ -102,6 +102,14 @@ export class ChangePasswordDto {
   @MinLength(8, { message: 'new_password must be at least 8 characters long' })
   @MaxLength(128)
   new_password!: string;
+
+  @ApiPropertyOptional({
+    default: false,
+    description: 'Keep your API keys working. By default a password change revokes them with every other credential.',
+  })
+  @IsOptional()
+  @IsBoolean()
+  keep_api_keys?: boolean;
 }
 
 export class UserListQueryDto extends PageQueryDto {

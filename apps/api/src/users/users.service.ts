@@ -1,10 +1,13 @@
+import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
-import { EntityManager, type FilterQuery } from '@mikro-orm/core';
+import { EntityManager, type FilterQuery, UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { Principal } from '@aperture/common/auth.decorators.js';
 import { pageOptions } from '@aperture/common/pagination.js';
 import { badRequest, unauthorized } from '@aperture/common/problem.js';
+import { ApiKey } from '@aperture/database/entities/api-key.entity.js';
 import { User } from '@aperture/database/entities/user.entity.js';
 import { findOwned } from '@aperture/database/owned.js';
+import type { TokenResponseDto } from '../auth/auth.dto.js';
 import { AuthService } from '../auth/auth.service.js';
 import { BruteForceService } from '../auth/brute-force.service.js';
 import { hashPassword, verifyPassword } from '../auth/password.js';
@@ -36,27 +39,38 @@ export class UsersService {
     if (dto.phone !== undefined) user.phone = dto.phone;
     if (dto.birth_date !== undefined) user.birthDate = dto.birth_date;
     if (dto.picture_url !== undefined) user.pictureUrl = dto.picture_url;
-    await this.em.flush();
+    try {
+      await this.em.flush();
+    } catch (err) {
+      // Two users taking one e-mail at once: the unique index decides, and the loser gets the same 409.
+      if (err instanceof UniqueConstraintViolationException) throw this.auth.duplicate('email');
+      throw err;
+    }
     return user;
   }
 
-  /** Needs the current password (behind brute-force protection); logs out the user's other sessions. */
-  async changePassword(p: Principal, dto: ChangePasswordDto, ip: string): Promise<void> {
+  /**
+   * Needs the current password (behind brute-force protection). Every credential issued before dies: refresh tokens,
+   * access tokens (the token version moves on) and, unless `keep_api_keys`, API keys. Answers a new token pair, so the
+   * session that changed the password goes on.
+   */
+  async changePassword(p: Principal, dto: ChangePasswordDto, ip: string): Promise<TokenResponseDto> {
     const user = await this.me(p);
     const subjects = BruteForceService.subjects(user.username, ip);
-    await this.bruteForce.assertAllowed(subjects);
-    if (!(await verifyPassword(user.passwordHash, dto.current_password))) {
-      await this.bruteForce.recordFailure(subjects);
-      throw unauthorized('Current password is incorrect');
-    }
+    await this.bruteForce.begin(subjects);
+    if (!(await verifyPassword(user.passwordHash, dto.current_password))) throw unauthorized('Current password is incorrect');
+    await this.bruteForce.recordSuccess(subjects);
     if (dto.new_password.toLowerCase() === user.username.toLowerCase()) {
       throw badRequest('new_password must not be the same as the username', {
         errors: [{ field: 'new_password', messages: ['new_password must not be the same as the username'] }],
       });
     }
     user.passwordHash = await hashPassword(dto.new_password);
+    user.tokenVersion += 1;
     await this.em.flush();
     await this.auth.revokeRefreshTokens(user.id);
+    if (!dto.keep_api_keys) await this.em.nativeUpdate(ApiKey, { owner: user.id, revokedAt: null }, { revokedAt: new Date() });
+    return this.auth.issue(user, randomUUID());
   }
 
   list(q: UserListQueryDto): Promise<[User[], number]> {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Opt } from '@mikro-orm/core';
+import type { ApiKeyScope } from '@aperture/common/roles.js';
 import { Entity, ManyToOne, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
 import { User } from './user.entity.js';
 
@@ -30,4 +31,12 @@ export class ApiKey {
 
   @Property({ type: 'datetime', nullable: true })
   revokedAt: Date | null = null;
+
+  /** What the key may do; null for keys made before scopes existed, which get the default (read, write). */
+  @Property({ type: 'json', nullable: true })
+  scopes: ApiKeyScope[] | null = null;
+
+  /** After this moment the key no longer works; null: until revoked. */
+  @Property({ type: 'datetime', nullable: true })
+  expiresAt: Date | null = null;
 }

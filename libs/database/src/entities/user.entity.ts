@@ -1,9 +1,14 @@
 import { randomUUID } from 'node:crypto';
-import type { Opt } from '@mikro-orm/core';
-import { Entity, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
+import { type FilterQuery, type Opt, sql } from '@mikro-orm/core';
+import { Entity, PrimaryKey, Property, Unique } from '@mikro-orm/decorators/legacy';
 import type { UserRole } from '@aperture/common/roles.js';
 
+/** Usernames are unique whatever their case: `Admin` and `admin` are one name (and look it up with `lower(username)`). */
 @Entity({ tableName: 'users' })
+@Unique({
+  name: 'users_username_lower_unique',
+  expression: 'create unique index "users_username_lower_unique" on "users" (lower("username"))',
+})
 export class User {
   @PrimaryKey({ type: 'uuid' })
   id: string = randomUUID();
@@ -56,3 +61,7 @@ export class User {
   @Property({ type: 'datetime', onUpdate: () => new Date() })
   updatedAt: Date & Opt = new Date();
 }
+
+/** The user whose name is `username` in any case (the unique index is on lower(username)). */
+export const byUsername = (username: string): FilterQuery<User> =>
+  ({ [sql`lower(username)`]: username.toLowerCase() }) as FilterQuery<User>;

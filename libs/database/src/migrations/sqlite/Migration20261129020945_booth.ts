@@ -1,8 +1,8 @@
 import { Migration } from '@mikro-orm/migrations';
 
-export class Migration20261129015338_booth extends Migration {
+export class Migration20261129020945_booth extends Migration {
 
-  override name = 'Migration20261129015338_booth';
+  override name = 'Migration20261129020945_booth';
 
   override up(): void | Promise<void> {
     this.addSql(`create table \`booth_submissions\` (\`id\` text not null primary key, \`owner_id\` text not null, \`job_id\` text not null, \`qr_code_id\` text not null, \`open_qr_code\` text null, \`first_name\` text not null, \`last_name\` text not null, \`animal_name\` text not null, \`animal_type\` text not null, \`broken_bone\` integer not null default false, \`original_key\` text not null, \`original_content_type\` text not null, \`width\` integer not null, \`height\` integer not null, \`decision\` text null, \`choice\` integer null, \`review_round\` integer not null default 0, \`xray_key\` text null, \`original_png_key\` text null, \`reviewed_at\` datetime null, \`created_at\` datetime not null, constraint \`booth_submissions_owner_id_foreign\` foreign key (\`owner_id\`) references \`users\` (\`id\`) on delete cascade, constraint \`booth_submissions_job_id_foreign\` foreign key (\`job_id\`) references \`jobs\` (\`id\`) on delete cascade, constraint \`booth_submissions_qr_code_id_foreign\` foreign key (\`qr_code_id\`) references \`qr_codes\` (\`id\`) on delete cascade);`);

@@ -1,8 +1,8 @@
 import { Migration } from '@mikro-orm/migrations';
 
-export class Migration20261129015338_booth extends Migration {
+export class Migration20261129020943_booth extends Migration {
 
-  override name = 'Migration20261129015338_booth';
+  override name = 'Migration20261129020943_booth';
 
   override up(): void | Promise<void> {
     this.addSql(`create table "booth_submissions" ("id" uuid not null, "owner_id" uuid not null, "job_id" uuid not null, "qr_code_id" uuid not null, "open_qr_code" uuid null, "first_name" varchar(100) not null, "last_name" varchar(100) not null, "animal_name" varchar(100) not null, "animal_type" varchar(32) not null, "broken_bone" boolean not null default false, "original_key" varchar(300) not null, "original_content_type" varchar(100) not null, "width" int not null, "height" int not null, "decision" varchar(16) null, "choice" int null, "review_round" int not null default 0, "xray_key" varchar(300) null, "original_png_key" varchar(300) null, "reviewed_at" timestamptz null, "created_at" timestamptz not null, primary key ("id"));`);
