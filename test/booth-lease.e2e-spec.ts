@@ -16,6 +16,7 @@ describe('booth with external workers (BOOTH_PROCESSING=external, API only)', ()
   let codes: string[];
   let worker: LoggedIn;
   let worker2: LoggedIn;
+  let admin: LoggedIn;
   let next = 0;
   const orm = () => t.app.get(MikroORM).em.fork();
   const code = () => codes[next++]!;
@@ -62,7 +63,7 @@ describe('booth with external workers (BOOTH_PROCESSING=external, API only)', ()
     t = await createTestApp(env);
     station = await stationAuth(t.server);
     codes = await qrCodes(t.server, station, 40, env.DATABASE_URL!);
-    const admin = await login(t.server, 'lease_admin', 'lease-admin-password');
+    admin = await login(t.server, 'lease_admin', 'lease-admin-password');
     worker = await boothWorker(admin, 'bw1');
     worker2 = await boothWorker(admin, 'bw2');
   });
@@ -138,6 +139,8 @@ describe('booth with external workers (BOOTH_PROCESSING=external, API only)', ()
     }
     const job = await orm().findOneOrFail(Job, { id: jobId });
     expect(job).toMatchObject({ status: 'completed', attempts: 1, result: { source: 'external' } });
+    // A booth job belongs to its submission: deleting it through /jobs is refused.
+    expectProblem(await request(t.server).delete(`/api/v1/jobs/${jobId}`).set(admin.auth), 409, 'CONFLICT', /booth job/);
     // A retry puts the job back for the workers.
     await request(t.server).post(`/api/v1/jobs/${jobId}/review`).set(station).send({ decision: 'retry' }).expect(200);
     const again = await lease(worker2.auth);
