@@ -22,6 +22,7 @@ import {
 } from './support/booth.js';
 import { testEnv } from './support/env.js';
 import { expectProblem, type LoggedIn, registerAndLogin } from './support/http.js';
+import { hugePngHeader } from './support/images.js';
 
 const NO_CACHE = { 'cache-control': 'no-cache, no-store, must-revalidate', pragma: 'no-cache', expires: '0' };
 
@@ -43,6 +44,7 @@ describe('booth with internal processing (the xray model in the worker)', () => 
     db = await boothDatabase('booth');
     const env = testEnv('booth', {
       DATABASE_URL: db.url,
+      IMAGE_MAX_BYTES: '1000000',
       STATION_PASSWORD,
       CAROUSEL_SIZE: '2',
       BOOTH_RESULTS_PER_IMAGE: '3',
@@ -72,6 +74,17 @@ describe('booth with internal processing (the xray model in the worker)', () => 
       await submit(t.server, station, { qr_content: codes[0] }, Buffer.from('not a picture at all'), 'pet.jpg'),
       400,
       'IMAGE_VALIDATION_ERROR',
+    );
+    expectProblem(
+      await submit(t.server, station, { qr_content: codes[0] }, hugePngHeader(5000, 3000)),
+      400,
+      'IMAGE_VALIDATION_ERROR',
+      /at most 4096 px/,
+    );
+    expectProblem(
+      await submit(t.server, station, { qr_content: codes[0] }, Buffer.alloc(1_000_001, 1), 'big.png'),
+      413,
+      'PAYLOAD_TOO_LARGE',
     );
     expectProblem(
       await submit(t.server, station, { qr_content: codes[0], first_name: 'x'.repeat(101) }),
