@@ -6,7 +6,12 @@
  *   post-processing, total (scene-gru is left out: its input is the detected primitives, not an image)
  * - the detector through HTTP + queue + worker (POST /models/primitives-obb/infer): images/s at concurrency 1 and 4,
  *   latency split into accept, pickup, run and finish; sam-tiny (a click) likewise at concurrency 1
+ * - a segmentation batch of 10 such images with a click each (POST /segment/batches, multipart and JSON): the time to
+ *   accept it, to finish every job, and images/s
+ * - object extraction's own work (no model) on a 1920x1080 image with 12 masks: cleaning, RGBA crops (feather 0
+ *   and 8), PNG encoding, the overlay and the SVG
  * - model memory: RSS of this process over 20 load/unload cycles of every shipped model (sessions in worker threads)
+ * - GET /images/{id}/embedding: the first request (a job and an encoder run), after a prompt (cache hit), stored
  * - the booth: one 1920x1080 photo from POST /booth/submissions until its X-ray options are listed for review
  *   (GET /reviews), with the worker's xray model
  * The API and worker processes use a scratch PostgreSQL database when one is reachable (PG_ADMIN_URL, default the
@@ -23,6 +28,8 @@ import pg from 'pg';
 import sharp from 'sharp';
 import { outputPngs } from '@aperture/analysis/render.js';
 import { rleEncode } from '@aperture/inference/mask.js';
+import { renderMaskSvg } from '@aperture/inference/mask-svg.js';
+import { cleanMask, cutObject, maskBytes, tintMasks } from '@aperture/inference/objects.js';
 import { decodeYoloObb } from '@aperture/inference/postprocess/obb.js';
 import { encodeSamPrompt, samMaskFromOutputs, type SamPrompt } from '@aperture/inference/postprocess/sam.js';
 import { decodeYoloSegment } from '@aperture/inference/postprocess/yolo-segment.js';
@@ -123,6 +130,7 @@ try {
   results['qr_pdf_1000_bytes'] = pdf.length;
 
   await benchModels();
+  await benchObjectCutting();
 
   const api = start('dist/apps/api/src/main.js');
   await waitOk(`${base}/health/ready`);
@@ -151,6 +159,8 @@ try {
   await benchQueue('primitives-obb', 'obb', {}, 24, [1, 4]);
   await benchQueue('sam-tiny', 'sam', { points: JSON.stringify([{ x: 960, y: 540, label: 1 }]) }, 8, [1]);
   await benchFragmentTask();
+  await benchEmbedding();
+  await benchSegmentBatch();
   await benchBooth(id);
 } finally {
   for (const c of children) c.kill('SIGTERM');
@@ -259,6 +269,160 @@ async function benchFragmentTask(): Promise<void> {
   const runs = [await one(), await one(), await one()];
   results['fragments_task_1920x1080_end_to_end_ms'] = Math.round(runs.reduce((a, r) => a + r.total, 0) / runs.length);
   results['fragments_task_1920x1080_job_run_ms'] = Math.round(runs.reduce((a, r) => a + r.run, 0) / runs.length);
+}
+
+/**
+ * GET /images/{id}/embedding on a 1920x1080 JPEG: the first request (an image.embedding job: decode, encoder, storing
+ * 4 MB), the same after a prompt on the image (the job finds the embedding in the worker's cache: no encoder run), and
+ * a stored one (read from storage, no job), each the mean of 3 fresh images, to the last byte of the body.
+ */
+async function benchEmbedding(): Promise<void> {
+  const jpeg = readFileSync(resolve(root, 'models/fixtures/bench-1920x1080.jpg'));
+  const auth = { authorization: `Bearer ${token}` };
+  const upload = async (i: number): Promise<string> => {
+    // A different file each time (re-encoded at another quality), so that no embedding is shared.
+    const bytes = await sharp(jpeg)
+      .jpeg({ quality: 90 - i })
+      .toBuffer();
+    const form = new FormData();
+    form.append('images', new Blob([bytes], { type: 'image/jpeg' }), `bench-${i}.jpg`);
+    const res = await fetch(`${base}/api/v1/images`, { method: 'POST', headers: auth, body: form });
+    if (res.status !== 201) throw new Error(`upload answered ${res.status}: ${await res.text()}`);
+    return ((await res.json()) as { data: { id: string }[] }).data[0]!.id;
+  };
+  const get = async (id: string): Promise<number> => {
+    const t0 = performance.now();
+    const res = await fetch(`${base}/api/v1/images/${id}/embedding`, { headers: auth });
+    const body = await res.arrayBuffer();
+    if (res.status !== 200 || body.byteLength !== 4 * 256 * 64 * 64) throw new Error(`embedding answered ${res.status}`);
+    return performance.now() - t0;
+  };
+  const mean = (v: number[]): number => Math.round((v.reduce((a, b) => a + b, 0) / v.length) * 10) / 10;
+  const cold: number[] = [];
+  const stored: number[] = [];
+  const afterPrompt: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const id = await upload(i);
+    cold.push(await get(id));
+    stored.push(await get(id));
+    const prompted = await upload(10 + i);
+    const form = new FormData();
+    form.append('image_id', prompted);
+    form.append('points', JSON.stringify([{ x: 960, y: 540 }]));
+    const seg = await fetch(`${base}/api/v1/segment/points`, { method: 'POST', headers: auth, body: form });
+    if (seg.status !== 200) throw new Error(`segment/points answered ${seg.status}: ${await seg.text()}`);
+    afterPrompt.push(await get(prompted));
+  }
+  results['embedding_1920x1080_first_get_ms'] = mean(cold);
+  results['embedding_1920x1080_after_prompt_get_ms'] = mean(afterPrompt);
+  results['embedding_1920x1080_stored_get_ms'] = mean(stored);
+}
+
+/**
+ * A segmentation batch of 10 copies of the 1920x1080 JPEG, one click each, through HTTP, the queue and the worker:
+ * accept (the POST: every image checked, stored and queued), end to end (until every job has finished) and images/s,
+ * in the multipart form and in the JSON form (base64 images).
+ */
+async function benchSegmentBatch(): Promise<void> {
+  const jpeg = readFileSync(resolve(root, 'models/fixtures/bench-1920x1080.jpg'));
+  const n = 10;
+  const points = JSON.stringify(Array.from({ length: n }, () => [{ x: 960, y: 540, label: 1 }]));
+  const run = async (tag: string, send: () => Promise<Response>): Promise<void> => {
+    const t0 = performance.now();
+    const res = await send();
+    if (res.status !== 202) throw new Error(`batch answered ${res.status}: ${await res.text()}`);
+    const accepted = performance.now() - t0;
+    const batch = (await res.json()) as { batch_id: string; jobs: { job_id: string }[] };
+    for (const j of batch.jobs) {
+      for (;;) {
+        const st = await call('GET', `/api/v1/jobs/${j.job_id}/status?wait_ms=30000`);
+        if (st.json.status === 'completed') break;
+        if (st.json.status === 'failed') throw new Error(`batch job failed: ${JSON.stringify(st.json)}`);
+      }
+    }
+    const total = performance.now() - t0;
+    const b = await call('GET', `/api/v1/segment/batches/${batch.batch_id}`);
+    if (b.json.status !== 'completed') throw new Error(`batch ended ${String(b.json.status)}`);
+    results[`segment_batch_${tag}_${n}_accept_ms`] = Math.round(accepted);
+    results[`segment_batch_${tag}_${n}_end_to_end_ms`] = Math.round(total);
+    results[`segment_batch_${tag}_${n}_images_per_s`] = Math.round((n / total) * 1000 * 100) / 100;
+  };
+  await run('multipart', () => {
+    const form = new FormData();
+    for (let i = 0; i < n; i++) form.append('images', new Blob([jpeg], { type: 'image/jpeg' }), `bench-${i}.jpg`);
+    form.append('points', points);
+    form.append('coords', 'pixels');
+    return fetch(`${base}/api/v1/segment/batches`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+  });
+  await run('json', () =>
+    fetch(`${base}/api/v1/segment/batches`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ images: Array.from({ length: n }, () => jpeg.toString('base64')), points: JSON.parse(points) as unknown }),
+    }),
+  );
+}
+
+/**
+ * What segment.objects does after the model, in-process on a 1920x1080 photo with 12 elliptical masks (each with a
+ * hole and a speck): clean, cut (feather 0 and 8), encode object and mask PNGs, the overlay and the SVG.
+ */
+async function benchObjectCutting(): Promise<void> {
+  const img = await decodeImage(readFileSync(resolve(root, 'models/fixtures/bench-1920x1080.jpg')));
+  const { width: W, height: H } = img;
+  const masks = Array.from({ length: 12 }, (_, k) => {
+    const m = new Uint8Array(W * H);
+    const [cx, cy, rx, ry] = [150 + (k % 4) * 450, 180 + Math.floor(k / 4) * 340, 120 + 10 * k, 90 + 5 * k];
+    for (let y = Math.max(0, cy - ry); y < Math.min(H, cy + ry); y++) {
+      for (let x = Math.max(0, cx - rx); x < Math.min(W, cx + rx); x++) {
+        const d = ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2;
+        if (d <= 1 && d > 0.0004) m[y * W + x] = 1;
+      }
+    }
+    m[(cy - ry - 5) * W + cx] = 1;
+    return m;
+  });
+  const png = (data: Uint8Array, w: number, h: number, channels: 1 | 3 | 4): Promise<Buffer> => {
+    const image = sharp(data, { raw: { width: w, height: h, channels } });
+    return (channels === 1 ? image.toColourspace('b-w') : image).png().toBuffer();
+  };
+  const runs = 3;
+  const sum = { clean: 0, cut0: 0, cut8: 0, png: 0, overlay_svg: 0 };
+  for (let r = 0; r < runs + 1; r++) {
+    const t0 = performance.now();
+    const cleaned = masks.map((m) => cleanMask(m, W, H, 100));
+    const t1 = performance.now();
+    const hard = cleaned.map((c) => cutObject(img, c.mask, c.box, 0));
+    const t2 = performance.now();
+    cleaned.forEach((c) => cutObject(img, c.mask, c.box, 8));
+    const t3 = performance.now();
+    for (const [i, o] of hard.entries()) {
+      await png(o.data, o.width, o.height, 4);
+      await png(maskBytes(cleaned[i]!.mask), W, H, 1);
+    }
+    const t4 = performance.now();
+    await png(
+      tintMasks(
+        img,
+        cleaned.map((c) => c.mask),
+      ),
+      W,
+      H,
+      3,
+    );
+    await renderMaskSvg(
+      img,
+      cleaned.map((c, i) => ({ mask: c.mask, score: 0.9, title: `object ${i}` })),
+    );
+    const t5 = performance.now();
+    if (r === 0) continue; // warm-up
+    sum.clean += t1 - t0;
+    sum.cut0 += t2 - t1;
+    sum.cut8 += t3 - t2;
+    sum.png += t4 - t3;
+    sum.overlay_svg += t5 - t4;
+  }
+  for (const [k, v] of Object.entries(sum)) results[`objects_12_masks_1920x1080_${k}_ms`] = Math.round(v / runs);
 }
 
 /** The codes of a QR batch, straight from the database (the API hands them out only as the printed PDF). */

@@ -5,14 +5,8 @@ import { QrCode } from '@aperture/database/entities/qr.entity.js';
 import { QR_PER_PAGE } from '@aperture/qr/qr-layout.js';
 import { createTestApp, type TestApp } from './support/app.js';
 import { testEnv } from './support/env.js';
-import { expectProblem, type LoggedIn, registerAndLogin, waitFor } from './support/http.js';
+import { binary, expectProblem, type LoggedIn, registerAndLogin, waitFor } from './support/http.js';
 import { readQrPdf } from './support/pdf.js';
-
-const binary = (res: request.Response, cb: (err: Error | null, body: Buffer) => void): void => {
-  const chunks: Buffer[] = [];
-  res.on('data', (c: Buffer) => chunks.push(c));
-  res.on('end', () => cb(null, Buffer.concat(chunks)));
-};
 
 describe('job engine and QR batches (API + worker in one process, PostgreSQL + Redis)', () => {
   let t: TestApp;
@@ -70,7 +64,7 @@ describe('job engine and QR batches (API + worker in one process, PostgreSQL + R
     expect(file.status).toBe(200);
     expect((file.body as Buffer).subarray(0, 5).toString()).toBe('%PDF-');
     const status = await request(t.server).get(`/api/v1/jobs/${batch.job_id}/status`).set(alice.auth);
-    expect(status.body).toEqual({ id: batch.job_id, status: 'completed', progress: 1, error: null });
+    expect(status.body).toEqual({ id: batch.job_id, status: 'completed', progress: 1, total_images: 0, processed_images: 0, error: null });
     const result = await request(t.server).get(`/api/v1/jobs/${batch.job_id}/result`).set(alice.auth);
     expect(result.body.result).toMatchObject({ codes: 3 });
   });

@@ -86,30 +86,5 @@ describe('POST /segment/auto (automatic segmentation)', () => {
     expect((await request(t.server).get(`/api/v1/jobs/${jobId}/status`).set(alice.auth)).body.progress).toBe(1);
     expectProblem(await request(t.server).get(`/api/v1/jobs/${jobId}`).set(bob.auth), 404, 'JOB_NOT_FOUND');
   }, 120_000);
-
-  it('bad inputs are 400 problems naming the field; nothing is queued', async () => {
-    const img = resolve(fixtures, FILE);
-    const field = (res: request.Response, name: string): void => {
-      expectProblem(res, 400, 'VALIDATION_ERROR');
-      expect(res.body.errors.map((e: { field: string }) => e.field)).toContain(name);
-    };
-    field(await post('', { points_per_side: '0' }).attach('image', img), 'points_per_side');
-    field(await post('/async', { points_per_side: '129' }).attach('image', img), 'points_per_side');
-    field(await post('/async', { crop_n_layers: '4' }).attach('image', img), 'crop_n_layers');
-    field(await post('/async', { pred_iou_thresh: '1.5' }).attach('image', img), 'pred_iou_thresh');
-    field(await post('/async', { crop_overlap_ratio: '1' }).attach('image', img), 'crop_overlap_ratio');
-    field(await post('/async', { output_mode: 'png' }).attach('image', img), 'output_mode');
-    field(await post('/async', { points_per_side: 'many' }).attach('image', img), 'points_per_side');
-    expectProblem(
-      await post('/async', { model: 'primitives-obb' }).attach('image', img),
-      400,
-      'VALIDATION_ERROR',
-      /Model id was not correct/,
-    );
-    expectProblem(await post('/async', { model: 'sam-tiny', model_type: 'other' }).attach('image', img), 400, 'VALIDATION_ERROR');
-    expectProblem(await post('', {}).attach('image', Buffer.from('not an image at all'), 'x.png'), 400, 'IMAGE_VALIDATION_ERROR');
-    expectProblem(await post('/async', {}), 400, 'VALIDATION_ERROR');
-    const jobs = await request(t.server).get('/api/v1/jobs?type=segment.auto').set(alice.auth);
-    expect(jobs.body.total).toBe(2); // the two good requests above
-  });
+  // Bad input and ownership: test/segment-bad-input.e2e-spec.ts (one table for every segment route).
 });

@@ -22,3 +22,22 @@ export function screenshotPath(name: string): string {
   mkdirSync(dir, { recursive: true });
   return join(dir, `${name}.png`);
 }
+
+/**
+ * Chromium's reading of an SVG document loaded on its own: the root element's name and the count of parser errors
+ * (a malformed SVG becomes an error page). The expression runs in the page, so it is a string (no DOM types here).
+ */
+export const SVG_PARSE_CHECK =
+  "({ root: document.documentElement.localName, errors: document.getElementsByTagName('parsererror').length })";
+
+/** Loads the SVG in a new Chromium page and answers SVG_PARSE_CHECK. */
+export async function parseSvgInChromium(svg: string): Promise<{ root: string; errors: number }> {
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage();
+    await page.goto(`data:image/svg+xml;base64,${Buffer.from(svg, 'utf8').toString('base64')}`);
+    return await page.evaluate<{ root: string; errors: number }>(SVG_PARSE_CHECK);
+  } finally {
+    await browser.close();
+  }
+}

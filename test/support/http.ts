@@ -40,6 +40,13 @@ export async function login(server: Server, username: string, password: string):
   };
 }
 
+/** A supertest parser that keeps the body as one Buffer (use with .buffer(true).parse(binary)). */
+export const binary = (res: request.Response, cb: (err: Error | null, body: Buffer) => void): void => {
+  const chunks: Buffer[] = [];
+  res.on('data', (c: Buffer) => chunks.push(c));
+  res.on('end', () => cb(null, Buffer.concat(chunks)));
+};
+
 /** Asserts an RFC 9457 problem+json answer. */
 export function expectProblem(res: request.Response, status: number, code: string, detail?: string | RegExp): void {
   expect(res.status, JSON.stringify(res.body)).toBe(status);

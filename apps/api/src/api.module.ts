@@ -12,6 +12,7 @@ import { REDIS, RedisModule } from '@aperture/redis/redis.module.js';
 import { StorageModule } from '@aperture/storage/storage.module.js';
 import { AuthGuard } from './auth/auth.guard.js';
 import { AuthModule } from './auth/auth.module.js';
+import { EmbeddingModule } from './embedding/embedding.module.js';
 import { BoothModule } from './booth/booth.module.js';
 import { HealthModule } from './health/health.module.js';
 import { ImagesModule } from './images/images.module.js';
@@ -19,6 +20,8 @@ import { JobsModule } from './jobs/jobs.module.js';
 import { ModelsModule } from './models/models.module.js';
 import { ProjectsModule } from './projects/projects.module.js';
 import { SegmentAutoModule } from './segment-auto/segment-auto.module.js';
+import { SegmentBatchesModule } from './segment-batches/segment-batches.module.js';
+import { SegmentObjectsModule } from './segment-objects/segment-objects.module.js';
 import { QrModule } from './qr/qr.module.js';
 import { SegmentModule } from './segment/segment.module.js';
 import { DriveModule } from './storage/drive.module.js';
@@ -58,6 +61,9 @@ import { RedisThrottlerStorage } from './throttle/redis-throttler.storage.js';
     DriveModule,
     SegmentModule,
     SegmentAutoModule,
+    EmbeddingModule,
+    SegmentBatchesModule,
+    SegmentObjectsModule,
     BoothModule,
   ],
   providers: [

@@ -10,10 +10,11 @@ import type { AppConfig } from '@aperture/config/config.js';
 import { closeOnSignals } from '@aperture/common/bootstrap.js';
 import { notFound } from '@aperture/common/problem.js';
 import { ProblemDetailsFilter } from '@aperture/common/problem.filter.js';
-import { createValidationPipe } from '@aperture/common/validation.js';
+import { createValidationPipe, RejectNulPipe } from '@aperture/common/validation.js';
 import type { NextFunction, Request, Response } from 'express';
 import { AuthGuard } from './auth/auth.guard.js';
 import { SchemaService } from '@aperture/database/schema.service.js';
+import { EMBEDDING_HEADERS } from './embedding/embedding.dto.js';
 
 const API_PREFIX = 'api/v1';
 
@@ -22,7 +23,16 @@ export function configureApp(app: NestExpressApplication, config: AppConfig): vo
   app.set('trust proxy', config.http.trustProxy);
   app.disable('x-powered-by');
   app.use(helmet());
-  app.enableCors({ origin: config.cors.origins, exposedHeaders: ['X-Request-Id', 'Retry-After', 'Content-Disposition'] });
+  app.enableCors({
+    origin: config.cors.origins,
+    exposedHeaders: ['X-Request-Id', 'Retry-After', 'Content-Disposition', 'ETag', ...Object.keys(EMBEDDING_HEADERS)],
+  });
+  // A segmentation batch's JSON carries its images base64-encoded: that one route gets its own, larger limit.
+  const batches = `/${API_PREFIX}/segment/batches`;
+  app.useBodyParser('json', {
+    limit: config.http.batchJsonBodyLimit,
+    type: (req) => (req.url ?? '').split('?')[0] === batches && /\bjson\b/i.test(String(req.headers['content-type'] ?? '')),
+  });
   app.useBodyParser('json', { limit: config.http.jsonBodyLimit });
   app.useBodyParser('urlencoded', { limit: '64kb', extended: false });
   app.setGlobalPrefix(API_PREFIX, {
@@ -34,7 +44,7 @@ export function configureApp(app: NestExpressApplication, config: AppConfig): vo
       { path: 'booth/review.js', method: RequestMethod.GET },
     ],
   });
-  app.useGlobalPipes(createValidationPipe());
+  app.useGlobalPipes(new RejectNulPipe(), createValidationPipe());
 }
 
 export function buildOpenApiDocument(app: NestExpressApplication): OpenAPIObject {

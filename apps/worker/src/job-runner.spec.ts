@@ -36,7 +36,16 @@ function stubFor(type: JobType): new () => unknown {
   Object.defineProperty(Stub, 'name', { value: `${type}Stub` });
   return Stub;
 }
-const IMAGE_JOB_TYPES = ['task.predict', 'task.fragments', 'project.detect', 'segment.prompt', 'segment.auto', 'booth.xray'] as const;
+const IMAGE_JOB_TYPES = [
+  'task.predict',
+  'task.fragments',
+  'project.detect',
+  'segment.prompt',
+  'segment.auto',
+  'image.embedding',
+  'segment.objects',
+  'booth.xray',
+] as const;
 const imageJobStubs = IMAGE_JOB_TYPES.map(stubFor);
 
 @Injectable()

@@ -15,8 +15,10 @@ import { ModelAgent } from './models/model-agent.service.js';
 import { ModelInferHandler } from './models/model-infer.handler.js';
 import { ProjectDetectHandler } from './projects/project-detect.handler.js';
 import { QrBatchHandler } from './qr/qr-batch.handler.js';
+import { ImageEmbeddingHandler } from './segment/image-embedding.handler.js';
 import { SegmentPromptHandler } from './segment/segment-prompt.handler.js';
 import { SegmentAutoHandler } from './segment-auto/segment-auto.handler.js';
+import { SegmentObjectsHandler } from './segment-objects/segment-objects.handler.js';
 import { FragmentsTaskHandler } from './tasks/fragments-task.handler.js';
 import { ImageJobSupport } from './tasks/image-job-support.js';
 import { PredictTaskHandler } from './tasks/predict-task.handler.js';
@@ -41,6 +43,8 @@ import { WorkerHealth } from './worker-health.service.js';
     ProjectDetectHandler,
     SegmentPromptHandler,
     SegmentAutoHandler,
+    ImageEmbeddingHandler,
+    SegmentObjectsHandler,
     BoothXrayHandler,
   ],
   exports: [JobRunner, WorkerHealth, ModelAgent],

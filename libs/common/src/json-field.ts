@@ -4,7 +4,11 @@ import { ValidateBy, type ValidationArguments, type ValidationError, validateSyn
 
 /** A JSON field that could not be read (the reason, worded after the field's name). */
 class Unreadable {
-  constructor(readonly why: string) {}
+  /** `at`: the index path inside the field (e.g. `[2]`), empty for the field itself. */
+  constructor(
+    readonly why: string,
+    readonly at = '',
+  ) {}
 }
 
 export interface JsonFieldOptions {
@@ -14,6 +18,11 @@ export interface JsonFieldOptions {
   maxItems?: number;
   /** With maxItems: one JSON object is also accepted, as an array of one. */
   single?: boolean;
+  /**
+   * With maxItems: the field holds one such array per item of a list (e.g. per image of a batch), at most this many:
+   * an array of arrays, where null stands for an empty one. Errors name both indexes (`points[2][0].x …`).
+   */
+  lists?: number;
 }
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -37,21 +46,35 @@ export function JsonField<T extends object>(type: () => new () => T, options: Js
     }
     const make = (item: unknown): unknown => (isPlainObject(item) ? plainToInstance(type(), item) : item);
     if (options.maxItems === undefined) return isPlainObject(v) ? make(v) : new Unreadable('must be a JSON object');
-    if (options.single && isPlainObject(v)) return [make(v)];
-    if (!Array.isArray(v)) return new Unreadable(options.single ? 'must be a JSON object or an array of them' : 'must be a JSON array');
-    if (v.length > options.maxItems) return new Unreadable(`must hold at most ${options.maxItems} items`);
-    return v.map(make);
+    const list = (x: unknown, at: string, max: number): unknown[] | Unreadable => {
+      if (options.single && isPlainObject(x)) return [make(x)];
+      const what = options.single ? 'a JSON object or an array of them' : 'a JSON array';
+      if (!Array.isArray(x)) return new Unreadable(`must be ${what}`, at);
+      if (x.length > max) return new Unreadable(`must hold at most ${max} items`, at);
+      return x.map(make);
+    };
+    if (options.lists === undefined) return list(v, '', options.maxItems);
+    if (!Array.isArray(v)) return new Unreadable('must be a JSON array with one list per item');
+    if (v.length > options.lists) return new Unreadable(`must hold at most ${options.lists} lists`);
+    const lists: unknown[][] = [];
+    for (const [i, x] of v.entries()) {
+      const l = x === null ? [] : list(x, `[${i}]`, options.maxItems);
+      if (l instanceof Unreadable) return l;
+      lists.push(l);
+    }
+    return lists;
   };
   const problems = (value: unknown, field: string): string[] => {
     if (value === undefined || value === null) return [`${field} must be given`];
-    if (value instanceof Unreadable) return [`${field} ${value.why}`];
+    if (value instanceof Unreadable) return [`${field}${value.at} ${value.why}`];
     const cls = type();
-    const items = options.maxItems === undefined ? [value] : (value as unknown[]);
-    return items.flatMap((item, i) => {
-      const path = options.maxItems === undefined ? field : `${field}[${i}]`;
-      if (!(item instanceof cls)) return [`${path} must be an object`];
-      return messages(validateSync(item, { whitelist: true, forbidUnknownValues: true }), path);
-    });
+    const check = (item: unknown, path: string): string[] =>
+      item instanceof cls
+        ? messages(validateSync(item, { whitelist: true, forbidUnknownValues: true }), path)
+        : [`${path} must be an object`];
+    if (options.maxItems === undefined) return check(value, field);
+    if (options.lists === undefined) return (value as unknown[]).flatMap((item, i) => check(item, `${field}[${i}]`));
+    return (value as unknown[][]).flatMap((l, i) => l.flatMap((item, j) => check(item, `${field}[${i}][${j}]`)));
   };
   return applyDecorators(
     Transform(({ value }: { value: unknown }) => (value === undefined ? value : parse(value)), { toClassOnly: true }),

@@ -1,5 +1,5 @@
 import type { ArgumentsHost } from '@nestjs/common';
-import { NotFoundException } from '@nestjs/common';
+import { BadRequestException, NotFoundException, PayloadTooLargeException } from '@nestjs/common';
 import { describe, expect, it } from 'vitest';
 import { ProblemDetailsFilter } from './problem.filter.js';
 import { ProblemException } from './problem.js';
@@ -45,6 +45,13 @@ describe('ProblemDetailsFilter', () => {
     expect(JSON.stringify(r.body)).not.toContain('at ');
   });
 
+  it('keeps the extras of a deliberate 5xx problem (503 DRIVE_ERROR with its job) beside the error id', () => {
+    const r = capture(new ProblemException(503, 'DRIVE_ERROR', 'Drive refused.', { job_id: 'j1' }));
+    expect(r.status).toBe(503);
+    expect(r.body).toMatchObject({ code: 'DRIVE_ERROR', detail: 'Drive refused.', job_id: 'j1' });
+    expect(r.body.error_id).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
   it('keeps the code and detail of a ProblemException, and maps plain HttpExceptions by status', () => {
     expect(capture(new ProblemException(409, 'CONFLICT', 'Taken.', { errors: [{ field: 'a', messages: ['b'] }] })).body).toMatchObject({
       status: 409,
@@ -57,5 +64,21 @@ describe('ProblemDetailsFilter', () => {
       code: 'NOT_FOUND',
       detail: 'No route GET /nope.',
     });
+  });
+
+  it("rewrites multer's multipart errors as sentences naming the field", () => {
+    expect(capture(new PayloadTooLargeException('File too large - image')).body).toMatchObject({
+      status: 413,
+      code: 'PAYLOAD_TOO_LARGE',
+      detail: 'The file "image" is larger than the upload size limit.',
+    });
+    expect(capture(new BadRequestException('Unexpected file field - images')).body.detail).toBe(
+      'The file field "images" is not expected here, or holds more files than this route takes.',
+    );
+    expect(capture(new BadRequestException('Field value too long - points')).body.detail).toBe(
+      'The form field "points" is longer than a form field may be.',
+    );
+    expect(capture(new BadRequestException('Too many fields')).body.detail).toBe('Too many form fields in one request.');
+    expect(capture(new BadRequestException('Something else - x')).body.detail).toBe('Something else - x');
   });
 });

@@ -31,6 +31,20 @@ function bodyErrorDetail(type: string | undefined): string | undefined {
   return undefined;
 }
 
+/** Clear sentences for the multipart errors multer raises (Nest's message, then " - <field>" when it names one). */
+const MULTIPART_DETAILS: Record<string, (field: string) => string> = {
+  'File too large': (f) => `The file${f ? ` "${f}"` : ''} is larger than the upload size limit.`,
+  'Too many files': () => 'Too many files in one request.',
+  'Unexpected file field': (f) => `The file field "${f}" is not expected here, or holds more files than this route takes.`,
+  'Field value too long': (f) => `The form field "${f}" is longer than a form field may be.`,
+  'Too many fields': () => 'Too many form fields in one request.',
+};
+
+function multipartDetail(message: string): string | undefined {
+  const m = /^(.+?)(?: - (.*))?$/.exec(message);
+  return m ? MULTIPART_DETAILS[m[1]!]?.(m[2] ?? '') : undefined;
+}
+
 function isTerminusBody(body: unknown): boolean {
   return typeof body === 'object' && body !== null && 'status' in body && 'details' in body && 'info' in body;
 }
@@ -81,7 +95,8 @@ export class ProblemDetailsFilter implements ExceptionFilter {
 
     if (status >= 500) {
       const errorId = randomUUID();
-      extras = { error_id: errorId };
+      // A deliberate 5xx problem (503 DRIVE_ERROR with the job it saved) keeps its extras; nothing else leaves.
+      extras = { ...(exception instanceof ProblemException ? exception.extras : {}), error_id: errorId };
       if (status === 500) detail = `Internal server error. Quote error id ${errorId} when reporting it.`;
       this.logger.error({ err: exception, error_id: errorId, path: instance }, `Unhandled error ${errorId}`);
     }
@@ -112,7 +127,7 @@ export class ProblemDetailsFilter implements ExceptionFilter {
       // Nest's router 404: "Cannot GET /x" -> a clearer sentence.
       const m = /^Cannot (\w+) (.*)$/.exec(msg);
       if (status === 404 && m) return `No route ${m[1]} ${m[2]}.`;
-      return msg;
+      return multipartDetail(msg) ?? msg;
     }
     if (Array.isArray(msg)) return msg.join('; ');
     return fallback;

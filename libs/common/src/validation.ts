@@ -1,4 +1,4 @@
-import { ValidationPipe, type ValidationError } from '@nestjs/common';
+import { type ArgumentMetadata, type PipeTransform, ValidationPipe, type ValidationError } from '@nestjs/common';
 import { ValidateBy, type ValidationArguments } from 'class-validator';
 import { type FieldError, ProblemException } from './problem.js';
 
@@ -10,6 +10,35 @@ function flatten(errors: ValidationError[], parent = ''): FieldError[] {
     if (e.children?.length) out.push(...flatten(e.children, field));
   }
   return out;
+}
+
+/** The first path (e.g. `points[0].label`) under which a value holds a string with a NUL character, or null. */
+function nulPath(v: unknown, path: string, depth = 0): string | null {
+  if (typeof v === 'string') return v.includes('\u0000') ? path : null;
+  if (depth > 20 || typeof v !== 'object' || v === null || Buffer.isBuffer(v)) return null;
+  for (const [k, x] of Object.entries(v)) {
+    const found = nulPath(x, Array.isArray(v) ? `${path}[${k}]` : path ? `${path}.${k}` : k, depth + 1);
+    if (found !== null) return found;
+  }
+  return null;
+}
+
+/**
+ * Runs before validation on every body, query and path parameter: text with a NUL character is refused (400). No
+ * field of this API means one, and PostgreSQL cannot store or even compare it (the driver fails the whole query).
+ */
+export class RejectNulPipe implements PipeTransform {
+  transform(value: unknown, meta: ArgumentMetadata): unknown {
+    if (meta.type === 'custom') return value;
+    const at = nulPath(value, meta.type === 'param' || meta.type === 'query' ? (meta.data ?? '') : '');
+    if (at !== null) {
+      const field = at || meta.data || meta.type;
+      throw new ProblemException(400, 'VALIDATION_ERROR', `${field} must not contain NUL (\\u0000) characters`, {
+        errors: [{ field, messages: ['must not contain NUL (\\u0000) characters'] }],
+      });
+    }
+    return value;
+  }
 }
 
 /** The global pipe: strips unknown fields, rejects forbidden ones, converts types, answers problem+json. */

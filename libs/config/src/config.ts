@@ -38,7 +38,7 @@ export interface AppConfig {
   /** Who may read the detailed health report and the API docs (/docs): anyone, admins only, or nobody (404). */
   exposure: { healthDetails: Exposure; apiDocs: Exposure };
   /** trustProxy: Express's `trust proxy` (false, a hop count, or the proxies' addresses/CIDRs; true trusts any). */
-  http: { jsonBodyLimit: string; trustProxy: boolean | number | string[]; shutdownTimeoutMs: number };
+  http: { jsonBodyLimit: string; batchJsonBodyLimit: string; trustProxy: boolean | number | string[]; shutdownTimeoutMs: number };
   rateLimit: { perMinute: number; perHour: number };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; pretty: boolean };
   storage: { dir: string };
@@ -368,6 +368,10 @@ export function loadConfig(env: Env = process.env): AppConfig {
 
   const bodyLimit = r.str('JSON_BODY_LIMIT', '1mb');
   if (!/^\d+(b|kb|mb)$/i.test(bodyLimit)) r.problems.push(`JSON_BODY_LIMIT must look like 1mb or 512kb, got "${bodyLimit}"`);
+  const batchBodyLimit = r.str('BATCH_JSON_BODY_LIMIT', '100mb');
+  if (!/^\d+(b|kb|mb)$/i.test(batchBodyLimit)) {
+    r.problems.push(`BATCH_JSON_BODY_LIMIT must look like 100mb or 512kb, got "${batchBodyLimit}"`);
+  }
 
   const config: AppConfig = {
     env: nodeEnv,
@@ -405,6 +409,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     http: {
       jsonBodyLimit: bodyLimit,
+      batchJsonBodyLimit: batchBodyLimit,
       trustProxy: trustProxy(r),
       shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 25000, 0, 600000),
     },

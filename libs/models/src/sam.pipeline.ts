@@ -117,6 +117,17 @@ export class SamPipeline {
   }
 
   /**
+   * Records the encoder run that made an embedding as one inference of the model, for a caller that wanted only the
+   * embedding (it is decoded elsewhere, e.g. on a client). Nothing when it is already in the statistics (a cached
+   * embedding, or one a decode or this call already counted), so an encoder run is counted once.
+   */
+  recordEncode(embedding: SamEmbedding, timing: InferenceTiming = {}): void {
+    if (!this.unrecorded.delete(embedding)) return;
+    const model = this.runner.entry(embedding.model, ['sam']);
+    this.runner.record(model, timing, { ...embedding.encodeMs, postprocessMs: 0 });
+  }
+
+  /**
    * Decodes several prompt sets from one embedding: one mask per prompt set, in order. The exported decoder takes
    * one prompt set per run (batch 1), so it runs once per set. Each prompt set needs points and/or a box.
    * The phases returned are the decoder's (prompt encoding, compute, mask thresholding), all sets together.

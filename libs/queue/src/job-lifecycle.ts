@@ -14,7 +14,7 @@ import { JobQueues } from './job-queues.js';
 import { CANCEL_CHANNEL, JOB_TYPES, type JobType } from './job-registry.js';
 
 /** The statuses a job can still move from. */
-const ACTIVE_JOB_STATUSES: readonly JobStatus[] = ['queued', 'running'];
+export const ACTIVE_JOB_STATUSES: readonly JobStatus[] = ['queued', 'running'];
 
 /** Who claims a job and for how long; the lease is renewed by progress and heartbeats, never by Bull's in-Redis lock. */
 export interface LeaseOptions {

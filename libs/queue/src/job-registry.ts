@@ -1,6 +1,7 @@
 import type { LengthUnit } from '@aperture/common/length-units.js';
 import type { JsonObject } from '@aperture/database/entities/job.entity.js';
 import type { SegmentAutoParams, SegmentAutoResult } from './segment-auto.types.js';
+import type { SegmentObjectsParams, SegmentObjectsResult } from './segment-objects.types.js';
 
 /**
  * The typed job registry: every job type, the queue it runs on and the payload it carries.
@@ -63,6 +64,13 @@ export interface SegmentPromptParams {
   output: SegmentOutput;
 }
 
+/** A SAM image embedding of one of the user's images (GET /images/{id}/embedding), stored for client-side decoding. */
+export interface ImageEmbeddingParams {
+  model: string;
+  imageId: string;
+  imageKey: string;
+}
+
 /** Booth: the X-ray result options of one submitted photo (by the worker's xray model, or an external worker's lease). */
 export interface BoothXrayParams {
   submissionId: string;
@@ -82,6 +90,8 @@ export interface JobPayloads {
   'project.detect': ProjectDetectParams;
   'segment.prompt': SegmentPromptParams;
   'segment.auto': SegmentAutoParams;
+  'image.embedding': ImageEmbeddingParams;
+  'segment.objects': SegmentObjectsParams;
   'booth.xray': BoothXrayParams;
 }
 export type JobType = keyof JobPayloads;
@@ -148,6 +158,33 @@ export type SegmentPromptResult = JsonObject & {
   visualization_artifact_id: string | null;
 };
 
+/**
+ * image.embedding: where the embedding's bytes are (StorageKeys.embedding) and what a client needs to run the SAM
+ * decoder on them itself. Also stored as the embedding's meta.json.
+ */
+export type ImageEmbeddingResult = {
+  model: string;
+  version: string;
+  /** sha256 of the image file the embedding was computed from. */
+  sha256: string;
+  data_key: string;
+  /** image_embeddings dims, e.g. [1, 256, 64, 64]. */
+  shape: number[];
+  dtype: 'float32';
+  byte_length: number;
+  /** The original image size (after EXIF orientation): the decoder's orig_im_size is [height, width]. */
+  width: number;
+  height: number;
+  /** The encoder's square input side (SAM: 1024) and ResizeLongestSide's scale = input_size / max(width, height). */
+  input_size: number;
+  scale: number;
+  /** The image's size inside the encoder input (the rest is zero padding). */
+  resized_width: number;
+  resized_height: number;
+  /** Whether the worker's embedding cache already held it (no encoder run). */
+  cache_hit: boolean;
+};
+
 /** One stored result option of a booth job: the artifact option-{index}. */
 export type BoothOption = { index: number; artifact_id: string; style: string; content_type: string };
 
@@ -167,6 +204,8 @@ export interface JobResults {
   'project.detect': ProjectDetectResult;
   'segment.prompt': SegmentPromptResult;
   'segment.auto': SegmentAutoResult;
+  'image.embedding': ImageEmbeddingResult;
+  'segment.objects': SegmentObjectsResult;
   'booth.xray': BoothXrayResult;
 }
 
@@ -190,6 +229,14 @@ export const JOB_TYPES: Record<JobType, { queue: QueueName; description: string;
     description: 'SAM prompt segmentation: masks for points and/or boxes, with an SVG visualization',
   },
   'segment.auto': { queue: 'inference', description: 'Automatic segmentation: every mask SAM finds on an image (a grid of clicks)' },
+  'image.embedding': {
+    queue: 'inference',
+    description: "SAM image embedding of one of the user's images, stored for decoding on the client",
+  },
+  'segment.objects': {
+    queue: 'inference',
+    description: 'Object extraction: each SAM mask cleaned and cut out as an RGBA PNG, with masks, an overlay and metadata',
+  },
   'booth.xray': {
     queue: 'inference',
     description: 'Booth: the X-ray result options of one photo (internal xray model, or an external worker over HTTP)',
@@ -216,3 +263,15 @@ export interface BullJobData {
 
 /** Redis pub/sub channel (under the deployment prefix) on which cancellations of running jobs are announced. */
 export const CANCEL_CHANNEL = 'jobs:cancel';
+
+/** The model a job runs, for listing and filtering (its main one: a prediction task's detector); null for a job without one. */
+export function jobModel<T extends JobType>(type: T, params: JobPayloads[T]): string | null {
+  if (type === 'task.predict') return (params as PredictTaskParams).detectionModel;
+  const model = (params as { model?: unknown }).model;
+  return typeof model === 'string' ? model : null;
+}
+
+/** How many images a job of this type works on: one for every image job, none for a QR batch. */
+export function jobImageCount(type: string): number {
+  return type === 'qr.batch' ? 0 : 1;
+}

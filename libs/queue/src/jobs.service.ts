@@ -8,7 +8,7 @@ import { Job, type JsonObject } from '@aperture/database/entities/job.entity.js'
 import type { User } from '@aperture/database/entities/user.entity.js';
 import { JobLifecycle } from './job-lifecycle.js';
 import { JobQueues } from './job-queues.js';
-import type { BullJobData, JobPayloads, JobType, QueueName } from './job-registry.js';
+import { type BullJobData, type JobPayloads, type JobType, jobModel, type QueueName } from './job-registry.js';
 
 /**
  * The API's side of jobs: builds Job records, enqueues, cancels and deletes them. Every status change is the
@@ -36,6 +36,7 @@ export class JobsService {
       type,
       owner,
       params: params as unknown as JsonObject,
+      model: jobModel(type, params),
       maxAttempts: this.config.jobs.attempts,
     });
   }

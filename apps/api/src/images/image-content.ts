@@ -1,5 +1,6 @@
 import { Inject, Injectable, StreamableFile } from '@nestjs/common';
 import type { Request, Response } from 'express';
+import { notModified } from '@aperture/common/etag.js';
 import type { Image } from '@aperture/database/entities/image.entity.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 
@@ -9,14 +10,7 @@ export class ImageContent {
   constructor(@Inject(STORAGE) private readonly storage: StoragePort) {}
 
   async send(image: Image, req: Request, res: Response): Promise<StreamableFile | undefined> {
-    const etag = `"${image.sha256}"`;
-    res.setHeader('ETag', etag);
-    res.setHeader('Cache-Control', 'private, max-age=0, must-revalidate');
-    const inm = req.headers['if-none-match'];
-    if (inm && inm.split(',').some((t) => t.trim().replace(/^W\//, '') === etag || t.trim() === '*')) {
-      res.status(304);
-      return undefined;
-    }
+    if (notModified(req, res, `"${image.sha256}"`)) return undefined;
     const safe = image.originalName.replace(/[^\w.-]/g, '_');
     res.setHeader('Content-Disposition', `inline; filename="${safe}"`);
     return new StreamableFile(await this.storage.read(image.storageKey), { type: image.mime, length: image.sizeBytes });

@@ -28,7 +28,7 @@ export interface StoreReport {
 }
 
 /** Multer reads header parameters as latin1; browsers and curl send UTF-8. Also drops any path a client sent. */
-function uploadName(raw: string): string {
+export function uploadName(raw: string): string {
   let name = raw;
   const utf8 = Buffer.from(raw, 'latin1').toString('utf8');
   if (!utf8.includes('\uFFFD')) name = utf8;
@@ -118,7 +118,7 @@ export class ImagesService {
   /**
    * Deletes an image and its file. Refused with 409 while a queued or running job still needs it (cancel or delete
    * those first). Its project results go with it; finished tasks keep their results and artifacts (their input
-   * route then answers 404).
+   * route then answers 404). Its stored SAM embeddings go too unless another image has the same bytes.
    */
   async delete(image: Image): Promise<void> {
     const em = this.em.fork();
@@ -133,5 +133,11 @@ export class ImagesService {
     await this.storage
       .deletePrefix(StorageKeys.imagePrefix(image.id))
       .catch((e: unknown) => this.logger.warn(`Could not remove the file of image ${image.id}: ${String(e)}`));
+    // Stored SAM embeddings belong to the file's bytes: they go with the last image that has them.
+    if ((await em.count(Image, { sha256: image.sha256 })) === 0) {
+      await this.storage
+        .deletePrefix(StorageKeys.embeddingPrefix(image.sha256))
+        .catch((e: unknown) => this.logger.warn(`Could not remove the embeddings of image ${image.id}: ${String(e)}`));
+    }
   }
 }

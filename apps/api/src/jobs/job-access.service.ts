@@ -9,12 +9,13 @@ import { Job, type JobArtifact } from '@aperture/database/entities/job.entity.js
 import { findOwned } from '@aperture/database/owned.js';
 import { JobWaiter } from '@aperture/queue/job-events.js';
 import { JobsService } from '@aperture/queue/jobs.service.js';
-import type { JobType } from '@aperture/queue/job-registry.js';
+import { MODEL_KINDS } from '@aperture/models/manifest.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
+import { ModelCatalogueService } from '../models/model-catalogue.service.js';
 import type { JobListQueryDto } from './jobs.dto.js';
 
 /** Job types whose result has a picture (segment.auto is another module's, known here by name only). */
-const SEGMENTATION_JOB_TYPES: readonly string[] = ['segment.prompt', 'segment.auto'];
+const SEGMENTATION_JOB_TYPES: readonly string[] = ['segment.prompt', 'segment.auto', 'segment.objects'];
 const VISUALIZATION = 'visualization.svg';
 
 /** The jobs as the API's callers see them: their own, or any for an admin. Anything else is the same 404. */
@@ -24,6 +25,7 @@ export class JobAccessService {
     private readonly em: EntityManager,
     private readonly jobs: JobsService,
     private readonly waiter: JobWaiter,
+    private readonly catalogue: ModelCatalogueService,
     @Inject(STORAGE) private readonly storage: StoragePort,
   ) {}
 
@@ -42,7 +44,11 @@ export class JobAccessService {
     if (q.all && p.role !== 'admin') throw forbidden('Only admins may list all jobs.');
     const where: FilterQuery<Job> = q.all ? {} : { owner: p.userId };
     if (q.status) where.status = q.status;
-    if (q.type) where.type = q.type as JobType; // an unknown type matches nothing
+    if (q.type) where.type = q.type;
+    if (q.batch_id) where.batchId = q.batch_id;
+    if (q.model !== undefined || q.model_type !== undefined) {
+      where.model = this.catalogue.resolveAliased(q.model, q.model_type, MODEL_KINDS).name;
+    }
     return this.em.findAndCount(Job, where, { orderBy: { createdAt: 'desc', id: 'asc' }, ...pageOptions(q), populate: ['artifacts'] });
   }
 

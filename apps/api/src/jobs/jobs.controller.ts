@@ -1,5 +1,6 @@
 import { Controller, Delete, Get, HttpCode, Param, Query, Res, StreamableFile } from '@nestjs/common';
 import {
+  ApiBadRequestResponse,
   ApiConflictResponse,
   ApiNoContentResponse,
   ApiNotFoundResponse,
@@ -22,8 +23,14 @@ export class JobsController {
   constructor(private readonly jobs: JobAccessService) {}
 
   @Get()
-  @ApiOperation({ summary: 'List jobs', description: "Own jobs, newest first; admins may pass all=true to list every user's." })
+  @ApiOperation({
+    summary: 'List jobs',
+    description:
+      "Own jobs, newest first, filtered by status, type, model and batch; admins may pass all=true to list every user's. " +
+      'An unknown status or type is a 400 listing the allowed values; an unknown model a 400 listing the installed ones.',
+  })
   @ApiPageResponse(JobDto)
+  @ApiBadRequestResponse({ type: ProblemDto, description: 'An unknown status, type or model (the detail lists the allowed values)' })
   async listJobs(@Query() q: JobListQueryDto, @CurrentPrincipal() p: Principal): Promise<Page<JobDto>> {
     const [items, total] = await this.jobs.list(q, p);
     return toPage(
@@ -50,7 +57,7 @@ export class JobsController {
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Job with id {id} does not exist.' })
   async getJobStatus(@Param('id') id: string, @Query() q: WaitQueryDto, @CurrentPrincipal() p: Principal): Promise<JobStatusDto> {
     const j = await this.jobs.findWaiting(id, p, q.wait_ms);
-    return { id: j.id, status: j.status, progress: j.progress, error: j.error };
+    return JobStatusDto.from(j);
   }
 
   @Get(':id/result')

@@ -1,9 +1,9 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
-import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Max, Min, MaxLength } from 'class-validator';
+import { IsBoolean, IsIn, IsInt, IsOptional, IsString, IsUUID, Max, Min, MaxLength } from 'class-validator';
 import { PageQueryDto } from '@aperture/common/pagination.js';
 import { type Job, type JobArtifact, JOB_STATUSES, type JobStatus } from '@aperture/database/entities/job.entity.js';
-import { ALL_JOB_TYPES } from '@aperture/queue/job-registry.js';
+import { ALL_JOB_TYPES, jobImageCount, type JobType } from '@aperture/queue/job-registry.js';
 
 export class JobListQueryDto extends PageQueryDto {
   @ApiPropertyOptional({ enum: JOB_STATUSES })
@@ -13,9 +13,28 @@ export class JobListQueryDto extends PageQueryDto {
 
   @ApiPropertyOptional({ enum: ALL_JOB_TYPES })
   @IsOptional()
+  @IsIn(ALL_JOB_TYPES)
+  type?: JobType;
+
+  @ApiPropertyOptional({
+    description: 'Jobs running this model (name or numeric id; a prediction task by its detector)',
+    example: 'sam-tiny',
+  })
+  @IsOptional()
   @IsString()
-  @MaxLength(64)
-  type?: string;
+  @MaxLength(200)
+  model?: string;
+
+  @ApiPropertyOptional({ description: 'Alias of model' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(200)
+  model_type?: string;
+
+  @ApiPropertyOptional({ format: 'uuid', description: 'Jobs of one batch (a segmentation batch, a project start)' })
+  @IsOptional()
+  @IsUUID()
+  batch_id?: string;
 
   @ApiPropertyOptional({ description: "Admins only: list every user's jobs", default: false })
   @IsOptional()
@@ -59,7 +78,15 @@ export class JobStatusDto {
   @ApiProperty({ enum: JOB_STATUSES, description: 'queued (pending), running (in progress), completed (done), failed, cancelled' })
   status!: JobStatus;
   @ApiProperty({ minimum: 0, maximum: 1, description: 'Fraction done, 0..1' }) progress!: number;
+  @ApiProperty({ description: 'Images the job works on (1 for an image job, 0 for a QR batch)' }) total_images!: number;
+  @ApiProperty({ description: 'Of those, the images done' }) processed_images!: number;
   @ApiProperty({ type: String, nullable: true }) error!: string | null;
+
+  static from(j: Job): JobStatusDto {
+    const total = jobImageCount(j.type);
+    const processed = j.status === 'completed' ? total : Math.min(total, Math.floor(j.progress * total));
+    return { id: j.id, status: j.status, progress: j.progress, total_images: total, processed_images: processed, error: j.error };
+  }
 }
 
 export class JobResultDto {
@@ -71,6 +98,9 @@ export class JobResultDto {
 
 export class JobDto extends JobStatusDto {
   @ApiProperty({ enum: ALL_JOB_TYPES }) type!: string;
+  @ApiProperty({ type: String, nullable: true, description: 'The model the job runs (a prediction task: its detector)' })
+  model!: string | null;
+  @ApiProperty({ type: String, format: 'uuid', nullable: true, description: 'The batch the job belongs to' }) batch_id!: string | null;
   @ApiProperty({ type: String, format: 'uuid', nullable: true }) owner_id!: string | null;
   @ApiProperty({ type: 'object', additionalProperties: true }) params!: Record<string, unknown>;
   @ApiProperty({ type: 'object', additionalProperties: true, nullable: true }) result!: Record<string, unknown> | null;
@@ -82,14 +112,13 @@ export class JobDto extends JobStatusDto {
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) started_at!: string | null;
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) finished_at!: string | null;
 
-  static from(j: Job): JobDto {
+  static override from(j: Job): JobDto {
     return {
-      id: j.id,
+      ...JobStatusDto.from(j),
       type: j.type,
+      model: j.model,
+      batch_id: j.batchId,
       owner_id: j.owner?.id ?? null,
-      status: j.status,
-      progress: j.progress,
-      error: j.error,
       params: j.params,
       result: j.result,
       attempts: j.attempts,

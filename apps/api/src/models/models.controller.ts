@@ -8,7 +8,9 @@ import {
   Param,
   Post,
   Query,
+  Req,
   Res,
+  StreamableFile,
   UploadedFile,
   UseInterceptors,
 } from '@nestjs/common';
@@ -20,6 +22,10 @@ import {
   ApiConsumes,
   ApiPayloadTooLargeResponse,
   ApiForbiddenResponse,
+  ApiHeader,
+  ApiParam,
+  ApiProduces,
+  ApiResponse,
   ApiNotFoundResponse,
   ApiOkResponse,
   ApiOperation,
@@ -27,8 +33,9 @@ import {
   ApiTags,
   ApiUnprocessableEntityResponse,
 } from '@nestjs/swagger';
-import type { Response } from 'express';
+import type { Request, Response } from 'express';
 import { AdminOnly, Authenticated, CurrentPrincipal, type Principal } from '@aperture/common/auth.decorators.js';
+import { notModified } from '@aperture/common/etag.js';
 import { ProblemDto } from '@aperture/common/problem.dto.js';
 import {
   ModelControlQueryDto,
@@ -43,6 +50,7 @@ import {
 import type { UploadedImage } from '../images/images.service.js';
 import { ModelCatalogueService } from './model-catalogue.service.js';
 import { ModelControlService } from './model-control.service.js';
+import { ModelFilesService } from './model-files.service.js';
 import { ModelInferenceService } from './model-inference.service.js';
 
 /** Admin-only load/unload: waits up to wait_ms for every worker, 200 when all finished, 202 otherwise. */
@@ -66,6 +74,7 @@ export class ModelsController {
     private readonly catalogue: ModelCatalogueService,
     private readonly controlService: ModelControlService,
     private readonly intake: ModelInferenceService,
+    private readonly files: ModelFilesService,
   ) {}
 
   @Get()
@@ -95,6 +104,37 @@ export class ModelsController {
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Model {name} does not exist.' })
   getModelStats(@Param('name') name: string): Promise<ModelStatsResponseDto> {
     return this.catalogue.stats(name);
+  }
+
+  @Get(':name/files/:file')
+  @ApiOperation({
+    summary: 'Download a model file',
+    description:
+      "One of the model's ONNX files by role: a SAM model's decoder (with GET /images/{id}/embedding a client decodes prompts " +
+      "itself) or encoder, another model's model. ETag is the file's sha256, so If-None-Match answers 304.",
+  })
+  @ApiParam({ name: 'file', enum: ['decoder', 'encoder', 'model'], description: 'The file by role' })
+  @ApiProduces('application/octet-stream')
+  @ApiHeader({ name: 'If-None-Match', required: false })
+  @ApiOkResponse({ description: 'The ONNX file', schema: { type: 'string', format: 'binary' } })
+  @ApiResponse({ status: 304, description: 'Not modified' })
+  @ApiNotFoundResponse({
+    type: ProblemDto,
+    description: 'Model {name} does not exist, or it has no such file (only SAM models have a decoder; the detail lists its files)',
+  })
+  async getModelFile(
+    @Param('name') name: string,
+    @Param('file') file: string,
+    @Req() req: Request,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<StreamableFile | undefined> {
+    const f = await this.files.file(name, file);
+    if (notModified(req, res, `"${f.sha256}"`)) return undefined;
+    return new StreamableFile(f.open(), {
+      type: 'application/octet-stream',
+      length: f.sizeBytes,
+      disposition: `attachment; filename="${f.name}"`,
+    });
   }
 
   @Post(':name/infer')

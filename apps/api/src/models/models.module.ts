@@ -7,6 +7,7 @@ import { ModelsController } from './models.controller.js';
 import { ModelCatalogueService } from './model-catalogue.service.js';
 import { ModelControlService } from './model-control.service.js';
 import { ModelInferenceService } from './model-inference.service.js';
+import { ModelFilesService } from './model-files.service.js';
 
 /**
  * Model listing, detail, statistics (the catalogue), admin load/unload relayed to the workers (the control service)
@@ -21,7 +22,7 @@ import { ModelInferenceService } from './model-inference.service.js';
     }),
   ],
   controllers: [ModelsController],
-  providers: [...manifestProviders, ModelCatalogueService, ModelControlService, ModelInferenceService],
+  providers: [...manifestProviders, ModelCatalogueService, ModelControlService, ModelInferenceService, ModelFilesService],
   exports: [ModelCatalogueService],
 })
 export class ModelsModule {}

@@ -6,7 +6,7 @@ import { IsIn, IsInt, IsNumber, IsOptional, IsString, IsUUID, Max, MaxLength, Mi
 export const OUTPUT_MODES = ['binary_mask', 'uncompressed_rle', 'coco_rle'] as const;
 
 /** An optional integer form field in [min, max] (max omitted: unbounded). */
-function IntField(description: string, def: number, min: number, max?: number): PropertyDecorator {
+export function IntField(description: string, def: number, min: number, max?: number): PropertyDecorator {
   const decorators = [
     ApiPropertyOptional({ type: 'integer', description, default: def, minimum: min, ...(max === undefined ? {} : { maximum: max }) }),
     IsOptional(),
@@ -19,7 +19,7 @@ function IntField(description: string, def: number, min: number, max?: number): 
 }
 
 /** An optional number form field in [min, max], or [min, max) with `openMax`. */
-function NumberField(description: string, def: number, min: number, max?: number, openMax = false): PropertyDecorator {
+export function NumberField(description: string, def: number, min: number, max?: number, openMax = false): PropertyDecorator {
   const decorators = [
     ApiPropertyOptional({
       type: 'number',
@@ -48,33 +48,8 @@ function NumberField(description: string, def: number, min: number, max?: number
   return applyDecorators(...decorators);
 }
 
-/**
- * POST /segment/auto: the image (multipart "image" or image_id), the SAM model and every parameter of
- * SamAutomaticMaskGenerator with its name and default.
- */
-export class SegmentAutoFormDto {
-  /** Documents the multipart file for Swagger; multer takes it out of the body. */
-  @ApiPropertyOptional({ type: 'string', format: 'binary', description: 'JPEG, PNG, WebP, BMP or TIFF (or send image_id)' })
-  @IsOptional()
-  image?: unknown;
-
-  @ApiPropertyOptional({ format: 'uuid', description: 'One of your images instead of an upload' })
-  @IsOptional()
-  @IsUUID()
-  image_id?: string;
-
-  @ApiPropertyOptional({ description: 'A SAM model by name or numeric id; default: the first SAM model', example: 'sam-tiny' })
-  @IsOptional()
-  @IsString()
-  @MaxLength(200)
-  model?: string;
-
-  @ApiPropertyOptional({ description: 'Alias of model (as in segment-anything’s sam_model_registry)', example: 'sam-tiny' })
-  @IsOptional()
-  @IsString()
-  @MaxLength(200)
-  model_type?: string;
-
+/** Every parameter of SamAutomaticMaskGenerator with its name and default (POST /segment/auto, and batches). */
+export class AutoMaskOptionsDto {
   @IntField('Grid points along one side of the image (points_per_side² clicks on the first crop layer)', 32, 1, 128)
   points_per_side?: number;
 
@@ -116,6 +91,31 @@ export class SegmentAutoFormDto {
   @IsOptional()
   @IsIn(OUTPUT_MODES)
   output_mode?: (typeof OUTPUT_MODES)[number];
+}
+
+/** POST /segment/auto: the image (multipart "image" or image_id), the SAM model and the generator's parameters. */
+export class SegmentAutoFormDto extends AutoMaskOptionsDto {
+  /** Documents the multipart file for Swagger; multer takes it out of the body. */
+  @ApiPropertyOptional({ type: 'string', format: 'binary', description: 'JPEG, PNG, WebP, BMP or TIFF (or send image_id)' })
+  @IsOptional()
+  image?: unknown;
+
+  @ApiPropertyOptional({ format: 'uuid', description: 'One of your images instead of an upload' })
+  @IsOptional()
+  @IsUUID()
+  image_id?: string;
+
+  @ApiPropertyOptional({ description: 'A SAM model by name or numeric id; default: the first SAM model', example: 'sam-tiny' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(200)
+  model?: string;
+
+  @ApiPropertyOptional({ description: 'Alias of model (as in segment-anything’s sam_model_registry)', example: 'sam-tiny' })
+  @IsOptional()
+  @IsString()
+  @MaxLength(200)
+  model_type?: string;
 }
 
 export class SegmentationRleDto {

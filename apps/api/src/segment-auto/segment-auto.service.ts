@@ -16,9 +16,9 @@ import { ImagesService, type UploadedImage } from '../images/images.service.js';
 import { inspectUpload, requireOneImageSource } from '../images/upload.js';
 import { completedJob } from '../jobs/job-answers.js';
 import { ModelCatalogueService } from '../models/model-catalogue.service.js';
-import type { SegmentAutoFormDto } from './segment-auto.dto.js';
+import type { AutoMaskOptionsDto, SegmentAutoFormDto } from './segment-auto.dto.js';
 
-const OPTION_KEYS = [
+export const OPTION_KEYS = [
   'points_per_side',
   'points_per_batch',
   'pred_iou_thresh',
@@ -52,7 +52,7 @@ export class SegmentAutoService {
   /** Every check first; then the upload (if any) is stored under the job's inputs and the job is queued. */
   async submit(form: SegmentAutoFormDto, file: UploadedImage | undefined, p: Principal): Promise<Job> {
     const model = this.catalogue.resolveAliased(form.model, form.model_type, ['sam']);
-    const options = this.options(form);
+    const options = autoMaskOptions(form);
     requireOneImageSource(file, form.image_id);
     const em = this.em.fork();
     const id = randomUUID();
@@ -83,19 +83,20 @@ export class SegmentAutoService {
   waitFor(job: Job, waitMs: number): Promise<Job | null> {
     return completedJob(this.waiter, this.em, job, waitMs);
   }
+}
 
-  private options(form: SegmentAutoFormDto): SegmentAutoOptions {
-    const options: Record<string, unknown> = {};
-    for (const k of OPTION_KEYS) if (form[k] !== undefined) options[k] = form[k];
-    // The one rule that spans fields: the last crop layer needs at least one point a side.
-    const pps = form.points_per_side ?? DEFAULT_POINTS_PER_SIDE;
-    const factor = form.crop_n_points_downscale_factor ?? 1;
-    const layers = form.crop_n_layers ?? 0;
-    if (Math.trunc(pps / factor ** layers) < 1) {
-      throw badRequest(`crop layer ${layers} would have no points: points_per_side / crop_n_points_downscale_factor^crop_n_layers < 1`, {
-        errors: [{ field: 'crop_n_points_downscale_factor', messages: ['too large for points_per_side and crop_n_layers'] }],
-      });
-    }
-    return options as SegmentAutoOptions;
+/** The generator options a request set (the others take SAM's defaults), checked across fields; a bad combination is a 400. */
+export function autoMaskOptions(form: Partial<Pick<AutoMaskOptionsDto, (typeof OPTION_KEYS)[number]>>): SegmentAutoOptions {
+  const options: Record<string, unknown> = {};
+  for (const k of OPTION_KEYS) if (form[k] !== undefined) options[k] = form[k];
+  // The one rule that spans fields: the last crop layer needs at least one point a side.
+  const pps = form.points_per_side ?? DEFAULT_POINTS_PER_SIDE;
+  const factor = form.crop_n_points_downscale_factor ?? 1;
+  const layers = form.crop_n_layers ?? 0;
+  if (Math.trunc(pps / factor ** layers) < 1) {
+    throw badRequest(`crop layer ${layers} would have no points: points_per_side / crop_n_points_downscale_factor^crop_n_layers < 1`, {
+      errors: [{ field: 'crop_n_points_downscale_factor', messages: ['too large for points_per_side and crop_n_layers'] }],
+    });
   }
+  return options as SegmentAutoOptions;
 }

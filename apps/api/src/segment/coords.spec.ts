@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ProblemException } from '@aperture/common/problem.js';
-import { boxCorners, toPixels } from './coords.js';
+import { boxCorners, promptSets, toPixels, withLabels } from './coords.js';
 
 const problem = (fn: () => unknown): ProblemException => {
   try {
@@ -55,5 +55,31 @@ describe('boxCorners', () => {
     expect(problem(() => boxCorners({ x1: 50, y1: 2, x2: 10, y2: 4 }, 1)).detail).toMatch(/box\[1\] is empty/);
     expect(problem(() => boxCorners({ x: 1, y: 2, width: 0, height: 4 }, 0)).detail).toMatch(/box\[0\] is empty/);
     expect(problem(() => boxCorners({ x: 1, y: 2, x2: 3, y2: 4 }, 0)).detail).toMatch(/must be \{x, y, width, height\}/);
+  });
+});
+
+describe('promptSets', () => {
+  it('one set per box, each with every point; the points alone when there is no box', () => {
+    const pts = withLabels([
+      { x: 0.5, y: 0.25 },
+      { x: 0.1, y: 0.2, label: 0 },
+    ]);
+    expect(pts.map((p) => p.label)).toEqual([1, 0]);
+    expect(promptSets(pts, [], 'auto', 200, 100)).toEqual([
+      {
+        points: [
+          { x: 100, y: 25, label: 1 },
+          { x: 20, y: 20, label: 0 },
+        ],
+      },
+    ]);
+    const boxes = [boxCorners({ x1: 10, y1: 10, x2: 50, y2: 60 }, 0), boxCorners({ x: 0, y: 0, width: 5, height: 5 }, 1)];
+    expect(promptSets([], boxes, 'pixels', 200, 100)).toEqual([
+      { box: { x1: 10, y1: 10, x2: 50, y2: 60 } },
+      { box: { x1: 0, y1: 0, x2: 5, y2: 5 } },
+    ]);
+    const withPoint = promptSets(withLabels([{ x: 20, y: 20 }]), boxes.slice(0, 1), 'pixels', 200, 100);
+    expect(withPoint).toEqual([{ points: [{ x: 20, y: 20, label: 1 }], box: { x1: 10, y1: 10, x2: 50, y2: 60 } }]);
+    expect(() => promptSets([], boxes, 'pixels', 40, 40)).toThrow(/outside the image/);
   });
 });

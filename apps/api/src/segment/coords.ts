@@ -87,3 +87,29 @@ export function toPixels(
     normalized,
   };
 }
+
+/** One SAM prompt set in image pixels: the points, a box, or both. */
+export interface PromptSet {
+  points?: PromptPoint[];
+  box?: PromptBox;
+}
+
+/**
+ * The prompt sets of one image, checked against its size (see toPixels): one set per box, with the points added to
+ * each, or one set of the points alone when there is no box.
+ */
+export function promptSets(
+  points: readonly PromptPoint[],
+  boxes: readonly PromptBox[],
+  mode: CoordMode,
+  width: number,
+  height: number,
+): PromptSet[] {
+  const px = toPixels(points, boxes, mode, width, height);
+  if (px.boxes.length === 0) return [{ points: px.points }];
+  return px.boxes.map((box) => (px.points.length ? { points: px.points, box } : { box }));
+}
+
+/** Points as sent (label optional) with the default label 1 (foreground). */
+export const withLabels = (list: readonly { x: number; y: number; label?: 0 | 1 | undefined }[]): PromptPoint[] =>
+  list.map((q) => ({ x: q.x, y: q.y, label: q.label ?? 1 }));

@@ -28,20 +28,12 @@ export class SegmentBoxDto {
   @IsOptional() @IsFiniteNumber() y2?: number;
 }
 
-const toBool = ({ value }: { value: unknown }): unknown =>
+/** A multipart boolean: 'true'/'1' and 'false'/'0' (anything else is left for IsBoolean to refuse). */
+export const toBool = ({ value }: { value: unknown }): unknown =>
   value === 'true' || value === '1' ? true : value === 'false' || value === '0' ? false : value;
 
-/** What both prompt routes take besides the prompts. */
-export class SegmentCommonFormDto {
-  @ApiPropertyOptional({ type: 'string', format: 'binary', description: 'JPEG, PNG, WebP, BMP or TIFF (or image_id)' })
-  @IsOptional()
-  image?: unknown;
-
-  @ApiPropertyOptional({ format: 'uuid', description: 'One of your images instead of an upload' })
-  @IsOptional()
-  @IsUUID()
-  image_id?: string;
-
+/** How prompts are read and masks returned (the prompt routes, and batches). */
+export class PromptOptionsDto {
   @ApiPropertyOptional({
     enum: COORD_MODES,
     default: 'auto',
@@ -61,6 +53,27 @@ export class SegmentCommonFormDto {
   @IsBoolean()
   multimask_output: boolean = true;
 
+  @ApiPropertyOptional({
+    enum: SEGMENT_OUTPUTS,
+    default: 'rle',
+    description: 'rle: uncompressed column-major {size: [h, w], counts}; png: base64 PNG; coco_rle: pycocotools string counts',
+  })
+  @IsOptional()
+  @IsIn(SEGMENT_OUTPUTS)
+  output: SegmentOutput = 'rle';
+}
+
+/** What both prompt routes take besides the prompts. */
+export class SegmentCommonFormDto extends PromptOptionsDto {
+  @ApiPropertyOptional({ type: 'string', format: 'binary', description: 'JPEG, PNG, WebP, BMP or TIFF (or image_id)' })
+  @IsOptional()
+  image?: unknown;
+
+  @ApiPropertyOptional({ format: 'uuid', description: 'One of your images instead of an upload' })
+  @IsOptional()
+  @IsUUID()
+  image_id?: string;
+
   @ApiPropertyOptional({ description: 'A SAM model by name or id; default: the first SAM model of the manifest', example: 'sam-tiny' })
   @IsOptional()
   @IsString()
@@ -72,15 +85,6 @@ export class SegmentCommonFormDto {
   @IsString()
   @MaxLength(200)
   model_type?: string;
-
-  @ApiPropertyOptional({
-    enum: SEGMENT_OUTPUTS,
-    default: 'rle',
-    description: 'rle: uncompressed column-major {size: [h, w], counts}; png: base64 PNG; coco_rle: pycocotools string counts',
-  })
-  @IsOptional()
-  @IsIn(SEGMENT_OUTPUTS)
-  output: SegmentOutput = 'rle';
 }
 
 export class SegmentPointsFormDto extends SegmentCommonFormDto {

@@ -17,7 +17,7 @@ import { ImagesService, type UploadedImage } from '../images/images.service.js';
 import { inspectUpload, requireOneImageSource } from '../images/upload.js';
 import { completedJob } from '../jobs/job-answers.js';
 import { ModelCatalogueService } from '../models/model-catalogue.service.js';
-import { boxCorners, type PromptBox, type PromptPoint, toPixels } from './coords.js';
+import { boxCorners, type PromptBox, type PromptPoint, promptSets, withLabels } from './coords.js';
 import type { SegmentBoxFormDto, SegmentCommonFormDto, SegmentPointsFormDto, SegmentResponseDto } from './segment.dto.js';
 
 /** How long a synchronous prompt route waits for its job before answering 202. */
@@ -43,13 +43,13 @@ export class SegmentService {
     if (form.points.length === 0) {
       throw badRequest('points must hold at least one point.', { errors: [{ field: 'points', messages: ['at least one point'] }] });
     }
-    return this.create(form, file, p, points(form.points), []);
+    return this.create(form, file, p, withLabels(form.points), []);
   }
 
   box(form: SegmentBoxFormDto, file: UploadedImage | undefined, p: Principal): Promise<Job> {
     if (form.box.length === 0)
       throw badRequest('box must hold at least one box.', { errors: [{ field: 'box', messages: ['at least one box'] }] });
-    return this.create(form, file, p, points(form.points ?? []), form.box.map(boxCorners));
+    return this.create(form, file, p, withLabels(form.points ?? []), form.box.map(boxCorners));
   }
 
   private async create(
@@ -70,9 +70,7 @@ export class SegmentService {
       image = await this.images.findOwn(form.image_id!, p, em);
       size = { width: image.width, height: image.height };
     }
-    const px = toPixels(pts, boxes, form.coords, size.width, size.height);
-    const prompts: SegmentPromptParams['prompts'] =
-      px.boxes.length > 0 ? px.boxes.map((box) => (px.points.length ? { points: px.points, box } : { box })) : [{ points: px.points }];
+    const prompts = promptSets(pts, boxes, form.coords, size.width, size.height);
     const id = randomUUID();
     const imageKey = image ? image.storageKey : StorageKeys.input(id, 'image');
     const params: SegmentPromptParams = { model: model.name, imageKey, prompts, multimask: form.multimask_output, output: form.output };
@@ -104,6 +102,3 @@ export class SegmentService {
     };
   }
 }
-
-const points = (list: { x: number; y: number; label?: 0 | 1 }[]): PromptPoint[] =>
-  list.map((q) => ({ x: q.x, y: q.y, label: q.label ?? 1 }));

@@ -60,8 +60,8 @@ export class UpdateProfileDto {
   @MaxLength(100)
   last_name?: string | null;
 
-  @ApiPropertyOptional({ format: 'email' })
-  @IsOptional()
+  @ApiPropertyOptional({ format: 'email', description: 'Cannot be cleared (null is refused)' })
+  @ValidateIf((o: { email?: unknown }) => o.email !== undefined)
   @IsEmail({}, { message: 'email must be a valid e-mail address' })
   @MaxLength(254)
   email?: string;

@@ -1,6 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { roundTo } from '@aperture/common/round.js';
-import type { AmgRecord } from '@aperture/inference/amg.js';
+import { type AmgRecord, cocoEncodeRle } from '@aperture/inference/amg.js';
+import { rleDecode } from '@aperture/inference/mask.js';
+import { renderMaskSvg } from '@aperture/inference/mask-svg.js';
 import { AutoMaskPipeline } from '@aperture/models/auto-mask.pipeline.js';
 import { HandlesJob, JobCancelledError, type JobContext, type JobHandler } from '@aperture/queue/job-handler.js';
 import type { SegmentAutoMask, SegmentAutoResult } from '@aperture/queue/segment-auto.types.js';
@@ -23,7 +25,8 @@ function toJson(m: AmgRecord<'uncompressed_rle' | 'coco_rle'>): SegmentAutoMask 
 
 /**
  * Automatic segmentation: SAM's automatic mask generator on one image (AutoMaskPipeline), progress after each batch
- * of grid points. The whole image's embedding goes through the embedding cache, keyed by the file's sha256.
+ * of grid points, and visualization.svg (every mask outlined over the image with its predicted IoU). The whole
+ * image's embedding goes through the embedding cache, keyed by the file's sha256.
  */
 @Injectable()
 @HandlesJob('segment.auto')
@@ -42,11 +45,12 @@ export class SegmentAutoHandler implements JobHandler<'segment.auto'> {
     const outputMode = options.output_mode ?? 'binary_mask';
     const format = outputMode === 'coco_rle' ? 'coco_rle' : 'uncompressed_rle';
     let pending: Promise<void> = Promise.resolve();
+    // Uncompressed RLE for the visualization; COCO strings are made from it at the end.
     const { masks, timings } = await this.auto.generate(
       model,
       img,
       sha256,
-      { ...options, output_mode: format },
+      { ...options, output_mode: 'uncompressed_rle' },
       {
         signal: ctx.signal,
         timing: { queueMs: queueMs(ctx.job), decodeMs },
@@ -55,6 +59,14 @@ export class SegmentAutoHandler implements JobHandler<'segment.auto'> {
       },
     );
     await pending;
+    if (ctx.signal.aborted) throw new JobCancelledError();
+    const svg = await renderMaskSvg(
+      img,
+      masks.map((m, i) => ({ mask: rleDecode(m.segmentation), score: m.predicted_iou, title: `mask ${i}` })),
+    );
+    await ctx.saveArtifact('visualization.svg', 'image/svg+xml', Buffer.from(svg, 'utf8'));
+    const records: AmgRecord<'uncompressed_rle' | 'coco_rle'>[] =
+      format === 'coco_rle' ? masks.map((m) => ({ ...m, segmentation: cocoEncodeRle(m.segmentation) })) : masks;
     return {
       model,
       width: img.width,
@@ -62,7 +74,7 @@ export class SegmentAutoHandler implements JobHandler<'segment.auto'> {
       output_mode: outputMode,
       segmentation_format: format,
       count: masks.length,
-      masks: masks.map(toJson),
+      masks: records.map(toJson),
       timings_ms: {
         decode: roundTo(decodeMs, 2),
         encode: roundTo(timings.encodeMs, 2),

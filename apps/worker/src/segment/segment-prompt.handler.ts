@@ -4,17 +4,12 @@ import { roundTo } from '@aperture/common/round.js';
 import type { JsonObject } from '@aperture/database/entities/job.entity.js';
 import { cocoEncodeRle } from '@aperture/inference/amg.js';
 import { maskToBbox, rleEncode } from '@aperture/inference/mask.js';
-import { outlinePath, traceOutlines } from '@aperture/inference/outline.js';
-import type { RgbImage } from '@aperture/imaging/decode.js';
+import { renderMaskSvg } from '@aperture/inference/mask-svg.js';
 import { SamPipeline, type SamMask } from '@aperture/models/sam.pipeline.js';
 import { HandlesJob, JobCancelledError, type JobContext, type JobHandler, PermanentJobError } from '@aperture/queue/job-handler.js';
 import type { SegmentOutput, SegmentPromptResult } from '@aperture/queue/job-registry.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { contentSha256, queueMs, readStoredImage } from '../tasks/image-job-support.js';
-
-/** Longest side of the image embedded in the visualization. */
-const SVG_MAX_SIDE = 1024;
-const COLORS = ['#e6194b', '#3cb44b', '#4363d8', '#f58231', '#911eb4', '#46f0f0', '#f032e6', '#bcf60c', '#008080', '#9a6324'];
 
 /**
  * SAM prompt segmentation: one embedding (from the cache when the image was seen), one decoder run per prompt set,
@@ -64,7 +59,10 @@ export class SegmentPromptHandler implements JobHandler<'segment.prompt'> {
       results.push({ prompt_index: i, masks: encoded });
     }
     if (ctx.signal.aborted) throw new JobCancelledError();
-    const svg = await renderSvg(img, sets);
+    const svg = await renderMaskSvg(
+      img,
+      sets.flatMap((masks, i) => masks.map((m) => ({ mask: m.mask, score: m.score, title: `prompt ${i} mask ${m.index}` }))),
+    );
     const artifact = await ctx.saveArtifact('visualization.svg', 'image/svg+xml', Buffer.from(svg, 'utf8'));
     return { model, width: img.width, height: img.height, results, visualization_artifact_id: artifact.id };
   }
@@ -80,39 +78,4 @@ async function encodeMask(m: SamMask, output: SegmentOutput): Promise<JsonObject
     .png()
     .toBuffer();
   return png.toString('base64');
-}
-
-/** The image (≤ 1024 px long side, JPEG) under every mask's outline, semi-transparent fill, and its score. */
-async function renderSvg(img: RgbImage, sets: SamMask[][]): Promise<string> {
-  const scale = Math.min(1, SVG_MAX_SIDE / Math.max(img.width, img.height));
-  const w = Math.max(1, Math.round(img.width * scale));
-  const h = Math.max(1, Math.round(img.height * scale));
-  const jpeg = await sharp(img.data, { raw: { width: img.width, height: img.height, channels: 3 } })
-    .resize(w, h)
-    .jpeg({ quality: 80 })
-    .toBuffer();
-  const { width: W, height: H } = img;
-  const font = Math.max(10, Math.round(Math.max(W, H) / 50));
-  const parts = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}">`,
-    `<image x="0" y="0" width="${W}" height="${H}" preserveAspectRatio="none" href="data:image/jpeg;base64,${jpeg.toString('base64')}"/>`,
-  ];
-  let k = 0;
-  for (const [i, masks] of sets.entries()) {
-    for (const m of masks) {
-      const color = COLORS[k++ % COLORS.length]!;
-      const d = outlinePath(traceOutlines(m.mask, m.width, m.height));
-      parts.push(
-        `<path d="${d || 'M0 0Z'}" fill="${color}" fill-opacity="0.35" fill-rule="evenodd" stroke="${color}" stroke-width="2" ` +
-          `vector-effect="non-scaling-stroke"><title>prompt ${i} mask ${m.index} score ${m.score.toFixed(3)}</title></path>`,
-      );
-      const [bx, by] = maskToBbox(m.mask, m.width, m.height);
-      parts.push(
-        `<text x="${bx}" y="${Math.max(font, by - 3)}" font-family="sans-serif" font-size="${font}" fill="${color}" ` +
-          `stroke="#000" stroke-width="0.5">${m.score.toFixed(3)}</text>`,
-      );
-    }
-  }
-  parts.push('</svg>');
-  return parts.join('\n');
 }

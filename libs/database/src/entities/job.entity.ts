@@ -46,7 +46,12 @@ export class Job {
   @ManyToOne(() => Project, { nullable: true, deleteRule: 'cascade' })
   project: Project | null = null;
 
-  /** Jobs started together (a project's start / start-rest) share a batch id. */
+  /** The model the job runs (its main one: the detector of a prediction task); null for jobs without a model. */
+  @Index()
+  @Property({ type: 'string', length: 200, nullable: true })
+  model: string | null = null;
+
+  /** Jobs started together (a project's start / start-rest, a segmentation batch) share a batch id. */
   @Index()
   @Property({ type: 'uuid', nullable: true })
   batchId: string | null = null;

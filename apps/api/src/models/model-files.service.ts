@@ -1,0 +1,62 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, type ReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
+import { Inject, Injectable } from '@nestjs/common';
+import { notFound } from '@aperture/common/problem.js';
+import { MODELS_DIR } from '@aperture/models/manifest.provider.js';
+import type { ModelFile } from '@aperture/models/manifest.js';
+import { ModelCatalogueService } from './model-catalogue.service.js';
+
+/** A model file ready to send: its name, size, sha256 (the file's, as read from disk) and content. */
+export interface ModelFileDownload {
+  name: string;
+  sizeBytes: number;
+  sha256: string;
+  open(): ReadStream;
+}
+
+/**
+ * The ONNX files of the installed models, by role (SAM: encoder and decoder; the others: model), for clients that run
+ * a model themselves, such as the SAM decoder on top of GET /images/{id}/embedding. The API only reads the bytes.
+ * A file's sha256 is computed from the file on disk (a replaced file gets a new one) and remembered while its size
+ * and modification time stay.
+ */
+@Injectable()
+export class ModelFilesService {
+  private readonly hashes = new Map<string, { mtimeMs: number; size: number; sha256: string }>();
+
+  constructor(
+    private readonly catalogue: ModelCatalogueService,
+    @Inject(MODELS_DIR) private readonly dir: string,
+  ) {}
+
+  async file(name: string, role: string): Promise<ModelFileDownload> {
+    const m = this.catalogue.entry(name);
+    const f = m.files.find((x: ModelFile) => x.role === role);
+    if (!f) {
+      const roles = m.files.map((x) => x.role).join(', ');
+      const why = role === 'decoder' ? ' (only SAM models have a decoder)' : '';
+      throw notFound(`Model ${name} (${m.kind}) has no ${role} file${why}; its files: ${roles}.`);
+    }
+    const path = resolve(this.dir, f.path);
+    const s = await stat(path).catch(() => null);
+    if (!s?.isFile()) throw notFound(`The ${role} file of model ${name} is missing from the models folder.`);
+    return {
+      name: basename(f.path),
+      sizeBytes: s.size,
+      sha256: await this.sha256(path, s.mtimeMs, s.size),
+      open: () => createReadStream(path),
+    };
+  }
+
+  private async sha256(path: string, mtimeMs: number, size: number): Promise<string> {
+    const known = this.hashes.get(path);
+    if (known && known.mtimeMs === mtimeMs && known.size === size) return known.sha256;
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+    const sha256 = hash.digest('hex');
+    this.hashes.set(path, { mtimeMs, size, sha256 });
+    return sha256;
+  }
+}
