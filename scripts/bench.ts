@@ -12,6 +12,8 @@
  *   and 8), PNG encoding, the overlay and the SVG
  * - model memory: RSS of this process over 20 load/unload cycles of every shipped model (sessions in worker threads)
  * - GET /images/{id}/embedding: the first request (a job and an encoder run), after a prompt (cache hit), stored
+ * - the booth: one 1920x1080 photo from POST /booth/submissions until its X-ray options are listed for review
+ *   (GET /reviews), with the worker's xray model
  * The API and worker processes use a scratch PostgreSQL database when one is reachable (PG_ADMIN_URL, default the
  * local server; two processes in production share PostgreSQL), else the embedded SQLite default (BENCH_DB=sqlite
  * forces it), in a temporary DATA_DIR with a throwaway Redis prefix. Never run by the tests.
@@ -19,6 +21,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { DatabaseSync } from 'node:sqlite';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
@@ -158,6 +161,7 @@ try {
   await benchFragmentTask();
   await benchEmbedding();
   await benchSegmentBatch();
+  await benchBooth(id);
 } finally {
   for (const c of children) c.kill('SIGTERM');
   await sleep(500);
@@ -419,6 +423,76 @@ async function benchObjectCutting(): Promise<void> {
     sum.overlay_svg += t5 - t4;
   }
   for (const [k, v] of Object.entries(sum)) results[`objects_12_masks_1920x1080_${k}_ms`] = Math.round(v / runs);
+}
+
+/** The codes of a QR batch, straight from the database (the API hands them out only as the printed PDF). */
+async function qrCodesOf(batchId: string): Promise<string[]> {
+  const sql = 'select code from qr_codes where batch_id = $1 order by position';
+  if (!databaseUrl) {
+    const db = new DatabaseSync(join(dataDir, 'aperture.sqlite'), { readOnly: true });
+    try {
+      return db
+        .prepare(sql.replace('$1', '?'))
+        .all(batchId)
+        .map((r) => String(r['code']));
+    } finally {
+      db.close();
+    }
+  }
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    return (await db.query(sql, [batchId])).rows.map((r: { code: string }) => r.code);
+  } finally {
+    await db.end();
+  }
+}
+
+/**
+ * The booth with internal processing: one 1920x1080 photo from the submission (upload, checks, storage, record,
+ * enqueue) until GET /reviews lists its options (the worker ran the xray model and stored BOOTH_RESULTS_PER_IMAGE
+ * PNGs); the first run loads the model and is left out.
+ */
+async function benchBooth(qrBatchId: string): Promise<void> {
+  const jpeg = readFileSync(resolve(root, 'models/fixtures/bench-1920x1080.jpg'));
+  const codes = await qrCodesOf(qrBatchId);
+  const one = async (code: string): Promise<{ total: number; run: number }> => {
+    const t0 = performance.now();
+    const form = new FormData();
+    for (const [k, v] of Object.entries({
+      first_name: 'Bench',
+      last_name: 'Mark',
+      animal_name: 'Rex',
+      animal_type: 'dog',
+      qr_content: code,
+    }))
+      form.append(k, v);
+    form.append('file', new Blob([jpeg], { type: 'image/jpeg' }), 'pet.jpg');
+    const res = await fetch(`${base}/api/v1/booth/submissions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+      body: form,
+    });
+    if (res.status !== 201) throw new Error(`booth submission answered ${res.status}: ${await res.text()}`);
+    const { job_id: jobId } = (await res.json()) as { job_id: string };
+    for (;;) {
+      const s = await call('GET', `/api/v1/jobs/${jobId}/status?wait_ms=30000`);
+      if (s.json.status === 'failed') throw new Error(`booth job failed: ${JSON.stringify(s.json)}`);
+      if (s.json.status !== 'completed') continue;
+      const r = await call('GET', '/api/v1/reviews?page_size=100');
+      if ((r.json.results as Record<string, string[]>)[jobId]?.length) break;
+    }
+    const total = performance.now() - t0;
+    const job = await call('GET', `/api/v1/jobs/${jobId}`);
+    const reviewed = await call('POST', `/api/v1/jobs/${jobId}/review`, { decision: 'cancel' }); // keeps the review list short
+    if (reviewed.status !== 200) throw new Error(`booth review answered ${reviewed.status}`);
+    return { total, run: new Date(String(job.json.finished_at)).getTime() - new Date(String(job.json.started_at)).getTime() };
+  };
+  await one(codes[0]!); // the worker loads the model
+  const runs: { total: number; run: number }[] = [];
+  for (const code of codes.slice(1, 6)) runs.push(await one(code));
+  results['booth_1920x1080_submit_to_reviewable_ms'] = Math.round(runs.reduce((a, r) => a + r.total, 0) / runs.length);
+  results['booth_1920x1080_job_run_ms'] = Math.round(runs.reduce((a, r) => a + r.run, 0) / runs.length);
 }
 
 /** Every image model's phases on a 1920x1080 JPEG, and RSS over load/unload cycles of every shipped model. */

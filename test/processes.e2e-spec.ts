@@ -69,7 +69,7 @@ describe('production processes', () => {
     expect(pdf.type).toBe('application/pdf');
     const doc = readQrPdf(pdf.data as Buffer);
     expect(doc.pages).toBe(Math.ceil(n / QR_PER_PAGE));
-    expect(doc.decodeCell(0, 0)).toMatch(/^https:\/\/aperture\.example\/q\/[0-9A-Z]{12}$/);
+    expect(doc.decodeCell(0, 0)).toMatch(/^https:\/\/aperture\.example\/q\/[0-9A-Z]{26}$/);
     expect(existsSync(join(env.DATA_DIR!, 'aperture.sqlite'))).toBe(true);
     // Graceful stop.
     expect(await stop(p)).toBe(0);

@@ -13,6 +13,7 @@ import { StorageModule } from '@aperture/storage/storage.module.js';
 import { AuthGuard } from './auth/auth.guard.js';
 import { AuthModule } from './auth/auth.module.js';
 import { EmbeddingModule } from './embedding/embedding.module.js';
+import { BoothModule } from './booth/booth.module.js';
 import { HealthModule } from './health/health.module.js';
 import { ImagesModule } from './images/images.module.js';
 import { JobsModule } from './jobs/jobs.module.js';
@@ -63,6 +64,7 @@ import { RedisThrottlerStorage } from './throttle/redis-throttler.storage.js';
     EmbeddingModule,
     SegmentBatchesModule,
     SegmentObjectsModule,
+    BoothModule,
   ],
   providers: [
     { provide: APP_FILTER, useClass: ProblemDetailsFilter },

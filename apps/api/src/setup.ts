@@ -40,6 +40,8 @@ export function configureApp(app: NestExpressApplication, config: AppConfig): vo
       { path: 'health', method: RequestMethod.GET },
       { path: 'health/live', method: RequestMethod.GET },
       { path: 'health/ready', method: RequestMethod.GET },
+      { path: 'booth/review', method: RequestMethod.GET },
+      { path: 'booth/review.js', method: RequestMethod.GET },
     ],
   });
   app.useGlobalPipes(new RejectNulPipe(), createValidationPipe());

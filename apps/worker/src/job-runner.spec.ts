@@ -36,9 +36,17 @@ function stubFor(type: JobType): new () => unknown {
   Object.defineProperty(Stub, 'name', { value: `${type}Stub` });
   return Stub;
 }
-const imageJobStubs = (
-  ['task.predict', 'task.fragments', 'project.detect', 'segment.prompt', 'segment.auto', 'image.embedding', 'segment.objects'] as const
-).map(stubFor);
+const IMAGE_JOB_TYPES = [
+  'task.predict',
+  'task.fragments',
+  'project.detect',
+  'segment.prompt',
+  'segment.auto',
+  'image.embedding',
+  'segment.objects',
+  'booth.xray',
+] as const;
+const imageJobStubs = IMAGE_JOB_TYPES.map(stubFor);
 
 @Injectable()
 @HandlesJob('no.such.type' as JobType)

@@ -9,6 +9,7 @@ import { StorageModule } from '@aperture/storage/storage.module.js';
 import { manifestProviders } from '@aperture/models/manifest.provider.js';
 import { ModelRegistry } from '@aperture/models/model-registry.js';
 import { modelPipelineProviders } from '@aperture/models/pipelines.js';
+import { BoothXrayHandler } from './booth/booth-xray.handler.js';
 import { JobRunner } from './job-runner.service.js';
 import { ModelAgent } from './models/model-agent.service.js';
 import { ModelInferHandler } from './models/model-infer.handler.js';
@@ -44,6 +45,7 @@ import { WorkerHealth } from './worker-health.service.js';
     SegmentAutoHandler,
     ImageEmbeddingHandler,
     SegmentObjectsHandler,
+    BoothXrayHandler,
   ],
   exports: [JobRunner, WorkerHealth, ModelAgent],
 })

@@ -159,3 +159,39 @@ describe('loadConfig: Google Drive', () => {
     expect(problemsOf({ GOOGLE_DRIVE_ENABLED: 'false', GOOGLE_SERVICE_ACCOUNT_JSON: '{nope' })).toEqual([]);
   });
 });
+
+describe('loadConfig: the booth', () => {
+  it('defaults to internal processing, 3 options, 120 s leases, 20 carousel pairs, dog/cat/horse plus other', () => {
+    expect(loadConfig({ DATA_DIR: tmpDir() }).booth).toEqual({
+      processing: 'internal',
+      resultsPerImage: 3,
+      leaseSeconds: 120,
+      carouselSize: 20,
+      animalTypes: ['dog', 'cat', 'horse', 'other'],
+    });
+  });
+
+  it('reads the animal types trimmed, lower-cased and once each, other always last', () => {
+    const c = loadConfig({ DATA_DIR: tmpDir(), BOOTH_ANIMAL_TYPES: ' Rabbit, guinea pig,rabbit ,other', BOOTH_PROCESSING: 'both' });
+    expect(c.booth.animalTypes).toEqual(['rabbit', 'guinea pig', 'other']);
+    expect(c.booth.processing).toBe('both');
+  });
+
+  it('refuses an unknown processing mode, out-of-range numbers and odd animal types', () => {
+    expect(
+      problemsOf({
+        BOOTH_PROCESSING: 'cloud',
+        BOOTH_RESULTS_PER_IMAGE: '0',
+        BOOTH_LEASE_SECONDS: 'soon',
+        CAROUSEL_SIZE: '5000',
+        BOOTH_ANIMAL_TYPES: 'dog,<script>',
+      }),
+    ).toEqual([
+      'BOOTH_ANIMAL_TYPES has an invalid type "<script>" (letters, digits, - and space, ≤ 32)',
+      'BOOTH_PROCESSING must be one of internal, external, both, got "cloud"',
+      'BOOTH_RESULTS_PER_IMAGE must be between 1 and 10, got 0',
+      'BOOTH_LEASE_SECONDS must be an integer, got "soon"',
+      'CAROUSEL_SIZE must be between 1 and 1000, got 5000',
+    ]);
+  });
+});

@@ -54,6 +54,16 @@ export interface AppConfig {
   };
   worker: { healthPort: number; migrationsWaitMs: number };
   qr: { urlTemplate: string };
+  /** The pet X-ray booth: who makes the result options, how many, the external workers' lease, the carousel. */
+  booth: {
+    /** internal: the worker runs the xray model; external: outside workers lease the jobs over HTTP; both: either. */
+    processing: 'internal' | 'external' | 'both';
+    resultsPerImage: number;
+    leaseSeconds: number;
+    carouselSize: number;
+    /** The animal types a submission may name (`other` is always added). */
+    animalTypes: string[];
+  };
   models: {
     /** The folder with manifest.json and the ONNX files; null = the shipped models/ of this checkout. */
     dir: string | null;
@@ -341,6 +351,21 @@ export function loadConfig(env: Env = process.env): AppConfig {
     if (!/^[a-z0-9][a-z0-9._-]*$/i.test(name)) r.problems.push(`MODELS_PRELOAD has an invalid model name "${name}"`);
   }
 
+  const animalTypes = [
+    ...new Set(
+      r
+        .str('BOOTH_ANIMAL_TYPES', 'dog,cat,horse')
+        .split(',')
+        .map((x) => x.trim().toLowerCase())
+        .filter(Boolean)
+        .concat('other'),
+    ),
+  ];
+  for (const t of animalTypes) {
+    if (!/^[a-z][a-z0-9 -]{0,31}$/.test(t))
+      r.problems.push(`BOOTH_ANIMAL_TYPES has an invalid type "${t}" (letters, digits, - and space, ≤ 32)`);
+  }
+
   const bodyLimit = r.str('JSON_BODY_LIMIT', '1mb');
   if (!/^\d+(b|kb|mb)$/i.test(bodyLimit)) r.problems.push(`JSON_BODY_LIMIT must look like 1mb or 512kb, got "${bodyLimit}"`);
   const batchBodyLimit = r.str('BATCH_JSON_BODY_LIMIT', '100mb');
@@ -411,6 +436,13 @@ export function loadConfig(env: Env = process.env): AppConfig {
       migrationsWaitMs: r.int('WORKER_MIGRATIONS_WAIT_MS', 120000, 0, 3_600_000),
     },
     qr: { urlTemplate: qrTemplate },
+    booth: {
+      processing: r.oneOf('BOOTH_PROCESSING', 'internal', ['internal', 'external', 'both'] as const),
+      resultsPerImage: r.int('BOOTH_RESULTS_PER_IMAGE', 3, 1, 10),
+      leaseSeconds: r.int('BOOTH_LEASE_SECONDS', 120, 1, 86400),
+      carouselSize: r.int('CAROUSEL_SIZE', 20, 1, 1000),
+      animalTypes,
+    },
     models: {
       dir: modelsDirRaw === undefined ? null : isAbsolute(modelsDirRaw) ? modelsDirRaw : resolve(process.cwd(), modelsDirRaw),
       preload: modelsPreload,

@@ -1,4 +1,5 @@
 import { ApiKey } from './entities/api-key.entity.js';
+import { BoothSubmission, CarouselEntry } from './entities/booth.entity.js';
 import { Batch } from './entities/batch.entity.js';
 import { Image } from './entities/image.entity.js';
 import { Job, JobArtifact } from './entities/job.entity.js';
@@ -8,4 +9,17 @@ import { RefreshToken } from './entities/refresh-token.entity.js';
 import { User } from './entities/user.entity.js';
 
 /** Every entity of the schema; the migrations are generated from exactly this list. */
-export const ENTITIES = [User, RefreshToken, ApiKey, Job, JobArtifact, QrBatch, QrCode, Project, Image, Batch];
+export const ENTITIES = [
+  User,
+  RefreshToken,
+  ApiKey,
+  Job,
+  JobArtifact,
+  QrBatch,
+  QrCode,
+  Project,
+  Image,
+  Batch,
+  BoothSubmission,
+  CarouselEntry,
+];

@@ -107,6 +107,7 @@ export class JobLifecycle {
    * a second enqueue is a no-op. If Redis refuses, this throws and the row stays queued: the sweeper enqueues it.
    */
   async enqueue(job: Pick<Job, 'id' | 'type' | 'maxAttempts'>): Promise<void> {
+    if (!this.deliveredByQueue(job.type)) return; // it waits in the table for an external worker's lease
     const def = JOB_TYPES[job.type];
     await this.queues.queue(def.queue).add(
       job.type,
@@ -119,6 +120,14 @@ export class JobLifecycle {
         removeOnFail: 1000,
       },
     );
+  }
+
+  /**
+   * Whether Bull delivers jobs of this type to internal workers. A leasable type (the booth's) is left to external
+   * workers alone when BOOTH_PROCESSING=external: they find it in the table (POST /jobs/lease).
+   */
+  deliveredByQueue(type: JobType): boolean {
+    return !(JOB_TYPES[type]?.leasable && this.config.booth.processing === 'external');
   }
 
   // ---------------------------------------------------------------- claim
@@ -201,6 +210,31 @@ export class JobLifecycle {
     const data: Partial<Job> = { leaseExpiresAt: new Date(Date.now() + a.leaseMs) };
     if (progress !== undefined) data.progress = Math.min(1, Math.max(0, progress));
     return (await this.em().nativeUpdate(Job, this.current(a), data)) === 1;
+  }
+
+  /**
+   * Renews the attempt's lease only while it is still live (`… AND lease_expires_at > now`): an external worker whose
+   * lease ran out has lost the job even if nobody took it over yet. False when it expired, or is no longer current.
+   */
+  async renewLive(a: JobAttempt): Promise<boolean> {
+    const now = new Date();
+    return (
+      (await this.em().nativeUpdate(
+        Job,
+        { id: a.jobId, status: 'running', attempts: a.attempt, leaseOwner: a.owner, leaseExpiresAt: { $gt: now } },
+        { leaseExpiresAt: new Date(now.getTime() + a.leaseMs) },
+      )) === 1
+    );
+  }
+
+  /**
+   * The running attempt held by `owner` (an external worker's lease), rebuilt from the record; null when the job is
+   * not running under that owner any more (completed, re-queued, taken over, cancelled or deleted).
+   */
+  async attemptOf(jobId: string, owner: string, leaseMs: number): Promise<JobAttempt | null> {
+    const row = await this.em().findOne(Job, { id: jobId, status: 'running', leaseOwner: owner });
+    if (!row) return null;
+    return { jobId, type: row.type, attempt: row.attempts, maxAttempts: row.maxAttempts, owner, leaseMs };
   }
 
   /**
@@ -296,6 +330,42 @@ export class JobLifecycle {
     await this.discardAttempt(a.jobId, a.attempt);
   }
 
+  /**
+   * Sends a completed job back to the queue for another round (a reviewer asked for new options), in the caller's
+   * transaction: `UPDATE jobs SET status = 'queued', result = NULL, max_attempts = attempts + JOB_ATTEMPTS, …
+   * WHERE id = ? AND status = 'completed'`. False if it was not completed. After the commit, call afterReopen.
+   */
+  async reopen(em: EntityManager, job: Pick<Job, 'id' | 'attempts'>): Promise<boolean> {
+    const now = new Date();
+    const affected = await em.nativeUpdate(
+      Job,
+      { id: job.id, status: 'completed', attempts: job.attempts },
+      {
+        status: 'queued',
+        result: null,
+        progress: 0,
+        error: null,
+        maxAttempts: job.attempts + this.config.jobs.attempts,
+        queuedAt: now,
+        startedAt: null,
+        finishedAt: null,
+        leaseOwner: null,
+        leaseExpiresAt: null,
+        updatedAt: now,
+      },
+    );
+    return affected === 1;
+  }
+
+  /**
+   * After a committed reopen: drops the finished rounds' files and rows (attempts up to `attempts`; the next attempt
+   * writes under its own prefix, so a claim racing this is safe), then enqueues the job.
+   */
+  async afterReopen(job: Pick<Job, 'id' | 'type' | 'attempts' | 'maxAttempts'>): Promise<void> {
+    for (let n = 1; n <= job.attempts; n++) await this.discardAttempt(job.id, n);
+    await this.enqueue({ id: job.id, type: job.type, maxAttempts: job.attempts + this.config.jobs.attempts });
+  }
+
   // ---------------------------------------------------------------- cancel, delete
 
   /**
@@ -385,7 +455,7 @@ export class JobLifecycle {
       { limit, orderBy: { queuedAt: 'asc' } },
     );
     for (const job of queued) {
-      if (!JOB_TYPES[job.type] || (await this.hasLiveBullJob(job))) continue;
+      if (!JOB_TYPES[job.type] || !this.deliveredByQueue(job.type) || (await this.hasLiveBullJob(job))) continue;
       await this.enqueue(job);
       report.enqueued += 1;
     }

@@ -71,6 +71,17 @@ export interface ImageEmbeddingParams {
   imageKey: string;
 }
 
+/** Booth: the X-ray result options of one submitted photo (by the worker's xray model, or an external worker's lease). */
+export interface BoothXrayParams {
+  submissionId: string;
+  /** The stored photo. */
+  imageKey: string;
+  /** The image-to-image model an internal worker runs. */
+  model: string;
+  /** How many result options to make. */
+  options: number;
+}
+
 export interface JobPayloads {
   'qr.batch': { batchId: string };
   'model.infer': { model: string; imageKey: string; options: InferOptions };
@@ -81,6 +92,7 @@ export interface JobPayloads {
   'segment.auto': SegmentAutoParams;
   'image.embedding': ImageEmbeddingParams;
   'segment.objects': SegmentObjectsParams;
+  'booth.xray': BoothXrayParams;
 }
 export type JobType = keyof JobPayloads;
 
@@ -173,6 +185,16 @@ export type ImageEmbeddingResult = {
   cache_hit: boolean;
 };
 
+/** One stored result option of a booth job: the artifact option-{index}. */
+export type BoothOption = { index: number; artifact_id: string; style: string; content_type: string };
+
+/** booth.xray: the result options (artifacts option-0 … option-{n-1}) and who made them. */
+export type BoothXrayResult = {
+  source: 'internal' | 'external';
+  model: string | null;
+  options: BoothOption[];
+};
+
 /** What each job type's handler returns; stored as the Job record's result (JSON). */
 export interface JobResults {
   'qr.batch': QrBatchResult;
@@ -184,12 +206,13 @@ export interface JobResults {
   'segment.auto': SegmentAutoResult;
   'image.embedding': ImageEmbeddingResult;
   'segment.objects': SegmentObjectsResult;
+  'booth.xray': BoothXrayResult;
 }
 
 /** Every result must be storable as JSON: this fails to compile if one is not. */
 export type JobResultsAreJson = { [K in JobType]: JobResults[K] extends JsonObject ? true : never };
 
-export const JOB_TYPES: Record<JobType, { queue: QueueName; description: string }> = {
+export const JOB_TYPES: Record<JobType, { queue: QueueName; description: string; leasable?: true }> = {
   'qr.batch': { queue: 'default', description: 'Render a batch of unique QR codes into a print-ready PDF' },
   'model.infer': {
     queue: 'inference',
@@ -214,7 +237,15 @@ export const JOB_TYPES: Record<JobType, { queue: QueueName; description: string 
     queue: 'inference',
     description: 'Object extraction: each SAM mask cleaned and cut out as an RGBA PNG, with masks, an overlay and metadata',
   },
+  'booth.xray': {
+    queue: 'inference',
+    description: 'Booth: the X-ray result options of one photo (internal xray model, or an external worker over HTTP)',
+    leasable: true,
+  },
 };
+
+/** The name of a booth job's option n among its artifacts. */
+export const boothOptionName = (n: number): string => `option-${n}`;
 
 /** The job types that are prediction tasks (routes under /tasks). */
 export const TASK_JOB_TYPES = ['task.predict', 'task.fragments'] as const satisfies readonly JobType[];

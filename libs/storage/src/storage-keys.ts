@@ -11,6 +11,8 @@ const segment = (v: string): string =>
  *   inputs/{jobId}/{name}              an input uploaded with a job (kept apart from the attempts' files)
  *   embeddings/{sha256}/{model}/{version}/embedding.f32, …/meta.json
  *                                      a SAM image embedding of an image file (by its sha256) and what it was made with
+ *   booth/{submissionId}/{file}        a booth photo (original) and its confirmed pair ({uuid}-xray.png, {uuid}-original.png)
+ *   carousel/{entryId}/{file}          a carousel entry's own copies (xray.png, original.png)
  */
 export const StorageKeys = {
   /** The uploaded file of an image. */
@@ -37,4 +39,12 @@ export const StorageKeys = {
   },
   /** Every embedding of one image file (for deletion once no image has those bytes). */
   embeddingPrefix: (sha256: string): string => `embeddings/${sha256}`,
+  /** A booth submission's files: the photo as uploaded (original), then the confirmed pair (xray.png, original.png). */
+  boothOriginal: (submissionId: string): string => `booth/${submissionId}/original`,
+  /** One file of a confirmed pair, under a generated name (two racing confirmations never share a key). */
+  boothResult: (submissionId: string, file: 'xray.png' | 'original.png'): string => `booth/${submissionId}/${randomUUID()}-${file}`,
+  boothPrefix: (submissionId: string): string => `booth/${submissionId}`,
+  /** A carousel entry's copies of its pair. */
+  carousel: (entryId: string, file: 'xray.png' | 'original.png'): string => `carousel/${entryId}/${file}`,
+  carouselPrefix: (entryId: string): string => `carousel/${entryId}`,
 } as const;

@@ -70,7 +70,12 @@ export class JobAccessService {
     return { artifact, content: await this.storage.read(artifact.storageKey) };
   }
 
+  /** Deletes a job. A booth job belongs to its submission (photo, review, carousel): the review closes it, not this. */
   async delete(id: string, p: Principal): Promise<void> {
-    await this.jobs.delete(this.em, await this.find(id, p));
+    const job = await this.find(id, p);
+    if (job.type === 'booth.xray') {
+      throw conflict(`Job ${id} is a booth job: close it with its review (POST /api/v1/jobs/${id}/review, decision cancel).`);
+    }
+    await this.jobs.delete(this.em, job);
   }
 }

@@ -113,6 +113,7 @@ export class JobsController {
   @ApiOperation({ summary: 'Delete a job', description: 'A queued or running job is cancelled first; its files are removed.' })
   @ApiNoContentResponse({ description: 'Deleted' })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Job with id {id} does not exist.' })
+  @ApiConflictResponse({ type: ProblemDto, description: 'A booth job: its review closes it' })
   async deleteJob(@Param('id') id: string, @CurrentPrincipal() p: Principal): Promise<void> {
     await this.jobs.delete(id, p);
   }

@@ -15,10 +15,13 @@ import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'; // Crockford base32: no I, L, O, U
 
-/** 12 random base32 characters (60 bits): collisions are practically impossible, and the unique index catches one anyway. */
+/**
+ * 26 random base32 characters (130 bits): the code is also the owner's key to the booth's result page, so it must be
+ * unguessable; collisions are practically impossible, and the unique index catches one anyway.
+ */
 function newQrCode(): string {
   let s = '';
-  for (let i = 0; i < 12; i++) s += ALPHABET[randomInt(32)];
+  for (let i = 0; i < 26; i++) s += ALPHABET[randomInt(32)];
   return s;
 }
 

@@ -121,10 +121,10 @@ export class UserListQueryDto extends PageQueryDto {
 }
 
 export class AdminUpdateUserDto {
-  @ApiPropertyOptional({ enum: ['user', 'admin'] })
+  @ApiPropertyOptional({ enum: ['user', 'admin', 'booth-worker'], description: 'booth-worker: may lease booth X-ray jobs' })
   @IsOptional()
-  @IsIn(['user', 'admin'])
-  role?: 'user' | 'admin';
+  @IsIn(['user', 'admin', 'booth-worker'])
+  role?: 'user' | 'admin' | 'booth-worker';
 
   @ApiPropertyOptional({ description: "A disabled user's tokens and API keys stop working at once" })
   @IsOptional()

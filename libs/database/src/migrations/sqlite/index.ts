@@ -5,6 +5,7 @@ import { Migration20261128230715_job_lifecycle } from './Migration20261128230715
 import { Migration20261129014812_batches } from './Migration20261129014812_batches.js';
 import { Migration20261129015652_usernames_case_insensitive } from './Migration20261129015652_usernames_case_insensitive.js';
 import { Migration20261129020351_api_key_scopes } from './Migration20261129020351_api_key_scopes.js';
+import { Migration20261129020945_booth } from './Migration20261129020945_booth.js';
 
 /** Applied in this order; append each new migration. */
-export const SQLITE_MIGRATIONS = [Migration20261123052102_initial, Migration20261123054148_accounts, Migration20261123132904_projects, Migration20261128230715_job_lifecycle, Migration20261129014812_batches, Migration20261129015652_usernames_case_insensitive, Migration20261129020351_api_key_scopes];
+export const SQLITE_MIGRATIONS = [Migration20261123052102_initial, Migration20261123054148_accounts, Migration20261123132904_projects, Migration20261128230715_job_lifecycle, Migration20261129014812_batches, Migration20261129015652_usernames_case_insensitive, Migration20261129020351_api_key_scopes, Migration20261129020945_booth];
