@@ -83,6 +83,7 @@ const NOT_OWNED: Record<string, string> = {
   'post /api/v1/models/{name}/load': 'admin only (the admin matrix covers it)',
   'post /api/v1/models/{name}/unload': 'admin only (the admin matrix covers it)',
   'patch /api/v1/users/{id}': 'admin only (the admin matrix covers it)',
+  'delete /api/v1/users/{id}': 'admin only (the admin matrix covers it)',
 };
 
 /** Well-formed bodies, so that the access check answers rather than validation. */

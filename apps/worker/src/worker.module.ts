@@ -22,6 +22,7 @@ import { SegmentObjectsHandler } from './segment-objects/segment-objects.handler
 import { FragmentsTaskHandler } from './tasks/fragments-task.handler.js';
 import { ImageJobSupport } from './tasks/image-job-support.js';
 import { PredictTaskHandler } from './tasks/predict-task.handler.js';
+import { StorageSweepService } from './storage-sweep.service.js';
 import { WorkerHealth } from './worker-health.service.js';
 
 /** The worker: Bull consumers and their handlers. No controllers: it serves no HTTP routes (its health port is separate). */
@@ -34,6 +35,7 @@ import { WorkerHealth } from './worker-health.service.js';
     { provide: ModelRegistry, useFactory: (agent: ModelAgent) => agent.registry, inject: [ModelAgent] },
     ...modelPipelineProviders,
     JobRunner,
+    StorageSweepService,
     WorkerHealth,
     QrBatchHandler,
     ModelInferHandler,

@@ -51,6 +51,12 @@ export interface AppConfig {
     concurrency: number;
     /** How often each worker repairs what Redis or a crash left behind (queued rows without a queue entry, expired leases). */
     sweepIntervalMs: number;
+    /** How often a worker removes stored files no row references (and failed jobs past their retention). */
+    storageSweepIntervalMs: number;
+    /** Files younger than this are never orphans yet: an upload is stored just before its row is saved. */
+    orphanGraceMs: number;
+    /** Failed and cancelled jobs (with their files) are deleted this many days after they ended; 0 keeps them. */
+    failedJobRetentionDays: number;
   };
   worker: { healthPort: number; migrationsWaitMs: number };
   qr: { urlTemplate: string };
@@ -430,6 +436,9 @@ export function loadConfig(env: Env = process.env): AppConfig {
       maxStalledCount: r.int('JOB_MAX_STALLED_COUNT', 2, 0, 100),
       concurrency: r.int('WORKER_CONCURRENCY', 2, 1, 64),
       sweepIntervalMs: r.int('JOB_SWEEP_INTERVAL_MS', 30000, 500, 3_600_000),
+      storageSweepIntervalMs: r.int('STORAGE_SWEEP_INTERVAL_MS', 3_600_000, 1000, 86_400_000),
+      orphanGraceMs: r.int('STORAGE_ORPHAN_GRACE_MS', 3_600_000, 0, 7 * 86_400_000),
+      failedJobRetentionDays: r.int('FAILED_JOB_RETENTION_DAYS', 30, 0, 3650),
     },
     worker: {
       healthPort: r.int('WORKER_HEALTH_PORT', 3001, 0, 65535),

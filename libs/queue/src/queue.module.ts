@@ -7,6 +7,7 @@ import { JobWaiter } from './job-events.js';
 import { JobLifecycle } from './job-lifecycle.js';
 import { JobQueues } from './job-queues.js';
 import { JobsService } from './jobs.service.js';
+import { StorageSweeper } from './storage-sweeper.js';
 
 /**
  * Bull on the shared Redis, the queues of the registry, the job lifecycle (every status transition), the API's facade
@@ -30,7 +31,7 @@ import { JobsService } from './jobs.service.js';
     }),
     BullModule.registerQueue(...QUEUES.map((name) => ({ name }))),
   ],
-  providers: [JobQueues, JobLifecycle, JobsService, JobWaiter],
-  exports: [BullModule, JobQueues, JobLifecycle, JobsService, JobWaiter],
+  providers: [JobQueues, JobLifecycle, JobsService, JobWaiter, StorageSweeper],
+  exports: [BullModule, JobQueues, JobLifecycle, JobsService, JobWaiter, StorageSweeper],
 })
 export class QueueModule {}

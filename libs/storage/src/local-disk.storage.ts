@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { assertValidKey, type StoragePort, StorageNotFoundError, type StoredObject } from './storage.port.js';
+import { assertValidKey, type StoragePort, StorageNotFoundError, type StoredGroup, type StoredObject } from './storage.port.js';
 
 /** Stores objects as files under one root directory. Writes go to a temp file and are renamed into place. */
 export class LocalDiskStorage implements StoragePort {
@@ -70,5 +70,23 @@ export class LocalDiskStorage implements StoragePort {
 
   async deletePrefix(prefix: string): Promise<void> {
     await rm(this.pathOf(prefix), { recursive: true, force: true });
+  }
+
+  async listGroups(area: string): Promise<StoredGroup[]> {
+    const dir = this.pathOf(area);
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const groups: StoredGroup[] = [];
+    for (const e of entries) {
+      if (e.name.startsWith('.')) continue;
+      const st = await stat(join(dir, e.name)).catch(() => null);
+      if (st) groups.push({ name: e.name, modifiedAt: st.mtime });
+    }
+    return groups;
   }
 }

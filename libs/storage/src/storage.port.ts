@@ -16,6 +16,17 @@ export interface StoragePort {
   delete(key: string): Promise<void>;
   /** Deletes every object whose key starts with prefix + '/'. */
   deletePrefix(prefix: string): Promise<void>;
+  /**
+   * The groups under a top-level area (`images` → one per image id: the first key segment after the area) with when
+   * each last changed, for the orphan sweep. An area that does not exist lists nothing.
+   */
+  listGroups(area: string): Promise<StoredGroup[]>;
+}
+
+export interface StoredGroup {
+  /** The key segment under the area (e.g. an image id). */
+  name: string;
+  modifiedAt: Date;
 }
 
 export const STORAGE = Symbol('STORAGE');

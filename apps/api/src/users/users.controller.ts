@@ -1,7 +1,8 @@
-import { Body, Controller, Get, HttpCode, Param, Patch, Post, Query, Req } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query, Req } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
   ApiConflictResponse,
+  ApiNoContentResponse,
   ApiNotFoundResponse,
   ApiOkResponse,
   ApiOperation,
@@ -15,7 +16,7 @@ import { ProblemDto } from '@aperture/common/problem.dto.js';
 import { TokenResponseDto, UserDto } from '../auth/auth.dto.js';
 import type { Request } from 'express';
 import { UsersService } from './users.service.js';
-import { AdminUpdateUserDto, ChangePasswordDto, UpdateProfileDto, UserListQueryDto } from './users.dto.js';
+import { AdminUpdateUserDto, ChangePasswordDto, DeleteAccountDto, UpdateProfileDto, UserListQueryDto } from './users.dto.js';
 
 @ApiTags('users')
 @Authenticated()
@@ -58,6 +59,20 @@ export class UsersController {
     return this.users.changePassword(p, dto, req.ip ?? 'unknown');
   }
 
+  @Delete('me')
+  @HttpCode(204)
+  @ApiOperation({
+    summary: 'Delete your account and everything you own',
+    description:
+      'Images, jobs and their results, projects, QR batches, segmentation batches, booth submissions, API keys and ' +
+      'sessions: rows and stored files. Running jobs are cancelled first. Send your username as confirm.',
+  })
+  @ApiNoContentResponse({ description: 'Deleted' })
+  @ApiBadRequestResponse({ type: ProblemDto, description: 'confirm is not your username' })
+  async deleteMe(@Body() dto: DeleteAccountDto, @CurrentPrincipal() p: Principal): Promise<void> {
+    await this.users.deleteOwnAccount(p, dto.confirm);
+  }
+
   @Get()
   @AdminOnly()
   @ApiOperation({ summary: 'List users (admin)' })
@@ -82,5 +97,19 @@ export class UsersController {
   @ApiNotFoundResponse({ type: ProblemDto, description: 'No such user' })
   async updateUser(@Param('id') id: string, @Body() dto: AdminUpdateUserDto, @CurrentPrincipal() p: Principal): Promise<UserDto> {
     return UserDto.from(await this.users.update(id, dto, p));
+  }
+
+  @Delete(':id')
+  @HttpCode(204)
+  @AdminOnly()
+  @ApiOperation({
+    summary: 'Delete a user and everything they own (admin)',
+    description: 'As DELETE /users/me does for oneself: rows and stored files; their running jobs are cancelled first.',
+  })
+  @ApiNoContentResponse({ description: 'Deleted' })
+  @ApiNotFoundResponse({ type: ProblemDto, description: 'No such user' })
+  @ApiConflictResponse({ type: ProblemDto, description: 'The built-in station principal cannot be deleted' })
+  async deleteUser(@Param('id') id: string): Promise<void> {
+    await this.users.deleteAccount(id);
   }
 }

@@ -1,4 +1,4 @@
-import { ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import {
   IsBoolean,
@@ -131,4 +131,11 @@ export class AdminUpdateUserDto {
   @Transform(({ value }) => (value === 'true' ? true : value === 'false' ? false : value))
   @IsBoolean()
   disabled?: boolean;
+}
+
+export class DeleteAccountDto {
+  @ApiProperty({ description: 'Your username, to confirm that the account and everything it owns go for good' })
+  @IsString()
+  @MaxLength(64)
+  confirm!: string;
 }

@@ -1,12 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { EntityManager, type FilterQuery, UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { Principal } from '@aperture/common/auth.decorators.js';
 import { pageOptions } from '@aperture/common/pagination.js';
-import { badRequest, unauthorized } from '@aperture/common/problem.js';
+import { badRequest, conflict, notFound, unauthorized } from '@aperture/common/problem.js';
 import { ApiKey } from '@aperture/database/entities/api-key.entity.js';
+import { BoothSubmission, CarouselEntry } from '@aperture/database/entities/booth.entity.js';
+import { Image } from '@aperture/database/entities/image.entity.js';
 import { User } from '@aperture/database/entities/user.entity.js';
 import { findOwned } from '@aperture/database/owned.js';
+import { JobLifecycle } from '@aperture/queue/job-lifecycle.js';
+import { StorageKeys } from '@aperture/storage/storage-keys.js';
+import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import type { TokenResponseDto } from '../auth/auth.dto.js';
 import { AuthService } from '../auth/auth.service.js';
 import { BruteForceService } from '../auth/brute-force.service.js';
@@ -20,7 +25,11 @@ export class UsersService {
     private readonly em: EntityManager,
     private readonly auth: AuthService,
     private readonly bruteForce: BruteForceService,
+    private readonly lifecycle: JobLifecycle,
+    @Inject(STORAGE) private readonly storage: StoragePort,
   ) {}
+
+  private readonly logger = new Logger('Users');
 
   me(p: Principal): Promise<User> {
     return this.auth.currentUser(p);
@@ -94,5 +103,45 @@ export class UsersService {
     await this.em.flush();
     if (dto.disabled) await this.auth.revokeRefreshTokens(user.id);
     return user;
+  }
+
+  /** DELETE /users/me: the caller's own account, once they confirm it with their username. */
+  async deleteOwnAccount(p: Principal, confirm: string): Promise<void> {
+    const user = await this.me(p);
+    if (confirm.toLowerCase() !== user.username.toLowerCase()) {
+      throw badRequest('confirm must be your username.', { errors: [{ field: 'confirm', messages: ['must be your username'] }] });
+    }
+    await this.deleteAccount(user.id);
+  }
+
+  /**
+   * Deletes a user and everything they own. Their jobs go first through the job lifecycle (running ones cancelled,
+   * files removed); the user's row then takes every other row with it (cascades); the stored files of their images,
+   * booth submissions and carousel entries follow, and embeddings no other image shares. A file that cannot be removed
+   * now is left to the storage sweep, which removes what no row references.
+   */
+  async deleteAccount(userId: string): Promise<void> {
+    const em = this.em.fork();
+    const user = await em.findOne(User, { id: userId });
+    if (!user) throw notFound('User does not exist.');
+    if (user.role === 'station') throw conflict('The built-in station principal cannot be deleted; unset STATION_PASSWORD instead.');
+    const images = await em.find(Image, { owner: userId }, { fields: ['id', 'sha256'] });
+    const submissions = await em.find(BoothSubmission, { owner: userId }, { fields: ['id'] });
+    const entries = submissions.length
+      ? await em.find(CarouselEntry, { submission: { $in: submissions.map((s) => s.id) } }, { fields: ['id'] })
+      : [];
+    await this.lifecycle.deleteJobs(em, { owner: userId });
+    await em.nativeDelete(User, { id: userId });
+    const prefixes = [
+      ...images.map((i) => StorageKeys.imagePrefix(i.id)),
+      ...submissions.map((s) => StorageKeys.boothPrefix(s.id)),
+      ...entries.map((e) => StorageKeys.carouselPrefix(e.id)),
+    ];
+    for (const sha of new Set(images.map((i) => i.sha256))) {
+      if ((await em.count(Image, { sha256: sha })) === 0) prefixes.push(StorageKeys.embeddingPrefix(sha));
+    }
+    for (const prefix of prefixes) {
+      await this.storage.deletePrefix(prefix).catch((e: unknown) => this.logger.warn(`Could not remove ${prefix}: ${String(e)}`));
+    }
   }
 }
