@@ -11,19 +11,23 @@ import {
   ApiTooManyRequestsResponse,
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
+import { randomUUID } from 'node:crypto';
 import type { Request } from 'express';
 import { Authenticated, CurrentPrincipal, type Principal, Public, StationAllowed } from '@aperture/common/auth.decorators.js';
 import { ProblemDto } from '@aperture/common/problem.dto.js';
-import { badRequest } from '@aperture/common/problem.js';
+import { badRequest, unauthorized } from '@aperture/common/problem.js';
 import { LoginDto, RefreshDto, RegisterDto, TokenRequestDto, TokenResponseDto, UserDto } from './auth.dto.js';
 import { AuthService } from './auth.service.js';
-
-const clientIp = (req: Request): string => req.ip ?? req.socket.remoteAddress ?? 'unknown';
+import { AppPassport } from './strategies/app-passport.js';
+import { clientIp } from './strategies/client-ip.js';
 
 @ApiTags('auth')
 @Controller('auth')
 export class AuthController {
-  constructor(private readonly auth: AuthService) {}
+  constructor(
+    private readonly auth: AuthService,
+    private readonly passports: AppPassport,
+  ) {}
 
   @Public()
   @Post('register')
@@ -47,7 +51,7 @@ export class AuthController {
   @ApiUnauthorizedResponse({ type: ProblemDto, description: 'Incorrect username or password' })
   @ApiTooManyRequestsResponse({ type: ProblemDto, description: 'Too many failed attempts; see Retry-After' })
   login(@Body() dto: LoginDto, @Req() req: Request): Promise<TokenResponseDto> {
-    return this.auth.login(dto.username, dto.password, clientIp(req));
+    return this.signIn(req, 'local', dto.username);
   }
 
   @Public()
@@ -73,8 +77,22 @@ export class AuthController {
       return this.auth.refresh(dto.refresh_token);
     }
     if (!dto.password) throw badRequest('password is required', { errors: [{ field: 'password', messages: ['password is required'] }] });
-    if (!dto.username) return this.auth.loginStation(dto.password, clientIp(req));
-    return this.auth.login(dto.username, dto.password, clientIp(req));
+    if (!dto.username) return this.signIn(req, 'station');
+    return this.signIn(req, 'local', dto.username);
+  }
+
+  /**
+   * Signs in through a strategy once the body has passed its DTO (so a malformed body stays the DTO's 400): the
+   * strategy's own refusals (401, 429) come through as they are; one that found nothing to check (passport-local with
+   * an empty username or password) is the same counted 401 as a wrong password.
+   */
+  private async signIn(req: Request, strategy: 'local' | 'station', username = ''): Promise<TokenResponseDto> {
+    const user = await this.passports.authenticate(strategy, req);
+    if (!user) {
+      if (strategy === 'station') throw unauthorized('Incorrect password');
+      return this.auth.refuseLogin(username, clientIp(req));
+    }
+    return this.auth.issue(user, randomUUID());
   }
 
   @Public()

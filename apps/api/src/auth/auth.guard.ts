@@ -6,11 +6,13 @@ import { forbidden, notFound, unauthorized } from '@aperture/common/problem.js';
 import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
 import type { ApiKeyScope, UserRole } from '@aperture/common/roles.js';
-import { AuthService } from './auth.service.js';
 import { BruteForceService } from './brute-force.service.js';
+import { AppPassport } from './strategies/app-passport.js';
 
 /**
- * Global guard: every route needs a bearer token or an `X-API-Key` unless marked @Public();
+ * Global guard: every route needs a bearer token or an `X-API-Key` unless marked @Public(); who the caller is, passport
+ * answers (the `api-key` strategy, then `jwt`: an `X-API-Key` header decides alone, as AuthGuard(['api-key', 'jwt'])
+ * would); the rules below are this guard's.
  * @AdminOnly() routes need the admin role; the station principal may only reach @StationAllowed() routes; an
  * @ExposedBy(setting) route is public, admin-only or off (404) as the configuration says. An API key needs the scope
  * of the route: @RequiresScope(…), else `read` for GET and `write` for other methods.
@@ -20,7 +22,7 @@ import { BruteForceService } from './brute-force.service.js';
 export class AuthGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
-    private readonly auth: AuthService,
+    private readonly passports: AppPassport,
     private readonly bruteForce: BruteForceService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
@@ -72,12 +74,9 @@ export class AuthGuard implements CanActivate {
     }
   }
 
-  private principalOf(req: Request): Promise<Principal> {
-    const apiKey = req.headers['x-api-key'];
-    if (typeof apiKey === 'string' && apiKey !== '') return this.auth.authenticateApiKey(apiKey);
-    const header = req.headers.authorization;
-    const m = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header) : null;
-    if (!m) return Promise.reject(unauthorized());
-    return this.auth.authenticate(m[1]!);
+  private async principalOf(req: Request): Promise<Principal> {
+    const principal = await this.passports.authenticate(['api-key', 'jwt'], req);
+    if (!principal) throw unauthorized();
+    return principal;
   }
 }

@@ -10,6 +10,11 @@ import { AuthService } from './auth.service.js';
 import { BruteForceService } from './brute-force.service.js';
 import { GoogleController } from './google.controller.js';
 import { GoogleAuthService } from './google.service.js';
+import { ApiKeyStrategy } from './strategies/api-key.strategy.js';
+import { AppPassport } from './strategies/app-passport.js';
+import { JwtStrategy } from './strategies/jwt.strategy.js';
+import { LocalStrategy } from './strategies/local.strategy.js';
+import { StationStrategy } from './strategies/station.strategy.js';
 
 @Module({
   imports: [
@@ -22,7 +27,19 @@ import { GoogleAuthService } from './google.service.js';
     }),
   ],
   controllers: [AuthController, ApiKeysController, GoogleController],
-  providers: [AuthService, AuthGuard, BruteForceService, GoogleAuthService, ApiKeysService],
+  providers: [
+    AuthService,
+    AuthGuard,
+    BruteForceService,
+    GoogleAuthService,
+    ApiKeysService,
+    AppPassport,
+    // Each registers itself with AppPassport; see docs/architecture.md for adding one.
+    JwtStrategy,
+    ApiKeyStrategy,
+    LocalStrategy,
+    StationStrategy,
+  ],
   exports: [AuthService, AuthGuard, BruteForceService],
 })
 export class AuthModule {}

@@ -36,18 +36,20 @@ function setup() {
 }
 
 describe('AuthService', () => {
-  describe('login', () => {
-    it('issues an access token for the user and stores only the hash of a new refresh token', async () => {
+  describe('verifyLogin (the local strategy) and issue', () => {
+    it('returns the user and gives the counted attempt back; issue signs an access token and stores only a hash', async () => {
       const { sut, em, bruteForce } = setup();
       em.findOne.mockResolvedValue(alice());
-      const t = await sut.login('alice', 'correct horse battery', IP);
+      const user = await sut.verifyLogin('alice', 'correct horse battery', IP);
+      expect(user.id).toBe('u-alice');
+      expect(bruteForce.begin).toHaveBeenCalledWith([`user:alice@${IP}`, `ip:${IP}`]);
+      expect(bruteForce.recordSuccess).toHaveBeenCalledWith([`user:alice@${IP}`, `ip:${IP}`]);
+      const t = await sut.issue(user, 'fam-1');
       const claims = await jwt.verifyAsync<AccessClaims>(t.access_token);
       expect(claims).toMatchObject({ sub: 'u-alice', role: 'user', typ: 'access', ver: 3 });
       expect([t.token_type, t.expires_in]).toEqual(['bearer', 900]);
       expect(em.create).toHaveBeenCalledWith(RefreshToken, expect.objectContaining({ tokenHash: sha256(t.refresh_token) }));
       expect(em.flush).toHaveBeenCalled();
-      expect(bruteForce.begin).toHaveBeenCalledWith([`user:alice@${IP}`, `ip:${IP}`]);
-      expect(bruteForce.recordSuccess).toHaveBeenCalledWith([`user:alice@${IP}`, `ip:${IP}`]);
     });
 
     // Users are built inside the test: the password hash exists only once beforeAll has run.
@@ -59,17 +61,23 @@ describe('AuthService', () => {
     ])('refuses %s with the same 401; the attempt, counted before, is not given back', async (_what, user, password) => {
       const { sut, em, bruteForce } = setup();
       em.findOne.mockResolvedValue(user && alice(user));
-      const e = await problemOf(sut.login('Alice', password, IP), 401);
+      const e = await problemOf(sut.verifyLogin('Alice', password, IP), 401);
       expect(e.detail).toBe('Incorrect username or password');
       expect(bruteForce.begin).toHaveBeenCalledWith([`user:alice@${IP}`, `ip:${IP}`]);
       expect(bruteForce.recordSuccess).not.toHaveBeenCalled();
-      expect(em.create).not.toHaveBeenCalled();
+    });
+
+    it('counts an attempt that passport-local refused before verifying (an empty field) and answers the same 401', async () => {
+      const { sut, em, bruteForce } = setup();
+      expect((await problemOf(sut.refuseLogin('Alice', IP), 401)).detail).toBe('Incorrect username or password');
+      expect(bruteForce.begin).toHaveBeenCalledWith([`user:alice@${IP}`, `ip:${IP}`]);
+      expect(em.findOne).not.toHaveBeenCalled();
     });
 
     it('refuses a locked-out username or address before looking at the password', async () => {
       const { sut, em, bruteForce } = setup();
       bruteForce.begin.mockRejectedValue(new ProblemException(429, 'RATE_LIMITED', 'Too many failed sign-in attempts'));
-      await problemOf(sut.login('alice', 'correct horse battery', IP), 429);
+      await problemOf(sut.verifyLogin('alice', 'correct horse battery', IP), 429);
       expect(em.findOne).not.toHaveBeenCalled();
       expect(bruteForce.recordSuccess).not.toHaveBeenCalled();
     });
@@ -133,6 +141,27 @@ describe('AuthService', () => {
       expect(e.detail).toBe('Invalid or expired refresh token');
       expect(em.nativeUpdate).not.toHaveBeenCalled();
       expect(em.create).not.toHaveBeenCalled();
+    });
+  });
+
+  describe('principalOfAccessToken (the jwt strategy, after passport-jwt verified the token)', () => {
+    const claims = (over: Partial<AccessClaims> = {}): AccessClaims => ({ sub: 'u-alice', role: 'user', typ: 'access', ver: 3, ...over });
+
+    it("answers the token's user as the principal", async () => {
+      const { sut, em } = setup();
+      em.findOne.mockResolvedValue(alice());
+      expect(await sut.principalOfAccessToken(claims())).toEqual({ userId: 'u-alice', username: 'alice', role: 'user' });
+    });
+
+    it.each<[string, AccessClaims, Partial<User> | null]>([
+      ['a token that is not an access token', claims({ typ: 'refresh' as 'access' }), {}],
+      ['a deleted user', claims(), null],
+      ['a disabled user', claims(), { disabled: true }],
+      ['a token issued before "log out everywhere"', claims({ ver: 2 }), {}],
+    ])('refuses %s with the same 401', async (_what, c, user) => {
+      const { sut, em } = setup();
+      em.findOne.mockResolvedValue(user && alice(user));
+      expect((await problemOf(sut.principalOfAccessToken(c), 401)).detail).toBe('Not authenticated');
     });
   });
 

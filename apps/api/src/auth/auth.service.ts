@@ -82,8 +82,11 @@ export class AuthService implements OnApplicationBootstrap {
     return conflict(`A user with this ${field} already exists.`, { errors: [{ field, messages: [`${field} is already taken`] }] });
   }
 
-  /** Username + password sign-in, behind per-(username, IP) and per-IP brute-force protection. */
-  async login(username: string, password: string, ip: string): Promise<TokenResponseDto> {
+  /**
+   * The `local` strategy's check: the user whose password this is, behind per-(username, IP) and per-IP brute-force
+   * protection (the attempt counts before the password is verified; a right password gives it back).
+   */
+  async verifyLogin(username: string, password: string, ip: string): Promise<User> {
     const subjects = BruteForceService.subjects(username, ip);
     await this.bruteForce.begin(subjects);
     const user = await this.em.findOne(User, byUsername(username));
@@ -92,11 +95,23 @@ export class AuthService implements OnApplicationBootstrap {
     else await verifyPassword(await dummyHash(), password); // the same work for unknown users: timing reveals nothing
     if (!user || !ok || user.disabled) throw unauthorized(WRONG_CREDENTIALS);
     await this.bruteForce.recordSuccess(subjects);
-    return this.issue(user, randomUUID());
+    return user;
   }
 
-  /** Password-only sign-in of the booth's built-in station principal (only when STATION_PASSWORD is configured). */
-  async loginStation(password: string, ip: string): Promise<TokenResponseDto> {
+  /**
+   * A sign-in that passport-local refused before verifying (an empty username or password): it still counts as an
+   * attempt, as every sign-in does, and gets the same 401.
+   */
+  async refuseLogin(username: string, ip: string): Promise<never> {
+    await this.bruteForce.begin(BruteForceService.subjects(username, ip));
+    throw unauthorized(WRONG_CREDENTIALS);
+  }
+
+  /**
+   * The `station` strategy's check: the booth's built-in station principal, by the password alone (only when
+   * STATION_PASSWORD is configured), behind the same brute-force protection as any sign-in.
+   */
+  async verifyStation(password: string, ip: string): Promise<User> {
     const configured = this.config.stationPassword;
     if (!configured) throw unauthorized(WRONG_CREDENTIALS);
     const subjects = BruteForceService.subjects(STATION_USERNAME, ip);
@@ -104,7 +119,7 @@ export class AuthService implements OnApplicationBootstrap {
     const ok = configured.startsWith('$argon2') ? await verifyPassword(configured, password) : constantTimeEqual(configured, password);
     if (!ok) throw unauthorized('Incorrect password');
     await this.bruteForce.recordSuccess(subjects);
-    return this.issue(await this.stationUser(), randomUUID());
+    return this.stationUser();
   }
 
   private async stationUser(): Promise<User> {
@@ -196,25 +211,18 @@ export class AuthService implements OnApplicationBootstrap {
     return { access_token: accessToken, refresh_token: refreshToken, token_type: 'bearer', expires_in: this.config.jwt.accessTtlSeconds };
   }
 
-  /** Verifies an access token and loads its (enabled) user. Any failure is the same 401. */
-  async authenticate(token: string): Promise<Principal> {
-    let claims: AccessClaims;
-    try {
-      claims = await this.jwt.verifyAsync<AccessClaims>(token, {
-        algorithms: ['HS256'],
-        issuer: this.config.jwt.issuer,
-        audience: this.config.jwt.audience,
-      });
-    } catch {
-      throw unauthorized();
-    }
+  /**
+   * The `jwt` strategy's check, once passport-jwt has verified the token (HS256, issuer, audience, expiry): an access
+   * token of a user who exists, is enabled and has not logged out everywhere since. Any failure is the same 401.
+   */
+  async principalOfAccessToken(claims: AccessClaims): Promise<Principal> {
     if (claims.typ !== 'access' || typeof claims.sub !== 'string') throw unauthorized();
     const user = await this.em.findOne(User, { id: claims.sub });
     if (!user || user.disabled || (claims.ver ?? 0) !== user.tokenVersion) throw unauthorized();
     return { userId: user.id, username: user.username, role: user.role };
   }
 
-  /** Authenticates an `X-API-Key` as its owner. Revoked keys and disabled owners are refused. */
+  /** The `api-key` strategy's check: an `X-API-Key` as its owner. Revoked and expired keys and disabled owners are refused. */
   async authenticateApiKey(key: string): Promise<Principal> {
     if (key.length > 200) throw unauthorized();
     const row = await this.em.findOne(ApiKey, { keyHash: sha256(key) }, { populate: ['owner'] });
