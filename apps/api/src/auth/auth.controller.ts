@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Body, Controller, Get, HttpCode, Post, Req } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
@@ -11,7 +12,6 @@ import {
   ApiTooManyRequestsResponse,
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
-import { randomUUID } from 'node:crypto';
 import type { Request } from 'express';
 import { Authenticated, CurrentPrincipal, type Principal, Public, StationAllowed } from '@aperture/common/auth.decorators.js';
 import { ProblemDto } from '@aperture/common/problem.dto.js';
