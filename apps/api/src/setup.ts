@@ -15,6 +15,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { AuthGuard } from './auth/auth.guard.js';
 import { SchemaService } from '@aperture/database/schema.service.js';
 import { EMBEDDING_HEADERS } from './embedding/embedding.dto.js';
+import { requestCapByLength } from './uploads/upload-files.js';
 
 const API_PREFIX = 'api/v1';
 
@@ -23,6 +24,8 @@ export function configureApp(app: NestExpressApplication, config: AppConfig): vo
   app.set('trust proxy', config.http.trustProxy);
   app.disable('x-powered-by');
   app.use(helmet());
+  // A multipart body over UPLOAD_MAX_REQUEST_MB by its Content-Length is refused before anything is read (or authenticated).
+  app.use(requestCapByLength(config.uploads.maxRequestBytes));
   app.enableCors({
     origin: config.cors.origins,
     exposedHeaders: ['X-Request-Id', 'Retry-After', 'Content-Disposition', 'ETag', ...Object.keys(EMBEDDING_HEADERS)],

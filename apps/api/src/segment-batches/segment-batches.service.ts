@@ -16,6 +16,7 @@ import { StorageKeys } from '@aperture/storage/storage-keys.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { uploadName, type UploadedImage } from '../images/images.service.js';
 import { inspectUpload } from '../images/upload.js';
+import { uploadContent } from '../uploads/upload-files.js';
 import { ModelCatalogueService } from '../models/model-catalogue.service.js';
 import { autoMaskOptions } from '../segment-auto/segment-auto.service.js';
 import { boxCorners, promptSets, withLabels } from '../segment/coords.js';
@@ -32,10 +33,11 @@ import {
   SegmentBatchParametersDto as ParametersClass,
 } from './segment-batches.dto.js';
 
-/** One image of a batch request, whichever form it came in. */
+/** One image of a batch request, whichever form it came in: an upload's temporary file, or bytes decoded from JSON. */
 export interface BatchImage {
   name: string;
-  buffer: Buffer;
+  content: Pick<UploadedImage, 'path'> | Buffer;
+  size: number;
 }
 
 /** A batch request in one shape: the multipart form and the JSON body both become this. */
@@ -107,7 +109,7 @@ export class SegmentBatchesService {
     const { images: _files, points, boxes, model, model_type, mode, ...rest } = form;
     const parameters = Object.assign(new ParametersClass(), rest);
     return {
-      images: files.map((f) => ({ name: uploadName(f.originalname), buffer: f.buffer })),
+      images: files.map((f) => ({ name: uploadName(f.originalname), content: f, size: f.size })),
       points,
       boxes,
       model,
@@ -139,7 +141,7 @@ export class SegmentBatchesService {
           },
         );
       }
-      return { name, buffer };
+      return { name, content: buffer, size: buffer.length };
     });
     const { points, boxes, model, model_type, mode } = body;
     return { images, points, boxes, model, model_type, mode, parameters: body.parameters ?? new ParametersClass() };
@@ -172,7 +174,7 @@ export class SegmentBatchesService {
     const jobs: Job[] = [];
     for (const [i, image] of req.images.entries()) {
       try {
-        const size = await inspectUpload(image.buffer, this.config.images.maxSide);
+        const size = await inspectUpload(image.content, this.config.images.maxSide);
         const points = withLabels(req.points?.[i] ?? []);
         const boxes = (req.boxes?.[i] ?? []).map(boxCorners);
         const prompted = points.length > 0 || boxes.length > 0;
@@ -204,6 +206,7 @@ export class SegmentBatchesService {
             )
           : this.jobs.build(em, 'segment.auto', owner, { model: model.name, imageKey, imageId: null, options }, id);
         job.batchId = batchId;
+        job.inputBytes = image.size;
         jobs.push(job);
       } catch (e) {
         throw aboutImage(e, i, image.name);
@@ -218,7 +221,10 @@ export class SegmentBatchesService {
       items: jobs.map((j, i) => ({ index: i, job_id: j.id, job_type: j.type, file_name: req.images[i]!.name })),
     });
     try {
-      for (const [i, j] of jobs.entries()) await this.storage.put(String(j.params['imageKey']), req.images[i]!.buffer);
+      for (const [i, j] of jobs.entries()) {
+        const content = req.images[i]!.content;
+        await this.storage.put(String(j.params['imageKey']), Buffer.isBuffer(content) ? content : uploadContent(content));
+      }
       await em.persist([batch, ...jobs]).flush();
     } catch (e) {
       for (const j of jobs) await this.storage.deletePrefix(StorageKeys.inputPrefix(j.id)).catch(() => undefined);
