@@ -7,6 +7,7 @@ import { badRequest, ProblemException } from '@aperture/common/problem.js';
 import { ImageDto, ImageUploadFormDto, ImageUploadReportDto } from './images.dto.js';
 import type { StoreReport, UploadedImage } from './images.service.js';
 import { ImageRejectedError, type InspectedImage, inspectImage } from '@aperture/imaging/inspect.js';
+import { UPLOAD_413 } from '../uploads/upload-files.js';
 
 /** The 400 problem for one upload that is not an acceptable image. */
 export const imageProblem = (e: ImageRejectedError): ProblemException => new ProblemException(400, 'IMAGE_VALIDATION_ERROR', e.message);
@@ -66,9 +67,7 @@ export const ImageUpload = (what: string): MethodDecorator =>
     }),
     ApiPayloadTooLargeResponse({
       type: ProblemDto,
-      description:
-        `A file is larger than IMAGE_MAX_BYTES, more than ${MAX_FILES_PER_UPLOAD} files were sent, the request is larger than ` +
-        'UPLOAD_MAX_REQUEST_MB, or the upload would take the account past its storage quota (USER_QUOTA_MB)',
+      description: `A file is larger than IMAGE_MAX_BYTES, more than ${MAX_FILES_PER_UPLOAD} files were sent, ${UPLOAD_413}`,
     }),
   );
 

@@ -16,7 +16,7 @@ import { ProblemDto } from '@aperture/common/problem.dto.js';
 import { badRequest, ProblemException } from '@aperture/common/problem.js';
 import { DriveError, DriveStorage } from '@aperture/storage/drive.storage.js';
 import { DriveStatusDto, DriveUploadDto, DriveUploadFormDto } from './drive.dto.js';
-import { uploadContent, type UploadedFile as UploadedDriveFile } from '../uploads/upload-files.js';
+import { uploadContent, type UploadedFile as UploadedDriveFile, REQUEST_CAP_413 } from '../uploads/upload-files.js';
 
 /** Every DriveError (disabled, refused credentials, no folder access, Drive down) is 503 DRIVE_ERROR with its message. */
 async function mapDriveErrors<T>(call: () => Promise<T>): Promise<T> {
@@ -70,7 +70,7 @@ export class DriveController {
   @ApiBody({ type: DriveUploadFormDto })
   @ApiCreatedResponse({ type: DriveUploadDto })
   @ApiBadRequestResponse({ type: ProblemDto, description: 'No file, or folder_id is not a Drive id' })
-  @ApiPayloadTooLargeResponse({ type: ProblemDto, description: 'The file is larger than IMAGE_MAX_BYTES' })
+  @ApiPayloadTooLargeResponse({ type: ProblemDto, description: `The file is larger than IMAGE_MAX_BYTES, or ${REQUEST_CAP_413}` })
   @ApiServiceUnavailableResponse({
     type: ProblemDto,
     description: 'DRIVE_ERROR: Drive is disabled, the credentials are refused, the folder is not shared with the account, or Drive is down',

@@ -22,6 +22,10 @@ export function uploadContent(f: Pick<UploadedFile, 'path'>): Readable {
   return createReadStream(f.path);
 }
 
+/** The 413s every upload route shares besides IMAGE_MAX_BYTES, for its documentation. */
+export const REQUEST_CAP_413 = 'the request is larger than UPLOAD_MAX_REQUEST_MB';
+export const UPLOAD_413 = `${REQUEST_CAP_413}, or the upload would take the account past its storage quota (USER_QUOTA_MB)`;
+
 const MB = 1024 * 1024;
 const mb = (n: number): string => (n / MB).toFixed(n < 10 * MB ? 1 : 0);
 
