@@ -208,7 +208,7 @@ describe('uploads: a body sent without Content-Length, and the per-user quota', 
     expect((await request(t.server).get('/api/v1/images').set(alice.auth)).body.total).toBe(0);
   });
 
-  it('counts images and job inputs against USER_QUOTA_MB: past it 413 with the usage, and nothing stored', async () => {
+  it('counts images and job inputs (multipart or base64) against USER_QUOTA_MB: past it 413 with the usage, and nothing stored', async () => {
     expect(png.length).toBeGreaterThan(1.1 * MB);
     expect(png.length).toBeLessThan(1.5 * MB);
     const first = await request(t.server).post('/api/v1/images').set(alice.auth).attach('images', png, 'a.png');
@@ -228,6 +228,13 @@ describe('uploads: a body sent without Content-Length, and the per-user quota', 
     expectProblem(task, 413, 'PAYLOAD_TOO_LARGE', /quota/);
     expect((await request(t.server).get('/api/v1/tasks').set(alice.auth)).body.total).toBe(0);
     expect(await noTempFilesLeft(tmpDir)).toBe(true);
+    // Base64 images of a JSON batch count the same way.
+    const batch = await request(t.server)
+      .post('/api/v1/segment/batches')
+      .set(alice.auth)
+      .send({ images: [png.toString('base64')] });
+    expectProblem(batch, 413, 'PAYLOAD_TOO_LARGE', /quota/);
+    expect((await request(t.server).get('/api/v1/segment/batches').set(alice.auth)).body.total).toBe(0);
 
     // Another user has their own quota; a job's input counts against it.
     const bobTask = await request(t.server)

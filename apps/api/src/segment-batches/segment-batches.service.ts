@@ -17,6 +17,7 @@ import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { uploadName, type UploadedImage } from '../images/images.service.js';
 import { inspectUpload } from '../images/upload.js';
 import { uploadContent } from '../uploads/upload-files.js';
+import { UploadQuota } from '../uploads/uploads.module.js';
 import { ModelCatalogueService } from '../models/model-catalogue.service.js';
 import { autoMaskOptions } from '../segment-auto/segment-auto.service.js';
 import { boxCorners, promptSets, withLabels } from '../segment/coords.js';
@@ -102,6 +103,7 @@ export class SegmentBatchesService {
     private readonly catalogue: ModelCatalogueService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(STORAGE) private readonly storage: StoragePort,
+    private readonly quota: UploadQuota,
   ) {}
 
   /** The multipart form as a batch request. */
@@ -212,6 +214,9 @@ export class SegmentBatchesService {
         throw aboutImage(e, i, image.name);
       }
     }
+    // Multipart files were counted against the quota while they streamed; base64 images from JSON are counted here.
+    const decoded = req.images.reduce((n, im) => n + (Buffer.isBuffer(im.content) ? im.size : 0), 0);
+    if (decoded > 0) await this.quota.assertRoom(p.userId, decoded);
     const batch = em.create(Batch, {
       id: batchId,
       owner,

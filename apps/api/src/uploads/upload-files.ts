@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -132,6 +132,26 @@ interface IncomingFile {
   path?: string;
 }
 
+/** A temporary file older than this belongs to no running request (a crash left it): it goes when an API starts. */
+export const STALE_UPLOAD_MS = 60 * 60 * 1000;
+
+/** Removes what a crashed process left in the upload folder; younger files may be another process's live uploads. */
+export function removeStaleUploads(dir: string, now = Date.now()): number {
+  let removed = 0;
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    try {
+      if (now - statSync(path).mtimeMs > STALE_UPLOAD_MS) {
+        rmSync(path, { force: true, recursive: true });
+        removed++;
+      }
+    } catch {
+      // Gone already (another process swept it, or its request ended).
+    }
+  }
+  return removed;
+}
+
 /**
  * A multer storage engine that streams each file to its own temporary file under `dir` (a random name, never the
  * client's), counting the request's file bytes against the user's quota while they arrive. Every file it creates is
@@ -143,6 +163,7 @@ export class TempFileStorage {
     private readonly roomFor: RoomFor,
   ) {
     mkdirSync(dir, { recursive: true });
+    removeStaleUploads(dir);
   }
 
   _handleFile(req: Request, file: IncomingFile, cb: (err?: unknown, info?: Partial<UploadedFile>) => void): void {
@@ -165,6 +186,7 @@ export class TempFileStorage {
     try {
       u.room ??= this.roomFor(req);
       const room = await u.room;
+      if (u.ended) throw new Error('The request ended during the upload.');
       let size = 0;
       const count = new Transform({
         transform(chunk: Buffer, _enc, done): void {

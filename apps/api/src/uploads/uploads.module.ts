@@ -5,7 +5,7 @@ import type { Request } from 'express';
 import type { Principal } from '@aperture/common/auth.decorators.js';
 import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
-import { cappedStream, type RoomFor, TempFileStorage } from './upload-files.js';
+import { cappedStream, quotaExceeded, type RoomFor, TempFileStorage } from './upload-files.js';
 
 /** A user's storage quota (USER_QUOTA_MB): the bytes of their images, job inputs and job artifacts, as the rows record them. */
 @Injectable()
@@ -26,6 +26,14 @@ export class UploadQuota {
         [userId, userId, userId],
       );
     return Number(rows[0]?.used ?? 0);
+  }
+
+  /** Refuses (413) bytes that arrived outside multipart (base64 in JSON) and would take the user past the quota. */
+  async assertRoom(userId: string, incomingBytes: number): Promise<void> {
+    const quota = this.config.uploads.userQuotaBytes;
+    if (!quota) return;
+    const used = await this.usedBytes(userId);
+    if (used + incomingBytes > quota) throw quotaExceeded(used, quota, incomingBytes);
   }
 
   /** How much more the caller of a request may upload; null without a quota (or without a signed-in caller). */
