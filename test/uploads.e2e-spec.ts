@@ -208,7 +208,7 @@ describe('uploads: a body sent without Content-Length, and the per-user quota', 
     expect((await request(t.server).get('/api/v1/images').set(alice.auth)).body.total).toBe(0);
   });
 
-  it('counts images and job inputs (multipart or base64) against USER_QUOTA_MB: past it 413 with the usage, and nothing stored', async () => {
+  it('counts images and job inputs (multipart or base64) against USER_QUOTA_MB: past it 413 with the usage, nothing stored', async () => {
     expect(png.length).toBeGreaterThan(1.1 * MB);
     expect(png.length).toBeLessThan(1.5 * MB);
     const first = await request(t.server).post('/api/v1/images').set(alice.auth).attach('images', png, 'a.png');
