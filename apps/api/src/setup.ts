@@ -24,12 +24,13 @@ export function configureApp(app: NestExpressApplication, config: AppConfig): vo
   app.set('trust proxy', config.http.trustProxy);
   app.disable('x-powered-by');
   app.use(helmet());
-  // A multipart body over UPLOAD_MAX_REQUEST_MB by its Content-Length is refused before anything is read (or authenticated).
-  app.use(requestCapByLength(config.uploads.maxRequestBytes));
   app.enableCors({
     origin: config.cors.origins,
     exposedHeaders: ['X-Request-Id', 'Retry-After', 'Content-Disposition', 'ETag', ...Object.keys(EMBEDDING_HEADERS)],
   });
+  // A multipart body over UPLOAD_MAX_REQUEST_MB by its Content-Length is refused before anything is read or
+  // authenticated (after CORS, so that a browser can read the 413).
+  app.use(requestCapByLength(config.uploads.maxRequestBytes));
   // A segmentation batch's JSON carries its images base64-encoded: that one route gets its own, larger limit.
   const batches = `/${API_PREFIX}/segment/batches`;
   app.useBodyParser('json', {
