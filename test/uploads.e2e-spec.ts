@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
@@ -149,6 +149,32 @@ describe('uploads: streamed to temporary files, request cap, no leftovers', () =
     const list = await request(t.server).get('/api/v1/images').set(alice.auth);
     expect(list.body.total).toBe(0);
   }, 180_000);
+
+  it('keeps no removed temporary file open once an upload is inspected and stored', async () => {
+    const webp = await sharp({ create: { width: 300, height: 200, channels: 3, background: '#345' } })
+      .webp()
+      .toBuffer();
+    const res = await request(t.server)
+      .post('/api/v1/images')
+      .set(alice.auth)
+      .attach('images', webp, 'a.webp')
+      .attach('images', webp, 'b.webp');
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(await noTempFilesLeft(tmpDir)).toBe(true);
+    const open = readdirSync('/proc/self/fd')
+      .map((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`);
+        } catch {
+          return '';
+        }
+      })
+      .filter((target) => target.startsWith(tmpDir));
+    expect(open).toEqual([]);
+    for (const image of res.body.data as { id: string }[]) {
+      expect((await request(t.server).delete(`/api/v1/images/${image.id}`).set(alice.auth)).status).toBe(204);
+    }
+  });
 
   it('refuses a body over UPLOAD_MAX_REQUEST_MB from its Content-Length with 413, before reading any of it', async () => {
     // Headers only: had the server waited for the body, no answer would come.

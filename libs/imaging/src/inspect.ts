@@ -4,6 +4,10 @@ import { open, readFile } from 'node:fs/promises';
 import sharp, { type Metadata } from 'sharp';
 import { decodeBmp, isBmp, readBmpInfo } from './bmp.js';
 
+// libvips keeps up to 20 input files open in its operation cache (WebP, for one); uploads are inspected from temporary
+// files that are removed right after, and an open descriptor would keep each deleted file's disk space in use.
+sharp.cache({ files: 0 });
+
 export const IMAGE_FORMATS = ['jpeg', 'png', 'webp', 'bmp', 'tiff'] as const;
 export type ImageFormat = (typeof IMAGE_FORMATS)[number];
 export const MIME_OF: Record<ImageFormat, string> = {
