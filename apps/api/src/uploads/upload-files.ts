@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Readable, Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { NextFunction, Request, Response } from 'express';
 import { ProblemException } from '@aperture/common/problem.js';
@@ -17,9 +17,15 @@ export interface UploadedFile {
   size: number;
 }
 
-/** The file's bytes as a stream (for `StoragePort.put`, Drive): never the whole file in memory. */
+/**
+ * The file's bytes as a stream (for `StoragePort.put`, Drive): never the whole file in memory. The file is opened on
+ * the first read, so a stream a consumer never reads (a call refused before it stores) holds no descriptor.
+ */
 export function uploadContent(f: Pick<UploadedFile, 'path'>): Readable {
-  return createReadStream(f.path);
+  async function* chunks(): AsyncGenerator<Buffer> {
+    for await (const chunk of createReadStream(f.path)) yield chunk as Buffer;
+  }
+  return Readable.from(chunks(), { objectMode: false });
 }
 
 /** The 413s every upload route shares besides IMAGE_MAX_BYTES, for its documentation. */
