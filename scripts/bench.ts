@@ -12,6 +12,7 @@
  *   and 8), PNG encoding, the overlay and the SVG
  * - model memory: RSS of this process over 20 load/unload cycles of every shipped model (sessions in worker threads)
  * - GET /images/{id}/embedding: the first request (a job and an encoder run), after a prompt (cache hit), stored
+ * - one 980 MB upload (20 files of 49 MB): seconds, and the API process's RSS before and at its peak
  * - the booth: one 1920x1080 photo from POST /booth/submissions until its X-ray options are listed for review
  *   (GET /reviews), with the worker's xray model
  * The API and worker processes use a scratch PostgreSQL database when one is reachable (PG_ADMIN_URL, default the
@@ -24,6 +25,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { DatabaseSync } from 'node:sqlite';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
 import pg from 'pg';
 import sharp from 'sharp';
 import { outputPngs } from '@aperture/analysis/render.js';
@@ -83,6 +85,7 @@ const env = {
   WORKER_HEALTH_PORT: '3918',
   WORKER_CONCURRENCY: '4',
   RATE_LIMIT_PER_MINUTE: '100000',
+  UPLOAD_MAX_REQUEST_MB: '1024',
 };
 
 const children: ChildProcess[] = [];
@@ -142,6 +145,7 @@ try {
 
   await call('POST', '/api/v1/auth/register', { username: 'bench', email: 'bench@example.com', password: 'bench-password-1' });
   token = String((await call('POST', '/api/v1/auth/login', { username: 'bench', password: 'bench-password-1' })).json.access_token);
+  await benchBigUpload(api.pid!);
   t = performance.now();
   const created = await call('POST', '/api/v1/qr/batches', { n: 1000 });
   results['qr_create_1000_request_ms'] = Math.round(performance.now() - t);
@@ -361,6 +365,44 @@ async function benchSegmentBatch(): Promise<void> {
       body: JSON.stringify({ images: Array.from({ length: n }, () => jpeg.toString('base64')), points: JSON.parse(points) as unknown }),
     }),
   );
+}
+
+/**
+ * One multipart request of 20 files of 49 MB (random bytes, sent chunked; POST /images refuses each as not an image
+ * once it arrived): the seconds it took and the API process's RSS before and at its peak (sampled every 20 ms). Files
+ * are streamed to temporary files, so the peak stays near the idle RSS instead of growing by the request's size.
+ */
+async function benchBigUpload(apiPid: number): Promise<void> {
+  const MB = 1024 * 1024;
+  const noise = randomBytes(MB).fill(0, 0, 16);
+  const boundary = 'aperture-bench-boundary';
+  async function* body(): AsyncGenerator<Buffer> {
+    for (let i = 0; i < 20; i++) {
+      yield Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="images"; filename="noise-${i}.bin"\r\n\r\n`);
+      for (let left = 49 * MB; left > 0; left -= MB) yield noise.subarray(0, Math.min(MB, left));
+      yield Buffer.from('\r\n');
+    }
+    yield Buffer.from(`--${boundary}--\r\n`);
+  }
+  const before = rssMb(apiPid);
+  let peak = before;
+  const sampler = setInterval(() => (peak = Math.max(peak, rssMb(apiPid))), 20);
+  const t0 = performance.now();
+  try {
+    const res = await fetch(`${base}/api/v1/images`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': `multipart/form-data; boundary=${boundary}` },
+      body: Readable.toWeb(Readable.from(body())) as ReadableStream<Uint8Array>,
+      duplex: 'half',
+    } as RequestInit);
+    const text = await res.text();
+    if (res.status !== 400) throw new Error(`the 980 MB upload answered ${res.status}: ${text.slice(0, 300)}`);
+  } finally {
+    clearInterval(sampler);
+  }
+  results['upload_20x49mb_seconds'] = Math.round((performance.now() - t0) / 100) / 10;
+  results['upload_20x49mb_api_rss_before_mb'] = Math.round(before);
+  results['upload_20x49mb_api_rss_peak_mb'] = Math.round(peak);
 }
 
 /**

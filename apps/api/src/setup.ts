@@ -15,6 +15,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { AuthGuard } from './auth/auth.guard.js';
 import { SchemaService } from '@aperture/database/schema.service.js';
 import { EMBEDDING_HEADERS } from './embedding/embedding.dto.js';
+import { requestCapByLength } from './uploads/upload-files.js';
 
 const API_PREFIX = 'api/v1';
 
@@ -27,6 +28,9 @@ export function configureApp(app: NestExpressApplication, config: AppConfig): vo
     origin: config.cors.origins,
     exposedHeaders: ['X-Request-Id', 'Retry-After', 'Content-Disposition', 'ETag', ...Object.keys(EMBEDDING_HEADERS)],
   });
+  // A multipart body over UPLOAD_MAX_REQUEST_MB by its Content-Length is refused before anything is read or
+  // authenticated (after CORS, so that a browser can read the 413).
+  app.use(requestCapByLength(config.uploads.maxRequestBytes));
   // A segmentation batch's JSON carries its images base64-encoded: that one route gets its own, larger limit.
   const batches = `/${API_PREFIX}/segment/batches`;
   app.useBodyParser('json', {

@@ -90,6 +90,14 @@ export interface AppConfig {
     /** Largest accepted width or height (pixels); also bounds decoding (decompression bombs). */
     maxSide: number;
   };
+  uploads: {
+    /** Where multipart files are streamed while a request runs (removed when it ends). */
+    tmpDir: string;
+    /** Largest multipart request body (bytes), refused from its Content-Length or while streaming. */
+    maxRequestBytes: number;
+    /** What one user's images, job inputs and job artifacts may take (bytes); 0 = unlimited. */
+    userQuotaBytes: number;
+  };
   inference: {
     /** worker_threads running ONNX sessions in each worker process. */
     threads: number;
@@ -463,6 +471,11 @@ export function loadConfig(env: Env = process.env): AppConfig {
     images: {
       maxBytes: r.int('IMAGE_MAX_BYTES', 50 * 1024 * 1024, 1024, 2 * 1024 * 1024 * 1024),
       maxSide: r.int('IMAGE_MAX_SIDE', 4096, 16, 65535),
+    },
+    uploads: {
+      tmpDir: resolve(dataDir, r.str('UPLOAD_TMP_SUBDIR', 'tmp/uploads')),
+      maxRequestBytes: r.int('UPLOAD_MAX_REQUEST_MB', 256, 1, 1_000_000) * 1024 * 1024,
+      userQuotaBytes: r.int('USER_QUOTA_MB', 0, 0, 1_000_000_000) * 1024 * 1024,
     },
     inference: {
       threads: r.int('INFERENCE_THREADS', 1, 1, 64),

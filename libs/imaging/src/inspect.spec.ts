@@ -1,5 +1,9 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
+import { bmp24 } from '@test/support/images.js';
 import { ImageRejectedError, inspectImage } from './inspect.js';
 
 /** A noisy 400x300 picture (noise keeps the compressed stream long, so a cut lands in pixel data). */
@@ -30,5 +34,33 @@ describe('inspectImage', () => {
       .toBuffer();
     await expect(inspectImage(rotated, 4096)).resolves.toMatchObject({ width: 300, height: 400 });
     await expect(inspectImage(rotated, 350)).rejects.toThrow(/at most 350 px per side/);
+  });
+
+  it('reads an upload from its file as from its bytes, the same answer (a BMP too), and refuses a cut file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'inspect-'));
+    try {
+      const jpeg = await picture('jpeg');
+      const rgb = await sharp(jpeg).resize(40, 30).removeAlpha().raw().toBuffer();
+      for (const [name, bytes] of [
+        ['a.jpg', jpeg],
+        ['b.bmp', bmp24(rgb, 40, 30)],
+      ] as const) {
+        const path = join(dir, name);
+        writeFileSync(path, bytes);
+        const fromFile = await inspectImage(path, 4096);
+        expect(fromFile).toEqual(await inspectImage(bytes, 4096));
+        expect(fromFile.sha256).toMatch(/^[0-9a-f]{64}$/);
+      }
+      const cut = join(dir, 'cut.jpg');
+      writeFileSync(cut, jpeg.subarray(0, Math.floor(jpeg.length * 0.6)));
+      await expect(inspectImage(cut, 4096)).rejects.toThrow(/damaged or truncated/);
+      const text = join(dir, 'notes.jpg');
+      writeFileSync(text, 'just text');
+      const fromBytes = await inspectImage(Buffer.from('just text'), 4096).catch((e: Error) => e.message);
+      expect(fromBytes).toMatch(/not an image Aperture can read \(contains unsupported image format\)/);
+      await expect(inspectImage(text, 4096)).rejects.toThrow(fromBytes as string);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

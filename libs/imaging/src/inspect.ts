@@ -1,6 +1,12 @@
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, readFile } from 'node:fs/promises';
 import sharp, { type Metadata } from 'sharp';
 import { decodeBmp, isBmp, readBmpInfo } from './bmp.js';
+
+// libvips keeps up to 20 input files open in its operation cache (WebP, for one); uploads are inspected from temporary
+// files that are removed right after, and an open descriptor would keep each deleted file's disk space in use.
+sharp.cache({ files: 0 });
 
 export const IMAGE_FORMATS = ['jpeg', 'png', 'webp', 'bmp', 'tiff'] as const;
 export type ImageFormat = (typeof IMAGE_FORMATS)[number];
@@ -26,12 +32,38 @@ export class ImageRejectedError extends Error {
   override name = 'ImageRejectedError';
 }
 
+/** The sha256 of a file, streamed. */
+async function fileSha256(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
+}
+
+/** The first bytes of a file (enough for the BMP signature and header size). */
+async function fileHead(path: string, n: number): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(n);
+    const { bytesRead } = await fh.read(buf, 0, n, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
 /**
  * Validates an upload by its content, never by its name or declared type: the format is what the bytes are; the
  * size is read from the header and refused above maxSide before any pixel is decoded (decompression bombs); then
  * the whole image is decoded once, so a truncated or corrupt file is refused here rather than failing in the worker.
+ * The upload is a buffer or the path of a file: a file is read by libvips and hashed as a stream, never held whole
+ * (except a BMP, which Aperture decodes itself).
  */
-export async function inspectImage(buf: Buffer, maxSide: number): Promise<InspectedImage> {
+export async function inspectImage(input: Buffer | string, maxSide: number): Promise<InspectedImage> {
+  if (typeof input === 'string') {
+    const path = input;
+    if (!isBmp(await fileHead(path, 64))) return inspectWithSharp(path, maxSide, () => fileSha256(path));
+  }
+  const buf = typeof input === 'string' ? await readFile(input) : input;
   const sha256 = createHash('sha256').update(buf).digest('hex');
   const tooBig = (w: number, h: number): ImageRejectedError =>
     new ImageRejectedError(`The image is ${w}×${h} px; at most ${maxSide} px per side is accepted (IMAGE_MAX_SIDE).`);
@@ -50,6 +82,13 @@ export async function inspectImage(buf: Buffer, maxSide: number): Promise<Inspec
     }
     return { format: 'bmp', mime: MIME_OF.bmp, width: info.width, height: info.height, sha256 };
   }
+  return inspectWithSharp(buf, maxSide, () => Promise.resolve(sha256));
+}
+
+/** The checks of every format libvips reads, on a buffer or a file; the hash is taken once the image passed. */
+async function inspectWithSharp(buf: Buffer | string, maxSide: number, hash: () => Promise<string>): Promise<InspectedImage> {
+  const tooBig = (w: number, h: number): ImageRejectedError =>
+    new ImageRejectedError(`The image is ${w}×${h} px; at most ${maxSide} px per side is accepted (IMAGE_MAX_SIDE).`);
   let meta: Metadata;
   try {
     meta = await sharp(buf, { limitInputPixels: false }).metadata();
@@ -79,7 +118,7 @@ export async function inspectImage(buf: Buffer, maxSide: number): Promise<Inspec
     mime: MIME_OF[format as ImageFormat],
     width: swap ? meta.height : meta.width,
     height: swap ? meta.width : meta.height,
-    sha256,
+    sha256: await hash(),
   };
 }
 
@@ -89,7 +128,7 @@ function cleanVipsMessage(e: unknown): string {
   return (
     m
       .split('\n')[0]!
-      .replace(/^Input buffer /, '')
+      .replace(/^Input (buffer|file) /, '')
       .trim() || 'unreadable'
   );
 }

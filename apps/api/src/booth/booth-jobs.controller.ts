@@ -35,6 +35,7 @@ import type { UploadedImage } from '../images/images.service.js';
 import { BoothOptionsFormDto, LeaseFormDto, LeaseStateDto, OptionsStoredDto, ReviewDto, ReviewResultDto } from './booth.dto.js';
 import { BoothLeaseService } from './booth-lease.service.js';
 import { BoothReviewService } from './booth-review.service.js';
+import { UPLOAD_413 } from '../uploads/upload-files.js';
 
 /** What the review routes send so that a reviewer always sees the current files. */
 function noCache(res: Response): void {
@@ -140,7 +141,7 @@ export class BoothJobsController {
   @ApiForbiddenResponse({ type: ProblemDto, description: 'Not a booth worker, or an API key without the booth-worker scope' })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'No such booth job' })
   @ApiConflictResponse({ type: ProblemDto, description: 'The lease expired or was taken over; nothing was stored' })
-  @ApiPayloadTooLargeResponse({ type: ProblemDto, description: 'A file larger than IMAGE_MAX_BYTES' })
+  @ApiPayloadTooLargeResponse({ type: ProblemDto, description: `A file larger than IMAGE_MAX_BYTES, or ${UPLOAD_413}` })
   async submitJobOptions(
     @Param('id') id: string,
     @Body() body: BoothOptionsFormDto,

@@ -16,6 +16,7 @@ import { type JobAttempt, JobLifecycle } from '@aperture/queue/job-lifecycle.js'
 import { type BoothOption, type BoothXrayResult, boothOptionName } from '@aperture/queue/job-registry.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import type { UploadedImage } from '../images/images.service.js';
+import { uploadContent } from '../uploads/upload-files.js';
 import { inspectUpload } from '../images/upload.js';
 
 export interface Lease {
@@ -134,7 +135,7 @@ export class BoothLeaseService {
     }
     const a = await this.attempt(jobId, leaseId, p);
     const checked: InspectedImage[] = [];
-    for (const f of files) checked.push(await inspectUpload(f.buffer, this.config.images.maxSide));
+    for (const f of files) checked.push(await inspectUpload(f, this.config.images.maxSide));
     if (!(await this.lifecycle.renewLive(a))) throw this.lost(jobId, leaseId!);
     const em = this.em.fork();
     const job = em.getReference(Job, jobId);
@@ -142,7 +143,7 @@ export class BoothLeaseService {
     try {
       for (const [i, f] of files.entries()) {
         const mime = checked[i]!.mime;
-        const artifact = await this.lifecycle.saveArtifact(em, a, job, boothOptionName(i), mime, f.buffer);
+        const artifact = await this.lifecycle.saveArtifact(em, a, job, boothOptionName(i), mime, uploadContent(f));
         options.push({ index: i, artifact_id: artifact.id, style: `external-${i + 1}`, content_type: mime });
       }
     } catch (e) {

@@ -31,6 +31,7 @@ import {
 } from './booth.dto.js';
 import { BoothReviewService } from './booth-review.service.js';
 import { BoothService } from './booth.service.js';
+import { UPLOAD_413 } from '../uploads/upload-files.js';
 
 /** The booth's own routes: submissions, the review list, the owner's page, animal types and the public carousel. */
 @ApiTags('booth')
@@ -63,7 +64,7 @@ export class BoothController {
       'or a QR code not of your batches',
   })
   @ApiConflictResponse({ type: ProblemDto, description: 'The QR code is already tied to an open submission' })
-  @ApiPayloadTooLargeResponse({ type: ProblemDto, description: 'Larger than IMAGE_MAX_BYTES' })
+  @ApiPayloadTooLargeResponse({ type: ProblemDto, description: `Larger than IMAGE_MAX_BYTES, or ${UPLOAD_413}` })
   async createBoothSubmission(
     @Body() form: BoothSubmissionFormDto,
     @UploadedFile() file: UploadedImage | undefined,

@@ -16,6 +16,7 @@ import { StorageKeys } from '@aperture/storage/storage-keys.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { zipStream } from '@aperture/storage/zip-stream.js';
 import type { UploadedImage } from '../images/images.service.js';
+import { uploadContent } from '../uploads/upload-files.js';
 import { inspectUpload } from '../images/upload.js';
 import type { BoothSubmissionFormDto, OwnerResultDto } from './booth.dto.js';
 
@@ -57,7 +58,7 @@ export class BoothService {
         errors: [{ field: 'animal_type', messages: [`one of ${types.join(', ')}`] }],
       });
     }
-    const info = await inspectUpload(file.buffer, this.config.images.maxSide);
+    const info = await inspectUpload(file, this.config.images.maxSide);
     const em = this.em.fork();
     const code = await em.findOne(QrCode, {
       $or: [{ code: form.qr_content.toUpperCase() }, { value: form.qr_content }],
@@ -77,6 +78,7 @@ export class BoothService {
     const params: BoothXrayParams = { submissionId: id, imageKey, model: BOOTH_XRAY_MODEL, options: this.config.booth.resultsPerImage };
     const owner = em.getReference(User, p.userId);
     const job = this.jobs.build(em, 'booth.xray', owner, params);
+    job.inputBytes = file.size;
     const submission = em.create(BoothSubmission, {
       id,
       owner,
@@ -93,7 +95,7 @@ export class BoothService {
       width: info.width,
       height: info.height,
     });
-    await this.storage.put(imageKey, file.buffer);
+    await this.storage.put(imageKey, uploadContent(file));
     try {
       await em.flush();
     } catch (e) {

@@ -10,6 +10,7 @@ import { StorageKeys } from '@aperture/storage/storage-keys.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { ImagesService, type UploadedImage } from './images.service.js';
 import { inspectUpload, requireOneImageSource } from './upload.js';
+import { uploadContent } from '../uploads/upload-files.js';
 
 /** The image a request names: an upload (checked by its content) or one of the caller's stored images. */
 export interface ImageSource {
@@ -37,7 +38,7 @@ export class ImageJobIntake {
   async source(em: EntityManager, upload: UploadedImage | undefined, imageId: string | undefined, p: Principal): Promise<ImageSource> {
     requireOneImageSource(upload, imageId);
     if (upload) {
-      const { width, height } = await inspectUpload(upload.buffer, this.config.images.maxSide);
+      const { width, height } = await inspectUpload(upload, this.config.images.maxSide);
       return { image: null, upload, width, height };
     }
     const image = await this.images.findOwn(imageId!, p, em);
@@ -52,7 +53,10 @@ export class ImageJobIntake {
   /** Stores the upload (if any), saves the job built with `imageKey(job.id, src)`, and queues it. */
   async queue(em: EntityManager, job: Job, src: ImageSource): Promise<Job> {
     if (src.image) job.image = src.image;
-    else await this.storage.put(this.imageKey(job.id, src), src.upload!.buffer);
+    else {
+      await this.storage.put(this.imageKey(job.id, src), uploadContent(src.upload!));
+      job.inputBytes = src.upload!.size;
+    }
     try {
       await em.persist(job).flush();
     } catch (e) {

@@ -14,13 +14,10 @@ import { JobLifecycle } from '@aperture/queue/job-lifecycle.js';
 import { StorageKeys } from '@aperture/storage/storage-keys.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { ImageRejectedError, inspectImage } from '@aperture/imaging/inspect.js';
+import { uploadContent, type UploadedFile } from '../uploads/upload-files.js';
 
-/** The part of a multer file (memory storage) the service uses. */
-export interface UploadedImage {
-  buffer: Buffer;
-  originalname: string;
-  size: number;
-}
+/** An uploaded image: a multipart file streamed to a temporary file. */
+export type UploadedImage = UploadedFile;
 
 export interface StoreReport {
   stored: Image[];
@@ -62,7 +59,7 @@ export class ImagesService {
     for (const f of files) {
       const name = uploadName(f.originalname);
       try {
-        const info = await inspectImage(f.buffer, this.config.images.maxSide);
+        const info = await inspectImage(f.path, this.config.images.maxSide);
         const id = randomUUID();
         const image = em.create(Image, {
           id,
@@ -77,7 +74,7 @@ export class ImagesService {
           height: info.height,
           sha256: info.sha256,
         });
-        await this.storage.put(image.storageKey, f.buffer);
+        await this.storage.put(image.storageKey, uploadContent(f));
         stored.push(image);
       } catch (e) {
         if (!(e instanceof ImageRejectedError)) {

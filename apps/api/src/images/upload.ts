@@ -7,14 +7,18 @@ import { badRequest, ProblemException } from '@aperture/common/problem.js';
 import { ImageDto, ImageUploadFormDto, ImageUploadReportDto } from './images.dto.js';
 import type { StoreReport, UploadedImage } from './images.service.js';
 import { ImageRejectedError, type InspectedImage, inspectImage } from '@aperture/imaging/inspect.js';
+import { UPLOAD_413 } from '../uploads/upload-files.js';
 
 /** The 400 problem for one upload that is not an acceptable image. */
 export const imageProblem = (e: ImageRejectedError): ProblemException => new ProblemException(400, 'IMAGE_VALIDATION_ERROR', e.message);
 
-/** Checks one uploaded image by its content; a file Aperture does not accept is the 400 IMAGE_VALIDATION_ERROR problem. */
-export async function inspectUpload(buf: Buffer, maxSide: number): Promise<InspectedImage> {
+/**
+ * Checks one uploaded image by its content (an upload's temporary file, or bytes decoded from a JSON body); a file
+ * Aperture does not accept is the 400 IMAGE_VALIDATION_ERROR problem.
+ */
+export async function inspectUpload(src: Pick<UploadedImage, 'path'> | Buffer, maxSide: number): Promise<InspectedImage> {
   try {
-    return await inspectImage(buf, maxSide);
+    return await inspectImage(Buffer.isBuffer(src) ? src : src.path, maxSide);
   } catch (e) {
     if (e instanceof ImageRejectedError) throw imageProblem(e);
     throw e;
@@ -40,7 +44,7 @@ export const MAX_FILES_PER_UPLOAD = 20;
 
 export type UploadedFields = { images?: UploadedImage[]; image?: UploadedImage[] } | undefined;
 
-/** Multipart "images" (several) and/or "image" (one), kept in memory up to IMAGE_MAX_BYTES each. */
+/** Multipart "images" (several) and/or "image" (one), streamed to temporary files, up to IMAGE_MAX_BYTES each. */
 export const ImageUpload = (what: string): MethodDecorator =>
   applyDecorators(
     UseInterceptors(
@@ -63,7 +67,7 @@ export const ImageUpload = (what: string): MethodDecorator =>
     }),
     ApiPayloadTooLargeResponse({
       type: ProblemDto,
-      description: `A file is larger than IMAGE_MAX_BYTES, or more than ${MAX_FILES_PER_UPLOAD} files were sent`,
+      description: `A file is larger than IMAGE_MAX_BYTES, more than ${MAX_FILES_PER_UPLOAD} files were sent, ${UPLOAD_413}`,
     }),
   );
 

@@ -52,6 +52,7 @@ import { ModelCatalogueService } from './model-catalogue.service.js';
 import { ModelControlService } from './model-control.service.js';
 import { ModelFilesService } from './model-files.service.js';
 import { ModelInferenceService } from './model-inference.service.js';
+import { UPLOAD_413 } from '../uploads/upload-files.js';
 
 /** Admin-only load/unload: waits up to wait_ms for every worker, 200 when all finished, 202 otherwise. */
 function ModelControlRoute(summary: string, description: string): MethodDecorator {
@@ -155,7 +156,7 @@ export class ModelsController {
     description: 'Missing or unreadable image (IMAGE_VALIDATION_ERROR), bad options, or a model that does not take images',
   })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Model {name} does not exist.' })
-  @ApiPayloadTooLargeResponse({ type: ProblemDto, description: 'Larger than IMAGE_MAX_BYTES' })
+  @ApiPayloadTooLargeResponse({ type: ProblemDto, description: `Larger than IMAGE_MAX_BYTES, or ${UPLOAD_413}` })
   inferModel(
     @Param('name') name: string,
     @UploadedFile() file: UploadedImage | undefined,

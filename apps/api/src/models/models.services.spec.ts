@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/core';
+import type { Readable } from 'node:stream';
 import type { Redis } from 'ioredis';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
@@ -15,6 +16,7 @@ import { ModelCatalogueService } from './model-catalogue.service.js';
 import { ModelControlService } from './model-control.service.js';
 import { ModelInferenceService } from './model-inference.service.js';
 import { ModelInferFormDto } from './models.dto.js';
+import { tempUpload } from '@test/support/uploads.js';
 
 /**
  * The three models services built by hand on fakes (no Nest app, no Redis, no database): an in-memory Redis that
@@ -94,9 +96,10 @@ function newTestServices(docs: WorkerDoc[] = [], answer?: (msg: ControlMessage, 
   const catalogue = new ModelCatalogueService(manifest, control);
   const stored = new Map<string, Buffer>();
   const storage = {
-    put: async (key: string, data: Buffer) => {
-      stored.set(key, data);
-      return { key, size: data.length };
+    put: async (key: string, data: Buffer | Readable) => {
+      const bytes = Buffer.isBuffer(data) ? data : Buffer.concat(await data.toArray());
+      stored.set(key, bytes);
+      return { key, size: bytes.length };
     },
     deletePrefix: async () => undefined,
   } as unknown as StoragePort;
@@ -207,7 +210,7 @@ describe('ModelInferenceService', () => {
     sharp({ create: { width: 8, height: 6, channels: 3, background: '#888' } })
       .png()
       .toBuffer();
-  const upload = async () => ({ buffer: await png(), originalname: 'a.png', size: 0 });
+  const upload = async () => tempUpload(await png(), 'a.png');
   const form = (v: Partial<ModelInferFormDto>): ModelInferFormDto => Object.assign(new ModelInferFormDto(), v);
 
   it('queues a model.infer job with the image stored under the job and the options the model takes', async () => {
@@ -235,7 +238,7 @@ describe('ModelInferenceService', () => {
     expect((await problem(intake.infer('xray', undefined, form({}), principal))).detail).toMatch(/multipart field "image"/);
     expect((await problem(intake.infer('sam-tiny', await upload(), form({}), principal))).detail).toMatch(/needs a prompt/);
     expect((await problem(intake.infer('nope', await upload(), form({}), principal))).getStatus()).toBe(404);
-    const notImage = { buffer: Buffer.from('not an image'), originalname: 'x.jpg', size: 12 };
+    const notImage = tempUpload(Buffer.from('not an image'), 'x.jpg');
     expect((await problem(intake.infer('xray', notImage, form({}), principal))).code).toBe('IMAGE_VALIDATION_ERROR');
     expect([stored.size, enqueued.length]).toEqual([0, 0]);
   });

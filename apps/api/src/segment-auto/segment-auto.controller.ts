@@ -20,6 +20,7 @@ import type { UploadedImage } from '../images/images.service.js';
 import { JobAcceptedDto, jobAccepted } from '../jobs/job-answers.js';
 import { SegmentAutoFormDto, SegmentAutoResultDto } from './segment-auto.dto.js';
 import { SegmentAutoService } from './segment-auto.service.js';
+import { UPLOAD_413 } from '../uploads/upload-files.js';
 
 /** How long the synchronous route waits for the job before it answers 202 with the job's URLs. */
 export const SYNC_WAIT_MS = 120_000;
@@ -40,7 +41,7 @@ function SegmentAutoRoute(): MethodDecorator {
       description: 'A parameter out of range (the field is named), a model that is not SAM, or IMAGE_VALIDATION_ERROR',
     }),
     ApiNotFoundResponse({ type: ProblemDto, description: 'Image with id {id} does not exist.' }),
-    ApiPayloadTooLargeResponse({ type: ProblemDto, description: 'Larger than IMAGE_MAX_BYTES' }),
+    ApiPayloadTooLargeResponse({ type: ProblemDto, description: `Larger than IMAGE_MAX_BYTES, or ${UPLOAD_413}` }),
   );
 }
 

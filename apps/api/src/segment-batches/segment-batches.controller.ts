@@ -37,6 +37,7 @@ import { createValidationPipe } from '@aperture/common/validation.js';
 import type { UploadedImage } from '../images/images.service.js';
 import { BatchDto, BatchSummaryDto, MAX_BATCH_IMAGES, SegmentBatchFormDto, SegmentBatchJsonDto } from './segment-batches.dto.js';
 import { SegmentBatchesService, tooMany } from './segment-batches.service.js';
+import { UPLOAD_413 } from '../uploads/upload-files.js';
 
 /** Multer's refusals of a batch's files, in words: too many images, or files under another field name. */
 @Catch(BadRequestException)
@@ -95,7 +96,7 @@ export class SegmentBatchesController {
   })
   @ApiPayloadTooLargeResponse({
     type: ProblemDto,
-    description: 'An image larger than IMAGE_MAX_BYTES, or a JSON body over BATCH_JSON_BODY_LIMIT',
+    description: `An image larger than IMAGE_MAX_BYTES, a JSON body over BATCH_JSON_BODY_LIMIT, or ${UPLOAD_413}`,
   })
   async createBatch(
     @Req() req: Request,

@@ -16,6 +16,8 @@ import { StorageKeys } from '@aperture/storage/storage-keys.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { uploadName, type UploadedImage } from '../images/images.service.js';
 import { inspectUpload } from '../images/upload.js';
+import { uploadContent } from '../uploads/upload-files.js';
+import { UploadQuota } from '../uploads/uploads.module.js';
 import { ModelCatalogueService } from '../models/model-catalogue.service.js';
 import { autoMaskOptions } from '../segment-auto/segment-auto.service.js';
 import { boxCorners, promptSets, withLabels } from '../segment/coords.js';
@@ -32,10 +34,11 @@ import {
   SegmentBatchParametersDto as ParametersClass,
 } from './segment-batches.dto.js';
 
-/** One image of a batch request, whichever form it came in. */
+/** One image of a batch request, whichever form it came in: an upload's temporary file, or bytes decoded from JSON. */
 export interface BatchImage {
   name: string;
-  buffer: Buffer;
+  content: Pick<UploadedImage, 'path'> | Buffer;
+  size: number;
 }
 
 /** A batch request in one shape: the multipart form and the JSON body both become this. */
@@ -100,6 +103,7 @@ export class SegmentBatchesService {
     private readonly catalogue: ModelCatalogueService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(STORAGE) private readonly storage: StoragePort,
+    private readonly quota: UploadQuota,
   ) {}
 
   /** The multipart form as a batch request. */
@@ -107,7 +111,7 @@ export class SegmentBatchesService {
     const { images: _files, points, boxes, model, model_type, mode, ...rest } = form;
     const parameters = Object.assign(new ParametersClass(), rest);
     return {
-      images: files.map((f) => ({ name: uploadName(f.originalname), buffer: f.buffer })),
+      images: files.map((f) => ({ name: uploadName(f.originalname), content: f, size: f.size })),
       points,
       boxes,
       model,
@@ -139,7 +143,7 @@ export class SegmentBatchesService {
           },
         );
       }
-      return { name, buffer };
+      return { name, content: buffer, size: buffer.length };
     });
     const { points, boxes, model, model_type, mode } = body;
     return { images, points, boxes, model, model_type, mode, parameters: body.parameters ?? new ParametersClass() };
@@ -172,7 +176,7 @@ export class SegmentBatchesService {
     const jobs: Job[] = [];
     for (const [i, image] of req.images.entries()) {
       try {
-        const size = await inspectUpload(image.buffer, this.config.images.maxSide);
+        const size = await inspectUpload(image.content, this.config.images.maxSide);
         const points = withLabels(req.points?.[i] ?? []);
         const boxes = (req.boxes?.[i] ?? []).map(boxCorners);
         const prompted = points.length > 0 || boxes.length > 0;
@@ -204,11 +208,15 @@ export class SegmentBatchesService {
             )
           : this.jobs.build(em, 'segment.auto', owner, { model: model.name, imageKey, imageId: null, options }, id);
         job.batchId = batchId;
+        job.inputBytes = image.size;
         jobs.push(job);
       } catch (e) {
         throw aboutImage(e, i, image.name);
       }
     }
+    // Multipart files were counted against the quota while they streamed; base64 images from JSON are counted here.
+    const decoded = req.images.reduce((n, im) => n + (Buffer.isBuffer(im.content) ? im.size : 0), 0);
+    if (decoded > 0) await this.quota.assertRoom(p.userId, decoded);
     const batch = em.create(Batch, {
       id: batchId,
       owner,
@@ -218,7 +226,10 @@ export class SegmentBatchesService {
       items: jobs.map((j, i) => ({ index: i, job_id: j.id, job_type: j.type, file_name: req.images[i]!.name })),
     });
     try {
-      for (const [i, j] of jobs.entries()) await this.storage.put(String(j.params['imageKey']), req.images[i]!.buffer);
+      for (const [i, j] of jobs.entries()) {
+        const content = req.images[i]!.content;
+        await this.storage.put(String(j.params['imageKey']), Buffer.isBuffer(content) ? content : uploadContent(content));
+      }
       await em.persist([batch, ...jobs]).flush();
     } catch (e) {
       for (const j of jobs) await this.storage.deletePrefix(StorageKeys.inputPrefix(j.id)).catch(() => undefined);

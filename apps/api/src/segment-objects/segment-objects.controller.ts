@@ -21,6 +21,7 @@ import { JobAcceptedDto, jobAccepted } from '../jobs/job-answers.js';
 import { SYNC_WAIT_MS } from '../segment-auto/segment-auto.controller.js';
 import { SegmentObjectsFormDto, SegmentObjectsResultDto } from './segment-objects.dto.js';
 import { SegmentObjectsService } from './segment-objects.service.js';
+import { UPLOAD_413 } from '../uploads/upload-files.js';
 
 const DESCRIPTION =
   'Cuts every object out of an image (multipart "image", or image_id): the masks of the automatic mask generator (its ' +
@@ -42,7 +43,7 @@ function SegmentObjectsRoute(): MethodDecorator {
         'with prompts, a model that is not SAM, or IMAGE_VALIDATION_ERROR',
     }),
     ApiNotFoundResponse({ type: ProblemDto, description: 'Image with id {id} does not exist.' }),
-    ApiPayloadTooLargeResponse({ type: ProblemDto, description: 'Larger than IMAGE_MAX_BYTES' }),
+    ApiPayloadTooLargeResponse({ type: ProblemDto, description: `Larger than IMAGE_MAX_BYTES, or ${UPLOAD_413}` }),
   );
 }
 

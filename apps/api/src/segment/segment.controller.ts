@@ -20,6 +20,7 @@ import type { UploadedImage } from '../images/images.service.js';
 import { JobAcceptedDto, jobAccepted } from '../jobs/job-answers.js';
 import { SegmentBoxFormDto, SegmentPointsFormDto, SegmentResponseDto } from './segment.dto.js';
 import { SEGMENT_SYNC_WAIT_MS, SegmentService } from './segment.service.js';
+import { UPLOAD_413 } from '../uploads/upload-files.js';
 
 const BAD =
   'Malformed points or box JSON, a point or box outside the image, an empty box (x2 ≤ x1), more than 64 points, a model that is ' +
@@ -40,7 +41,7 @@ function PromptRoute(body: new () => object, summary: string, description: strin
       : [HttpCode(HttpStatus.ACCEPTED), ApiAcceptedResponse({ type: JobAcceptedDto })]),
     ApiBadRequestResponse({ type: ProblemDto, description: BAD }),
     ApiNotFoundResponse({ type: ProblemDto, description: 'Image with id {id} does not exist.' }),
-    ApiPayloadTooLargeResponse({ type: ProblemDto, description: 'Larger than IMAGE_MAX_BYTES' }),
+    ApiPayloadTooLargeResponse({ type: ProblemDto, description: `Larger than IMAGE_MAX_BYTES, or ${UPLOAD_413}` }),
   );
 }
 

@@ -16,13 +16,7 @@ import { ProblemDto } from '@aperture/common/problem.dto.js';
 import { badRequest, ProblemException } from '@aperture/common/problem.js';
 import { DriveError, DriveStorage } from '@aperture/storage/drive.storage.js';
 import { DriveStatusDto, DriveUploadDto, DriveUploadFormDto } from './drive.dto.js';
-
-interface UploadedDriveFile {
-  buffer: Buffer;
-  originalname: string;
-  mimetype: string;
-  size: number;
-}
+import { uploadContent, type UploadedFile as UploadedDriveFile, REQUEST_CAP_413 } from '../uploads/upload-files.js';
 
 /** Every DriveError (disabled, refused credentials, no folder access, Drive down) is 503 DRIVE_ERROR with its message. */
 async function mapDriveErrors<T>(call: () => Promise<T>): Promise<T> {
@@ -76,7 +70,7 @@ export class DriveController {
   @ApiBody({ type: DriveUploadFormDto })
   @ApiCreatedResponse({ type: DriveUploadDto })
   @ApiBadRequestResponse({ type: ProblemDto, description: 'No file, or folder_id is not a Drive id' })
-  @ApiPayloadTooLargeResponse({ type: ProblemDto, description: 'The file is larger than IMAGE_MAX_BYTES' })
+  @ApiPayloadTooLargeResponse({ type: ProblemDto, description: `The file is larger than IMAGE_MAX_BYTES, or ${REQUEST_CAP_413}` })
   @ApiServiceUnavailableResponse({
     type: ProblemDto,
     description: 'DRIVE_ERROR: Drive is disabled, the credentials are refused, the folder is not shared with the account, or Drive is down',
@@ -86,7 +80,7 @@ export class DriveController {
       throw badRequest('Send the file as the multipart field "file".', { errors: [{ field: 'file', messages: ['a file is required'] }] });
     }
     return mapDriveErrors(() =>
-      this.drive.upload(fileName(file.originalname), file.mimetype || 'application/octet-stream', file.buffer, form.folder_id),
+      this.drive.upload(fileName(file.originalname), file.mimetype || 'application/octet-stream', uploadContent(file), form.folder_id),
     );
   }
 }

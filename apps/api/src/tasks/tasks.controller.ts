@@ -53,6 +53,7 @@ import {
   TASK_TYPE_OF,
 } from './tasks.dto.js';
 import { TasksService } from './tasks.service.js';
+import { UPLOAD_413 } from '../uploads/upload-files.js';
 
 const NOT_FOUND = { type: ProblemDto, description: "Task with id {id} does not exist. (also for another user's task)" };
 
@@ -102,7 +103,7 @@ export class TasksController {
       'acceptable image',
   })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Image with id {id} does not exist.' })
-  @ApiPayloadTooLargeResponse({ type: ProblemDto, description: 'Larger than IMAGE_MAX_BYTES' })
+  @ApiPayloadTooLargeResponse({ type: ProblemDto, description: `Larger than IMAGE_MAX_BYTES, or ${UPLOAD_413}` })
   async createTask(
     @Body() form: TaskCreateFormDto,
     @UploadedFile() file: UploadedImage | undefined,

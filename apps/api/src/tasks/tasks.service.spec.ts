@@ -5,6 +5,7 @@ import type { Job } from '@aperture/database/entities/job.entity.js';
 import type { JobsService } from '@aperture/queue/jobs.service.js';
 import { modelEntry, modelsOver } from '@test/support/fake-models.js';
 import { fakeEm, newTestService, problemOf } from '@test/support/new-test-service.js';
+import { tempUpload } from '@test/support/uploads.js';
 import type { ImagesService } from '../images/images.service.js';
 import type { TaskCreateFormDto } from './tasks.dto.js';
 import { TasksService } from './tasks.service.js';
@@ -114,7 +115,7 @@ describe('TasksService', () => {
 
     it('refuses a file and an image_id together, and neither, without storing anything', async () => {
       const { sut, images } = setup();
-      const file = { buffer: Buffer.from('x'), originalname: 'a.png', size: 1 };
+      const file = tempUpload(Buffer.from('x'), 'a.png');
       expect((await refused(sut.create(form({}), file, alice))).detail).toBe('Send either an image file or image_id, not both.');
       expect((await refused(sut.create({}, undefined, alice))).extras.errors?.[0]?.field).toBe('image');
       expect(images.store).not.toHaveBeenCalled();

@@ -76,6 +76,10 @@ export class Job {
   @Property({ type: 'datetime', nullable: true })
   leaseExpiresAt: Date | null = null;
 
+  /** Bytes of the upload the job keeps under its inputs (`inputs/{id}/…`), counted in its owner's storage quota; 0 for none. */
+  @Property({ type: 'bigint', runtimeType: 'number', default: 0 })
+  inputBytes: number & Opt = 0;
+
   @OneToMany(() => JobArtifact, (a) => a.job, { orphanRemoval: true })
   artifacts = new Collection<JobArtifact>(this);
 

@@ -1,0 +1,15 @@
+import { Migration } from '@mikro-orm/migrations';
+
+export class Migration20261129024620_job_input_bytes extends Migration {
+
+  override name = 'Migration20261129024620_job_input_bytes';
+
+  override up(): void | Promise<void> {
+    this.addSql(`alter table \`jobs\` add column \`input_bytes\` bigint not null default '0';`);
+  }
+
+  override down(): void | Promise<void> {
+    this.addSql(`alter table \`jobs\` drop column \`input_bytes\`;`);
+  }
+
+}
