@@ -223,40 +223,16 @@ class Decoder(nn.Module):
         valid = torch.stack([pre_f[1], pre_f[0]]).view(1, 2) / 8.0
         low, iou = self.low_res(image_embeddings, point_coords, point_labels, mask_input, has_mask_input, valid)
         # As segment_anything/utils/onnx.py: upscale to 1024, crop the resized image's area, resize to the original,
-        # bilinear (half-pixel centres) each time. Both steps are separable, so they run per axis on the rows and
-        # columns the crop keeps: no [B,4,1024,1024] intermediate, the same values up to float rounding.
+        # bilinear (half-pixel centres) each time. Bilinear resizing is separable, so it runs one axis at a time (a
+        # resize that keeps an axis's size leaves it exactly as it is): rows first, then columns, with no
+        # [B,4,1024,1024] intermediate (the largest is [B,4,1024,256], or [B,4,H,1024] for tall outputs).
         size = orig_im_size.to(torch.int64)
         pre = pre_f.to(torch.int64)
-        masks = upscale_axis(upscale_axis(low, pre[0], size[0], 2), pre[1], size[1], 3)
+        rows = F.interpolate(low, (1024, 256), mode="bilinear", align_corners=False)[..., : pre[0], :]
+        rows = F.interpolate(rows, (size[0], 256), mode="bilinear", align_corners=False)
+        cols = F.interpolate(rows, (size[0], 1024), mode="bilinear", align_corners=False)[..., : pre[1]]
+        masks = F.interpolate(cols, (size[0], size[1]), mode="bilinear", align_corners=False)
         return masks, iou, low
-
-
-def resize_taps(out_len, in_len):
-    """Bilinear resize of `in_len` samples to `out_len` (half-pixel centres, clamped at the ends, as F.interpolate
-    with align_corners=False and ONNX Resize): for each output sample, its two inputs and the second one's weight."""
-    x = ((torch.arange(out_len).float() + 0.5) * (in_len.float() / out_len.float()) - 0.5).clamp(min=0.0)
-    i0 = torch.floor(x)
-    w = x - i0
-    i0 = i0.to(torch.int64).clamp(max=in_len - 1)
-    i1 = (i0 + 1).clamp(max=in_len - 1)
-    return i0, i1, w
-
-
-def upscale_axis(low, pre_len, out_len, dim: int):
-    """Along `dim` of the 256-sample low-res masks: upscale to 1024, keep the first `pre_len`, resize to `out_len`."""
-    j0, j1, w2 = resize_taps(out_len, pre_len)  # output -> the cropped 1024 frame
-    up_len = torch.tensor(1024)
-
-    def at(j):  # the 1024-frame samples j, from the 256 low-res ones
-        i0, i1, w1 = resize_taps(up_len, torch.tensor(256))
-        a, b, w = i0[j], i1[j], w1[j]
-        shape = [1] * low.dim()
-        shape[dim] = -1
-        return low.index_select(dim, a) * (1 - w).view(shape) + low.index_select(dim, b) * w.view(shape)
-
-    shape = [1] * low.dim()
-    shape[dim] = -1
-    return at(j0) * (1 - w2).view(shape) + at(j1) * w2.view(shape)
 
 
 # ---------------------------------------------------------------- synthetic shapes
@@ -681,5 +657,8 @@ if __name__ == "__main__":
     e, d = train() if "--eval-only" not in sys.argv else load()
     export(e, d)
     metrics = evaluate(e, d, n=20 if fast_mode() else 150)
+    import amg_eval  # noqa: E402 (it imports this module)
+
+    metrics.update(amg_eval.auto_metrics(e, d, n=2 if fast_mode() else amg_eval.HELD_OUT_IMAGES))
     print("[sam]", metrics, flush=True)
     update_eval("sam-tiny", metrics)

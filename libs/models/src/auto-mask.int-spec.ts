@@ -14,9 +14,9 @@ import { ModelRunner } from './model-runner.js';
 import { SamPipeline } from './sam.pipeline.js';
 
 /**
- * The automatic mask generator on the shipped sam-tiny: quality on the SAM shape fixtures (recall of the ground-truth
- * shapes at IoU ≥ 0.5, precision of the masks), statistics, crops and the time split. Floors are what sam-tiny
- * measured (see the [metrics] lines), below the issue's target of recall 0.8 / precision 0.7.
+ * The automatic mask generator on the shipped sam-tiny: the batched and single-prompt decoder paths, quality on the
+ * SAM shape fixtures and on held-out images (recall of the ground-truth shapes at IoU ≥ 0.5, precision of the
+ * masks, against the targets 0.8 / 0.7), statistics, crops and the time split.
  */
 const dir = defaultModelsDir();
 const host = new SessionHost({ poolSize: 1 });
@@ -49,15 +49,51 @@ afterAll(async () => {
 interface Truth {
   images: { file: string; width: number; height: number; shapes: { mask: Rle }[] }[];
 }
-const truth = JSON.parse(readFileSync(resolve(dir, 'fixtures/sam/ground-truth.json'), 'utf8')) as Truth;
+const truthOf = (file: string): Truth => JSON.parse(readFileSync(resolve(dir, 'fixtures', file), 'utf8')) as Truth;
 const image = (file: string) => decodeImage(readFileSync(resolve(dir, 'fixtures', file)));
 
-/** 8, not 16: sam-tiny's decoder takes ~0.2 s a point on 2 cores, so 16 (256 points an image) takes ~6 minutes. */
-const POINTS_PER_SIDE = 8;
+/**
+ * 16, not 8: sam-tiny's smallest shapes (about 50 px across) fall between the points of an 8×8 grid, so no click
+ * lands on them (256 points an image: about 15 s an image on 2 cores with the batched decoder).
+ */
+const POINTS_PER_SIDE = 16;
 const IOU_MATCH = 0.5;
-/** sam-tiny measured recall 0.524 (11/21), precision 0.647 (11/17) at points_per_side 8 with SAM's default thresholds. */
-const RECALL_FLOOR = 0.5;
-const PRECISION_FLOOR = 0.6;
+/** The automatic masks' targets, with SAM's default thresholds; sam-tiny's figures are in models/eval.json. */
+const RECALL_TARGET = 0.8;
+const PRECISION_TARGET = 0.7;
+
+/** Recall of the drawn shapes (a mask at IoU ≥ 0.5) and precision of the masks (a shape at IoU ≥ 0.5) on a set. */
+async function autoQuality(truthFile: string): Promise<{ recall: number; precision: number; text: string }> {
+  let found = 0;
+  let shapes = 0;
+  let good = 0;
+  let masks = 0;
+  for (const t of truthOf(truthFile).images) {
+    const img = await image(t.file);
+    const res = await auto.generate('sam-tiny', img, null, { points_per_side: POINTS_PER_SIDE, output_mode: 'binary_mask' });
+    const gts = t.shapes.map((s) => rleDecode(s.mask));
+    const best = res.masks.map((m) => Math.max(0, ...gts.map((g) => maskIoU(m.segmentation, g))));
+    const perShape = gts.map((g) => Math.max(0, ...res.masks.map((m) => maskIoU(m.segmentation, g))));
+    found += perShape.filter((v) => v >= IOU_MATCH).length;
+    shapes += gts.length;
+    good += best.filter((v) => v >= IOU_MATCH).length;
+    masks += res.masks.length;
+    console.log(
+      `[metrics] ${t.file}: ${res.masks.length} masks, shape IoUs ${perShape.map((v) => v.toFixed(2)).join(' ')}, ` +
+        `${res.timings.decoderRuns} decoder runs, ${res.timings.totalMs.toFixed(0)} ms`,
+    );
+    for (const m of res.masks) {
+      expect(m.segmentation.length).toBe(img.width * img.height);
+      expect(m.area).toBe(m.segmentation.reduce((s, v) => s + v, 0));
+    }
+  }
+  const recall = found / shapes;
+  const precision = masks ? good / masks : 0;
+  const text =
+    `recall ${recall.toFixed(3)} (${found}/${shapes}) precision ${precision.toFixed(3)} (${good}/${masks}) ` +
+    `(points_per_side ${POINTS_PER_SIDE}, IoU ≥ ${IOU_MATCH}, sam-tiny, SAM default thresholds)`;
+  return { recall, precision, text };
+}
 
 describe('AutoMaskPipeline on sam-tiny', () => {
   it('reads the batch dimension from the graph: the shipped decoder takes a batch, the official export one prompt', async () => {
@@ -128,39 +164,19 @@ describe('AutoMaskPipeline on sam-tiny', () => {
     expect(signs).toBeLessThan(16 * plane * 1e-5);
   }, 60_000);
 
-  it('finds the fixture shapes: recall at IoU ≥ 0.5 and precision of the masks', async () => {
-    let found = 0;
-    let shapes = 0;
-    let good = 0;
-    let masks = 0;
-    for (const t of truth.images) {
-      const img = await image(t.file);
-      const res = await auto.generate('sam-tiny', img, null, { points_per_side: POINTS_PER_SIDE, output_mode: 'binary_mask' });
-      const gts = t.shapes.map((s) => rleDecode(s.mask));
-      const best = res.masks.map((m) => Math.max(0, ...gts.map((g) => maskIoU(m.segmentation, g))));
-      const perShape = gts.map((g) => Math.max(0, ...res.masks.map((m) => maskIoU(m.segmentation, g))));
-      found += perShape.filter((v) => v >= IOU_MATCH).length;
-      shapes += gts.length;
-      good += best.filter((v) => v >= IOU_MATCH).length;
-      masks += res.masks.length;
-      console.log(
-        `[metrics] ${t.file}: ${res.masks.length} masks, shape IoUs ${perShape.map((v) => v.toFixed(2)).join(' ')}, ` +
-          `${res.timings.decoderRuns} decoder runs, ${res.timings.totalMs.toFixed(0)} ms`,
-      );
-      for (const m of res.masks) {
-        expect(m.segmentation.length).toBe(img.width * img.height);
-        expect(m.area).toBe(m.segmentation.reduce((s, v) => s + v, 0));
-      }
-    }
-    const recall = found / shapes;
-    const precision = masks ? good / masks : 0;
-    console.log(
-      `[metrics] auto masks: recall ${recall.toFixed(3)} (${found}/${shapes}) precision ${precision.toFixed(3)} (${good}/${masks}) ` +
-        `(points_per_side ${POINTS_PER_SIDE}, IoU ≥ ${IOU_MATCH}, sam-tiny, SAM default thresholds)`,
-    );
-    expect(recall).toBeGreaterThanOrEqual(RECALL_FLOOR);
-    expect(precision).toBeGreaterThanOrEqual(PRECISION_FLOOR);
-  }, 300_000);
+  it('finds the fixture shapes: recall ≥ 0.8 at IoU ≥ 0.5, precision ≥ 0.7', async () => {
+    const q = await autoQuality('sam/ground-truth.json');
+    console.log(`[metrics] auto masks, SAM fixtures: ${q.text}`);
+    expect(q.recall).toBeGreaterThanOrEqual(RECALL_TARGET);
+    expect(q.precision).toBeGreaterThanOrEqual(PRECISION_TARGET);
+  }, 600_000);
+
+  it('finds the shapes of held-out images (not trained on): recall ≥ 0.8 at IoU ≥ 0.5, precision ≥ 0.7', async () => {
+    const q = await autoQuality('sam-heldout/ground-truth.json');
+    console.log(`[metrics] auto masks, held-out images: ${q.text}`);
+    expect(q.recall).toBeGreaterThanOrEqual(RECALL_TARGET);
+    expect(q.precision).toBeGreaterThanOrEqual(PRECISION_TARGET);
+  }, 600_000);
 
   it('records one inference per call; RLE modes agree with the bitmap; crops are decoded in their own frame', async () => {
     const img = await image('sam/shapes-03-500x500.png');
