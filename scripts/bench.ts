@@ -15,9 +15,13 @@
  * - one 980 MB upload (20 files of 49 MB): seconds, and the API process's RSS before and at its peak
  * - the booth: one 1920x1080 photo from POST /booth/submissions until its X-ray options are listed for review
  *   (GET /reviews), with the worker's xray model
+ * - sam-tiny's automatic mask generator (points_per_side 32) on a 1024x768 image: encoder, decoder session.run and
+ *   post-processing (everything else) times and their ratio; and a first prompt on an image (encode + decode) against
+ *   a second one (embedding cache hit, decode only), through the SAM pipeline
  * The API and worker processes use a scratch PostgreSQL database when one is reachable (PG_ADMIN_URL, default the
  * local server; two processes in production share PostgreSQL), else the embedded SQLite default (BENCH_DB=sqlite
  * forces it), in a temporary DATA_DIR with a throwaway Redis prefix. Never run by the tests.
+ * BENCH_ONLY=sam runs the sam-tiny figures alone (automatic masks and the embedding cache), in this process.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -39,7 +43,11 @@ import { imageToChw01, letterbox, samPreprocess } from '@aperture/inference/prep
 import { decodeImage, type RgbImage } from '@aperture/imaging/decode.js';
 import { float32Output, SessionHost } from '@aperture/inference/session-host.js';
 import { loadManifest, type ModelEntry } from '@aperture/models/manifest.js';
+import { AutoMaskPipeline } from '@aperture/models/auto-mask.pipeline.js';
+import { EmbeddingCache } from '@aperture/models/embedding-cache.js';
 import { ModelRegistry } from '@aperture/models/model-registry.js';
+import { ModelRunner } from '@aperture/models/model-runner.js';
+import { SamPipeline } from '@aperture/models/sam.pipeline.js';
 import { renderQrPdf } from '@aperture/qr/qr-pdf.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
@@ -122,50 +130,55 @@ async function call(method: string, path: string, body?: unknown): Promise<{ sta
 const results: Record<string, number> = {};
 const perModel: Record<string, string | number>[] = [];
 try {
-  mkdirSync(join(root, 'tmp'), { recursive: true });
-  const items = Array.from({ length: 1000 }, (_, i) => ({
-    code: `C${i}`,
-    value: `https://aperture.example/q/BENCH${String(i).padStart(7, '0')}`,
-  }));
-  let t = performance.now();
-  const pdf = await renderQrPdf(items, { title: 'bench', date: new Date() });
-  results['qr_render_1000_in_process_ms'] = Math.round(performance.now() - t);
-  results['qr_pdf_1000_bytes'] = pdf.length;
+  if (process.env.BENCH_ONLY === 'sam') {
+    await benchSamAlone();
+  } else {
+    mkdirSync(join(root, 'tmp'), { recursive: true });
+    const items = Array.from({ length: 1000 }, (_, i) => ({
+      code: `C${i}`,
+      value: `https://aperture.example/q/BENCH${String(i).padStart(7, '0')}`,
+    }));
+    let t = performance.now();
+    const pdf = await renderQrPdf(items, { title: 'bench', date: new Date() });
+    results['qr_render_1000_in_process_ms'] = Math.round(performance.now() - t);
+    results['qr_pdf_1000_bytes'] = pdf.length;
 
-  await benchModels();
-  await benchObjectCutting();
+    await benchModels();
+    await benchObjectCutting();
 
-  const api = start('dist/apps/api/src/main.js');
-  await waitOk(`${base}/health/ready`);
-  await sleep(3000);
-  results['api_idle_rss_mb'] = Math.round(rssMb(api.pid!));
-  const worker = start('dist/apps/worker/src/main.js');
-  await waitOk(`http://127.0.0.1:${env.WORKER_HEALTH_PORT}/health/ready`);
-  results['worker_idle_rss_mb'] = Math.round(rssMb(worker.pid!));
+    const api = start('dist/apps/api/src/main.js');
+    await waitOk(`${base}/health/ready`);
+    await sleep(3000);
+    results['api_idle_rss_mb'] = Math.round(rssMb(api.pid!));
+    const worker = start('dist/apps/worker/src/main.js');
+    await waitOk(`http://127.0.0.1:${env.WORKER_HEALTH_PORT}/health/ready`);
+    results['worker_idle_rss_mb'] = Math.round(rssMb(worker.pid!));
 
-  await call('POST', '/api/v1/auth/register', { username: 'bench', email: 'bench@example.com', password: 'bench-password-1' });
-  token = String((await call('POST', '/api/v1/auth/login', { username: 'bench', password: 'bench-password-1' })).json.access_token);
-  await benchBigUpload(api.pid!);
-  t = performance.now();
-  const created = await call('POST', '/api/v1/qr/batches', { n: 1000 });
-  results['qr_create_1000_request_ms'] = Math.round(performance.now() - t);
-  const id = String(created.json.id);
-  for (;;) {
-    const b = await call('GET', `/api/v1/qr/batches/${id}`);
-    if (b.json.status === 'completed') break;
-    if (b.json.status === 'failed') throw new Error(`batch failed: ${String(b.json.error)}`);
-    await sleep(20);
+    await call('POST', '/api/v1/auth/register', { username: 'bench', email: 'bench@example.com', password: 'bench-password-1' });
+    token = String((await call('POST', '/api/v1/auth/login', { username: 'bench', password: 'bench-password-1' })).json.access_token);
+    await benchBigUpload(api.pid!);
+    t = performance.now();
+    const created = await call('POST', '/api/v1/qr/batches', { n: 1000 });
+    results['qr_create_1000_request_ms'] = Math.round(performance.now() - t);
+    const id = String(created.json.id);
+    for (;;) {
+      const b = await call('GET', `/api/v1/qr/batches/${id}`);
+      if (b.json.status === 'completed') break;
+      if (b.json.status === 'failed') throw new Error(`batch failed: ${String(b.json.error)}`);
+      await sleep(20);
+    }
+    results['qr_batch_1000_end_to_end_ms'] = Math.round(performance.now() - t);
+    const job = await call('GET', `/api/v1/jobs/${String(created.json.job_id)}`);
+    results['qr_batch_1000_job_run_ms'] =
+      new Date(String(job.json.finished_at)).getTime() - new Date(String(job.json.started_at)).getTime();
+    results['worker_rss_after_batch_mb'] = Math.round(rssMb(worker.pid!));
+    await benchQueue('primitives-obb', 'obb', {}, 24, [1, 4]);
+    await benchQueue('sam-tiny', 'sam', { points: JSON.stringify([{ x: 960, y: 540, label: 1 }]) }, 8, [1]);
+    await benchFragmentTask();
+    await benchEmbedding();
+    await benchSegmentBatch();
+    await benchBooth(id);
   }
-  results['qr_batch_1000_end_to_end_ms'] = Math.round(performance.now() - t);
-  const job = await call('GET', `/api/v1/jobs/${String(created.json.job_id)}`);
-  results['qr_batch_1000_job_run_ms'] = new Date(String(job.json.finished_at)).getTime() - new Date(String(job.json.started_at)).getTime();
-  results['worker_rss_after_batch_mb'] = Math.round(rssMb(worker.pid!));
-  await benchQueue('primitives-obb', 'obb', {}, 24, [1, 4]);
-  await benchQueue('sam-tiny', 'sam', { points: JSON.stringify([{ x: 960, y: 540, label: 1 }]) }, 8, [1]);
-  await benchFragmentTask();
-  await benchEmbedding();
-  await benchSegmentBatch();
-  await benchBooth(id);
 } finally {
   for (const c of children) c.kill('SIGTERM');
   await sleep(500);
@@ -637,6 +650,8 @@ async function benchModels(): Promise<void> {
       await registry.unload(p.name);
     }
 
+    await benchSam(registry, jpeg);
+
     const rss = (): number => Math.round(process.memoryUsage.rss() / 1024 / 1024);
     const names = manifest.models.map((m) => m.name);
     results['models_rss_before_mb'] = rss();
@@ -654,6 +669,80 @@ async function benchModels(): Promise<void> {
     await registry.close();
     await host.close();
   }
+}
+
+/** benchSam with a registry of its own (BENCH_ONLY=sam). */
+async function benchSamAlone(): Promise<void> {
+  const host = new SessionHost({ poolSize: 1 });
+  const registry = new ModelRegistry(loadManifest(), host, { dir: resolve(root, 'models'), sessionOptions: { intraOpNumThreads: 0 } });
+  try {
+    await benchSam(registry, readFileSync(resolve(root, 'models/fixtures/bench-1920x1080.jpg')));
+  } finally {
+    await registry.close();
+    await host.close();
+  }
+}
+
+/**
+ * sam-tiny through its pipelines on the bench photo resized to 1024x768: the automatic mask generator's time split at
+ * points_per_side 32 (post-processing = total − encoder − decoder session.run: feeds, upscaling the surviving
+ * low-res masks, stability, boxes, RLE, NMS), and the embedding cache's effect on a prompt.
+ */
+async function benchSam(registry: ModelRegistry, jpeg: Buffer): Promise<void> {
+  const runner = new ModelRunner(registry);
+  const sam = new SamPipeline(runner, new EmbeddingCache({ maxBytes: 256 * 1024 * 1024 }));
+  const auto = new AutoMaskPipeline(runner, sam);
+  const img = await decodeImage(await sharp(jpeg).resize(1024, 768, { fit: 'fill' }).png().toBuffer());
+  await registry.load('sam-tiny');
+  await auto.generate('sam-tiny', img, null, { points_per_side: 4, output_mode: 'binary_mask' }); // warm-up
+  const res = await auto.generate('sam-tiny', img, null, { points_per_side: 32, output_mode: 'binary_mask' });
+  const t = res.timings;
+  const post = t.totalMs - t.encodeMs - t.decoderMs;
+  const r = (v: number): number => Math.round(v * 10) / 10;
+  results['sam_amg_1024x768_pps32_encoder_ms'] = r(t.encodeMs);
+  results['sam_amg_1024x768_pps32_decoder_run_ms'] = r(t.decoderMs);
+  results['sam_amg_1024x768_pps32_decoder_runs'] = t.decoderRuns;
+  results['sam_amg_1024x768_pps32_postprocess_ms'] = r(post);
+  results['sam_amg_1024x768_pps32_post_over_decoder'] = Math.round((post / t.decoderMs) * 1000) / 1000;
+  results['sam_amg_1024x768_pps32_masks'] = res.masks.length;
+
+  // First prompt on an image (encode + decode) vs a second prompt on it (cache hit, decode only), 10 images' worth.
+  const first: number[] = [];
+  const second: number[] = [];
+  const encodeMs: number[] = [];
+  const prompt = (x: number, y: number): SamPrompt => ({ points: [{ x, y, label: 1 }] });
+  for (let i = 0; i < 12; i++) {
+    const sha = `bench-${i}`;
+    let t0 = performance.now();
+    const a = await sam.samEncodeCached('sam-tiny', img, sha);
+    await sam.samDecode(a.embedding, [prompt(512, 384)]);
+    const t1 = performance.now() - t0;
+    t0 = performance.now();
+    const b = await sam.samEncodeCached('sam-tiny', img, sha);
+    await sam.samDecode(b.embedding, [prompt(300, 200)]);
+    const t2 = performance.now() - t0;
+    if (a.hit || !b.hit) throw new Error('bench: the embedding cache did not miss then hit');
+    if (i < 2) continue; // warm-up
+    first.push(t1);
+    second.push(t2);
+    encodeMs.push(a.embedding.encodeMs.preprocessMs + a.embedding.encodeMs.computeMs);
+  }
+  const mean = (v: number[]): number => v.reduce((x, y) => x + y, 0) / v.length;
+  results['sam_prompt_first_encode_decode_ms'] = r(mean(first));
+  results['sam_prompt_second_cache_hit_ms'] = r(mean(second));
+  results['sam_prompt_first_over_second'] = Math.round((mean(first) / mean(second)) * 100) / 100;
+  results['sam_prompt_encoder_ms'] = r(mean(encodeMs));
+  const enc = registry.status('sam-tiny').stats;
+  await registry.unload('sam-tiny');
+  console.log(
+    `\nsam-tiny automatic masks, 1024x768, points_per_side 32 (${t.decoderRuns} decoder runs, ${res.masks.length} masks): ` +
+      `encoder ${r(t.encodeMs)} ms, decoder session.run ${r(t.decoderMs)} ms, post-processing ${r(post)} ms, ` +
+      `post-processing / decoder ${(post / t.decoderMs).toFixed(3)}\n` +
+      `sam-tiny prompt through the pipeline: first on an image (encode + decode) ${r(mean(first))} ms, ` +
+      `second (cache hit, decode only) ${r(mean(second))} ms: ${(mean(first) / mean(second)).toFixed(2)}x; ` +
+      `of the first, the encoder (pre-processing + run) ${r(mean(encodeMs))} ms ` +
+      `(embedding cache ${JSON.stringify((enc as { embedding_cache?: unknown }).embedding_cache ?? {})})`,
+  );
 }
 
 console.log('\nPer model on a 1920x1080 JPEG (ms, mean of 20 runs after 2 warm-ups; xray 5; sam = encoder + decoder for one click):');

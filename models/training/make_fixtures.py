@@ -15,6 +15,7 @@ from common import FIXTURES_DIR, letterbox, obb_corners, rle_encode, to_chw, wri
 from postprocess import decode_obb
 from synth_fragments import CLASSES as FRAG_CLASSES, equivalent_diameter, render_fragments
 from synth_primitives import CLASSES, SCENES, render_scene, sample_scene, scene_features
+import amg_eval
 import train_obb
 import train_sam
 import train_scene
@@ -117,6 +118,15 @@ def sam(enc, dec):
             golden.append({"file": name, "shape": 0, "point": {"point": sh["point"], "iou_predictions": [_r(v, 4) for v in iou], "chosen": 1 + int(np.argmax(iou[1:])), "mask": rle_encode(pm)},
                            "box": {"box": sh["box"], "iou_predictions": [_r(v, 4) for v in biou], "chosen": 0, "mask": rle_encode(bm)}})
     write_json(FIXTURES_DIR / "sam/ground-truth.json", {"images": out})
+    # The first images of the automatic masks' held-out set (amg_eval.py), for the TypeScript test of its thresholds.
+    held = []
+    for i, (img, masks) in enumerate(amg_eval.held_out(6)):
+        h, w = img.shape[:2]
+        name = f"sam-heldout/shapes-{i:02d}-{w}x{h}.png"
+        (FIXTURES_DIR / "sam-heldout").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(FIXTURES_DIR / name)
+        held.append({"file": name, "width": w, "height": h, "shapes": [{"mask": rle_encode(m)} for m in masks]})
+    write_json(FIXTURES_DIR / "sam-heldout/ground-truth.json", {"seed": amg_eval.HELD_OUT_SEED, "images": held})
     write_json(FIXTURES_DIR / "golden/sam.json", {"model": "sam-tiny", "selection_rule": "single point: best of 1-3 by iou_predictions; box: 0", "images": golden})
 
 
@@ -162,6 +172,8 @@ image pixels; masks are COCO uncompressed RLE (`{size: [h, w], counts}`, column-
 | `bench-1920x1080.jpg` | a warehouse scene at 1920x1080 for `npm run bench` |
 | `fragments/*.png`, `fragments/ground-truth.json` | 6 fragment images: per fragment its mask, area and equivalent diameter D = sqrt(4A/pi) in px; the ball's centre and true radius in px and its mask; `real_radius` 20 mm, the true diameters in mm and true D10/D50/D90 (numpy linear percentiles) |
 | `sam/*.png`, `sam/ground-truth.json` | 6 images of flat and textured shapes: per shape its visible mask, an interior click point and its box |
+| `sam/sam-tiny-decoder-single.onnx` | sam-tiny's decoder exported as the official single-prompt graph (batch 1), for the tests of that path |
+| `sam-heldout/*.png`, `sam-heldout/ground-truth.json` | the first 6 images of sam-tiny's held-out automatic-mask set (seed 4321): per shape its visible mask |
 | `xray/*.jpg` | inputs for the X-ray effect |
 | `golden/primitives.json` | for 4 scenes: detections after the reference OBB post-processing (conf 0.25, iou 0.7; ProbIoU Fast-NMS, regularized, original pixels) and the scene probabilities from the classifier fed with those detections |
 | `golden/fragments.json` | for 3 images: the reference segment post-processing (conf 0.25, iou 0.7): class, score, box, mask, area |

@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from common import CACHE_DIR, MODELS_DIR, base_metadata, device, fast_mode, mask_iou, seed_all, set_metadata, setup_threads, update_eval, version_of
+from common import CACHE_DIR, FIXTURES_DIR, MODELS_DIR, base_metadata, device, fast_mode, mask_iou, seed_all, set_metadata, setup_threads, update_eval, version_of
 from postprocess import sam_encoder_input, sam_prompt, sam_resize_params
 
 MEAN = np.array([123.675, 116.28, 103.53], dtype=np.float32)
@@ -108,7 +108,8 @@ def line_affinity(rgb, xs, ys, weights=None):
     b, samples = xs.shape
     grid_xy = torch.stack([xs / 64.0 - 1.0, ys / 64.0 - 1.0], -1).view(b, 1, samples, 2)  # align_corners=False
     cols = F.grid_sample(rgb, grid_xy, mode="bilinear", padding_mode="border", align_corners=False)  # (B,3,1,S)
-    d = ((rgb[:, :, None] - cols[..., None, None].squeeze(2)) ** 2).sum(1)  # (B,S,128,128)
+    # Channel by channel: no (B,3,S,128,128) intermediate.
+    d = sum((rgb[:, c : c + 1] - cols[:, c, 0][..., None, None]) ** 2 for c in range(3))  # (B,S,128,128)
     a = torch.exp(-d / 0.5)
     if weights is not None:
         a = a * weights[..., None, None]
@@ -202,12 +203,15 @@ class Decoder(nn.Module):
 
     def low_res(self, emb, coords, labels, mask_input, has_mask_input, valid):
         """`valid`: (B,2) width and height of the resized image in the 1024 frame, in 8-pixel cells."""
-        rgb128 = F.pixel_shuffle(emb[:, :12], 2)
-        feats = emb[:, 12:]
+        # A batch of B prompt sets on one image: the embedding (and a lone mask_input) has batch 1 and is shared; the
+        # prompt-independent work (the colours, the feature reduction) runs once and is broadcast to the B sets.
+        b = coords.shape[0]
+        rgb128 = F.pixel_shuffle(emb[:, :12], 2).expand(b, -1, -1, -1)
+        feats = self.reduce(emb[:, 12:]).expand(b, -1, -1, -1)
         aff = self.affinities(rgb128, coords, labels, valid)
         pos, neg, box, _ = prompt_maps(coords, labels, self.gx, self.gy, 16.0, 1.5, 1.0)
-        prior = F.avg_pool2d(mask_input, 4) * has_mask_input.view(-1, 1, 1, 1)
-        x = self.fuse_in(torch.cat([self.reduce(feats), pos, neg, box, torch.tanh(prior), F.avg_pool2d(aff, 2)], 1))
+        prior = (F.avg_pool2d(mask_input, 4) * has_mask_input.view(-1, 1, 1, 1)).expand(b, -1, -1, -1)
+        x = self.fuse_in(torch.cat([feats, pos, neg, box, torch.tanh(prior), F.avg_pool2d(aff, 2)], 1))
         x = self.fuse(x + F.interpolate(self.context(F.avg_pool2d(x, 4)), scale_factor=4.0, mode="bilinear", align_corners=False))
         iou = torch.sigmoid(self.iou(x.mean((2, 3))))
         y = self.up(torch.cat([F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False), aff], 1))
@@ -218,12 +222,16 @@ class Decoder(nn.Module):
         pre_f = torch.floor(orig_im_size * scale + 0.5)
         valid = torch.stack([pre_f[1], pre_f[0]]).view(1, 2) / 8.0
         low, iou = self.low_res(image_embeddings, point_coords, point_labels, mask_input, has_mask_input, valid)
-        # As segment_anything/utils/onnx.py: upscale to 1024, crop the resized image's area, resize to the original.
-        up = F.interpolate(low, (1024, 1024), mode="bilinear", align_corners=False)
-        pre = pre_f.to(torch.int64)
-        up = up[..., : pre[0], : pre[1]]
+        # As segment_anything/utils/onnx.py: upscale to 1024, crop the resized image's area, resize to the original,
+        # bilinear (half-pixel centres) each time. Bilinear resizing is separable, so it runs one axis at a time (a
+        # resize that keeps an axis's size leaves it exactly as it is): rows first, then columns, with no
+        # [B,4,1024,1024] intermediate (the largest is [B,4,1024,256], or [B,4,H,1024] for tall outputs).
         size = orig_im_size.to(torch.int64)
-        masks = F.interpolate(up, (size[0], size[1]), mode="bilinear", align_corners=False)
+        pre = pre_f.to(torch.int64)
+        rows = F.interpolate(low, (1024, 256), mode="bilinear", align_corners=False)[..., : pre[0], :]
+        rows = F.interpolate(rows, (size[0], 256), mode="bilinear", align_corners=False)
+        cols = F.interpolate(rows, (size[0], 1024), mode="bilinear", align_corners=False)[..., : pre[1]]
+        masks = F.interpolate(cols, (size[0], size[1]), mode="bilinear", align_corners=False)
         return masks, iou, low
 
 
@@ -300,14 +308,36 @@ def bbox(m: np.ndarray) -> tuple[float, float, float, float]:
     return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
 
 
-def train_sample(rng: random.Random, box_share: float = 0.5, tight_share: float = 0.0):
-    """An image rendered directly at its resized (long side 256) size = the 1024 frame pooled by 4. `box_share` of the
-    prompts have a box (three in ten of those exact and with a click too), the rest one click (three in ten of those
-    with a negative click on another shape). Boxes are jittered by up to 3 px, `tight_share` of them by up to 1 px."""
+def grid_click_sample(rng: random.Random, w: int, h: int, masks: list[np.ndarray]):
+    """A click anywhere in the image, as the automatic mask generator's grid puts them: on a shape, the target is that
+    shape; on the background, the target is the background and the IoU target 0 (no object there: the generator's
+    pred_iou_thresh must drop it)."""
+    px, py = rng.uniform(0, w), rng.uniform(0, h)
+    hit = [m for m in masks if m[min(int(py), h - 1), min(int(px), w - 1)]]
+    target = np.zeros((256, 256), dtype=np.float32)
+    if hit:
+        target[:h, :w] = hit[0]
+    else:
+        bg = np.ones((h, w), dtype=bool)
+        for m in masks:
+            bg &= ~m
+        target[:h, :w] = bg
+    return target, [[px * 4, py * 4], [0.0, 0.0]], [1, -1], not hit
+
+
+def train_sample(rng: random.Random, box_share: float = 0.5, tight_share: float = 0.0, grid_share: float = 0.0):
+    """An image rendered directly at its resized (long side 256) size = the 1024 frame pooled by 4. `grid_share` of the
+    prompts are a click anywhere (grid_click_sample); of the others, `box_share` have a box (three in ten of those
+    exact and with a click too), the rest one click (three in ten of those with a negative click on another shape).
+    Boxes are jittered by up to 3 px, `tight_share` of them by up to 1 px. The last value: whether the IoU target is
+    0 (a click on the background)."""
     w, h = (256, rng.randint(144, 256)) if rng.random() < 0.5 else (rng.randint(144, 256), 256)
     img, masks = render_shapes(rng, w, h)
     x = np.zeros((3, 256, 256), dtype=np.float32)
     x[:, :h, :w] = ((img.astype(np.float32) - MEAN) / STD).transpose(2, 0, 1)
+    if grid_share > 0 and rng.random() < grid_share:
+        target, coords, labs, background = grid_click_sample(rng, w, h, masks)
+        return x, coords, labs, target, (w / 2.0, h / 2.0), background
     m = masks[rng.randrange(len(masks))]
     target = np.zeros((256, 256), dtype=np.float32)
     target[:h, :w] = m
@@ -343,7 +373,7 @@ def train_sample(rng: random.Random, box_share: float = 0.5, tight_share: float 
     else:
         coords.append([0.0, 0.0])
         labs.append(-1)
-    return x, coords, labs, target, (w / 2.0, h / 2.0)
+    return x, coords, labs, target, (w / 2.0, h / 2.0), False
 
 
 def dice_loss(logits, target):
@@ -375,7 +405,8 @@ def fold_batch_norms(model: nn.Module) -> None:
                     bn.running_var.fill_(1.0 - bn.eps)
 
 
-def train_cycle(enc: Encoder, dec: Decoder, dev, steps: int, max_lr: float, seed: int, tag: str, box_share: float = 0.5, tight_share: float = 0.0, freeze_bn: bool = False) -> None:
+def train_cycle(enc: Encoder, dec: Decoder, dev, steps: int, max_lr: float, seed: int, tag: str, box_share: float = 0.5, tight_share: float = 0.0, freeze_bn: bool = False,
+                grid_share: float = 0.0) -> None:
     """One one-cycle schedule over `steps` batches of 8 fresh synthetic samples, with a fresh AdamW. `freeze_bn` keeps
     the batch-norm statistics (a fine-tuning cycle; also what a checkpoint rebuilt from the ONNX files needs, its
     batch norms folded into the convolutions)."""
@@ -392,7 +423,7 @@ def train_cycle(enc: Encoder, dec: Decoder, dev, steps: int, max_lr: float, seed
             if isinstance(mod, nn.BatchNorm2d):
                 mod.eval()
     for step in range(steps):
-        samples = [train_sample(rng, box_share, tight_share) for _ in range(bs)]
+        samples = [train_sample(rng, box_share, tight_share, grid_share) for _ in range(bs)]
         x = torch.from_numpy(np.stack([s[0] for s in samples])).to(dev)
         emb = enc.forward_256(x)
         # One decoder pass for the batch: prompts padded to the same length with (0,0)/-1 points (ignored).
@@ -410,6 +441,7 @@ def train_cycle(enc: Encoder, dec: Decoder, dev, steps: int, max_lr: float, seed
             pm = (low_s > 0).float()
             tb = (t_s > 0.5).float()
             true_iou = (pm * tb).sum((2, 3)) / ((pm + tb) > 0).float().sum((2, 3)).clamp(min=1)
+            true_iou = true_iou * torch.tensor([0.0 if s[5] else 1.0 for s in samples], device=dev)[:, None]
         loss = per.mean() + F.mse_loss(iou, true_iou)
         opt.zero_grad()
         loss.backward()
@@ -446,8 +478,15 @@ def train():
     """Cycle 1: SAM_STEPS batches (default 1000) at a peak rate of 3e-3, without the outside cue. Cycle 2: the batch
     norms folded and frozen, the outside cue switched on with its weights starting at zero, SAM_STEPS2 batches
     (default 400) at 1e-3 on new samples, six in ten with a box (half of those within 1 px of tight).
+    Cycle 3 (grid clicks, calibrate_iou): the IoU head alone is refitted on SAM_SAMPLES3 prompts (default 3200), half
+    of them a click anywhere in the image as the automatic mask generator's grid puts them (a click on the background
+    has an IoU target of 0), so that grid points on the background get low predicted IoUs; the masks do not change.
+    Then the mask logits are sharpened: the last convolution is multiplied by LOGIT_SCALE (default 4). The masks
+    (logits > 0) do not change; the band where |logit| < 1 gets LOGIT_SCALE times narrower, so the stability score of
+    a well-found shape (its mask at thresholds −1 and +1 agree) rises above the generator's 0.95.
     SAM_RESUME=1 skips cycle 1 and starts cycle 2 from the checkpoint in .cache (one from before the outside cue
-    is widened with zeros; one with it keeps its weights)."""
+    is widened with zeros; one with it keeps its weights); SAM_RESUME=2 skips cycles 1 and 2 (a sharpened checkpoint
+    is unsharpened first)."""
     seed_all(0)
     setup_threads()
     dev = device()
@@ -456,15 +495,17 @@ def train():
         train_cycle(enc, dec, dev, 30, 3e-3, 21, "cycle 1")
         return enc.eval(), dec.eval()
     fresh_cue = True
-    if os.environ.get("SAM_RESUME") == "1":
+    resume = os.environ.get("SAM_RESUME", "0")
+    if resume in ("1", "2"):
         sd = torch.load(CACHE_DIR / "sam-tiny.pt", map_location=dev)
         enc.load_state_dict(sd["enc"])
         fresh_cue = not has_cue(sd["dec"])
         dec.load_state_dict(widen_old_decoder(sd["dec"]))
+        sharpen(dec, 1.0 / float(sd.get("logit_scale", 1.0)))
     else:
         dec.outside_cue = False
         train_cycle(enc, dec, dev, int(os.environ.get("SAM_STEPS", "1000")), 3e-3, 21, "cycle 1")
-    steps2 = int(os.environ.get("SAM_STEPS2", "400"))
+    steps2 = 0 if resume == "2" else int(os.environ.get("SAM_STEPS2", "400"))
     if steps2 > 0:
         fold_batch_norms(enc)
         fold_batch_norms(dec)
@@ -475,7 +516,70 @@ def train():
                     w[:, -1].zero_()
         train_cycle(enc, dec, dev, steps2, float(os.environ.get("SAM_LR2", "1e-3")), 22, "cycle 2", 0.6, 0.5, freeze_bn=True)
     dec.outside_cue = True
+    samples3 = int(os.environ.get("SAM_SAMPLES3", "3200"))
+    if samples3 > 0:
+        calibrate_iou(enc, dec, dev, samples3, 23)
+    scale = float(os.environ.get("LOGIT_SCALE", "4"))
+    sharpen(dec, scale)
+    torch.save({"enc": enc.state_dict(), "dec": dec.state_dict(), "logit_scale": scale}, CACHE_DIR / "sam-tiny.pt")
     return enc.eval(), dec.eval()
+
+
+@torch.no_grad()
+def iou_head_data(enc: Encoder, dec: Decoder, dev, n: int, seed: int, grid_share: float):
+    """The IoU head's inputs (the pooled decoder features) and targets (each output's true IoU at 128², 0 for a click
+    on the background) for n fresh prompts: as cycle 2's mix, `grid_share` of them a click anywhere."""
+    captured = {}
+    hook = dec.iou.register_forward_hook(lambda _m, inp, _out: captured.__setitem__("x", inp[0]))
+    rng = random.Random(seed)
+    feats, targets = [], []
+    bs = 8
+    for _ in range(0, n, bs):
+        samples = [train_sample(rng, 0.6, 0.5, grid_share) for _ in range(bs)]
+        x = torch.from_numpy(np.stack([s[0] for s in samples])).to(dev)
+        m = max(len(s[1]) for s in samples)
+        coords = torch.tensor([s[1] + [[0.0, 0.0]] * (m - len(s[1])) for s in samples], dtype=torch.float32, device=dev)
+        labels = torch.tensor([s[2] + [-1] * (m - len(s[2])) for s in samples], dtype=torch.float32, device=dev)
+        valid = torch.tensor([s[4] for s in samples], dtype=torch.float32, device=dev)
+        low, _ = dec.low_res(enc.forward_256(x), coords, labels, torch.zeros(bs, 1, 256, 256, device=dev), torch.zeros(bs, device=dev), valid)
+        t = torch.from_numpy(np.stack([s[3] for s in samples])).to(dev)[:, None].expand_as(low)
+        pm = (F.avg_pool2d(low, 2) > 0).float()
+        tb = (F.avg_pool2d(t, 2) > 0.5).float()
+        true_iou = (pm * tb).sum((2, 3)) / ((pm + tb) > 0).float().sum((2, 3)).clamp(min=1)
+        feats.append(captured["x"].clone())
+        targets.append(true_iou * torch.tensor([0.0 if s[5] else 1.0 for s in samples], device=dev)[:, None])
+    hook.remove()
+    return torch.cat(feats), torch.cat(targets)
+
+
+def calibrate_iou(enc: Encoder, dec: Decoder, dev, n: int, seed: int, grid_share: float = 0.5, epochs: int = 600) -> None:
+    """Cycle 3: refits the IoU head (full batch, AdamW) on the pooled features of n prompts, a tenth held back to
+    report; everything else is frozen, so the masks are unchanged."""
+    t0 = time.time()
+    enc.eval()
+    dec.eval()
+    x, y = iou_head_data(enc, dec, dev, n, seed, grid_share)
+    k = len(x) // 10
+    xv, yv, xt, yt = x[:k], y[:k], x[k:], y[k:]
+    head = dec.iou
+    opt = torch.optim.AdamW(head.parameters(), lr=3e-3, weight_decay=1e-4)
+    mse = lambda a, b: F.mse_loss(torch.sigmoid(head(a)), b).item()  # noqa: E731
+    with torch.no_grad():
+        print(f"[sam] cycle 3: {len(x)} prompts ({time.time() - t0:.0f}s); IoU head MSE before: train {mse(xt, yt):.4f} held back {mse(xv, yv):.4f}", flush=True)
+    for _ in range(epochs):
+        loss = F.mse_loss(torch.sigmoid(head(xt)), yt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        print(f"[sam] cycle 3: IoU head MSE after: train {mse(xt, yt):.4f} held back {mse(xv, yv):.4f} ({time.time() - t0:.0f}s)", flush=True)
+
+
+def sharpen(dec: Decoder, scale: float) -> None:
+    """Multiplies the mask logits by `scale` (folded into the last convolution; the IoU head is untouched)."""
+    with torch.no_grad():
+        dec.up[-1].weight.mul_(scale)
+        dec.up[-1].bias.mul_(scale)
 
 
 def load():
@@ -486,22 +590,37 @@ def load():
     return enc.eval(), dec.eval()
 
 
+def export_decoder(dec: Decoder, dp, batched: bool) -> None:
+    """The decoder with the official inputs and outputs. `batched`: dim 0 of point_coords/point_labels is dynamic (B
+    prompt sets per run, each with its own points; image_embeddings stays [1,...], mask_input and has_mask_input
+    take 1 or B) and the outputs have B rows; otherwise the official single-prompt graph (batch 1)."""
+    dummy = (torch.zeros(1, 256, 64, 64), torch.tensor([[[500.0, 400.0], [0.0, 0.0]]]), torch.tensor([[1.0, -1.0]]),
+             torch.zeros(1, 1, 256, 256), torch.zeros(1), torch.tensor([800.0, 1200.0]))
+    axes = {"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}, "masks": {2: "height", 3: "width"}}
+    if batched:
+        axes = {"point_coords": {0: "num_prompts", 1: "num_points"}, "point_labels": {0: "num_prompts", 1: "num_points"},
+                "mask_input": {0: "num_masks"}, "has_mask_input": {0: "num_masks"},
+                "masks": {0: "num_prompts", 2: "height", 3: "width"}, "iou_predictions": {0: "num_prompts"}, "low_res_masks": {0: "num_prompts"}}
+    torch.onnx.export(dec, dummy, str(dp), opset_version=17,
+                      input_names=["image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input", "orig_im_size"],
+                      output_names=["masks", "iou_predictions", "low_res_masks"], dynamic_axes=axes)
+    desc = "Aperture sam-tiny prompt decoder with the official segment-anything ONNX inputs/outputs (4 masks: 0 single, 1-3 multimask)"
+    if batched:
+        desc += "; a batch of prompt sets per run (dim 0 of point_coords)"
+    meta = base_metadata(desc, "sam-decoder", version_of("sam-tiny"))
+    meta.update({"multimask_output": "index 0 = single-mask token, 1..3 = multimask set", "mask_threshold": "0.0"})
+    set_metadata(dp, meta)
+
+
 def export(enc: Encoder, dec: Decoder) -> None:
     ep = MODELS_DIR / "sam-tiny-encoder.onnx"
     torch.onnx.export(enc, torch.zeros(1, 3, 1024, 1024), str(ep), opset_version=17, input_names=["image"], output_names=["image_embeddings"])
     meta = base_metadata("Aperture sam-tiny image encoder (Segment Anything format): ResizeLongestSide(1024), SAM mean/std on 0-255, zero-pad bottom/right", "sam-encoder", version_of("sam-tiny"))
     meta.update({"imgsz": "[1024, 1024]", "pixel_mean": "[123.675, 116.28, 103.53]", "pixel_std": "[58.395, 57.12, 57.375]", "embedding": "[1, 256, 64, 64]"})
     set_metadata(ep, meta)
-    dp = MODELS_DIR / "sam-tiny-decoder.onnx"
-    dummy = (torch.zeros(1, 256, 64, 64), torch.tensor([[[500.0, 400.0], [0.0, 0.0]]]), torch.tensor([[1.0, -1.0]]),
-             torch.zeros(1, 1, 256, 256), torch.zeros(1), torch.tensor([800.0, 1200.0]))
-    torch.onnx.export(dec, dummy, str(dp), opset_version=17,
-                      input_names=["image_embeddings", "point_coords", "point_labels", "mask_input", "has_mask_input", "orig_im_size"],
-                      output_names=["masks", "iou_predictions", "low_res_masks"],
-                      dynamic_axes={"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}, "masks": {2: "height", 3: "width"}})
-    meta = base_metadata("Aperture sam-tiny prompt decoder with the official segment-anything ONNX inputs/outputs (4 masks: 0 single, 1-3 multimask)", "sam-decoder", version_of("sam-tiny"))
-    meta.update({"multimask_output": "index 0 = single-mask token, 1..3 = multimask set", "mask_threshold": "0.0"})
-    set_metadata(dp, meta)
+    export_decoder(dec, MODELS_DIR / "sam-tiny-decoder.onnx", batched=True)
+    # The same weights as the official single-prompt graph, for the tests of the one-prompt-per-run path.
+    export_decoder(dec, FIXTURES_DIR / "sam/sam-tiny-decoder-single.onnx", batched=False)
 
 
 def segment(enc, dec, rgb: np.ndarray, points, labels, box=None):
@@ -538,5 +657,8 @@ if __name__ == "__main__":
     e, d = train() if "--eval-only" not in sys.argv else load()
     export(e, d)
     metrics = evaluate(e, d, n=20 if fast_mode() else 150)
+    import amg_eval  # noqa: E402 (it imports this module)
+
+    metrics.update(amg_eval.auto_metrics(e, d, n=2 if fast_mode() else amg_eval.HELD_OUT_IMAGES))
     print("[sam]", metrics, flush=True)
     update_eval("sam-tiny", metrics)

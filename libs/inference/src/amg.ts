@@ -8,6 +8,7 @@
  * in float32 (predicted IoU, stability score, IoU inside NMS) are made on float32-rounded values here too.
  */
 import { maskToBoxXyxy, type Rle, rleArea, rleDecode } from './mask.js';
+import { LowResUpscaler, type ScanResult } from './mask-upscale.js';
 
 export type AmgOutputMode = 'binary_mask' | 'uncompressed_rle' | 'coco_rle';
 
@@ -79,12 +80,23 @@ export interface AmgRecord<M extends AmgOutputMode = AmgOutputMode> {
 }
 
 /**
- * The decoder's answer for n points: `masks` holds n·3 logit planes, point-major (plane i·3 + j is multimask output
- * j + 1 of point i), each cropH·cropW row-major at the crop's size; `iouPredictions` has n·3 values in the same order.
+ * The decoder's answer for n points, n·3 logit planes, point-major (plane i·3 + j is multimask output j + 1 of point
+ * i), either `masks`, each cropH·cropW row-major at the crop's size, or `lowRes`, SAM's low_res_masks (upscaled by
+ * the generator to the crop's size as SAM's ONNX export does, and only the planes that pass pred_iou_thresh);
+ * `iouPredictions` has n·3 values in the same order.
  */
-export interface AmgDecodeResult {
-  masks: readonly Float32Array[];
+export type AmgDecodeResult = ({ masks: readonly Float32Array[]; lowRes?: never } | { lowRes: AmgLowResMasks; masks?: never }) & {
   iouPredictions: Float32Array | readonly number[];
+};
+
+/** Low-resolution mask logits: square planes covering SAM's 1024 frame, of which the crop's resized image fills the top-left. */
+export interface AmgLowResMasks {
+  planes: readonly Float32Array[];
+  /** Side of each plane (256 for SAM). */
+  size: number;
+  /** The crop's ResizeLongestSide(1024) size (samResizeGeometry of the crop). */
+  newW: number;
+  newH: number;
 }
 
 /**
@@ -492,13 +504,50 @@ interface MaskEntry {
 }
 
 function checkDecodeResult(res: AmgDecodeResult, nPoints: number, planeSize: number): void {
-  if (res.masks.length !== 3 * nPoints || res.iouPredictions.length !== 3 * nPoints) {
-    const got = `${res.masks.length} masks and ${res.iouPredictions.length} IoU predictions`;
+  const planes = res.lowRes ? res.lowRes.planes : res.masks;
+  if (planes.length !== 3 * nPoints || res.iouPredictions.length !== 3 * nPoints) {
+    const got = `${planes.length} masks and ${res.iouPredictions.length} IoU predictions`;
     throw new Error(`decodeBatch returned ${got} for ${nPoints} points (expected 3 each)`);
   }
-  for (const m of res.masks) {
-    if (m.length !== planeSize) throw new Error(`decodeBatch returned a mask of ${m.length} values, expected the crop size ${planeSize}`);
+  const size = res.lowRes ? res.lowRes.size * res.lowRes.size : planeSize;
+  for (const m of planes) {
+    if (m.length !== size) throw new Error(`decodeBatch returned a mask of ${m.length} values, expected ${size}`);
   }
+}
+
+/** Stability counts, the binary mask at the threshold and its box, in one pass over a crop-size logit plane. */
+function scanPlane(logits: Float32Array, cw: number, ch: number, lo: number, hi: number, binary: Uint8Array): ScanResult {
+  let inter = 0;
+  let union = 0;
+  let bx0 = cw;
+  let by0 = ch;
+  let bx1 = -1;
+  let by1 = -1;
+  for (let y = 0; y < ch; y++) {
+    const row = y * cw;
+    let first = -1;
+    let last = -1;
+    for (let x = 0; x < cw; x++) {
+      const v = logits[row + x]!;
+      if (v > lo) {
+        union++;
+        if (v > hi) inter++; // hi ≥ lo: the offset is validated ≥ 0
+      }
+      if (v > SAM_MASK_THRESHOLD) {
+        binary[row + x] = 1;
+        if (first < 0) first = x;
+        last = x;
+      } else {
+        binary[row + x] = 0;
+      }
+    }
+    if (first < 0) continue;
+    if (by0 > y) by0 = y;
+    by1 = y;
+    if (first < bx0) bx0 = first;
+    if (last > bx1) bx1 = last;
+  }
+  return { inter, union, box: bx1 < 0 ? null : [bx0, by0, bx1, by1] };
 }
 
 /** Boxes of entries as a flat array for boxNms. */
@@ -530,50 +579,27 @@ async function processCrop(
   const lo = Math.fround(SAM_MASK_THRESHOLD - o.stability_score_offset);
   const entries: MaskEntry[] = [];
   const binary = new Uint8Array(cw * ch);
+  let upscaler: LowResUpscaler | null = null;
   for (let start = 0; start < nPoints; start += o.points_per_batch) {
     const end = Math.min(start + o.points_per_batch, nPoints);
     const points: Point[] = [];
     for (let p = start; p < end; p++) points.push([grid[2 * p]! * cw, grid[2 * p + 1]! * ch]);
     const res = await decodeBatch([...cropBox], points);
     checkDecodeResult(res, points.length, cw * ch);
+    const low = res.lowRes;
+    if (low && !(upscaler && upscaler.size === low.size && upscaler.outW === cw && upscaler.outH === ch)) {
+      upscaler = new LowResUpscaler(low.size, low.newW, low.newH, cw, ch);
+    }
     for (let k = 0; k < 3 * points.length; k++) {
       const iou = res.iouPredictions[k]!;
+      // Only the masks that pass the predicted IoU are upscaled (from low-res planes) and scanned.
       if (o.pred_iou_thresh > 0 && !(Math.fround(iou) > iouThresh)) continue;
-      const logits = res.masks[k]!;
-      // Stability counts, the binary mask at the threshold and its box in one pass.
-      let inter = 0;
-      let union = 0;
-      let bx0 = cw;
-      let by0 = ch;
-      let bx1 = -1;
-      let by1 = -1;
-      for (let y = 0; y < ch; y++) {
-        const row = y * cw;
-        let first = -1;
-        let last = -1;
-        for (let x = 0; x < cw; x++) {
-          const v = logits[row + x]!;
-          if (v > lo) {
-            union++;
-            if (v > hi) inter++; // hi ≥ lo: the offset is validated ≥ 0
-          }
-          if (v > SAM_MASK_THRESHOLD) {
-            binary[row + x] = 1;
-            if (first < 0) first = x;
-            last = x;
-          } else {
-            binary[row + x] = 0;
-          }
-        }
-        if (first < 0) continue;
-        if (by0 > y) by0 = y;
-        by1 = y;
-        if (first < bx0) bx0 = first;
-        if (last > bx1) bx1 = last;
-      }
-      const stability = Math.fround(inter / union);
+      const scan = low
+        ? upscaler!.scan(low.planes[k]!, lo, hi, SAM_MASK_THRESHOLD, binary)
+        : scanPlane(res.masks[k]!, cw, ch, lo, hi, binary);
+      const stability = Math.fround(scan.inter / scan.union);
       if (o.stability_score_thresh > 0 && !(stability >= stabThresh)) continue;
-      const box: BoxXyxy = bx1 < 0 ? [0, 0, 0, 0] : [bx0, by0, bx1, by1];
+      const box: BoxXyxy = scan.box ?? [0, 0, 0, 0];
       if (isBoxNearCropEdge(box, cropBox, origBox)) continue;
       const point = points[Math.floor(k / 3)]!;
       entries.push({ rle: rleEncodeCropMask(binary, box, cropBox, imW, imH), box, iou: Math.fround(iou), point, stability, cropBox });

@@ -10,15 +10,22 @@ import {
   type Point,
   resolveAmgOptions,
 } from '@aperture/inference/amg.js';
-import { encodeSamPrompt } from '@aperture/inference/postprocess/sam.js';
+import type { SamDecoderFeeds } from '@aperture/inference/postprocess/sam.js';
 import { float32Output } from '@aperture/inference/session-host.js';
 import type { OutputTensor } from '@aperture/inference/session-types.js';
 import { JobCancelledError, PermanentJobError } from '@aperture/queue/job-handler.js';
 import type { ModelEntry } from './manifest.js';
-import { type InferenceTiming, ModelRunner } from './model-runner.js';
+import { asJobError, type InferenceTiming, ModelRunner } from './model-runner.js';
 import { type SamEmbedding, SamPipeline } from './sam.pipeline.js';
 
-const DECODER_OUTPUTS = ['masks', 'iou_predictions'] as const;
+/**
+ * The generator reads the low-res masks and IoUs only. SAM's decoder computes them before, and independently of,
+ * orig_im_size (which only sizes the `masks` output); ONNX Runtime computes every output whichever are asked for, so
+ * the generator passes a 1×1 orig_im_size, making `masks` a 1×1 afterthought instead of B·M full-size planes, and
+ * upscales the low-res planes itself, only those that pass pred_iou_thresh (amg.ts).
+ */
+const DECODER_OUTPUTS = ['iou_predictions', 'low_res_masks'] as const;
+const SAM_LOW_RES = 256;
 
 export interface AutoMaskHooks {
   /** Points decoded so far and in all crops together, after each batch. */
@@ -60,9 +67,10 @@ export function cropRgb(img: RgbImage, [x0, y0, x1, y1]: CropBox): RgbImage {
 
 /**
  * SAM's automatic mask generator ("segment everything") on a SAM model: `generateMasks` of amg.ts with a decoder
- * batch that encodes each crop once (the whole image through the embedding cache, smaller crops uncached) and runs
- * the decoder once per grid point (the exported decoder has batch 1) with a positive click and the padding point,
- * keeping the three multimask outputs. One call is one inference in the model's statistics.
+ * batch that encodes each crop once (the whole image through the embedding cache, smaller crops uncached) and gives
+ * each grid point a positive click and the padding point, keeping the three multimask outputs. A decoder whose graph
+ * has a dynamic dim 0 in point_coords (a batch of prompt sets) runs once per batch of points_per_batch points; the
+ * official export (batch 1) runs once per point. One call is one inference in the model's statistics.
  */
 @Injectable()
 export class AutoMaskPipeline {
@@ -126,25 +134,28 @@ export class AutoMaskPipeline {
       return embedding;
     };
 
+    const batched = await this.batchedDecoder(model);
     const decodeBatch = async (cropBox: CropBox, points: Point[]): Promise<AmgDecodeResult> => {
       const t0 = performance.now();
       const embedding = await embed(cropBox);
-      const masks: Float32Array[] = [];
+      const planes: Float32Array[] = [];
       const iouPredictions: number[] = [];
-      for (const [x, y] of points) {
+      const runs = batched ? [points] : points.map((p) => [p]);
+      for (const group of runs) {
         checkAbort();
         const p0 = performance.now();
-        const feeds = encodeSamPrompt({ points: [{ x, y, label: 1 }] }, embedding.frame, embedding.data.slice());
+        const feeds = gridFeeds(group, embedding);
         t.promptMs += performance.now() - p0;
         const { outputs, computeMs } = await this.runner.run(model, 'decoder', feeds, { outputNames: DECODER_OUTPUTS });
         t.decoderMs += computeMs;
         t.decoderRuns++;
         const p1 = performance.now();
-        this.runner.post(model, () => multimaskPlanes(model, outputs, masks, iouPredictions));
+        this.runner.post(model, () => multimaskPlanes(model, outputs, group.length, planes, iouPredictions));
         t.promptMs += performance.now() - p1;
       }
       inDecode += performance.now() - t0;
-      return { masks, iouPredictions };
+      const { newW, newH } = embedding.frame;
+      return { lowRes: { planes, size: SAM_LOW_RES, newW, newH }, iouPredictions };
     };
 
     const started = performance.now();
@@ -160,22 +171,73 @@ export class AutoMaskPipeline {
     });
     return { masks, timings: t };
   }
+
+  /** Whether the model's decoder takes a batch of prompt sets: dim 0 of point_coords is symbolic (or > 1). */
+  async batchedDecoder(model: ModelEntry): Promise<boolean> {
+    const inputs = await this.runner.registry.inputMetadata(model.name, 'decoder').catch((e: unknown) => {
+      throw asJobError(e);
+    });
+    const d0 = inputs.find((i) => i.name === 'point_coords')?.shape?.[0];
+    return typeof d0 === 'string' || (typeof d0 === 'number' && d0 !== 1);
+  }
 }
 
-/** Appends the three multimask logit planes (outputs 1..3 of 4, or all of 3) of one decoder run and their IoUs. */
-function multimaskPlanes(model: ModelEntry, outputs: Record<string, OutputTensor>, masks: Float32Array[], ious: number[]): void {
-  const m = float32Output(outputs, 'masks');
+/**
+ * Decoder feeds for single positive clicks (crop pixels) on one embedding, one prompt set per point: point_coords
+ * [B, 2, 2] (the click in the resized frame, then the (0, 0) padding point), point_labels [B, 2] = [1, −1], no mask
+ * input, orig_im_size 1×1 (see DECODER_OUTPUTS). Equal, for B = 1, to encodeSamPrompt's feeds for one click.
+ */
+function gridFeeds(points: readonly Point[], embedding: SamEmbedding): SamDecoderFeeds {
+  const b = points.length;
+  const { origW, origH, newW, newH } = embedding.frame;
+  const sx = newW / origW;
+  const sy = newH / origH;
+  const coords = new Float32Array(4 * b);
+  const labels = new Float32Array(2 * b);
+  points.forEach(([x, y], i) => {
+    coords[4 * i] = x * sx;
+    coords[4 * i + 1] = y * sy;
+    labels[2 * i] = 1;
+    labels[2 * i + 1] = -1;
+  });
+  return {
+    image_embeddings: { type: 'float32', dims: [1, 256, 64, 64], data: embedding.data.slice() },
+    point_coords: { type: 'float32', dims: [b, 2, 2], data: coords },
+    point_labels: { type: 'float32', dims: [b, 2], data: labels },
+    mask_input: { type: 'float32', dims: [1, 1, SAM_LOW_RES, SAM_LOW_RES], data: new Float32Array(SAM_LOW_RES * SAM_LOW_RES) },
+    has_mask_input: { type: 'float32', dims: [1], data: new Float32Array(1) },
+    orig_im_size: { type: 'float32', dims: [2], data: Float32Array.of(1, 1) },
+  };
+}
+
+/**
+ * Appends the three multimask low-res planes (outputs 1..3 of 4, or all of 3) of each of the b prompt sets of one
+ * decoder run, and their IoUs (views into the output, no copies).
+ */
+function multimaskPlanes(
+  model: ModelEntry,
+  outputs: Record<string, OutputTensor>,
+  b: number,
+  planes: Float32Array[],
+  ious: number[],
+): void {
+  const m = float32Output(outputs, 'low_res_masks');
   const iou = float32Output(outputs, 'iou_predictions');
   const d = m.dims;
-  if (d.length !== 4 || d[0] !== 1) throw new Error(`SAM masks must be [1, M, H, W], got [${d.join(', ')}]`);
+  if (d.length !== 4 || d[0] !== b || d[2] !== SAM_LOW_RES || d[3] !== SAM_LOW_RES) {
+    throw new Error(`SAM low_res_masks must be [${b}, M, ${SAM_LOW_RES}, ${SAM_LOW_RES}], got [${d.join(', ')}]`);
+  }
   const count = d[1]!;
   if (count !== 3 && count !== 4) {
     throw new PermanentJobError(`Model ${model.name}: the automatic mask generator needs a multimask decoder (3 or 4 masks), got ${count}`);
   }
-  if (iou.data.length !== count) throw new Error(`iou_predictions has ${iou.data.length} values for ${count} masks`);
-  const plane = d[2]! * d[3]!;
-  for (let k = count - 3; k < count; k++) {
-    masks.push(m.data.subarray(k * plane, (k + 1) * plane));
-    ious.push(iou.data[k]!);
+  if (iou.data.length !== b * count) throw new Error(`iou_predictions has ${iou.data.length} values for ${b}×${count} masks`);
+  const plane = SAM_LOW_RES * SAM_LOW_RES;
+  for (let i = 0; i < b; i++) {
+    for (let k = count - 3; k < count; k++) {
+      const at = i * count + k;
+      planes.push(m.data.subarray(at * plane, (at + 1) * plane));
+      ious.push(iou.data[at]!);
+    }
   }
 }

@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import { readOnnxMetadataFile } from '@aperture/inference/onnx-metadata.js';
 import type { RemoteSession, RunOptions, SessionHost } from '@aperture/inference/session-host.js';
-import type { InputTensor, OutputTensor, SessionLoadOptions } from '@aperture/inference/session-types.js';
+import type { InputTensor, OutputTensor, SessionLoadOptions, ValueMetadata } from '@aperture/inference/session-types.js';
 import { checkContract, type LoadedFileView } from './model-contracts.js';
 import type { ModelEntry, ModelManifest } from './manifest.js';
 import type { ModelState, ModelStats, ModelStatus, PhaseStats } from './model-status.js';
@@ -223,6 +223,14 @@ export class ModelRegistry {
       s.inFlight--;
       s.lastUsed = Date.now();
     }
+  }
+
+  /** The inputs of one file of a model as its graph declares them (symbolic dimensions are strings); loads the model if needed. */
+  async inputMetadata(name: string, role: string): Promise<ValueMetadata[]> {
+    const { sessions } = await this.ensureLoaded(this.slot(name));
+    const session = sessions.get(role);
+    if (!session) throw new ModelError(`Model ${name} has no file with role ${role} (has ${[...sessions.keys()].join(', ')})`);
+    return session.info.inputMetadata;
   }
 
   /** Records one finished inference request of a model (after its run() calls succeeded). */

@@ -54,7 +54,13 @@ export class AutoMaskOptionsDto {
   @IntField('Grid points along one side of the image (points_per_side² clicks on the first crop layer)', 32, 1, 128)
   points_per_side?: number;
 
-  @IntField('Points decoded per batch (affects progress granularity only: the decoder runs once per point)', 64, 1, 1024)
+  @IntField(
+    'Grid points per decoder run when the model’s decoder takes a prompt batch (sam-tiny’s does); ' +
+      'a batch-1 decoder runs once per point and this only sets the progress steps',
+    64,
+    1,
+    1024,
+  )
   points_per_batch?: number;
 
   @NumberField('Keep masks whose predicted IoU is above this', 0.88, 0, 1)
@@ -121,7 +127,8 @@ export class SegmentAutoMaskDto {
 export class SegmentAutoTimingsDto {
   @ApiProperty() decode!: number;
   @ApiProperty({ description: 'Image encoder runs (0 when the embedding was cached)' }) encode!: number;
-  @ApiProperty({ description: 'Decoder runs, one per grid point' }) decoder!: number;
+  @ApiProperty({ description: 'Decoder runs: one per points_per_batch grid points with a batch decoder, else one per point' })
+  decoder!: number;
   @ApiProperty({ description: 'The generator’s filtering, RLE and NMS' }) postprocess!: number;
   @ApiProperty() total!: number;
 }
