@@ -2,6 +2,8 @@ import { Module } from '@nestjs/common';
 import { JwtModule } from '@nestjs/jwt';
 import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
+import { REDIS, RedisKeys } from '@aperture/redis/redis.module.js';
+import type { Redis } from 'ioredis';
 import { ApiKeysController } from './api-keys.controller.js';
 import { ApiKeysService } from './api-keys.service.js';
 import { AuthController } from './auth.controller.js';
@@ -12,6 +14,7 @@ import { GoogleController } from './google.controller.js';
 import { GoogleAuthService } from './google.service.js';
 import { ApiKeyStrategy } from './strategies/api-key.strategy.js';
 import { AppPassport } from './strategies/app-passport.js';
+import { GoogleStateStore, GoogleStrategy } from './strategies/google.strategy.js';
 import { JwtStrategy } from './strategies/jwt.strategy.js';
 import { LocalStrategy } from './strategies/local.strategy.js';
 import { StationStrategy } from './strategies/station.strategy.js';
@@ -39,6 +42,13 @@ import { StationStrategy } from './strategies/station.strategy.js';
     ApiKeyStrategy,
     LocalStrategy,
     StationStrategy,
+    {
+      // Only where Google sign-in is configured (passport-oauth2 needs its endpoints); elsewhere its routes are a 404.
+      provide: GoogleStrategy,
+      inject: [APP_CONFIG, REDIS, RedisKeys, AppPassport],
+      useFactory: (c: AppConfig, redis: Redis, keys: RedisKeys, passports: AppPassport): GoogleStrategy | null =>
+        c.google ? new GoogleStrategy(c.google, new GoogleStateStore(redis, keys), passports) : null,
+    },
   ],
   exports: [AuthService, AuthGuard, BruteForceService],
 })

@@ -1,39 +1,20 @@
-import { Controller, Get, HttpCode, Post, Query, Req, Res } from '@nestjs/common';
+import { Controller, Get, HttpCode, Post, Req, Res } from '@nestjs/common';
 import { ApiFoundResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiProperty, ApiQuery, ApiTags } from '@nestjs/swagger';
-import type { CookieOptions, Request, Response } from 'express';
+import type { Request, Response } from 'express';
 import { Authenticated, CurrentPrincipal, type Principal, Public } from '@aperture/common/auth.decorators.js';
 import { ProblemDto } from '@aperture/common/problem.dto.js';
-import { GoogleAuthService, type GoogleStart, OAUTH_COOKIE, OAUTH_COOKIE_MAX_AGE_MS, OAUTH_COOKIE_PATH } from './google.service.js';
+import { GoogleAuthService } from './google.service.js';
+import { OAUTH_COOKIE, oauthCookieOptions } from './strategies/google.strategy.js';
 
 class GoogleLinkDto {
   @ApiProperty({ description: 'Send the browser here; Google sends it back to the callback, which links the account.' })
   authorization_url!: string;
 }
 
-const cookieOptions = (req: Request): CookieOptions => ({
-  httpOnly: true,
-  sameSite: 'lax',
-  secure: req.secure,
-  path: OAUTH_COOKIE_PATH,
-});
-
-/** One cookie's value from the Cookie header (no cookie parser needed for one name). */
-function cookieOf(req: Request, name: string): string | undefined {
-  for (const part of (req.headers.cookie ?? '').split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
-  }
-  return undefined;
-}
-
 @ApiTags('auth')
 @Controller('auth/google')
 export class GoogleController {
   constructor(private readonly google: GoogleAuthService) {}
-
-  private setCookie(req: Request, res: Response, start: GoogleStart): void {
-    res.cookie(OAUTH_COOKIE, start.cookie, { ...cookieOptions(req), maxAge: OAUTH_COOKIE_MAX_AGE_MS });
-  }
 
   @Get()
   @Public()
@@ -46,9 +27,7 @@ export class GoogleController {
   @ApiFoundResponse({ description: 'Redirect to the provider' })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Google sign-in is not configured' })
   async googleLogin(@Req() req: Request, @Res() res: Response): Promise<void> {
-    const start = await this.google.start();
-    this.setCookie(req, res, start);
-    res.redirect(302, start.url);
+    res.redirect(302, await this.google.start(req));
   }
 
   @Post('link')
@@ -63,10 +42,9 @@ export class GoogleController {
   })
   @ApiOkResponse({ type: GoogleLinkDto })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Google sign-in is not configured' })
-  async link(@CurrentPrincipal() p: Principal, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<GoogleLinkDto> {
-    const start = await this.google.start(p.userId);
-    this.setCookie(req, res, start);
-    return { authorization_url: start.url };
+  async link(@CurrentPrincipal() p: Principal, @Req() req: Request): Promise<GoogleLinkDto> {
+    // The strategy's state store sets the browser cookie on this request's response.
+    return { authorization_url: await this.google.start(req, p.userId) };
   }
 
   @Get('callback')
@@ -83,15 +61,9 @@ export class GoogleController {
   @ApiQuery({ name: 'error', required: false })
   @ApiFoundResponse({ description: 'Redirect to the front end, tokens or error in the URL fragment' })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Not configured' })
-  async googleCallback(
-    @Query('code') code: string | undefined,
-    @Query('state') state: string | undefined,
-    @Query('error') error: string | undefined,
-    @Req() req: Request,
-    @Res() res: Response,
-  ): Promise<void> {
-    const target = await this.google.callback({ code, state, error, cookie: cookieOf(req, OAUTH_COOKIE) });
-    res.clearCookie(OAUTH_COOKIE, cookieOptions(req));
+  async googleCallback(@Req() req: Request, @Res() res: Response): Promise<void> {
+    const target = await this.google.callback(req);
+    res.clearCookie(OAUTH_COOKIE, oauthCookieOptions(req));
     res.redirect(302, target);
   }
 }

@@ -1,60 +1,33 @@
-import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { EntityManager, UniqueConstraintViolationException } from '@mikro-orm/core';
-import { CodeChallengeMethod, OAuth2Client } from 'google-auth-library';
-import type { Redis } from 'ioredis';
+import type { Request } from 'express';
+import { InternalOAuthError, TokenError } from 'passport-oauth2';
 import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
 import { notFound } from '@aperture/common/problem.js';
 import { User } from '@aperture/database/entities/user.entity.js';
-import { REDIS, RedisKeys } from '@aperture/redis/redis.module.js';
 import { AuthService } from './auth.service.js';
 import { hashPassword } from './password.js';
+import { AppPassport } from './strategies/app-passport.js';
+import { type GoogleAccount, type GoogleLink, GoogleSignInError } from './strategies/google.strategy.js';
 
-interface GoogleUserInfo {
-  sub?: string;
-  email?: string;
-  email_verified?: boolean | string;
-  name?: string;
-  given_name?: string;
-  family_name?: string;
-  picture?: string;
+/** passport-oauth2's own error when the token endpoint answers no access token (it has no class of its own). */
+const NO_ACCESS_TOKEN = 'Failed to obtain access token';
+
+/** The fixed refusal for what passport-oauth2 raises when the token endpoint refuses the code; null for anything else. */
+function providerRefusal(err: unknown): GoogleSignInError | null {
+  if (err instanceof TokenError || err instanceof InternalOAuthError)
+    return new GoogleSignInError('invalid_grant', 'Google did not accept the sign-in code; please start again.');
+  if (err instanceof Error && err.message === NO_ACCESS_TOKEN)
+    return new GoogleSignInError('invalid_grant', 'Google returned no access token.');
+  return null;
 }
-
-class GoogleSignInError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-const STATE_TTL_SECONDS = 600;
-
-/** The cookie that ties a sign-in to the browser that started it (HttpOnly, SameSite=Lax, this path only). */
-export const OAUTH_COOKIE = 'aperture_google_oauth';
-export const OAUTH_COOKIE_PATH = '/api/v1/auth/google';
-export const OAUTH_COOKIE_MAX_AGE_MS = STATE_TTL_SECONDS * 1000;
-
-/** What the state remembers: the PKCE verifier, a hash of the browser's cookie, and the user linking (if any). */
-interface PendingSignIn {
-  verifier: string;
-  browser: string;
-  linkUserId?: string;
-}
-
-/** A sign-in to start: send the browser to `url` with `cookie` set. */
-export interface GoogleStart {
-  url: string;
-  cookie: string;
-}
-
-const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
 
 /**
- * Google sign-in (authorization code flow with state and PKCE) through google-auth-library's OAuth2 client.
- * The provider's endpoints come from the configuration, so tests run against a local fake provider.
+ * Google sign-in: the `google` passport strategy (`strategies/google.strategy.ts`) runs the authorization code flow
+ * with state and PKCE; this service starts it, and at the callback decides which user the Google account signs in
+ * (or links). The provider's endpoints come from the configuration, so tests run against a local fake provider.
  * The callback always ends in a redirect to FRONTEND_URL: `#access_token=…` on success, `#error=…` otherwise.
  */
 @Injectable()
@@ -64,8 +37,7 @@ export class GoogleAuthService {
   constructor(
     private readonly em: EntityManager,
     private readonly auth: AuthService,
-    @Inject(REDIS) private readonly redis: Redis,
-    private readonly keys: RedisKeys,
+    private readonly passports: AppPassport,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -74,67 +46,48 @@ export class GoogleAuthService {
     return this.config.google;
   }
 
-  private client(): OAuth2Client {
-    const g = this.settings();
-    return new OAuth2Client({
-      clientId: g.clientId,
-      clientSecret: g.clientSecret,
-      redirectUri: g.redirectUri,
-      endpoints: { oauth2AuthBaseUrl: g.authUrl, oauth2TokenUrl: g.tokenUrl },
-    });
-  }
-
   /**
-   * Starts a sign-in (or, with `linkUserId`, the linking of a Google account to a signed-in user): the provider URL,
-   * and a random cookie for the browser. The state remembers the PKCE verifier and the cookie's hash, so the callback
-   * only completes in the browser that started it (a callback URL opened elsewhere is refused: no login CSRF).
+   * Starts a sign-in (or, with `linkUserId`, the linking of a Google account to a signed-in user): answers the provider
+   * URL, and the strategy's state store sets the browser cookie on `req.res`. The state remembers the PKCE verifier and
+   * the cookie's hash, so the callback only completes in the browser that started it (no login CSRF).
    */
-  async start(linkUserId?: string): Promise<GoogleStart> {
-    const client = this.client();
-    const state = randomBytes(24).toString('base64url');
-    const cookie = randomBytes(24).toString('base64url');
-    const { codeVerifier, codeChallenge } = await client.generateCodeVerifierAsync();
-    const pending: PendingSignIn = { verifier: codeVerifier, browser: sha256(cookie), ...(linkUserId ? { linkUserId } : {}) };
-    await this.redis.set(this.keys.key('oauth', 'google', state), JSON.stringify(pending), 'EX', STATE_TTL_SECONDS);
-    const url = client.generateAuthUrl({
-      scope: ['openid', 'email', 'profile'],
-      state,
-      code_challenge: codeChallenge,
-      code_challenge_method: CodeChallengeMethod.S256,
-      prompt: 'select_account',
-    });
-    return { url, cookie };
+  async start(req: Request, linkUserId?: string): Promise<string> {
+    this.settings();
+    const link: GoogleLink = linkUserId ? { linkUserId } : {};
+    const out = await this.passports.run('google', req, { state: link });
+    if (out.kind !== 'redirect') throw new Error(`Google sign-in did not start (the strategy answered ${out.kind})`);
+    return out.url;
   }
 
   /** Handles the provider's redirect (with the browser's cookie); returns where to send the browser next. Never throws. */
-  async callback(q: { code?: string; state?: string; error?: string; cookie?: string }): Promise<string> {
+  async callback(req: Request): Promise<string> {
     this.settings(); // not configured: a plain 404, there is no sign-in to finish
     try {
+      const q = req.query;
       // The provider's (or anyone's) ?error= is never copied into the redirect: a fixed text says what happened.
       if (q.error) {
-        this.logger.warn(`Google sign-in not completed: ${q.error.slice(0, 200)}`);
+        this.logger.warn(`Google sign-in not completed: ${JSON.stringify(q.error).slice(0, 200)}`);
         throw new GoogleSignInError('access_denied', 'Google sign-in was not completed.');
       }
-      if (!q.state || !q.code) throw new GoogleSignInError('invalid_request', 'The callback is missing its code or state.');
-      const stored = await this.redis.getdel(this.keys.key('oauth', 'google', q.state));
-      if (!stored) throw new GoogleSignInError('invalid_state', 'The sign-in request expired or was already used; please start again.');
-      const pending = JSON.parse(stored) as PendingSignIn;
-      if (!q.cookie || !timingSafeEqual(Buffer.from(sha256(q.cookie)), Buffer.from(pending.browser))) {
-        throw new GoogleSignInError('invalid_state', 'The sign-in was started in another browser; please start again here.');
-      }
-      const verifier = pending.verifier;
-      const client = this.client();
-      let accessToken: string | null | undefined;
+      // Without a code the strategy would start a new sign-in instead; a repeated parameter is no code either.
+      if (typeof q.state !== 'string' || !q.state || typeof q.code !== 'string' || !q.code)
+        throw new GoogleSignInError('invalid_request', 'The callback is missing its code or state.');
+      let out;
       try {
-        const { tokens } = await client.getToken({ code: q.code, codeVerifier: verifier });
-        accessToken = tokens.access_token;
+        out = await this.passports.run('google', req);
       } catch (err) {
+        const refusal = providerRefusal(err);
+        if (!refusal) throw err;
         this.logger.warn({ err }, 'Google refused the sign-in code');
-        throw new GoogleSignInError('invalid_grant', 'Google did not accept the sign-in code; please start again.');
+        throw refusal;
       }
-      if (!accessToken) throw new GoogleSignInError('invalid_grant', 'Google returned no access token.');
-      const info = await this.userInfo(accessToken);
-      const user = pending.linkUserId ? await this.link(pending.linkUserId, info) : await this.findOrCreate(info);
+      if (out.kind === 'fail') {
+        if (out.challenge instanceof GoogleSignInError) throw out.challenge;
+        throw new GoogleSignInError('invalid_state', 'The sign-in request expired or was already used; please start again.');
+      }
+      if (out.kind !== 'success') throw new Error(`Google sign-in did not finish (the strategy answered ${out.kind})`);
+      const linkUserId = (out.info as { state?: GoogleLink } | undefined)?.state?.linkUserId;
+      const user = linkUserId ? await this.link(linkUserId, out.user) : await this.findOrCreate(out.user);
       const tokens = await this.auth.issue(user, randomUUID());
       return this.frontend({
         access_token: tokens.access_token,
@@ -157,24 +110,13 @@ export class GoogleAuthService {
     return url.toString();
   }
 
-  private async userInfo(accessToken: string): Promise<GoogleUserInfo> {
-    const res = await fetch(this.settings().userinfoUrl, {
-      headers: { Authorization: `Bearer ${accessToken}` },
-      signal: AbortSignal.timeout(10000),
-    });
-    if (!res.ok) throw new GoogleSignInError('invalid_token', `Google's user info answered ${res.status}.`);
-    const info = (await res.json()) as GoogleUserInfo;
-    if (!info.sub) throw new GoogleSignInError('invalid_token', 'Google returned no account id.');
-    return info;
-  }
-
   /**
    * The user linked to this Google account, else a new user. An existing account with the same e-mail is never linked
    * automatically (nobody verified that it owns the address: anyone could have registered it), so that case is
    * refused with the way to link from inside the account.
    */
-  private async findOrCreate(info: GoogleUserInfo): Promise<User> {
-    const sub = info.sub!;
+  private async findOrCreate(info: GoogleAccount): Promise<User> {
+    const sub = info.sub;
     const verified = info.email_verified === true || info.email_verified === 'true';
     const email = info.email?.toLowerCase() ?? null;
     let user = await this.em.findOne(User, { googleSub: sub });
@@ -202,13 +144,13 @@ export class GoogleAuthService {
   }
 
   /** Links the Google account to the signed-in user who asked for it (POST /auth/google/link). */
-  private async link(userId: string, info: GoogleUserInfo): Promise<User> {
+  private async link(userId: string, info: GoogleAccount): Promise<User> {
     const user = await this.em.findOne(User, { id: userId });
     if (!user) throw new GoogleSignInError('access_denied', 'The account that asked to link Google no longer exists.');
     if (user.googleSub && user.googleSub !== info.sub) {
       throw new GoogleSignInError('conflict', 'This account is already linked to another Google account.');
     }
-    user.googleSub = info.sub!;
+    user.googleSub = info.sub;
     return this.save(user);
   }
 

@@ -3,6 +3,7 @@ import type { Request, Response } from 'express';
 import passport from 'passport';
 import type { Principal } from '@aperture/common/auth.decorators.js';
 import type { User } from '@aperture/database/entities/user.entity.js';
+import type { GoogleAccount } from './google.strategy.js';
 
 /** Each strategy of the app by name, and what it answers for a request it accepts. */
 export interface StrategyResults {
@@ -14,8 +15,17 @@ export interface StrategyResults {
   local: User;
   /** the booth station's password alone (the token form without a username) */
   station: User;
+  /** the Google account of a finished authorization code flow (GET /auth/google/callback) */
+  google: GoogleAccount;
 }
 export type StrategyName = keyof StrategyResults;
+
+/** How one strategy answered a request (`AppPassport.run`); an error rejects instead. */
+export type StrategyOutcome<T> =
+  | { kind: 'success'; user: T; info: unknown }
+  | { kind: 'fail'; challenge: unknown; status: number | undefined }
+  | { kind: 'redirect'; url: string; status: number | undefined }
+  | { kind: 'pass' };
 
 type Middleware = (req: Request, res: Response | undefined, next: (err?: unknown) => void) => void;
 
@@ -28,9 +38,11 @@ type Middleware = (req: Request, res: Response | undefined, next: (err?: unknown
 @Injectable()
 export class AppPassport {
   private readonly passport = new passport.Passport();
+  private readonly strategies = new Map<StrategyName, passport.Strategy>();
 
   use(name: StrategyName, strategy: passport.Strategy): void {
     this.passport.use(name, strategy);
+    this.strategies.set(name, strategy);
   }
 
   /**
@@ -46,6 +58,31 @@ export class AppPassport {
       };
       const middleware = this.passport.authenticate(strategies, { session: false }, done) as Middleware;
       middleware(req, req.res, (err) => done(err, false));
+    });
+  }
+
+  /**
+   * Runs one strategy on the request and answers what it decided, writing nothing to the response: a redirecting
+   * strategy (an OAuth2 sign-in's start) answers its URL for the handler to send as a 302 or in a body. Its options
+   * go to the strategy's `authenticate` as they would through `passport.authenticate(name, options)`.
+   */
+  run<K extends StrategyName>(name: K, req: Request, options: object = {}): Promise<StrategyOutcome<StrategyResults[K]>> {
+    const prototype = this.strategies.get(name);
+    if (!prototype) return Promise.reject(new Error(`No passport strategy named ${name} is registered`));
+    return new Promise((resolve, reject) => {
+      // As passport's own middleware does: a fresh object per request whose actions settle this promise.
+      const strategy = Object.create(prototype) as passport.StrategyCreated<passport.Strategy>;
+      strategy.success = (user, info) => resolve({ kind: 'success', user: user as StrategyResults[K], info });
+      strategy.fail = (challenge?: unknown, status?: number) =>
+        resolve({ kind: 'fail', challenge, status: typeof challenge === 'number' ? challenge : status });
+      strategy.redirect = (url, status) => resolve({ kind: 'redirect', url, status });
+      strategy.pass = () => resolve({ kind: 'pass' });
+      strategy.error = (err) => reject(err as Error);
+      try {
+        strategy.authenticate(req, options);
+      } catch (err) {
+        reject(err as Error);
+      }
     });
   }
 }
