@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { Body, Controller, Get, HttpCode, HttpStatus, Post, UploadedFile, UseInterceptors } from '@nestjs/common';
 import { FileInterceptor } from '@nestjs/platform-express';
 import {
@@ -16,7 +17,7 @@ import { ProblemDto } from '@aperture/common/problem.dto.js';
 import { badRequest, ProblemException } from '@aperture/common/problem.js';
 import { DriveError, DriveStorage } from '@aperture/storage/drive.storage.js';
 import { DriveStatusDto, DriveUploadDto, DriveUploadFormDto } from './drive.dto.js';
-import { uploadContent, type UploadedFile as UploadedDriveFile, REQUEST_CAP_413 } from '../uploads/upload-files.js';
+import { type UploadedFile as UploadedDriveFile, REQUEST_CAP_413 } from '../uploads/upload-files.js';
 
 /** Every DriveError (disabled, refused credentials, no folder access, Drive down) is 503 DRIVE_ERROR with its message. */
 async function mapDriveErrors<T>(call: () => Promise<T>): Promise<T> {
@@ -79,8 +80,11 @@ export class DriveController {
     if (!file) {
       throw badRequest('Send the file as the multipart field "file".', { errors: [{ field: 'file', messages: ['a file is required'] }] });
     }
+    // The bytes are read before the upload starts: the Drive client may retry (and read its body again) after this
+    // request has answered and its temporary file is gone. A file here is at most IMAGE_MAX_BYTES, and admins only.
+    const content = await readFile(file.path);
     return mapDriveErrors(() =>
-      this.drive.upload(fileName(file.originalname), file.mimetype || 'application/octet-stream', uploadContent(file), form.folder_id),
+      this.drive.upload(fileName(file.originalname), file.mimetype || 'application/octet-stream', content, form.folder_id),
     );
   }
 }

@@ -25,7 +25,11 @@ export function uploadContent(f: Pick<UploadedFile, 'path'>): Readable {
   async function* chunks(): AsyncGenerator<Buffer> {
     for await (const chunk of createReadStream(f.path)) yield chunk as Buffer;
   }
-  return Readable.from(chunks(), { objectMode: false });
+  const stream = Readable.from(chunks(), { objectMode: false });
+  // A consumer that stopped listening (a client gave up, a retry after the request ended) must not turn a late read
+  // of a removed temporary file into an uncaught exception; consumers that listen still get the error.
+  stream.on('error', () => undefined);
+  return stream;
 }
 
 /** The 413s every upload route shares besides IMAGE_MAX_BYTES, for its documentation. */
