@@ -189,10 +189,17 @@ export class AuthService implements OnApplicationBootstrap {
 
   /** Revokes every refresh token of the user and invalidates every access token issued so far. */
   async logoutEverywhere(userId: string): Promise<void> {
-    await this.revokeRefreshTokens(userId);
-    const user = await this.em.findOneOrFail(User, { id: userId });
+    await this.endAllSessions(await this.em.findOneOrFail(User, { id: userId }));
+  }
+
+  /**
+   * Every credential issued to the user so far stops working: the token version moves on (access tokens) and the
+   * refresh tokens are revoked. Pending changes to the user (a new password) are saved with it.
+   */
+  async endAllSessions(user: User): Promise<void> {
     user.tokenVersion += 1;
     await this.em.flush();
+    await this.revokeRefreshTokens(user.id);
   }
 
   /** Signs an access token and stores a new refresh token of `family` (with the id `id` when a rotation chose it). */

@@ -127,14 +127,19 @@ export class ImagesService {
     }
     await this.lifecycle.deleteJobs(em, { image: image.id, type: 'project.detect' });
     await em.nativeDelete(Image, { id: image.id });
-    await this.storage
-      .deletePrefix(StorageKeys.imagePrefix(image.id))
-      .catch((e: unknown) => this.logger.warn(`Could not remove the file of image ${image.id}: ${String(e)}`));
-    // Stored SAM embeddings belong to the file's bytes: they go with the last image that has them.
-    if ((await em.count(Image, { sha256: image.sha256 })) === 0) {
-      await this.storage
-        .deletePrefix(StorageKeys.embeddingPrefix(image.sha256))
-        .catch((e: unknown) => this.logger.warn(`Could not remove the embeddings of image ${image.id}: ${String(e)}`));
+    await this.removeStoredFiles(em, [image]);
+  }
+
+  /**
+   * The stored files of images whose rows are already deleted: each image's file, and the SAM embeddings of its bytes
+   * once no image has them any more. A file that cannot be removed now is logged and left to the storage sweep.
+   */
+  async removeStoredFiles(em: EntityManager, images: readonly Pick<Image, 'id' | 'sha256'>[]): Promise<void> {
+    const remove = (prefix: string): Promise<void> =>
+      this.storage.deletePrefix(prefix).catch((e: unknown) => this.logger.warn(`Could not remove ${prefix}: ${String(e)}`));
+    for (const image of images) await remove(StorageKeys.imagePrefix(image.id));
+    for (const sha of new Set(images.map((i) => i.sha256))) {
+      if ((await em.count(Image, { sha256: sha })) === 0) await remove(StorageKeys.embeddingPrefix(sha));
     }
   }
 }

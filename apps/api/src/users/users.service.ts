@@ -15,6 +15,7 @@ import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import type { TokenResponseDto } from '../auth/auth.dto.js';
 import { AuthService } from '../auth/auth.service.js';
 import { BruteForceService } from '../auth/brute-force.service.js';
+import { ImagesService } from '../images/images.service.js';
 import { hashPassword, verifyPassword } from '../auth/password.js';
 import type { AdminUpdateUserDto, ChangePasswordDto, UpdateProfileDto, UserListQueryDto } from './users.dto.js';
 
@@ -26,6 +27,7 @@ export class UsersService {
     private readonly auth: AuthService,
     private readonly bruteForce: BruteForceService,
     private readonly lifecycle: JobLifecycle,
+    private readonly images: ImagesService,
     @Inject(STORAGE) private readonly storage: StoragePort,
   ) {}
 
@@ -75,9 +77,7 @@ export class UsersService {
       });
     }
     user.passwordHash = await hashPassword(dto.new_password);
-    user.tokenVersion += 1;
-    await this.em.flush();
-    await this.auth.revokeRefreshTokens(user.id);
+    await this.auth.endAllSessions(user);
     if (!dto.keep_api_keys) await this.em.nativeUpdate(ApiKey, { owner: user.id, revokedAt: null }, { revokedAt: new Date() });
     return this.auth.issue(user, randomUUID());
   }
@@ -132,14 +132,8 @@ export class UsersService {
       : [];
     await this.lifecycle.deleteJobs(em, { owner: userId });
     await em.nativeDelete(User, { id: userId });
-    const prefixes = [
-      ...images.map((i) => StorageKeys.imagePrefix(i.id)),
-      ...submissions.map((s) => StorageKeys.boothPrefix(s.id)),
-      ...entries.map((e) => StorageKeys.carouselPrefix(e.id)),
-    ];
-    for (const sha of new Set(images.map((i) => i.sha256))) {
-      if ((await em.count(Image, { sha256: sha })) === 0) prefixes.push(StorageKeys.embeddingPrefix(sha));
-    }
+    await this.images.removeStoredFiles(em, images);
+    const prefixes = [...submissions.map((s) => StorageKeys.boothPrefix(s.id)), ...entries.map((e) => StorageKeys.carouselPrefix(e.id))];
     for (const prefix of prefixes) {
       await this.storage.deletePrefix(prefix).catch((e: unknown) => this.logger.warn(`Could not remove ${prefix}: ${String(e)}`));
     }
