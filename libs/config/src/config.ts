@@ -163,22 +163,44 @@ export function localJwtSecret(dataDir: string): string {
 
 type Env = Record<string, string | undefined>;
 
+/** What the configuration reads of one variable: its kind, default and bounds (the configuration reference's rows). */
+export interface SettingRead {
+  name: string;
+  kind: 'string' | 'integer' | 'boolean' | 'enum' | 'url';
+  /** The default when unset; undefined when the variable has none (optional, or required). */
+  fallback?: string | number | boolean;
+  min?: number;
+  max?: number;
+  /** enum: the allowed values; url: the allowed protocols. */
+  allowed?: readonly string[];
+}
+
 /** Collects problems instead of failing on the first one, so a bad deploy shows its whole list. */
 class Reader {
   readonly problems: string[] = [];
-  constructor(private readonly env: Env) {}
+  constructor(
+    private readonly env: Env,
+    private readonly observe?: (s: SettingRead) => void,
+  ) {}
 
-  raw(name: string): string | undefined {
+  private value(name: string): string | undefined {
     const v = this.env[name];
     return v === undefined || v.trim() === '' ? undefined : v.trim();
   }
 
+  raw(name: string): string | undefined {
+    this.observe?.({ name, kind: 'string' });
+    return this.value(name);
+  }
+
   str(name: string, fallback: string): string {
-    return this.raw(name) ?? fallback;
+    this.observe?.({ name, kind: 'string', fallback });
+    return this.value(name) ?? fallback;
   }
 
   int(name: string, fallback: number, min: number, max: number): number {
-    const v = this.raw(name);
+    this.observe?.({ name, kind: 'integer', fallback, min, max });
+    const v = this.value(name);
     if (v === undefined) return fallback;
     if (!/^-?\d+$/.test(v)) {
       this.problems.push(`${name} must be an integer, got "${v}"`);
@@ -193,7 +215,8 @@ class Reader {
   }
 
   bool(name: string, fallback: boolean): boolean {
-    const v = this.raw(name);
+    this.observe?.({ name, kind: 'boolean', fallback });
+    const v = this.value(name);
     if (v === undefined) return fallback;
     if (['1', 'true', 'yes', 'on'].includes(v.toLowerCase())) return true;
     if (['0', 'false', 'no', 'off'].includes(v.toLowerCase())) return false;
@@ -202,7 +225,8 @@ class Reader {
   }
 
   oneOf<T extends string>(name: string, fallback: T, allowed: readonly T[]): T {
-    const v = this.raw(name);
+    this.observe?.({ name, kind: 'enum', fallback, allowed });
+    const v = this.value(name);
     if (v === undefined) return fallback;
     if (!(allowed as readonly string[]).includes(v)) {
       this.problems.push(`${name} must be one of ${allowed.join(', ')}, got "${v}"`);
@@ -212,7 +236,8 @@ class Reader {
   }
 
   url(name: string, fallback: string, protocols: string[]): string {
-    const v = this.str(name, fallback);
+    this.observe?.({ name, kind: 'url', fallback, allowed: protocols });
+    const v = this.value(name) ?? fallback;
     try {
       const u = new URL(v);
       if (!protocols.includes(u.protocol)) {
@@ -265,8 +290,8 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
  * Reads and validates the configuration. Throws ConfigError listing every problem.
  * Defaults are the embedded single-machine setup: SQLite and local disk under DATA_DIR, Redis on localhost.
  */
-export function loadConfig(env: Env = process.env): AppConfig {
-  const r = new Reader(env);
+export function loadConfig(env: Env = process.env, observe?: (s: SettingRead) => void): AppConfig {
+  const r = new Reader(env, observe);
   const nodeEnv = r.oneOf('NODE_ENV', 'development', ['development', 'production', 'test'] as const);
   const dataDirRaw = r.str('DATA_DIR', './data');
   const dataDir = isAbsolute(dataDirRaw) ? dataDirRaw : resolve(process.cwd(), dataDirRaw);
