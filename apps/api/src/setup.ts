@@ -1,4 +1,4 @@
-import { STATUS_CODES } from 'node:http';
+import { type Server, STATUS_CODES } from 'node:http';
 import { RequestMethod, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MikroORM, RequestContext } from '@mikro-orm/core';
@@ -16,6 +16,7 @@ import { AuthGuard } from './auth/auth.guard.js';
 import { SchemaService } from '@aperture/database/schema.service.js';
 import { EMBEDDING_HEADERS } from './embedding/embedding.dto.js';
 import { requestCapByLength } from './uploads/upload-files.js';
+import { MAX_PREFER_WAIT_S } from './jobs/prefer-wait.js';
 
 const API_PREFIX = 'api/v1';
 
@@ -151,6 +152,16 @@ export async function prepareDatabase(app: NestExpressApplication): Promise<void
   await app.get(SchemaService).migrate();
 }
 
+/**
+ * `Prefer: wait` holds a request for up to MAX_PREFER_WAIT_S before answering: no socket idle timeout, and a request
+ * timeout (the time to receive a request) well above it, whatever a future Node default is.
+ */
+export function allowLongWaits(server: Server): void {
+  server.setTimeout(0);
+  const floor = (MAX_PREFER_WAIT_S + 60) * 1000;
+  if (server.requestTimeout !== 0 && server.requestTimeout < floor) server.requestTimeout = floor;
+}
+
 /** Creates, configures and starts an HTTP app for a root module (the API alone, or API + worker in one process). */
 export async function startHttpApp(rootModule: Type<unknown>, config: AppConfig): Promise<NestExpressApplication> {
   const app = await NestFactory.create<NestExpressApplication>(rootModule, { bufferLogs: true, bodyParser: false });
@@ -159,6 +170,7 @@ export async function startHttpApp(rootModule: Type<unknown>, config: AppConfig)
   setupSwagger(app, config);
   await prepareDatabase(app);
   closeOnSignals(app, config.http.shutdownTimeoutMs);
+  allowLongWaits(app.getHttpServer() as Server);
   await app.listen(config.port, config.host);
   return app;
 }

@@ -228,6 +228,12 @@ export class ProjectsService {
     };
   }
 
+  /** The ids of the jobs of a batch a start queued. */
+  async batchJobIds(batchId: string): Promise<string[]> {
+    const jobs = await this.em.fork().find(Job, { batchId }, { fields: ['id'] });
+    return jobs.map((j) => j.id);
+  }
+
   /** The latest completed result set of each image (newest first), or of one image. */
   async results(project: Project, imageId?: string): Promise<ResultSetDto[]> {
     const where = imageId

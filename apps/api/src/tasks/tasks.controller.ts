@@ -1,22 +1,6 @@
-import {
-  Body,
-  Controller,
-  Delete,
-  Get,
-  HttpCode,
-  HttpStatus,
-  Param,
-  Post,
-  Query,
-  Req,
-  Res,
-  StreamableFile,
-  UploadedFile,
-  UseInterceptors,
-} from '@nestjs/common';
+import { Body, Controller, Delete, Get, Param, Post, Query, Req, Res, StreamableFile, UploadedFile, UseInterceptors } from '@nestjs/common';
 import { FileInterceptor } from '@nestjs/platform-express';
 import {
-  ApiAcceptedResponse,
   ApiBadRequestResponse,
   ApiBody,
   ApiConflictResponse,
@@ -41,6 +25,7 @@ import { Inject } from '@nestjs/common';
 import { ImageContent } from '../images/image-content.js';
 import type { UploadedImage } from '../images/images.service.js';
 import { WaitQueryDto } from '../jobs/jobs.dto.js';
+import { JobAnswer, JobCreatingRoute } from '../jobs/prefer-wait.js';
 import {
   TaskAcceptedDto,
   TaskCreateFormDto,
@@ -55,6 +40,7 @@ import {
 import { TasksService } from './tasks.service.js';
 import { UPLOAD_413 } from '../uploads/upload-files.js';
 
+const RESULT = 'the task result, as GET /tasks/{id}/result gives it (result null and status failed or cancelled if it did not complete)';
 const NOT_FOUND = { type: ProblemDto, description: "Task with id {id} does not exist. (also for another user's task)" };
 
 function accepted(job: Job): TaskAcceptedDto {
@@ -84,7 +70,6 @@ export class TasksController {
   }
 
   @Post()
-  @HttpCode(HttpStatus.ACCEPTED)
   @UseInterceptors(FileInterceptor('image'))
   @ApiConsumes('multipart/form-data', 'application/json')
   @ApiBody({ type: TaskCreateFormDto })
@@ -95,7 +80,7 @@ export class TasksController {
       'calibrated by the red ball (real_radius, unit), D10/D50/D90, overlay, chart, masks, CSV. The image is an upload (multipart ' +
       '"image") or one of yours (image_id). Every parameter is checked before anything is stored.',
   })
-  @ApiAcceptedResponse({ type: TaskAcceptedDto })
+  @JobCreatingRoute({ accepted: TaskAcceptedDto, result: TaskResultDto, resultDescription: RESULT })
   @ApiBadRequestResponse({
     type: ProblemDto,
     description:
@@ -108,8 +93,16 @@ export class TasksController {
     @Body() form: TaskCreateFormDto,
     @UploadedFile() file: UploadedImage | undefined,
     @CurrentPrincipal() p: Principal,
-  ): Promise<TaskAcceptedDto> {
-    return accepted(await this.tasks.create(form, file, p));
+  ): Promise<JobAnswer<TaskAcceptedDto, TaskResultDto>> {
+    return this.answer(await this.tasks.create(form, file, p), p);
+  }
+
+  /** The accepted task, or (with Prefer: wait) its result as GET /tasks/{id}/result gives it. */
+  private answer(job: Job, p: Principal): JobAnswer<TaskAcceptedDto, TaskResultDto> {
+    return new JobAnswer(accepted(job), [job.id], async () => {
+      const j = await this.tasks.findOwn(job.id, p, true);
+      return { id: j.id, status: j.status, result: j.status === 'completed' ? j.result : null };
+    });
   }
 
   @Get()
@@ -174,17 +167,20 @@ export class TasksController {
   }
 
   @Post(':id/rerun')
-  @HttpCode(HttpStatus.ACCEPTED)
   @ApiOperation({
     summary: 'Re-run a task with new parameters',
     description: "Creates a new task on the same image; parameters not given keep the old task's values.",
   })
-  @ApiAcceptedResponse({ type: TaskAcceptedDto })
+  @JobCreatingRoute({ accepted: TaskAcceptedDto, result: TaskResultDto, resultDescription: RESULT })
   @ApiBadRequestResponse({ type: ProblemDto, description: 'Bad parameter' })
   @ApiNotFoundResponse(NOT_FOUND)
   @ApiConflictResponse({ type: ProblemDto, description: 'The input image was deleted' })
-  async rerunTask(@Param('id') id: string, @Body() body: TaskParamsDto, @CurrentPrincipal() p: Principal): Promise<TaskAcceptedDto> {
-    return accepted(await this.tasks.rerun(await this.tasks.findOwn(id, p), body, p));
+  async rerunTask(
+    @Param('id') id: string,
+    @Body() body: TaskParamsDto,
+    @CurrentPrincipal() p: Principal,
+  ): Promise<JobAnswer<TaskAcceptedDto, TaskResultDto>> {
+    return this.answer(await this.tasks.rerun(await this.tasks.findOwn(id, p), body, p), p);
   }
 
   @Get(':id/artifacts.zip')
