@@ -228,15 +228,17 @@ describe('Prefer: wait on the routes that create jobs', () => {
       'post /api/v1/projects/:id/start': {
         send: () => request(t.server).post(`/api/v1/projects/${projectId}/start`).set(alice.auth),
         check: (b) => {
-          expect(b).toHaveLength(1);
-          expect(b).toMatchObject([{ model: 'primitives-obb', detections: expect.any(Array), job_id: expect.any(String) }]);
+          expect(b).toMatchObject({ message: 'GOT IT, START PROCESSING', queued: 1, batch_id: expect.any(String) });
+          expect(b['results']).toHaveLength(1);
+          expect(b['results']).toMatchObject([{ model: 'primitives-obb', detections: expect.any(Array), batch_id: b['batch_id'] }]);
         },
       },
       'post /api/v1/projects/:id/start-rest': {
         send: () => request(t.server).post(`/api/v1/projects/${projectId}/start-rest`).set(alice.auth),
         check: (b) => {
-          // Set up below with a second image without a result: the project now has two result sets.
-          expect(b).toHaveLength(2);
+          // Set up below with a second image without a result: only it is queued; the project now has two result sets.
+          expect(b).toMatchObject({ queued: 1, skipped_in_flight: 0 });
+          expect(b['results']).toHaveLength(2);
         },
       },
       'post /api/v1/qr/batches': {

@@ -195,7 +195,7 @@ export function JobCreatingRoute(opts: {
     ApiResponse({
       status: HttpStatus.OK,
       ...content(opts.result),
-      description: `Prefer: wait, and finished within it: ${opts.resultDescription}`,
+      description: `With Prefer: wait, once final within it: ${opts.resultDescription}`,
       headers: WAIT_HEADERS,
     }),
   );

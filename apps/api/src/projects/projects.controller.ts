@@ -22,22 +22,19 @@ import {
   ProjectDto,
   ProjectImageDto,
   ProjectStartDto,
+  ProjectStartResultDto,
   ProjectSummaryDto,
   ProjectUpdateDto,
   ResultSetDto,
 } from './projects.dto.js';
 import { ProjectsService } from './projects.service.js';
-import { JobAnswer, JobCreatingRoute, ref } from '../jobs/prefer-wait.js';
+import { JobAnswer, JobCreatingRoute } from '../jobs/prefer-wait.js';
 import type { Project } from '@aperture/database/entities/project.entity.js';
 
-const START_RESULT = {
-  schema: { oneOf: [{ type: 'array' as const, items: ref(ResultSetDto) }, ref(ProjectStartDto)] },
-  models: [ResultSetDto, ProjectStartDto],
-};
 const START_RESULT_TEXT =
-  'every job queued is final: the result sets of the project as GET /projects/{id}/results gives them (an image whose job ' +
-  'failed has none, or its older one). Also 200, with or without Prefer, when nothing was queued: a ProjectStartDto that says why ' +
-  '(batch_id null)';
+  'the start and the result sets of the project (results) once every job queued is final. Also 200, with or without ' +
+  'Prefer, when nothing was queued: then without results, the message says why (batch_id null)';
+const START_ACCEPTED = 'Queued (or not every job final within Prefer: wait): the batch id and the images; follow the jobs by batch_id';
 
 const NOT_FOUND = { type: ProblemDto, description: "Project with id {id} does not exist. (also for another user's project)" };
 
@@ -156,13 +153,18 @@ export class ProjectsController {
     summary: 'Process every image',
     description: "One job per image with the project's model, under one batch id (images already queued or running are not queued twice).",
   })
-  @JobCreatingRoute({ accepted: ProjectStartDto, result: START_RESULT, resultDescription: START_RESULT_TEXT })
+  @JobCreatingRoute({
+    accepted: ProjectStartDto,
+    acceptedDescription: START_ACCEPTED,
+    result: ProjectStartResultDto,
+    resultDescription: START_RESULT_TEXT,
+  })
   @ApiNotFoundResponse(NOT_FOUND)
   async startProject(
     @Param('id') id: string,
     @CurrentPrincipal() p: Principal,
     @Res({ passthrough: true }) res: Response,
-  ): Promise<ProjectStartDto | JobAnswer<ProjectStartDto, ResultSetDto[]>> {
+  ): Promise<ProjectStartDto | JobAnswer<ProjectStartDto, ProjectStartResultDto>> {
     const project = await this.projects.findOwn(id, p);
     return this.answer(project, await this.projects.start(project, p, false), res);
   }
@@ -174,19 +176,24 @@ export class ProjectsController {
       'As start, for the images that have no completed result (e.g. added later). When none is left, says so and changes nothing (200, ' +
       'batch_id null).',
   })
-  @JobCreatingRoute({ accepted: ProjectStartDto, result: START_RESULT, resultDescription: START_RESULT_TEXT })
+  @JobCreatingRoute({
+    accepted: ProjectStartDto,
+    acceptedDescription: START_ACCEPTED,
+    result: ProjectStartResultDto,
+    resultDescription: START_RESULT_TEXT,
+  })
   @ApiNotFoundResponse(NOT_FOUND)
   async startProjectRest(
     @Param('id') id: string,
     @CurrentPrincipal() p: Principal,
     @Res({ passthrough: true }) res: Response,
-  ): Promise<ProjectStartDto | JobAnswer<ProjectStartDto, ResultSetDto[]>> {
+  ): Promise<ProjectStartDto | JobAnswer<ProjectStartDto, ProjectStartResultDto>> {
     const project = await this.projects.findOwn(id, p);
     return this.answer(project, await this.projects.start(project, p, true), res);
   }
 
   /** Nothing queued: 200 with that news, whatever the Prefer header. Else the batch, or its results (Prefer: wait). */
-  private answer(project: Project, r: ProjectStartDto, res: Response): ProjectStartDto | JobAnswer<ProjectStartDto, ResultSetDto[]> {
+  private answer(project: Project, r: ProjectStartDto, res: Response): ProjectStartDto | JobAnswer<ProjectStartDto, ProjectStartResultDto> {
     if (r.queued === 0 || !r.batch_id) {
       res.status(HttpStatus.OK);
       return r;
@@ -195,7 +202,7 @@ export class ProjectsController {
     return new JobAnswer(
       r,
       () => this.projects.batchJobIds(batchId),
-      () => this.projects.results(project),
+      async () => ({ ...r, results: await this.projects.results(project) }),
     );
   }
 

@@ -117,3 +117,14 @@ export class ResultSetDto {
   @ApiProperty({ format: 'date-time' }) created_at!: string;
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) finished_at!: string | null;
 }
+
+/** A start's answer with Prefer: wait once every job it queued is final: the start, and the project's result sets. */
+export class ProjectStartResultDto extends ProjectStartDto {
+  @ApiProperty({
+    type: [ResultSetDto],
+    description:
+      'The result sets of the project as GET /projects/{id}/results gives them, once every job queued is final (an image ' +
+      'whose job failed has none, or its older one)',
+  })
+  results!: ResultSetDto[];
+}
