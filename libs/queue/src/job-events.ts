@@ -106,6 +106,7 @@ export class JobWaiter implements OnModuleDestroy {
           timer = setTimeout(resolve, ms);
         });
         clearTimeout(timer);
+        if (signal?.aborted || this.closing) return false; // nobody to answer, or the process is going: no more reads
       }
     } finally {
       clearTimeout(timer);
