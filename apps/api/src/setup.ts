@@ -16,7 +16,7 @@ import { AuthGuard } from './auth/auth.guard.js';
 import { SchemaService } from '@aperture/database/schema.service.js';
 import { EMBEDDING_HEADERS } from './embedding/embedding.dto.js';
 import { requestCapByLength } from './uploads/upload-files.js';
-import { MAX_PREFER_WAIT_S } from './jobs/prefer-wait.js';
+import { allowLongWaits } from './jobs/prefer-wait.js';
 
 const API_PREFIX = 'api/v1';
 
@@ -150,16 +150,6 @@ export function setupSwagger(app: NestExpressApplication, config: AppConfig): vo
 /** Applies migrations under the cluster lock before the app starts answering. */
 export async function prepareDatabase(app: NestExpressApplication): Promise<void> {
   await app.get(SchemaService).migrate();
-}
-
-/**
- * `Prefer: wait` holds a request for up to MAX_PREFER_WAIT_S before answering: no socket idle timeout, and a request
- * timeout (the time to receive a request) well above it, whatever a future Node default is.
- */
-export function allowLongWaits(server: Server): void {
-  server.setTimeout(0);
-  const floor = (MAX_PREFER_WAIT_S + 60) * 1000;
-  if (server.requestTimeout !== 0 && server.requestTimeout < floor) server.requestTimeout = floor;
 }
 
 /** Creates, configures and starts an HTTP app for a root module (the API alone, or API + worker in one process). */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { appliedPreferWait, MAX_PREFER_WAIT_S, parsePreferWait } from './prefer-wait.js';
+import { createServer } from 'node:http';
+import { allowLongWaits, appliedPreferWait, MAX_PREFER_WAIT_S, parsePreferWait } from './prefer-wait.js';
 
 describe('parsePreferWait (RFC 7240 Prefer header)', () => {
   it.each<[string | string[] | undefined, number | null]>([
@@ -41,5 +42,18 @@ describe('parsePreferWait (RFC 7240 Prefer header)', () => {
     expect(appliedPreferWait('wait=60')).toBe(60);
     expect(appliedPreferWait('wait=59')).toBe(59);
     expect(appliedPreferWait('respond-async')).toBeNull();
+  });
+
+  it('lets the HTTP server hold a request past the longest wait', () => {
+    const server = createServer();
+    server.setTimeout(30_000);
+    server.requestTimeout = 30_000;
+    allowLongWaits(server);
+    expect(server.timeout).toBe(0);
+    expect(server.requestTimeout).toBeGreaterThan(MAX_PREFER_WAIT_S * 1000);
+    const unlimited = createServer();
+    unlimited.requestTimeout = 0;
+    allowLongWaits(unlimited);
+    expect(unlimited.requestTimeout).toBe(0);
   });
 });

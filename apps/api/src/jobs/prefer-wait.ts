@@ -11,6 +11,7 @@ import {
 } from '@nestjs/common';
 import { ApiExtraModels, ApiHeader, ApiResponse, type ReferenceObject, type SchemaObject, getSchemaPath } from '@nestjs/swagger';
 import { EntityManager } from '@mikro-orm/core';
+import type { Server } from 'node:http';
 import type { Request, Response } from 'express';
 import { type Observable, from, mergeMap, of } from 'rxjs';
 import { Job } from '@aperture/database/entities/job.entity.js';
@@ -49,6 +50,16 @@ export function parsePreferWait(header: string | readonly string[] | undefined):
 export function appliedPreferWait(header: string | readonly string[] | undefined): number | null {
   const n = parsePreferWait(header);
   return n === null ? null : Math.min(n, MAX_PREFER_WAIT_S);
+}
+
+/**
+ * `Prefer: wait` holds a request for up to MAX_PREFER_WAIT_S before answering: no socket idle timeout, and a request
+ * timeout (the time allowed to receive a request) well above it, whatever a future Node default is.
+ */
+export function allowLongWaits(server: Server): void {
+  server.setTimeout(0);
+  const floor = (MAX_PREFER_WAIT_S + 60) * 1000;
+  if (server.requestTimeout !== 0 && server.requestTimeout < floor) server.requestTimeout = floor;
 }
 
 function splitOutsideQuotes(s: string, sep: string): string[] {
