@@ -9,6 +9,7 @@ import {
   type HistogramConfiguration,
   Registry,
 } from 'prom-client';
+import { FastHistogram } from './fast-histogram.js';
 
 /** Every Aperture series starts with this, the process defaults included (`aperture_process_cpu_seconds_total`, …). */
 export const METRICS_PREFIX = 'aperture_';
@@ -68,6 +69,18 @@ export class Metrics {
     return (
       (this.registry.getSingleMetric(config.name) as Histogram<L> | undefined) ?? new Histogram({ ...config, registers: [this.registry] })
     );
+  }
+
+  /** A histogram for the request path (see FastHistogram): same get-or-create rule as the others. */
+  fastHistogram<L extends string>(config: {
+    name: string;
+    help: string;
+    labelNames: readonly L[];
+    buckets: readonly number[];
+  }): FastHistogram<L> {
+    const existing = this.registry.getSingleMetric(config.name);
+    if (existing instanceof FastHistogram) return existing as FastHistogram<L>;
+    return new FastHistogram(config.name, config.help, config.labelNames, config.buckets).registerIn(this.registry);
   }
 
   /** The exposition text (collects the scrape-time gauges first). */
