@@ -11,7 +11,7 @@ export interface Exposition {
   samples: Sample[];
   /** The samples of one series name whose labels include `labels`. */
   find(name: string, labels?: Record<string, string>): Sample[];
-  /** The one sample of name with exactly these labels (plus none other for histograms' le), or undefined. */
+  /** The one sample of name with exactly these labels (a bucket's `le` included), or undefined. */
   value(name: string, labels?: Record<string, string>): number | undefined;
 }
 
@@ -76,8 +76,10 @@ export function parseExposition(text: string): Exposition {
         at += whole.length;
       }
     }
-    const value = rawValue === '+Inf' ? Infinity : rawValue === '-Inf' ? -Infinity : rawValue === 'NaN' ? NaN : Number(rawValue);
-    if (!['+Inf', '-Inf', 'NaN'].includes(rawValue) && !/^-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(rawValue)) fail('bad value');
+    // As Prometheus reads values (Go's ParseFloat): decimals, exponents, and Inf / NaN in any case (prom-client writes "Nan").
+    const special = /^([+-]?)(inf|infinity|nan)$/i.exec(rawValue);
+    if (!special && !/^[+-]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(rawValue)) fail('bad value');
+    const value = special ? (special[2]!.toLowerCase() === 'nan' ? NaN : special[1] === '-' ? -Infinity : Infinity) : Number(rawValue);
     const fam = family(name);
     if (!types.has(fam)) fail(`sample of ${fam} before its TYPE`);
     if (fam !== current) fail(`sample of ${fam} outside its block`);
@@ -90,9 +92,7 @@ export function parseExposition(text: string): Exposition {
     samples,
     find: (name, labels = {}) => samples.filter((s) => matches(s, name, labels)),
     value: (name, labels = {}) => {
-      const found = samples.filter(
-        (s) => matches(s, name, labels) && Object.keys(s.labels).filter((k) => k !== 'le').length === Object.keys(labels).length,
-      );
+      const found = samples.filter((s) => matches(s, name, labels) && Object.keys(s.labels).length === Object.keys(labels).length);
       if (found.length > 1) throw new Error(`${name} ${JSON.stringify(labels)}: ${found.length} samples`);
       return found[0]?.value;
     },
