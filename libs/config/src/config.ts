@@ -35,8 +35,11 @@ export interface AppConfig {
     badCredentialsPerMinute: number;
   };
   cors: { origins: string[] | true };
-  /** Who may read the detailed health report and the API docs (/docs): anyone, admins only, or nobody (404). */
-  exposure: { healthDetails: Exposure; apiDocs: Exposure };
+  /**
+   * Who may read the detailed health report, the API docs (/docs) and the API's Prometheus metrics (/metrics): anyone,
+   * admins only, or nobody (404). The worker's probe port serves /metrics unless `metrics` is off (it has no sign-in).
+   */
+  exposure: { healthDetails: Exposure; apiDocs: Exposure; metrics: Exposure };
   /** trustProxy: Express's `trust proxy` (false, a hop count, or the proxies' addresses/CIDRs; true trusts any). */
   http: { jsonBodyLimit: string; batchJsonBodyLimit: string; trustProxy: boolean | number | string[]; shutdownTimeoutMs: number };
   rateLimit: { perMinute: number; perHour: number };
@@ -445,6 +448,7 @@ export function loadConfig(env: Env = process.env, observe?: (s: SettingRead) =>
     exposure: {
       healthDetails: r.oneOf('HEALTH_DETAILS', nodeEnv === 'production' ? 'admin' : 'public', EXPOSURES),
       apiDocs: r.oneOf('API_DOCS', nodeEnv === 'production' ? 'admin' : 'public', EXPOSURES),
+      metrics: r.oneOf('METRICS', nodeEnv === 'production' ? 'admin' : 'public', EXPOSURES),
     },
     http: {
       jsonBodyLimit: bodyLimit,
