@@ -94,8 +94,8 @@ describe.runIf(browserTestsRun)('Swagger UI at /docs in headless Chromium', () =
       // Try it out: POST /api/v1/images with a real photo in Swagger UI's file input for the `images` array.
       const up = await tryItOut(page, 'operations-images-uploadImages', 'POST', '/api/v1/images', async (op) => {
         const body = op.locator('.opblock-section-request-body');
-        // The array's first item is already there: one file input.
-        await body.locator('input[type=file]').setInputFiles(PHOTO);
+        // The `images` row (the form also lists the deprecated `file`): the array's first item is already there.
+        await body.locator('tr').filter({ hasText: 'One or more image files' }).locator('input[type=file]').setInputFiles(PHOTO);
       });
       expect(up.res.request().headers()['content-type']).toMatch(/^multipart\/form-data; boundary=/);
       expect(up.status).toBe('201');

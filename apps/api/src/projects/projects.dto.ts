@@ -1,5 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsOptional, IsString, MaxLength, MinLength } from 'class-validator';
+import { Type } from 'class-transformer';
+import { IsInt, IsOptional, IsString, MaxLength, Min, MinLength } from 'class-validator';
 import { ImageDto } from '../images/images.dto.js';
 
 const PROJECT_STATUSES = ['PENDING', 'PROCESSING', 'COMPLETED', 'FAILED'] as const;
@@ -26,6 +27,20 @@ export class ProjectCreateDto {
   @IsString()
   @MaxLength(100)
   model?: string;
+
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 1,
+    deprecated: true,
+    example: 1,
+    description:
+      'Older name of model: the model by the id GET /api/v1/models lists (1-based position in the model manifest); a detector or segmenter',
+  })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  ai_model_id?: number;
 }
 
 export class ProjectUpdateDto {
@@ -47,6 +62,20 @@ export class ProjectUpdateDto {
   @IsString()
   @MaxLength(100)
   model?: string;
+
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 1,
+    deprecated: true,
+    example: 1,
+    description:
+      'Older name of model: the model by the id GET /api/v1/models lists (1-based position in the model manifest); a detector or segmenter',
+  })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  ai_model_id?: number;
 }
 
 export class ProjectImageDto extends ImageDto {

@@ -1,5 +1,18 @@
-import { Body, Controller, Delete, Get, Param, Post, Query, Req, Res, StreamableFile, UploadedFile, UseInterceptors } from '@nestjs/common';
-import { FileInterceptor } from '@nestjs/platform-express';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  Param,
+  Post,
+  Query,
+  Req,
+  Res,
+  StreamableFile,
+  UploadedFiles,
+  UseInterceptors,
+} from '@nestjs/common';
+import { FileFieldsInterceptor } from '@nestjs/platform-express';
 import {
   ApiBadRequestResponse,
   ApiBody,
@@ -16,7 +29,7 @@ import type { Request, Response } from 'express';
 import { Authenticated, CurrentPrincipal, type Principal } from '@aperture/common/auth.decorators.js';
 import { ApiPageResponse, type Page, toPage } from '@aperture/common/pagination.js';
 import { ProblemDto } from '@aperture/common/problem.dto.js';
-import { conflict, notFound } from '@aperture/common/problem.js';
+import { badRequest, conflict, notFound } from '@aperture/common/problem.js';
 import type { Job } from '@aperture/database/entities/job.entity.js';
 import { JobWaiter } from '@aperture/queue/job-events.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
@@ -32,6 +45,7 @@ import {
   TaskDeletedDto,
   TaskDto,
   TaskListQueryDto,
+  TaskModelIdsDto,
   TaskParamsDto,
   TaskResultDto,
   TaskStatusDto,
@@ -70,7 +84,12 @@ export class TasksController {
   }
 
   @Post()
-  @UseInterceptors(FileInterceptor('image'))
+  @UseInterceptors(
+    FileFieldsInterceptor([
+      { name: 'image', maxCount: 1 },
+      { name: 'file', maxCount: 1 },
+    ]),
+  )
   @ApiConsumes('multipart/form-data', 'application/json')
   @ApiBody({ type: TaskCreateFormDto })
   @ApiOperation({
@@ -78,7 +97,9 @@ export class TasksController {
     description:
       'prediction: oriented primitives by the detection model, then the scene classified FROM them. fragments: fragment masks, diameters ' +
       'calibrated by the red ball (real_radius, unit), D10/D50/D90, overlay, chart, masks, CSV. The image is an upload (multipart ' +
-      '"image") or one of yours (image_id). Every parameter is checked before anything is stored.',
+      '"image") or one of yours (image_id). Every parameter is checked before anything is stored. Older clients\' names are ' +
+      'accepted too: detection_model_id and classification_model_id (integer model ids, in the query string or the body) and ' +
+      'the multipart field "file".',
   })
   @JobCreatingRoute({ accepted: TaskAcceptedDto, result: TaskResultDto, resultDescription: RESULT })
   @ApiBadRequestResponse({
@@ -91,10 +112,16 @@ export class TasksController {
   @ApiPayloadTooLargeResponse({ type: ProblemDto, description: `Larger than IMAGE_MAX_BYTES, or ${UPLOAD_413}` })
   async createTask(
     @Body() form: TaskCreateFormDto,
-    @UploadedFile() file: UploadedImage | undefined,
+    @Query() q: TaskModelIdsDto,
+    @UploadedFiles() files: { image?: UploadedImage[]; file?: UploadedImage[] } | undefined,
     @CurrentPrincipal() p: Principal,
   ): Promise<JobAnswer<TaskAcceptedDto, TaskResultDto>> {
-    return this.answer(await this.tasks.create(form, file, p), p);
+    const [image, file] = [files?.image?.[0], files?.file?.[0]];
+    if (image && file)
+      throw badRequest('Send the image once: as the multipart field "image" (or its older name "file"), not both.', {
+        errors: [{ field: 'file', messages: ['not with image'] }],
+      });
+    return this.answer(await this.tasks.create(form, image ?? file, p, q), p);
   }
 
   /** The accepted task, or (with Prefer: wait) its result as GET /tasks/{id}/result gives it. */
