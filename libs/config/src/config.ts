@@ -43,7 +43,8 @@ export interface AppConfig {
   /** trustProxy: Express's `trust proxy` (false, a hop count, or the proxies' addresses/CIDRs; true trusts any). */
   http: { jsonBodyLimit: string; batchJsonBodyLimit: string; trustProxy: boolean | number | string[]; shutdownTimeoutMs: number };
   rateLimit: { perMinute: number; perHour: number };
-  log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; pretty: boolean };
+  /** format: json (one JSON object a line, for log collectors) or pretty (human-readable lines, for a terminal). */
+  log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; format: LogFormat };
   storage: { dir: string };
   jobs: {
     attempts: number;
@@ -288,6 +289,8 @@ export const EXPOSURES = ['public', 'admin', 'off'] as const;
 export type Exposure = (typeof EXPOSURES)[number];
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const LOG_FORMATS = ['json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 /**
  * Reads and validates the configuration. Throws ConfigError listing every problem.
@@ -462,7 +465,7 @@ export function loadConfig(env: Env = process.env, observe?: (s: SettingRead) =>
     },
     log: {
       level: r.oneOf('LOG_LEVEL', nodeEnv === 'test' ? 'warn' : 'info', LOG_LEVELS),
-      pretty: r.bool('LOG_PRETTY', nodeEnv === 'development' && process.stdout.isTTY === true),
+      format: r.oneOf('LOG_FORMAT', nodeEnv === 'development' && process.stdout.isTTY === true ? 'pretty' : 'json', LOG_FORMATS),
     },
     storage: { dir: resolve(dataDir, r.str('STORAGE_SUBDIR', 'storage')) },
     jobs: {
