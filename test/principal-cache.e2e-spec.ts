@@ -1,3 +1,4 @@
+import { JwtService } from '@nestjs/jwt';
 import type { Redis } from 'ioredis';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -44,6 +45,26 @@ describe('principal cache across two API replicas', () => {
     const u = await registerAndLogin(a.server);
     expect((await me(a, u.auth)).status).toBe(200);
     expect(cache(a).user(u.userId)).toMatchObject({ userId: u.userId, username: u.username, role: 'user' });
+  });
+
+  it('a token that does not verify is refused even while its user is cached', async () => {
+    const u = await registerAndLogin(a.server);
+    await cachedOnBoth(u.auth, u.userId, 'user');
+    const claims = { sub: u.userId, role: 'user', typ: 'access', ver: 0 };
+    const sign = (secret: string, opts: object) =>
+      new JwtService({ secret }).sign(claims, { issuer: 'aperture', audience: 'aperture-api', ...opts });
+    const forged = [
+      sign('another-secret-that-is-long-enough-0123456789', {}),
+      sign('test-secret-that-is-long-enough-0123456789', { expiresIn: -10 }),
+      sign('test-secret-that-is-long-enough-0123456789', { audience: 'someone-else' }),
+      sign('test-secret-that-is-long-enough-0123456789', { algorithm: 'HS384' }),
+      `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.`,
+    ];
+    // The same claims with the right secret are accepted: the refusals below are the signature's and options' doing.
+    expect((await me(a, { Authorization: `Bearer ${sign('test-secret-that-is-long-enough-0123456789', { expiresIn: 60 })}` })).status).toBe(
+      200,
+    );
+    for (const token of forged) expectProblem(await me(a, { Authorization: `Bearer ${token}` }), 401, 'UNAUTHORIZED');
   });
 
   it('logout-all on one replica refuses the old token on the very next request, on both replicas', async () => {

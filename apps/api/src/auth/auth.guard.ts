@@ -1,3 +1,4 @@
+import { createSecretKey } from 'node:crypto';
 import { type CanActivate, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
@@ -31,9 +32,18 @@ export class AuthGuard implements CanActivate {
     private readonly passports: AppPassport,
     private readonly bruteForce: BruteForceService,
     private readonly auth: AuthService,
-    private readonly jwt: JwtService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+  ) {
+    // As passport-jwt verifies a token (jwt.strategy.ts): HS256 only, our issuer and audience, not expired. The secret
+    // as a KeyObject made once: given a string, jsonwebtoken first tries it as a public key (an exception) and then
+    // builds a secret key, on every verification.
+    this.jwt = new JwtService({
+      secret: createSecretKey(Buffer.from(config.jwt.secret)),
+      verifyOptions: { algorithms: ['HS256'], issuer: config.jwt.issuer, audience: config.jwt.audience },
+    });
+  }
+
+  private readonly jwt: JwtService;
 
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
     if (ctx.getType() !== 'http') return true;
@@ -113,13 +123,7 @@ export class AuthGuard implements CanActivate {
     if (!token) return undefined;
     let claims: AccessClaims;
     try {
-      // As passport-jwt verifies it (jwt.strategy.ts): HS256 only, our issuer and audience, not expired.
-      claims = this.jwt.verify<AccessClaims>(token, {
-        secret: this.config.jwt.secret,
-        algorithms: ['HS256'],
-        issuer: this.config.jwt.issuer,
-        audience: this.config.jwt.audience,
-      });
+      claims = this.jwt.verify<AccessClaims>(token);
     } catch {
       return undefined;
     }
