@@ -177,7 +177,12 @@ describe('auth core (PostgreSQL + Redis)', () => {
     const u = await registerAndLogin(t.server);
     const { MikroORM } = await import('@mikro-orm/core');
     const { User } = await import('@aperture/database/entities/user.entity.js');
+    const { AuthService } = await import('@apps/api/auth/auth.service.js');
+    expect((await request(t.server).get('/api/v1/auth/me').set(u.auth)).status).toBe(200); // now in the principal cache
     await t.app.get(MikroORM).em.fork().nativeUpdate(User, { id: u.userId }, { disabled: true });
+    // A change made behind the API's back must announce itself, as the API's own routes do (else it waits out
+    // PRINCIPAL_CACHE_SECONDS).
+    await t.app.get(AuthService).principalChanged(u.userId);
     expectProblem(await request(t.server).get('/api/v1/auth/me').set(u.auth), 401, 'UNAUTHORIZED', 'Not authenticated');
     expectProblem(await request(t.server).post('/api/v1/auth/refresh').send({ refresh_token: u.refresh }), 401, 'UNAUTHORIZED');
   });

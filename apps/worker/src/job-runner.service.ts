@@ -31,8 +31,12 @@ import {
 } from '@aperture/queue/job-registry.js';
 import { REDIS, RedisKeys } from '@aperture/redis/redis.module.js';
 import { type JobOutcome, WorkerMetrics } from './worker-metrics.service.js';
+import { coalescedProgress } from './progress-writer.js';
 
 type AnyHandler = JobHandler<JobType>;
+
+/** At most one progress write per job in this many ms. */
+const PROGRESS_WRITE_MS = 250;
 
 /** Thrown at boot when the job registry and the handlers do not match one to one. */
 export class JobRegistryError extends Error {
@@ -168,17 +172,23 @@ export class JobRunner implements BeforeApplicationShutdown {
     const controller = new AbortController();
     this.active.set(job.id, controller);
     const lost = () => controller.abort(new JobLeaseLostError(a.jobId, a.attempt));
-    // The lease is renewed by progress and by this heartbeat; a heartbeat that finds the attempt no longer current stops it.
-    const heartbeat = setInterval(
-      () =>
-        void this.lifecycle.renew(a).then(
-          (ok) => ok || lost(),
-          () => undefined,
-        ),
-      Math.max(250, Math.floor(a.leaseMs / 3)),
-    );
+    const progress = coalescedProgress(async (p) => {
+      if (!(await this.lifecycle.renew(a, p).catch(() => true))) lost();
+      await bullJob.progress(Math.round(p * 100)).catch(() => undefined);
+    }, PROGRESS_WRITE_MS);
+    // The lease is renewed by progress and by this heartbeat (skipped while progress writes renew it); a heartbeat that
+    // finds the attempt no longer current stops it.
+    const every = Math.max(250, Math.floor(a.leaseMs / 3));
+    const heartbeat = setInterval(() => {
+      if (Date.now() - progress.lastWriteAt() < every) return;
+      void this.lifecycle.renew(a).then(
+        (ok) => ok || lost(),
+        () => undefined,
+      );
+    }, every);
     try {
-      const result = await handler.handle(this.context(job, a, em, controller.signal, bullJob, lost));
+      const result = await handler.handle(this.context(job, a, em, controller.signal, progress.report));
+      await progress.stop();
       if (controller.signal.aborted) throw controller.signal.reason;
       clearInterval(heartbeat);
       if (await this.lifecycle.complete(a, result)) finished('completed');
@@ -188,6 +198,7 @@ export class JobRunner implements BeforeApplicationShutdown {
       }
     } catch (err) {
       clearInterval(heartbeat);
+      await progress.stop();
       await this.onError(job, a, bullJob, controller.signal, err, finished);
     } finally {
       clearInterval(heartbeat);
@@ -237,26 +248,15 @@ export class JobRunner implements BeforeApplicationShutdown {
     a: JobAttempt,
     em: EntityManager,
     signal: AbortSignal,
-    bullJob: BullJob<BullJobData>,
-    lost: () => void,
+    progress: (fraction: number) => Promise<void>,
   ): JobContext<T> {
-    let lastWrite = 0;
-    let lastValue = -1;
     return {
       job,
       params: job.params as unknown as JobPayloads[T],
       em,
       signal,
       attempt: a.attempt,
-      progress: async (fraction: number) => {
-        const p = Math.min(1, Math.max(0, fraction));
-        const now = Date.now();
-        if (p < 1 && (now - lastWrite < 250 || p - lastValue < 0.005)) return;
-        lastWrite = now;
-        lastValue = p;
-        if (!(await this.lifecycle.renew(a, p))) lost();
-        await bullJob.progress(Math.round(p * 100)).catch(() => undefined);
-      },
+      progress,
       saveArtifact: (name: string, contentType: string, data: Readable | Buffer) =>
         this.lifecycle.saveArtifact(em, a, job, name, contentType, data),
     };

@@ -16,6 +16,9 @@ interface Row {
 export function readSettings(): Map<string, Row> {
   const dataDir = mkdtempSync(join(tmpdir(), 'aperture-config-reference-'));
   const rows = new Map<string, Row>();
+  // Some defaults depend on whether stdout is a terminal (LOG_FORMAT): the page shows those of a service, not a TTY.
+  const tty = Object.getOwnPropertyDescriptor(process.stdout, 'isTTY');
+  Object.defineProperty(process.stdout, 'isTTY', { value: false, configurable: true });
   const run = (env: Record<string, string>, mode: 'development' | 'production'): void => {
     const seen = (s: SettingRead): void => {
       const row = rows.get(s.name);
@@ -44,6 +47,8 @@ export function readSettings(): Map<string, Row> {
     run({ NODE_ENV: 'production' }, 'production');
     run({ NODE_ENV: 'production', ...everything }, 'production');
   } finally {
+    if (tty) Object.defineProperty(process.stdout, 'isTTY', tty);
+    else delete (process.stdout as { isTTY?: boolean }).isTTY;
     rmSync(dataDir, { recursive: true, force: true });
   }
   return rows;

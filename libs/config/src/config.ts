@@ -43,6 +43,11 @@ export interface AppConfig {
   /** trustProxy: Express's `trust proxy` (false, a hop count, or the proxies' addresses/CIDRs; true trusts any). */
   http: { jsonBodyLimit: string; batchJsonBodyLimit: string; trustProxy: boolean | number | string[]; shutdownTimeoutMs: number };
   rateLimit: { perMinute: number; perHour: number };
+  /**
+   * How long an API process keeps a verified caller (a user of a bearer token, an API key) in memory instead of reading
+   * it from the database on every request; 0 turns the cache off. Any change to the user or key empties it at once.
+   */
+  principalCache: { ttlSeconds: number };
   /** format: json (one JSON object a line, for log collectors) or pretty (human-readable lines, for a terminal). */
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; format: LogFormat };
   storage: { dir: string };
@@ -463,6 +468,7 @@ export function loadConfig(env: Env = process.env, observe?: (s: SettingRead) =>
       perMinute: r.int('RATE_LIMIT_PER_MINUTE', 60, 1, 1_000_000),
       perHour: r.int('RATE_LIMIT_PER_HOUR', 1000, 1, 100_000_000),
     },
+    principalCache: { ttlSeconds: r.int('PRINCIPAL_CACHE_SECONDS', 30, 0, 300) },
     log: {
       level: r.oneOf('LOG_LEVEL', nodeEnv === 'test' ? 'warn' : 'info', LOG_LEVELS),
       format: r.oneOf('LOG_FORMAT', nodeEnv === 'development' && process.stdout.isTTY === true ? 'pretty' : 'json', LOG_FORMATS),

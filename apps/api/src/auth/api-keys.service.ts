@@ -8,6 +8,7 @@ import { ApiKey } from '@aperture/database/entities/api-key.entity.js';
 import { User } from '@aperture/database/entities/user.entity.js';
 import { findOwned } from '@aperture/database/owned.js';
 import { sha256 } from './auth.service.js';
+import { PrincipalCache } from './principal-cache.js';
 
 /** The roles that may grant the booth-worker scope. */
 const BOOTH_WORKER_ROLES: ReadonlySet<UserRole | 'booth-worker'> = new Set(['admin', 'booth-worker']);
@@ -15,7 +16,10 @@ const BOOTH_WORKER_ROLES: ReadonlySet<UserRole | 'booth-worker'> = new Set(['adm
 /** The caller's API keys: only a key's hash is stored, the key itself is shown once. */
 @Injectable()
 export class ApiKeysService {
-  constructor(private readonly em: EntityManager) {}
+  constructor(
+    private readonly em: EntityManager,
+    private readonly principals: PrincipalCache,
+  ) {}
 
   /**
    * A new key with the given scopes (default read + write) and optional expiry. Only a signed-in session may make keys
@@ -63,5 +67,6 @@ export class ApiKeysService {
     const key = await findOwned(this.em, ApiKey, id, p.userId, 'API key', { where: { revokedAt: null } });
     key.revokedAt = new Date();
     await this.em.flush();
+    await this.principals.invalidate(p.userId); // every API process forgets the key now, not when its cache entry ends
   }
 }

@@ -12,6 +12,7 @@ import { AuthService } from './auth.service.js';
 import { BruteForceService } from './brute-force.service.js';
 import { GoogleController } from './google.controller.js';
 import { GoogleAuthService } from './google.service.js';
+import { PrincipalCache } from './principal-cache.js';
 import { ApiKeyStrategy } from './strategies/api-key.strategy.js';
 import { AppPassport } from './strategies/app-passport.js';
 import { GoogleStateStore, GoogleStrategy } from './strategies/google.strategy.js';
@@ -34,6 +35,7 @@ import { StationStrategy } from './strategies/station.strategy.js';
     AuthService,
     AuthGuard,
     BruteForceService,
+    PrincipalCache,
     GoogleAuthService,
     ApiKeysService,
     AppPassport,
@@ -50,6 +52,6 @@ import { StationStrategy } from './strategies/station.strategy.js';
         c.google ? new GoogleStrategy(c.google, new GoogleStateStore(redis, keys), passports) : null,
     },
   ],
-  exports: [AuthService, AuthGuard, BruteForceService],
+  exports: [AuthService, AuthGuard, BruteForceService, PrincipalCache],
 })
 export class AuthModule {}

@@ -8,6 +8,7 @@ import { fakeEm, newTestService, problemOf } from '@test/support/new-test-servic
 import { type AccessClaims, AuthService, sha256 } from './auth.service.js';
 import type { BruteForceService } from './brute-force.service.js';
 import { hashPassword } from './password.js';
+import type { PrincipalCache } from './principal-cache.js';
 
 const jwtConfig = { secret: 'unit-test-secret-unit-test-secret', issuer: 'aperture', audience: 'aperture-api' };
 const config = { jwt: { ...jwtConfig, accessTtlSeconds: 900, refreshTtlSeconds: 3600 }, stationPassword: null } as unknown as AppConfig;
@@ -31,7 +32,16 @@ function setup() {
     begin: vi.fn(async () => undefined),
     recordSuccess: vi.fn(async () => undefined),
   } satisfies Partial<BruteForceService>;
-  const sut = newTestService(AuthService, em, {}, jwt, bruteForce, config);
+  // The cache off, as with PRINCIPAL_CACHE_SECONDS=0: every check here reads the (fake) database.
+  const principals = {
+    current: 0,
+    user: () => undefined,
+    key: () => undefined,
+    setUser: vi.fn(),
+    setKey: vi.fn(),
+    invalidate: vi.fn(async () => undefined),
+  } satisfies Partial<PrincipalCache>;
+  const sut = newTestService(AuthService, em, {}, jwt, bruteForce, principals, config);
   return { sut, em, bruteForce };
 }
 

@@ -13,6 +13,7 @@ import { byUsername, User } from '@aperture/database/entities/user.entity.js';
 import type { RegisterDto, TokenResponseDto } from './auth.dto.js';
 import { BruteForceService } from './brute-force.service.js';
 import { dummyHash, hashPassword, verifyPassword } from './password.js';
+import { PrincipalCache } from './principal-cache.js';
 
 export interface AccessClaims {
   sub: string;
@@ -35,6 +36,7 @@ export class AuthService implements OnApplicationBootstrap {
     private readonly orm: MikroORM,
     private readonly jwt: JwtService,
     private readonly bruteForce: BruteForceService,
+    private readonly principals: PrincipalCache,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
@@ -183,6 +185,14 @@ export class AuthService implements OnApplicationBootstrap {
     await this.em.nativeUpdate(RefreshToken, { user: userId, revokedAt: null }, { revokedAt: new Date() });
   }
 
+  /**
+   * The user's credentials changed (token version, role, disabled, deleted, an API key revoked): every API process
+   * forgets what it cached of them, so the next request is checked against the database. Call it once committed.
+   */
+  principalChanged(userId: string): Promise<void> {
+    return this.principals.invalidate(userId);
+  }
+
   async logout(token: string): Promise<void> {
     await this.em.nativeUpdate(RefreshToken, { tokenHash: sha256(token), revokedAt: null }, { revokedAt: new Date() });
   }
@@ -199,6 +209,7 @@ export class AuthService implements OnApplicationBootstrap {
   async endAllSessions(user: User): Promise<void> {
     user.tokenVersion += 1;
     await this.em.flush();
+    await this.principalChanged(user.id);
     await this.revokeRefreshTokens(user.id);
   }
 
@@ -224,15 +235,43 @@ export class AuthService implements OnApplicationBootstrap {
    */
   async principalOfAccessToken(claims: AccessClaims): Promise<Principal> {
     if (claims.typ !== 'access' || typeof claims.sub !== 'string') throw unauthorized();
+    const cached = this.cachedAccessToken(claims);
+    if (cached) return cached;
+    const epoch = this.principals.current;
     const user = await this.em.findOne(User, { id: claims.sub });
-    if (!user || user.disabled || (claims.ver ?? 0) !== user.tokenVersion) throw unauthorized();
+    if (!user || user.disabled) throw unauthorized();
+    this.principals.setUser({ userId: user.id, username: user.username, role: user.role, tokenVersion: user.tokenVersion }, epoch);
+    if ((claims.ver ?? 0) !== user.tokenVersion) throw unauthorized();
     return { userId: user.id, username: user.username, role: user.role };
+  }
+
+  /**
+   * The principal of a verified access token from the cache alone (no database), or undefined: not cached, or the
+   * token's version is not the cached one (then the database decides: a newer token may have been issued).
+   */
+  cachedAccessToken(claims: AccessClaims): Principal | undefined {
+    if (claims.typ !== 'access' || typeof claims.sub !== 'string') return undefined;
+    const u = this.principals.user(claims.sub);
+    if (!u || (claims.ver ?? 0) !== u.tokenVersion) return undefined;
+    return { userId: u.userId, username: u.username, role: u.role };
+  }
+
+  /** The principal of an `X-API-Key` from the cache alone (no database), or undefined. */
+  cachedApiKey(key: string): Principal | undefined {
+    if (key.length > 200) return undefined;
+    const k = this.principals.key(sha256(key));
+    if (!k || (k.expiresAt !== null && k.expiresAt <= Date.now())) return undefined;
+    return k.principal;
   }
 
   /** The `api-key` strategy's check: an `X-API-Key` as its owner. Revoked and expired keys and disabled owners are refused. */
   async authenticateApiKey(key: string): Promise<Principal> {
     if (key.length > 200) throw unauthorized();
-    const row = await this.em.findOne(ApiKey, { keyHash: sha256(key) }, { populate: ['owner'] });
+    const cached = this.cachedApiKey(key);
+    if (cached) return cached;
+    const epoch = this.principals.current;
+    const keyHash = sha256(key);
+    const row = await this.em.findOne(ApiKey, { keyHash }, { populate: ['owner'] });
     const now = Date.now();
     if (!row || row.revokedAt || row.owner.disabled || (row.expiresAt && row.expiresAt.getTime() <= now)) throw unauthorized();
     if (!row.lastUsedAt || now - row.lastUsedAt.getTime() > 60_000) {
@@ -241,7 +280,9 @@ export class AuthService implements OnApplicationBootstrap {
     const scopes = row.scopes ?? [...DEFAULT_API_KEY_SCOPES];
     // An admin's key acts as an admin only when made with the admin scope; otherwise as a plain user.
     const role = row.owner.role === 'admin' && !scopes.includes('admin') ? 'user' : row.owner.role;
-    return { userId: row.owner.id, username: row.owner.username, role, scopes };
+    const principal: Principal = { userId: row.owner.id, username: row.owner.username, role, scopes };
+    this.principals.setKey(keyHash, { principal, expiresAt: row.expiresAt?.getTime() ?? null }, epoch);
+    return principal;
   }
 }
 

@@ -39,6 +39,24 @@ return 0`;
  * nobody can lock the shared booth station (or anyone) out from elsewhere. Each try is counted before the password
  * is checked, so parallel guesses all count; a successful sign-in gives its try back. Locked: 429 + Retry-After.
  */
+const DEFERRED_CHECK = Symbol('deferredCredentialCheck');
+
+/**
+ * The bad-credential check of a request whose principal was known without a lookup (a cached one) is left to the rate
+ * limiter, which reads it in the same Redis round trip as its counters: the client address to check, set here.
+ */
+export function deferCredentialCheck(req: object, ip: string): void {
+  (req as { [DEFERRED_CHECK]?: string })[DEFERRED_CHECK] = ip;
+}
+
+/** The address whose bad-credential check was deferred (once: taking it clears it), or undefined. */
+export function takeDeferredCredentialCheck(req: object): string | undefined {
+  const r = req as { [DEFERRED_CHECK]?: string };
+  const ip = r[DEFERRED_CHECK];
+  delete r[DEFERRED_CHECK];
+  return ip;
+}
+
 @Injectable()
 export class BruteForceService {
   constructor(
@@ -77,14 +95,30 @@ export class BruteForceService {
    * the last one together, so it does not reset all at once on the minute.
    */
   async assertCredentialsAllowed(ip: string): Promise<void> {
+    const window = this.badCredentialWindow(ip);
+    const [cur, prev] = await this.redis.mget(...window.keys);
+    if (Number(cur ?? 0) + Number(prev ?? 0) >= window.limit) throw this.tooManyBadCredentials();
+  }
+
+  /**
+   * The counters `assertCredentialsAllowed` reads for an address (this minute's, the last one's) and their limit, for a
+   * caller that reads them in its own Redis round trip (the rate limiter, for a principal known without a lookup).
+   */
+  badCredentialWindow(ip: string): { keys: [string, string]; limit: number } {
     const minute = Math.floor(Date.now() / 60_000);
-    const [cur, prev] = await this.redis.mget(this.badCredentialKey(ip, minute), this.badCredentialKey(ip, minute - 1));
-    if (Number(cur ?? 0) + Number(prev ?? 0) >= this.config.bruteForce.badCredentialsPerMinute) {
-      const retryAfter = Math.max(1, Math.ceil(((minute + 1) * 60_000 - Date.now()) / 1000));
-      throw new ProblemException(429, 'RATE_LIMITED', `Too many requests with bad credentials; try again in ${retryAfter} s.`, {
-        retry_after: retryAfter,
-      });
-    }
+    return {
+      keys: [this.badCredentialKey(ip, minute), this.badCredentialKey(ip, minute - 1)],
+      limit: this.config.bruteForce.badCredentialsPerMinute,
+    };
+  }
+
+  /** The 429 of an address past BAD_CREDENTIALS_PER_MINUTE. */
+  tooManyBadCredentials(): ProblemException {
+    const minute = Math.floor(Date.now() / 60_000);
+    const retryAfter = Math.max(1, Math.ceil(((minute + 1) * 60_000 - Date.now()) / 1000));
+    return new ProblemException(429, 'RATE_LIMITED', `Too many requests with bad credentials; try again in ${retryAfter} s.`, {
+      retry_after: retryAfter,
+    });
   }
 
   async recordBadCredential(ip: string): Promise<void> {

@@ -6,7 +6,7 @@ import { isUuid } from '@aperture/common/ids.js';
 import { pageOptions } from '@aperture/common/pagination.js';
 import { conflict, forbidden, notFound } from '@aperture/common/problem.js';
 import { Job, type JobArtifact } from '@aperture/database/entities/job.entity.js';
-import { findOwned } from '@aperture/database/owned.js';
+import { findOwned, missing } from '@aperture/database/owned.js';
 import { JobWaiter } from '@aperture/queue/job-events.js';
 import { JobsService } from '@aperture/queue/jobs.service.js';
 import { MODEL_KINDS } from '@aperture/models/manifest.js';
@@ -17,6 +17,10 @@ import type { JobListQueryDto } from './jobs.dto.js';
 /** Job types whose result has a picture (segment.auto is another module's, known here by name only). */
 const SEGMENTATION_JOB_TYPES: readonly string[] = ['segment.prompt', 'segment.auto', 'segment.objects'];
 const VISUALIZATION = 'visualization.svg';
+/** What the status and result answers read of a job (its params, result or artifacts only where they are shown). */
+const STATUS_FIELDS = ['id', 'type', 'status', 'progress', 'error'] as const;
+const RESULT_FIELDS = ['id', 'status', 'result'] as const;
+export type JobView = 'status' | 'result';
 
 /** The jobs as the API's callers see them: their own, or any for an admin. Anything else is the same 404. */
 @Injectable()
@@ -34,9 +38,21 @@ export class JobAccessService {
     return findOwned(this.em, Job, id, owner, 'Job', { code: 'JOB_NOT_FOUND', refresh, ...(populate ? { populate: ['artifacts'] } : {}) });
   }
 
-  /** The job, once final or after waitMs (a deleted job is then a 404 like any other). */
-  async findWaiting(id: string, p: Principal, waitMs: number): Promise<Job> {
-    return this.waiter.whenFinal(await this.find(id, p), waitMs, () => this.find(id, p, false, true));
+  /**
+   * The job as its status or result answer shows it (only those columns are read), once final or after waitMs (a
+   * deleted job is then a 404 like any other).
+   */
+  async findWaiting(id: string, p: Principal, waitMs: number, view: JobView): Promise<Job> {
+    return this.waiter.whenFinal(await this.findView(id, p, view, false), waitMs, () => this.findView(id, p, view, true));
+  }
+
+  /** As find (the same 404), reading only the view's columns. */
+  private async findView(id: string, p: Principal, view: JobView, refresh: boolean): Promise<Job> {
+    const where: FilterQuery<Job> = p.role === 'admin' ? { id } : { id, owner: p.userId };
+    const fields = view === 'status' ? STATUS_FIELDS : RESULT_FIELDS;
+    const row = isUuid(id) ? await this.em.findOne(Job, where, { fields, refresh }) : null;
+    if (!row) throw missing('Job', id, { code: 'JOB_NOT_FOUND' });
+    return row as Job;
   }
 
   /** Own jobs, newest first; every user's with q.all (admins only). */

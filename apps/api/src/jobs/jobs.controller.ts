@@ -56,7 +56,7 @@ export class JobsController {
   @ApiOkResponse({ type: JobStatusDto })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Job with id {id} does not exist.' })
   async getJobStatus(@Param('id') id: string, @Query() q: WaitQueryDto, @CurrentPrincipal() p: Principal): Promise<JobStatusDto> {
-    const j = await this.jobs.findWaiting(id, p, q.wait_ms);
+    const j = await this.jobs.findWaiting(id, p, q.wait_ms, 'status');
     return JobStatusDto.from(j);
   }
 
@@ -69,7 +69,7 @@ export class JobsController {
   @ApiOkResponse({ type: JobResultDto })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Job with id {id} does not exist.' })
   async getJobResult(@Param('id') id: string, @Query() q: WaitQueryDto, @CurrentPrincipal() p: Principal): Promise<JobResultDto> {
-    const j = await this.jobs.findWaiting(id, p, q.wait_ms);
+    const j = await this.jobs.findWaiting(id, p, q.wait_ms, 'result');
     return { id: j.id, status: j.status, result: j.status === 'completed' ? j.result : null };
   }
 

@@ -1,7 +1,9 @@
-import { type ExecutionContext, Injectable, Logger } from '@nestjs/common';
+import { type ExecutionContext, Inject, Injectable, Logger } from '@nestjs/common';
 import { SkipThrottle, ThrottlerGuard } from '@nestjs/throttler';
 import type { Principal } from '@aperture/common/auth.decorators.js';
 import { ProblemException } from '@aperture/common/problem.js';
+import { BruteForceService, takeDeferredCredentialCheck } from '../auth/brute-force.service.js';
+import { type GateCounter, RedisThrottlerStorage } from './redis-throttler.storage.js';
 
 interface ThrottlerLimitDetail {
   timeToBlockExpire: number;
@@ -9,23 +11,85 @@ interface ThrottlerLimitDetail {
   ttl: number;
 }
 
+type ThrottlerRequest = Parameters<ThrottlerGuard['handleRequest']>[0];
+
 /** Exempts a route or controller from every rate limit (health probes, docs). */
 export const NoRateLimit = (): MethodDecorator & ClassDecorator => SkipThrottle({ minute: true, hour: true });
 
-/** Counts requests per principal: the user when authenticated, else the client IP. 429 carries Retry-After. */
+/**
+ * Counts requests per principal: the user when authenticated, else the client IP. 429 carries Retry-After.
+ * Every counter of a request (the minute's and the hour's), and the bad-credential check of its client address when the
+ * auth guard left it here (a cached principal), are one Redis round trip: the base guard's loop only collects what
+ * each throttler would count (route overrides and skips included), then one script counts them all.
+ */
 @Injectable()
 export class PrincipalThrottlerGuard extends ThrottlerGuard {
   private readonly log = new Logger('RateLimit');
+  /** The counters of the requests being checked, collected by handleRequest during the base guard's loop. */
+  private readonly collecting = new WeakMap<object, ThrottlerRequest[]>();
+  @Inject(BruteForceService) private readonly bruteForce!: BruteForceService;
 
-  /** Fails open: an unreachable Redis must not turn every request into a 500 (readiness reports the outage). */
-  protected override async handleRequest(props: Parameters<ThrottlerGuard['handleRequest']>[0]): Promise<boolean> {
+  override async canActivate(ctx: ExecutionContext): Promise<boolean> {
+    const { req, res } = this.getRequestResponse(ctx);
+    const planned: ThrottlerRequest[] = [];
+    this.collecting.set(req, planned);
     try {
-      return await super.handleRequest(props);
+      await super.canActivate(ctx);
+    } finally {
+      this.collecting.delete(req);
+    }
+    const ip = takeDeferredCredentialCheck(req);
+    if (!planned.length && ip === undefined) return true;
+    const counters: GateCounter[] = [];
+    for (const p of planned) {
+      const key = p.generateKey(ctx, await p.getTracker(req, ctx), p.throttler.name!);
+      counters.push({ key, ttl: p.ttl, limit: p.limit, blockDuration: p.blockDuration, throttlerName: p.throttler.name! });
+    }
+    const badCredential = ip === undefined ? undefined : this.bruteForce.badCredentialWindow(ip);
+    let outcome: Awaited<ReturnType<RedisThrottlerStorage['gate']>>;
+    try {
+      outcome = await this.gate(counters, badCredential);
     } catch (err) {
-      if (err instanceof ProblemException) throw err;
+      // Fails open: an unreachable Redis must not turn every request into a 500 (readiness reports the outage).
       this.log.warn(`Rate limit not applied (storage error: ${(err as Error).message})`);
       return true;
     }
+    if (outcome.badCredentials) throw this.bruteForce.tooManyBadCredentials();
+    for (const [i, p] of planned.entries()) {
+      const r = outcome.records[i]!;
+      const suffix = p.throttler.name === 'default' ? '' : `-${p.throttler.name}`;
+      const setHeaders = p.throttler.setHeaders ?? this.commonOptions.setHeaders ?? true;
+      if (r.isBlocked) {
+        if (setHeaders) this.setResponseHeader(res, `Retry-After${suffix}`, r.timeToBlockExpire);
+        await this.throwThrottlingException(ctx, { limit: p.limit, ttl: p.ttl, timeToBlockExpire: r.timeToBlockExpire });
+      }
+      if (setHeaders) {
+        this.setResponseHeader(res, `${this.headerPrefix}-Limit${suffix}`, p.limit);
+        this.setResponseHeader(res, `${this.headerPrefix}-Remaining${suffix}`, Math.max(0, p.limit - r.totalHits));
+        this.setResponseHeader(res, `${this.headerPrefix}-Reset${suffix}`, r.timeToExpire);
+      }
+    }
+    return true;
+  }
+
+  /** During the base guard's loop: notes what this throttler counts (the counting itself is canActivate's). */
+  protected override async handleRequest(props: ThrottlerRequest): Promise<boolean> {
+    const { req } = this.getRequestResponse(props.context);
+    const planned = this.collecting.get(req);
+    if (planned) {
+      planned.push(props);
+      return true;
+    }
+    return super.handleRequest(props);
+  }
+
+  /** One script for the Redis storage; any other storage (none is configured) counts one throttler at a time. */
+  private async gate(counters: GateCounter[], badCredential?: { keys: [string, string]; limit: number }) {
+    if (this.storageService instanceof RedisThrottlerStorage) return this.storageService.gate(counters, badCredential);
+    if (badCredential) throw new Error('The bad-credential check needs the Redis throttler storage');
+    const records = [];
+    for (const c of counters) records.push(await this.storageService.increment(c.key, c.ttl, c.limit, c.blockDuration, c.throttlerName));
+    return { badCredentials: false as const, records };
   }
 
   protected override async getTracker(req: Record<string, unknown>): Promise<string> {

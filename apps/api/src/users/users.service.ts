@@ -78,7 +78,10 @@ export class UsersService {
     }
     user.passwordHash = await hashPassword(dto.new_password);
     await this.auth.endAllSessions(user);
-    if (!dto.keep_api_keys) await this.em.nativeUpdate(ApiKey, { owner: user.id, revokedAt: null }, { revokedAt: new Date() });
+    if (!dto.keep_api_keys) {
+      await this.em.nativeUpdate(ApiKey, { owner: user.id, revokedAt: null }, { revokedAt: new Date() });
+      await this.auth.principalChanged(user.id); // a key request cached between the version bump and this revocation
+    }
     return this.auth.issue(user, randomUUID());
   }
 
@@ -101,6 +104,7 @@ export class UsersService {
     if (dto.role !== undefined && user.role !== 'station') user.role = dto.role;
     if (dto.disabled !== undefined) user.disabled = dto.disabled;
     await this.em.flush();
+    await this.auth.principalChanged(user.id); // the new role or the disabling holds at once in every API process
     if (dto.disabled) await this.auth.revokeRefreshTokens(user.id);
     return user;
   }
@@ -132,6 +136,7 @@ export class UsersService {
       : [];
     await this.lifecycle.deleteJobs(em, { owner: userId });
     await em.nativeDelete(User, { id: userId });
+    await this.auth.principalChanged(userId);
     await this.images.removeStoredFiles(em, images);
     const prefixes = [...submissions.map((s) => StorageKeys.boothPrefix(s.id)), ...entries.map((e) => StorageKeys.carouselPrefix(e.id))];
     for (const prefix of prefixes) {
