@@ -170,7 +170,7 @@ export class TasksController {
   @ApiNotFoundResponse(NOT_FOUND)
   async getTaskResult(@Param('id') id: string, @Query() q: WaitQueryDto, @CurrentPrincipal() p: Principal): Promise<TaskResultDto> {
     const j = await this.findWaiting(id, p, q.wait_ms);
-    return { id: j.id, status: j.status, result: j.status === 'completed' ? j.result : null };
+    return TaskResultDto.from(j);
   }
 
   @Post(':id/rerun')
