@@ -17,7 +17,8 @@ export async function fileFrom(source: FileSource, name?: string, type?: string)
     const fileName = name ?? (source instanceof File ? source.name : 'upload');
     return source instanceof File && !name && !type ? source : new File([source], fileName, { type: type ?? source.type });
   }
-  const bytes = source instanceof Uint8Array ? source : new Uint8Array(source);
+  // A copy: the File must own an ArrayBuffer (not a view of a shared or pooled one, as a Node Buffer can be).
+  const bytes = source instanceof Uint8Array ? new Uint8Array(source) : new Uint8Array(source.slice(0));
   return new File([bytes], name ?? 'upload', type ? { type } : {});
 }
 
