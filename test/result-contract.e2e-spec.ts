@@ -1,9 +1,11 @@
 import { resolve } from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type TestApp, workerAppWithTwoUsers } from './support/app.js';
+import { createTestApp, type TestApp, workerAppWithTwoUsers } from './support/app.js';
+import { boothDatabase, qrCodes, STATION_PASSWORD, stationAuth, submit } from './support/booth.js';
+import { testEnv } from './support/env.js';
 import { fixtures } from './support/fixtures.js';
-import { type LoggedIn, waitFor } from './support/http.js';
+import { type LoggedIn, login, uniqueName, waitFor } from './support/http.js';
 import { openApiValidator, type Validate } from './support/openapi-schema.js';
 
 /**
@@ -161,5 +163,46 @@ describe('result schemas in openapi.yaml match what the worker returns', () => {
       return b.items.length ? b.items : null;
     });
     await jobResult(jobs[0]!.id, 'qr.batch');
+  });
+});
+
+describe('the booth result schema matches what the worker returns', () => {
+  let t: TestApp | undefined;
+  let db: Awaited<ReturnType<typeof boothDatabase>> | undefined;
+  afterAll(async () => {
+    await t?.close();
+    await db?.drop();
+  });
+
+  it('booth X-ray options, made by the internal xray model', async () => {
+    db = await boothDatabase('contract_booth');
+    const admin = { name: uniqueName('admin'), password: 'admin-password-1' };
+    const env = testEnv('contract-booth', {
+      DATABASE_URL: db.url,
+      STATION_PASSWORD,
+      ADMIN_USERNAME: admin.name,
+      ADMIN_PASSWORD: admin.password,
+    });
+    t = await createTestApp(env, { worker: true });
+    const server = t.server;
+    const station = await stationAuth(server);
+    // The station may only use the booth routes: an admin reads the job.
+    const { auth } = await login(server, admin.name, admin.password);
+    const [code] = await qrCodes(server, station, 1, db.url);
+    const res = await submit(server, station, { qr_content: code });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    const jobId = res.body.job_id as string;
+    const validate = openApiValidator();
+    const r = await waitFor(async () => {
+      const x = await request(server).get(`/api/v1/jobs/${jobId}/result?wait_ms=20000`).set(auth);
+      expect(x.status, JSON.stringify(x.body)).toBe(200);
+      return ['completed', 'failed', 'cancelled'].includes(x.body.status as string) ? x : null;
+    }, 120_000);
+    const status = await request(server).get(`/api/v1/jobs/${jobId}/status`).set(auth);
+    expect(r.body, JSON.stringify(status.body)).toMatchObject({ status: 'completed', type: 'booth.xray', result: { source: 'internal' } });
+    expect(r.body.result.options.length).toBeGreaterThan(0);
+    expect(validate('JobResultDto', r.body)).toEqual([]);
+    const job = await request(server).get(`/api/v1/jobs/${jobId}`).set(auth);
+    expect(validate('JobDto', job.body)).toEqual([]);
   });
 });
