@@ -277,6 +277,19 @@ export const JOB_RESULT_SCHEMA: Record<JobType, string> = {
   'booth.xray': 'BoothXrayResultDto',
 };
 
+/** The parameters a task of each type ran with (TaskDto.params: models by name). */
+const TASK_PARAMS: Record<string, Record<string, Schema>> = {
+  prediction: {
+    params: obj({ detection_model: str(), classification_model: str(), conf: num(), iou: num() }, 'The parameters it ran with'),
+  },
+  fragments: {
+    params: obj(
+      { model: str(), real_radius: nullable(num()), unit: { type: 'string', enum: [...LENGTH_UNITS] }, conf: num(), iou: num() },
+      'The parameters it ran with',
+    ),
+  },
+};
+
 /** The result schema of each task type. */
 export const TASK_RESULT_SCHEMA = { prediction: 'PredictionResultDto', fragments: 'FragmentsResultDto' } as const;
 
@@ -287,7 +300,13 @@ const pascal = (s: string): string => s.replace(/(^|[-._])([a-z])/g, (_m, _d: st
  * with `type` fixed to that type and `result` typed, discriminated on `type`. The base keeps its name, so every
  * response that refers to it is discriminated.
  */
-function discriminate(doc: OpenAPIObject, base: string, results: Record<string, string>, variantName: (type: string) => string): void {
+function discriminate(
+  doc: OpenAPIObject,
+  base: string,
+  results: Record<string, string>,
+  variantName: (type: string) => string,
+  extra: Record<string, Record<string, Schema>> = {},
+): void {
   const schemas = doc.components!.schemas!;
   const baseSchema = schemas[base] as SchemaObject | undefined;
   if (!baseSchema?.properties?.['type'] || !baseSchema.properties['result']) {
@@ -303,7 +322,7 @@ function discriminate(doc: OpenAPIObject, base: string, results: Record<string, 
       : ref(resultSchema);
     schemas[name] = {
       ...baseSchema,
-      properties: { ...baseSchema.properties, type: { type: 'string', enum: [type] }, result },
+      properties: { ...baseSchema.properties, ...extra[type], type: { type: 'string', enum: [type] }, result },
     };
     mapping[type] = ref(name).$ref;
   }
@@ -324,7 +343,7 @@ export function addResultSchemas(doc: OpenAPIObject): OpenAPIObject {
   }
   const jobResults = Object.fromEntries(ALL_JOB_TYPES.map((t) => [t, JOB_RESULT_SCHEMA[t]]));
   discriminate(doc, 'TaskResultDto', TASK_RESULT_SCHEMA, (t) => `${pascal(t)}TaskResultDto`);
-  discriminate(doc, 'TaskDto', TASK_RESULT_SCHEMA, (t) => `${pascal(t)}TaskDto`);
+  discriminate(doc, 'TaskDto', TASK_RESULT_SCHEMA, (t) => `${pascal(t)}TaskDto`, TASK_PARAMS);
   discriminate(doc, 'JobResultDto', jobResults, (t) => `${pascal(t)}JobResultDto`);
   discriminate(doc, 'JobDto', jobResults, (t) => `${pascal(t)}JobDto`);
   return doc;
