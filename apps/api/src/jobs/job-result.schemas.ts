@@ -41,6 +41,10 @@ export const RESULT_SCHEMAS: Record<string, SchemaObject> = {
     { size: arr(int(), '[height, width]', 2), counts: arr(int(), 'Run lengths, column-major, starting with background') },
     'An uncompressed run-length encoded mask',
   ),
+  CocoRleMaskDto: obj(
+    { size: arr(int(), '[height, width]', 2), counts: str('COCO compressed RLE string') },
+    'A COCO compressed run-length encoded mask',
+  ),
   InferTimingsDto: obj({ decode: num(), preprocess: num(), postprocess: num(), total: num() }, 'Milliseconds'),
 
   PrimitiveDto: obj(
