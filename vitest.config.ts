@@ -36,7 +36,7 @@ export default defineConfig({
         resolve: { alias },
         test: {
           name: 'unit',
-          include: ['{apps,libs,test,models}/**/*.spec.ts'],
+          include: ['{apps,libs,test,models,scripts}/**/*.spec.ts'],
           environment: 'node',
           testTimeout: 20000,
         },

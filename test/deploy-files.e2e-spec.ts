@@ -1,10 +1,15 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 
 const root = resolve(import.meta.dirname, '..');
 const read = (p: string): string => readFileSync(resolve(root, p), 'utf8');
+/** Every file under docker/k8s (the optional components' folders included), relative to the repository. */
+const k8sFiles = (): string[] =>
+  readdirSync(resolve(root, 'docker/k8s'), { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => relative(root, resolve(e.parentPath, e.name)));
 
 interface ComposeService {
   command?: string[];
@@ -45,7 +50,7 @@ describe('docker/ and Kubernetes files', () => {
   it('pins every image tag (no :latest, no bare major versions)', () => {
     const images = [
       ...read('docker/docker-compose.yml').matchAll(/image: (?:\$\{[A-Z_]+:-)?([^\s}]+)/g),
-      ...readdirSync(resolve(root, 'docker/k8s')).flatMap((f) => [...read(`docker/k8s/${f}`).matchAll(/image: ([^\s]+)/g)]),
+      ...k8sFiles().flatMap((f) => [...read(f).matchAll(/image: ([^\s]+)/g)]),
       ...read('docker/Dockerfile').matchAll(/ARG NODE_IMAGE=(\S+)/g),
     ].map((m) => m[1]!);
     expect(images.length).toBeGreaterThanOrEqual(6);
@@ -57,10 +62,7 @@ describe('docker/ and Kubernetes files', () => {
   });
 
   it('Kubernetes: every Deployment has startup, readiness and liveness probes on the health routes and resource requests', () => {
-    const dir = resolve(root, 'docker/k8s');
-    const docs = readdirSync(dir).flatMap((f) =>
-      parseAllDocuments(readFileSync(resolve(dir, f), 'utf8')).map((d) => d.toJS() as Record<string, unknown>),
-    );
+    const docs = k8sFiles().flatMap((f) => parseAllDocuments(read(f)).map((d) => d.toJS() as Record<string, unknown>));
     const deployments = docs.filter((d) => d['kind'] === 'Deployment') as {
       spec: { template: { spec: { containers: Record<string, unknown>[] } } };
     }[];

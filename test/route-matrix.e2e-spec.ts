@@ -38,7 +38,7 @@ function discoverRoutes(t: TestApp): Route[] {
           .map((s) => s.replace(/^\/|\/$/g, ''))
           .filter(Boolean)
           .join('/');
-        const prefixed = joined.startsWith('health') ? `/${joined}` : `/api/v1/${joined}`;
+        const prefixed = joined.startsWith('health') || joined === 'metrics' ? `/${joined}` : `/api/v1/${joined}`;
         routes.push({
           method: RequestMethod[verb]!.toLowerCase(),
           path: prefixed.replace(/:[A-Za-z]+/g, '3f1b7c52-1d2e-4f3a-9b8c-7d6e5f4a3b2c'),

@@ -17,6 +17,7 @@ import { BoothModule } from './booth/booth.module.js';
 import { HealthModule } from './health/health.module.js';
 import { ImagesModule } from './images/images.module.js';
 import { JobsModule } from './jobs/jobs.module.js';
+import { ApiMetricsModule } from './metrics/metrics.module.js';
 import { ModelsModule } from './models/models.module.js';
 import { ProjectsModule } from './projects/projects.module.js';
 import { SegmentAutoModule } from './segment-auto/segment-auto.module.js';
@@ -52,6 +53,7 @@ import { RedisThrottlerStorage } from './throttle/redis-throttler.storage.js';
     AuthModule,
     UsersModule,
     HealthModule,
+    ApiMetricsModule,
     JobsModule,
     ModelsModule,
     QrModule,

@@ -1,4 +1,4 @@
-import { STATUS_CODES } from 'node:http';
+import { type Server, STATUS_CODES } from 'node:http';
 import { RequestMethod, type Type } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { MikroORM, RequestContext } from '@mikro-orm/core';
@@ -17,12 +17,17 @@ import { addResultSchemas } from './jobs/job-result.schemas.js';
 import { SchemaService } from '@aperture/database/schema.service.js';
 import { EMBEDDING_HEADERS } from './embedding/embedding.dto.js';
 import { requestCapByLength } from './uploads/upload-files.js';
+import { httpMetricsMiddleware } from '@aperture/metrics/http-metrics.js';
+import { Metrics } from '@aperture/metrics/metrics.js';
+import { allowLongWaits } from './jobs/prefer-wait.js';
 
 const API_PREFIX = 'api/v1';
 
 /** Everything an API app needs besides its modules; used by main, the single-process mode, the tests and the spec writer. */
 export function configureApp(app: NestExpressApplication, config: AppConfig): void {
   app.set('trust proxy', config.http.trustProxy);
+  // First, so that every answer is timed (413s and 404s included).
+  app.use(httpMetricsMiddleware(app.get(Metrics)));
   app.disable('x-powered-by');
   app.use(helmet());
   app.enableCors({
@@ -45,6 +50,7 @@ export function configureApp(app: NestExpressApplication, config: AppConfig): vo
       { path: 'health', method: RequestMethod.GET },
       { path: 'health/live', method: RequestMethod.GET },
       { path: 'health/ready', method: RequestMethod.GET },
+      { path: 'metrics', method: RequestMethod.GET },
       { path: 'booth/review', method: RequestMethod.GET },
       { path: 'booth/review.js', method: RequestMethod.GET },
     ],
@@ -160,6 +166,7 @@ export async function startHttpApp(rootModule: Type<unknown>, config: AppConfig)
   setupSwagger(app, config);
   await prepareDatabase(app);
   closeOnSignals(app, config.http.shutdownTimeoutMs);
+  allowLongWaits(app.getHttpServer() as Server);
   await app.listen(config.port, config.host);
   return app;
 }

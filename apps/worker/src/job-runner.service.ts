@@ -30,6 +30,7 @@ import {
   isJobType,
 } from '@aperture/queue/job-registry.js';
 import { REDIS, RedisKeys } from '@aperture/redis/redis.module.js';
+import { type JobOutcome, WorkerMetrics } from './worker-metrics.service.js';
 
 type AnyHandler = JobHandler<JobType>;
 
@@ -65,6 +66,7 @@ export class JobRunner implements BeforeApplicationShutdown {
     @Inject(REDIS) private readonly redis: Redis,
     private readonly keys: RedisKeys,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly metrics: WorkerMetrics,
   ) {}
 
   /** Finds the handlers and checks the registry: every job type exactly one handler, no unknown type. */
@@ -161,6 +163,7 @@ export class JobRunner implements BeforeApplicationShutdown {
     const claimed = await this.claim(em, bullJob.data.jobId);
     if (!claimed) return; // deleted, final (completed, failed or cancelled: never run twice) or held by a live run
     const { attempt: a, job } = claimed;
+    const finished = this.metrics.jobStarted(job);
     const handler = this.handlers.get(type)!;
     const controller = new AbortController();
     this.active.set(job.id, controller);
@@ -178,19 +181,30 @@ export class JobRunner implements BeforeApplicationShutdown {
       const result = await handler.handle(this.context(job, a, em, controller.signal, bullJob, lost));
       if (controller.signal.aborted) throw controller.signal.reason;
       clearInterval(heartbeat);
-      if (!(await this.lifecycle.complete(a, result)))
+      if (await this.lifecycle.complete(a, result)) finished('completed');
+      else {
+        finished('cancelled');
         this.logger.log(`Job ${job.id} (${job.type}) attempt ${a.attempt} finished, but the job was cancelled or taken over meanwhile`);
+      }
     } catch (err) {
       clearInterval(heartbeat);
-      await this.onError(job, a, bullJob, controller.signal, err);
+      await this.onError(job, a, bullJob, controller.signal, err, finished);
     } finally {
       clearInterval(heartbeat);
       if (this.active.get(job.id) === controller) this.active.delete(job.id);
     }
   }
 
-  private async onError(job: Job, a: JobAttempt, bullJob: BullJob<BullJobData>, signal: AbortSignal, err: unknown): Promise<void> {
+  private async onError(
+    job: Job,
+    a: JobAttempt,
+    bullJob: BullJob<BullJobData>,
+    signal: AbortSignal,
+    err: unknown,
+    finished: (outcome: JobOutcome) => void,
+  ): Promise<void> {
     if (err instanceof JobCancelledError || (signal.aborted && signal.reason instanceof JobCancelledError)) {
+      finished('cancelled');
       await this.lifecycle.abandon(a);
       const reason = signal.aborted && signal.reason instanceof Error ? signal.reason : err;
       this.logger.log(`Job ${job.id} (${job.type}) attempt ${a.attempt} stopped: ${(reason as Error).message}`);
@@ -204,6 +218,7 @@ export class JobRunner implements BeforeApplicationShutdown {
     const message = permanent ? raw : `The job failed on an internal error. Quote error id ${errorId} when reporting it.`;
     if (!permanent) this.logger.warn({ err, job_id: job.id, error_id: errorId }, `Job ${job.id} (${job.type}) error ${errorId}: ${raw}`);
     const outcome = await this.lifecycle.fail(a, message, permanent);
+    finished(outcome === 'stale' ? 'cancelled' : outcome === 'retry' ? 'retried' : 'failed');
     if (outcome === 'stale') {
       this.logger.log(`Job ${job.id} (${job.type}) attempt ${a.attempt} failed after it was cancelled or taken over: ${message}`);
       return;

@@ -59,7 +59,7 @@ class UnknownTypeHandler implements JobHandler<'qr.batch'> {
 async function runnerWith(...providers: (new () => unknown)[]): Promise<JobRunner> {
   const mod = await Test.createTestingModule({ imports: [DiscoveryModule], providers }).compile();
   const never = null as never;
-  return new JobRunner(mod.get(DiscoveryService), mod.get(Reflector), never, never, never, never, never, never);
+  return new JobRunner(mod.get(DiscoveryService), mod.get(Reflector), never, never, never, never, never, never, never);
 }
 
 describe('job registry check at worker boot', () => {

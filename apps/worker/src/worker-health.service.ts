@@ -2,7 +2,10 @@ import { createServer, type Server } from 'node:http';
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { MikroORM } from '@mikro-orm/core';
 import type { Redis } from 'ioredis';
+import type { AppConfig } from '@aperture/config/config.js';
+import { APP_CONFIG } from '@aperture/config/config.module.js';
 import { SchemaService } from '@aperture/database/schema.service.js';
+import { Metrics } from '@aperture/metrics/metrics.js';
 import { probeDatabase, probeRedis, withTimeout } from '@aperture/health/probes.js';
 import { REDIS } from '@aperture/redis/redis.module.js';
 import { JobRunner } from './job-runner.service.js';
@@ -12,7 +15,9 @@ type Check = { status: 'up' | 'down'; message?: string };
 
 /**
  * The worker's own probes on a small port: /health/live (the event loop answers) and
- * /health/ready (database, Redis, schema current, preloaded models loaded, consuming). Plain node:http: the worker has no HTTP app.
+ * /health/ready (database, Redis, schema current, preloaded models loaded, consuming), and its Prometheus metrics on
+ * /metrics unless METRICS=off (the port has no sign-in: keep it inside the cluster). Plain node:http: the worker has
+ * no HTTP app.
  */
 @Injectable()
 export class WorkerHealth implements OnApplicationShutdown {
@@ -26,6 +31,8 @@ export class WorkerHealth implements OnApplicationShutdown {
     private readonly schema: SchemaService,
     private readonly runner: JobRunner,
     private readonly models: ModelAgent,
+    private readonly metrics: Metrics,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   async readiness(): Promise<{ ok: boolean; details: Record<string, Check> }> {
@@ -59,6 +66,13 @@ export class WorkerHealth implements OnApplicationShutdown {
       };
       if (req.method !== 'GET') return send(405, { status: 'error', message: 'method not allowed' });
       if (req.url === '/health/live') return send(200, { status: 'ok' });
+      if (req.url === '/metrics' && this.config.exposure.metrics !== 'off') {
+        void this.metrics.text().then(
+          (text) => res.writeHead(200, { 'Content-Type': this.metrics.contentType, 'Cache-Control': 'no-store' }).end(text),
+          (e: Error) => send(500, { status: 'error', message: e.message }),
+        );
+        return;
+      }
       if (req.url === '/health/ready' || req.url === '/health') {
         void this.readiness().then(
           (r) => send(r.ok ? 200 : 503, { status: r.ok ? 'ok' : 'error', details: r.details }),

@@ -3,6 +3,7 @@ import { DiscoveryModule } from '@nestjs/core';
 import { ConfigModule } from '@aperture/config/config.module.js';
 import { DatabaseModule } from '@aperture/database/database.module.js';
 import { LoggingModule } from '@aperture/logging/logging.module.js';
+import { MetricsModule } from '@aperture/metrics/metrics.module.js';
 import { QueueModule } from '@aperture/queue/queue.module.js';
 import { RedisModule } from '@aperture/redis/redis.module.js';
 import { StorageModule } from '@aperture/storage/storage.module.js';
@@ -24,10 +25,11 @@ import { ImageJobSupport } from './tasks/image-job-support.js';
 import { PredictTaskHandler } from './tasks/predict-task.handler.js';
 import { StorageSweepService } from './storage-sweep.service.js';
 import { WorkerHealth } from './worker-health.service.js';
+import { WorkerMetrics } from './worker-metrics.service.js';
 
 /** The worker: Bull consumers and their handlers. No controllers: it serves no HTTP routes (its health port is separate). */
 @Module({
-  imports: [ConfigModule, LoggingModule, DatabaseModule, RedisModule, StorageModule, QueueModule, DiscoveryModule],
+  imports: [ConfigModule, LoggingModule, DatabaseModule, RedisModule, StorageModule, QueueModule, MetricsModule, DiscoveryModule],
   providers: [
     ...manifestProviders,
     ModelAgent,
@@ -37,6 +39,7 @@ import { WorkerHealth } from './worker-health.service.js';
     JobRunner,
     StorageSweepService,
     WorkerHealth,
+    WorkerMetrics,
     QrBatchHandler,
     ModelInferHandler,
     ImageJobSupport,

@@ -25,7 +25,7 @@ export const Public = (): MethodDecorator & ClassDecorator => SetMetadata(IS_PUB
  * A route whose audience a setting decides (`exposure.<setting>` of the configuration): public, admins only, or off
  * (404). It wins over @Public() on the controller.
  */
-export const ExposedBy = (setting: 'healthDetails' | 'apiDocs'): MethodDecorator => SetMetadata(EXPOSED_BY, setting);
+export const ExposedBy = (setting: 'healthDetails' | 'apiDocs' | 'metrics'): MethodDecorator => SetMetadata(EXPOSED_BY, setting);
 
 /**
  * The API-key scope a route needs (instead of `read` for GET and `write` for other methods), e.g. `booth-worker` for

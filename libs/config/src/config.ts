@@ -35,12 +35,16 @@ export interface AppConfig {
     badCredentialsPerMinute: number;
   };
   cors: { origins: string[] | true };
-  /** Who may read the detailed health report and the API docs (/docs): anyone, admins only, or nobody (404). */
-  exposure: { healthDetails: Exposure; apiDocs: Exposure };
+  /**
+   * Who may read the detailed health report, the API docs (/docs) and the API's Prometheus metrics (/metrics): anyone,
+   * admins only, or nobody (404). The worker's probe port serves /metrics unless `metrics` is off (it has no sign-in).
+   */
+  exposure: { healthDetails: Exposure; apiDocs: Exposure; metrics: Exposure };
   /** trustProxy: Express's `trust proxy` (false, a hop count, or the proxies' addresses/CIDRs; true trusts any). */
   http: { jsonBodyLimit: string; batchJsonBodyLimit: string; trustProxy: boolean | number | string[]; shutdownTimeoutMs: number };
   rateLimit: { perMinute: number; perHour: number };
-  log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; pretty: boolean };
+  /** format: json (one JSON object a line, for log collectors) or pretty (human-readable lines, for a terminal). */
+  log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'; format: LogFormat };
   storage: { dir: string };
   jobs: {
     attempts: number;
@@ -163,22 +167,44 @@ export function localJwtSecret(dataDir: string): string {
 
 type Env = Record<string, string | undefined>;
 
+/** What the configuration reads of one variable: its kind, default and bounds (the configuration reference's rows). */
+export interface SettingRead {
+  name: string;
+  kind: 'string' | 'integer' | 'boolean' | 'enum' | 'url';
+  /** The default when unset; undefined when the variable has none (optional, or required). */
+  fallback?: string | number | boolean;
+  min?: number;
+  max?: number;
+  /** enum: the allowed values; url: the allowed protocols. */
+  allowed?: readonly string[];
+}
+
 /** Collects problems instead of failing on the first one, so a bad deploy shows its whole list. */
 class Reader {
   readonly problems: string[] = [];
-  constructor(private readonly env: Env) {}
+  constructor(
+    private readonly env: Env,
+    private readonly observe?: (s: SettingRead) => void,
+  ) {}
 
-  raw(name: string): string | undefined {
+  private value(name: string): string | undefined {
     const v = this.env[name];
     return v === undefined || v.trim() === '' ? undefined : v.trim();
   }
 
+  raw(name: string): string | undefined {
+    this.observe?.({ name, kind: 'string' });
+    return this.value(name);
+  }
+
   str(name: string, fallback: string): string {
-    return this.raw(name) ?? fallback;
+    this.observe?.({ name, kind: 'string', fallback });
+    return this.value(name) ?? fallback;
   }
 
   int(name: string, fallback: number, min: number, max: number): number {
-    const v = this.raw(name);
+    this.observe?.({ name, kind: 'integer', fallback, min, max });
+    const v = this.value(name);
     if (v === undefined) return fallback;
     if (!/^-?\d+$/.test(v)) {
       this.problems.push(`${name} must be an integer, got "${v}"`);
@@ -193,7 +219,8 @@ class Reader {
   }
 
   bool(name: string, fallback: boolean): boolean {
-    const v = this.raw(name);
+    this.observe?.({ name, kind: 'boolean', fallback });
+    const v = this.value(name);
     if (v === undefined) return fallback;
     if (['1', 'true', 'yes', 'on'].includes(v.toLowerCase())) return true;
     if (['0', 'false', 'no', 'off'].includes(v.toLowerCase())) return false;
@@ -202,7 +229,8 @@ class Reader {
   }
 
   oneOf<T extends string>(name: string, fallback: T, allowed: readonly T[]): T {
-    const v = this.raw(name);
+    this.observe?.({ name, kind: 'enum', fallback, allowed });
+    const v = this.value(name);
     if (v === undefined) return fallback;
     if (!(allowed as readonly string[]).includes(v)) {
       this.problems.push(`${name} must be one of ${allowed.join(', ')}, got "${v}"`);
@@ -212,7 +240,8 @@ class Reader {
   }
 
   url(name: string, fallback: string, protocols: string[]): string {
-    const v = this.str(name, fallback);
+    this.observe?.({ name, kind: 'url', fallback, allowed: protocols });
+    const v = this.value(name) ?? fallback;
     try {
       const u = new URL(v);
       if (!protocols.includes(u.protocol)) {
@@ -260,13 +289,15 @@ export const EXPOSURES = ['public', 'admin', 'off'] as const;
 export type Exposure = (typeof EXPOSURES)[number];
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const LOG_FORMATS = ['json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 
 /**
  * Reads and validates the configuration. Throws ConfigError listing every problem.
  * Defaults are the embedded single-machine setup: SQLite and local disk under DATA_DIR, Redis on localhost.
  */
-export function loadConfig(env: Env = process.env): AppConfig {
-  const r = new Reader(env);
+export function loadConfig(env: Env = process.env, observe?: (s: SettingRead) => void): AppConfig {
+  const r = new Reader(env, observe);
   const nodeEnv = r.oneOf('NODE_ENV', 'development', ['development', 'production', 'test'] as const);
   const dataDirRaw = r.str('DATA_DIR', './data');
   const dataDir = isAbsolute(dataDirRaw) ? dataDirRaw : resolve(process.cwd(), dataDirRaw);
@@ -420,6 +451,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     exposure: {
       healthDetails: r.oneOf('HEALTH_DETAILS', nodeEnv === 'production' ? 'admin' : 'public', EXPOSURES),
       apiDocs: r.oneOf('API_DOCS', nodeEnv === 'production' ? 'admin' : 'public', EXPOSURES),
+      metrics: r.oneOf('METRICS', nodeEnv === 'production' ? 'admin' : 'public', EXPOSURES),
     },
     http: {
       jsonBodyLimit: bodyLimit,
@@ -433,7 +465,7 @@ export function loadConfig(env: Env = process.env): AppConfig {
     },
     log: {
       level: r.oneOf('LOG_LEVEL', nodeEnv === 'test' ? 'warn' : 'info', LOG_LEVELS),
-      pretty: r.bool('LOG_PRETTY', nodeEnv === 'development' && process.stdout.isTTY === true),
+      format: r.oneOf('LOG_FORMAT', nodeEnv === 'development' && process.stdout.isTTY === true ? 'pretty' : 'json', LOG_FORMATS),
     },
     storage: { dir: resolve(dataDir, r.str('STORAGE_SUBDIR', 'storage')) },
     jobs: {

@@ -1,5 +1,4 @@
-import sharp from 'sharp';
-import type { RgbImage } from '@aperture/imaging/decode.js';
+import { ImageSource, type RgbImage } from '@aperture/imaging/decode.js';
 
 /** Python 3 round(): halves go to the even neighbour (round(2.5) = 2), as Ultralytics' arithmetic does. */
 export function pyRound(x: number): number {
@@ -16,14 +15,14 @@ function checkRgb(rgb: Uint8Array, width: number, height: number): void {
   if (rgb.length !== width * height * 3) throw new Error(`RGB buffer has ${rgb.length} bytes, expected ${width}×${height}×3`);
 }
 
-/** Bilinear resize of HWC RGB (sharp's 'linear' kernel: the closest to cv2 INTER_LINEAR / PIL BILINEAR it has). */
-async function resizeRgb(rgb: Uint8Array, width: number, height: number, newW: number, newH: number): Promise<Uint8Array> {
-  if (newW === width && newH === height) return rgb;
-  const out = await sharp(rgb, { raw: { width, height, channels: 3 } })
-    .resize(newW, newH, { kernel: 'linear', fit: 'fill' })
-    .raw()
-    .toBuffer();
-  return new Uint8Array(out.buffer, out.byteOffset, out.length);
+/**
+ * Decoded pixels as an ImageSource. The resizes below are bilinear (sharp's 'linear' kernel: the closest to cv2
+ * INTER_LINEAR / PIL BILINEAR it has), from the pixels given, or for an ImageSource of encoded bytes straight from
+ * the file when the model input is smaller than the image (see ImageSource.resized).
+ */
+function sourceOf(rgb: Uint8Array, width: number, height: number): ImageSource {
+  checkRgb(rgb, width, height);
+  return ImageSource.fromRgb({ data: rgb, width, height });
 }
 
 /** Writes HWC uint8 pixels into a planar CHW float tensor at (left, top), one pass, v → v·scale + offset per channel. */
@@ -97,9 +96,16 @@ export async function letterbox(
   height: number,
   size: number | readonly [number, number],
 ): Promise<LetterboxResult> {
-  checkRgb(rgb, width, height);
-  const g = letterboxGeometry(width, height, size);
-  const resized = await resizeRgb(rgb, width, height, g.newW, g.newH);
+  return letterboxImage(sourceOf(rgb, width, height), size);
+}
+
+/**
+ * letterbox() of an ImageSource: the geometry is letterboxGeometry of the source's (oriented, original) size, the
+ * pixels are resized to newW×newH in one pass from the encoded image when that is smaller than the image.
+ */
+export async function letterboxImage(src: ImageSource, size: number | readonly [number, number]): Promise<LetterboxResult> {
+  const g = letterboxGeometry(src.width, src.height, size);
+  const resized = await src.resized(g.newW, g.newH);
   const tensor = new Float32Array(3 * g.inputW * g.inputH).fill(114 / 255);
   const k = 1 / 255;
   writeChw(resized, g.newW, g.newH, tensor, g.inputW, g.inputH, g.padX, g.padY, [k, k, k], [0, 0, 0]);
@@ -130,9 +136,14 @@ export function samResizeGeometry(width: number, height: number, target = SAM_SI
 
 /** SAM1 image-encoder input: aspect-preserving resize of the long side to 1024, normalize, then zero-pad. */
 export async function samPreprocess(rgb: Uint8Array, width: number, height: number): Promise<SamPreprocessResult> {
-  checkRgb(rgb, width, height);
+  return samPreprocessImage(sourceOf(rgb, width, height));
+}
+
+/** samPreprocess() of an ImageSource (resized in one pass from the encoded image when it is larger than 1024). */
+export async function samPreprocessImage(src: ImageSource): Promise<SamPreprocessResult> {
+  const { width, height } = src;
   const { newW, newH, scale } = samResizeGeometry(width, height);
-  const resized = await resizeRgb(rgb, width, height, newW, newH);
+  const resized = await src.resized(newW, newH);
   const tensor = new Float32Array(3 * SAM_SIZE * SAM_SIZE); // zeros = the padding, which comes after normalizing
   const s = [1 / SAM_STD[0], 1 / SAM_STD[1], 1 / SAM_STD[2]] as const;
   const o = [-SAM_MEAN[0] / SAM_STD[0], -SAM_MEAN[1] / SAM_STD[1], -SAM_MEAN[2] / SAM_STD[2]] as const;
@@ -148,9 +159,14 @@ export interface ClassifyPreprocessResult {
 
 /** Ultralytics classify_transforms: resize the short side to size (torchvision Resize), centre-crop size², /255. */
 export async function classifyPreprocess(rgb: Uint8Array, width: number, height: number, size: number): Promise<ClassifyPreprocessResult> {
-  checkRgb(rgb, width, height);
+  return classifyPreprocessImage(sourceOf(rgb, width, height), size);
+}
+
+/** classifyPreprocess() of an ImageSource (the short-side resize in one pass from the encoded image when it shrinks). */
+export async function classifyPreprocessImage(src: ImageSource, size: number): Promise<ClassifyPreprocessResult> {
+  const { width, height } = src;
   const [rw, rh] = width <= height ? [size, Math.trunc((size * height) / width)] : [Math.trunc((size * width) / height), size];
-  const resized = await resizeRgb(rgb, width, height, rw, rh);
+  const resized = await src.resized(rw, rh);
   const top = pyRound((rh - size) / 2);
   const left = pyRound((rw - size) / 2);
   const cropped = new Uint8Array(size * size * 3);

@@ -7,7 +7,7 @@ import { APP_CONFIG } from '@aperture/config/config.module.js';
 
 const REQUEST_ID_RE = /^[\w.-]{1,128}$/;
 
-/** Structured JSON logs (pino) with the request id on every line of a request; pretty-printed in development. */
+/** Structured JSON logs (pino) with the request id on every line of a request; human-readable with LOG_FORMAT=pretty. */
 @Module({
   imports: [
     LoggerModule.forRootAsync({
@@ -15,7 +15,10 @@ const REQUEST_ID_RE = /^[\w.-]{1,128}$/;
       useFactory: (c: AppConfig) => ({
         pinoHttp: {
           level: c.log.level,
-          transport: c.log.pretty ? { target: 'pino-pretty', options: { singleLine: true, translateTime: 'SYS:HH:MM:ss.l' } } : undefined,
+          transport:
+            c.log.format === 'pretty'
+              ? { target: 'pino-pretty', options: { singleLine: true, translateTime: 'SYS:HH:MM:ss.l' } }
+              : undefined,
           genReqId: (req: IncomingMessage, res: ServerResponse) => {
             const given = req.headers['x-request-id'];
             const id = typeof given === 'string' && REQUEST_ID_RE.test(given) ? given : randomUUID();

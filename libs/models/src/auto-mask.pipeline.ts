@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { type RgbImage } from '@aperture/imaging/decode.js';
+import { type ImageInput, imageSource, type RgbImage } from '@aperture/imaging/decode.js';
 import {
   type AmgDecodeResult,
   type AmgOptions,
@@ -81,12 +81,14 @@ export class AutoMaskPipeline {
 
   async generate<M extends AmgOutputMode>(
     name: string,
-    img: RgbImage,
+    input: ImageInput,
     sha256: string | null,
     options: Partial<AmgOptions> & { output_mode: M },
     hooks: AutoMaskHooks = {},
   ): Promise<{ masks: AmgRecord<M>[]; timings: AutoMaskTimings }> {
     const model = this.runner.entry(name, ['sam']);
+    // The whole image's encoding resizes from the file; crops (crop_n_layers > 0) need the full-size pixels.
+    const img = imageSource(input);
     let resolved: AmgOptions;
     try {
       resolved = resolveAmgOptions(options);
@@ -123,7 +125,7 @@ export class AutoMaskPipeline {
         embedding = cached.embedding;
         t.cacheHit = cached.hit;
       } else {
-        embedding = await this.sam.samEncode(model.name, whole ? img : cropRgb(img, cropBox));
+        embedding = await this.sam.samEncode(model.name, whole ? img : cropRgb(await img.rgb(), cropBox));
       }
       const enc = this.sam.claimEncodeMs(embedding);
       encPre += enc.preprocessMs;

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { type RgbImage } from '@aperture/imaging/decode.js';
+import { type ImageInput, imageSource } from '@aperture/imaging/decode.js';
 import { decodeYoloObb, type ObbDetection } from '@aperture/inference/postprocess/obb.js';
 import {
   decodeYoloDetect,
@@ -9,7 +9,7 @@ import {
   unscaleXyxy,
 } from '@aperture/inference/postprocess/yolo-detect.js';
 import { decodeYoloSegment, type SegmentDetection } from '@aperture/inference/postprocess/yolo-segment.js';
-import { letterbox } from '@aperture/inference/preprocess.js';
+import { letterboxImage } from '@aperture/inference/preprocess.js';
 import { float32Output } from '@aperture/inference/session-host.js';
 import type { ModelEntry } from './manifest.js';
 import { type InferenceTiming, ModelRunner, type PhaseMs } from './model-runner.js';
@@ -88,7 +88,7 @@ export class DetectionPipeline {
   /** The detections of a detector (YOLO detect or OBB layout), or the boxes of a segmenter. */
   async detect(
     name: string,
-    img: RgbImage,
+    img: ImageInput,
     o: DetectOptions,
     timing: InferenceTiming = {},
   ): Promise<{ model: ModelEntry; objects: DetectedObject[] } & PhaseMs> {
@@ -116,7 +116,7 @@ export class DetectionPipeline {
   /** Instance masks of a YOLO segment model as COCO RLE in original pixels. */
   async segmentInstances(
     name: string,
-    img: RgbImage,
+    img: ImageInput,
     o: DetectOptions,
     timing: InferenceTiming = {},
   ): Promise<{ model: ModelEntry; detections: SegmentDetection[] } & PhaseMs> {
@@ -130,10 +130,13 @@ export class DetectionPipeline {
     return { model, detections, ...phases };
   }
 
-  /** Letterboxes the image to the model's input size and runs the model once. */
-  private async letterboxAndRun(model: ModelEntry, img: RgbImage) {
+  /**
+   * Letterboxes the image to the model's input size and runs the model once. An ImageSource not decoded yet is
+   * resized while it is decoded (one pass, at the model's size); the letterbox geometry is that of its full size.
+   */
+  private async letterboxAndRun(model: ModelEntry, img: ImageInput) {
     const t0 = performance.now();
-    const lb = await letterbox(img.data, img.width, img.height, inputSize(model));
+    const lb = await letterboxImage(imageSource(img), inputSize(model));
     const preprocessMs = performance.now() - t0;
     const { outputs, computeMs } = await this.runner.run(model, 'model', { images: { type: 'float32', dims: lb.dims, data: lb.tensor } });
     return { lb, outputs, preprocessMs, computeMs };

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { outputPngs } from '@aperture/analysis/render.js';
-import { type RgbImage } from '@aperture/imaging/decode.js';
+import { type ImageInput, imageSource } from '@aperture/imaging/decode.js';
 import { imageToChw01 } from '@aperture/inference/preprocess.js';
 import { float32Output } from '@aperture/inference/session-host.js';
 import type { ModelEntry } from './manifest.js';
@@ -20,15 +20,17 @@ export class ImageToImagePipeline {
   /** The model's output images, PNG-encoded (post-processing), in the model's output order. One inference. */
   async imageToImage(
     name: string,
-    img: RgbImage,
+    input: ImageInput,
     timing: InferenceTiming = {},
   ): Promise<{ model: ModelEntry; options: ImageOption[] } & PhaseMs> {
     const model = this.runner.entry(name, ['image-to-image']);
     const t0 = performance.now();
-    const input = imageToChw01(img);
+    // The model's input is the full-size image.
+    const img = await imageSource(input).rgb();
+    const chw = imageToChw01(img);
     const preprocessMs = performance.now() - t0;
     const { outputs, computeMs } = await this.runner.run(model, 'model', {
-      image: { type: 'float32', dims: input.dims, data: input.tensor },
+      image: { type: 'float32', dims: chw.dims, data: chw.tensor },
     });
     const t1 = performance.now();
     const out = this.runner.post(model, () => float32Output(outputs, 'output'));

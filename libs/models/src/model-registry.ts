@@ -26,9 +26,31 @@ export class UnknownModelError extends Error {
 /** The timings a caller measured around run(): time waiting in the queue, pre- and post-processing. */
 export interface PhaseTimings {
   queueMs?: number;
+  /** Includes decodeMs when given (decoding counts as pre-processing in the statistics). */
   preprocessMs?: number;
   postprocessMs?: number;
+  /** The part of preprocessMs spent reading and decoding the image: only for the inference listeners. */
+  decodeMs?: number;
+  /** The model runs of this inference (the statistics take them from run()): only for the inference listeners. */
+  computeMs?: number;
 }
+
+/**
+ * One finished inference as the listeners (the worker's metrics) see it: its outcome and, for a success, each phase
+ * on its own (preprocessMs without decodeMs). A failure is one failed run() of the model.
+ */
+export interface InferenceEvent {
+  model: string;
+  outcome: 'success' | 'failure';
+  totalMs: number;
+  queueMs?: number | undefined;
+  decodeMs?: number | undefined;
+  preprocessMs?: number | undefined;
+  computeMs?: number | undefined;
+  postprocessMs?: number | undefined;
+}
+
+export type InferenceListener = (event: InferenceEvent) => void;
 
 export interface ModelRegistryOptions {
   /** Folder the manifest's file paths are relative to. */
@@ -99,6 +121,7 @@ const add = (p: PhaseStats, ms: number | undefined): void => {
 export class ModelRegistry {
   private readonly slots = new Map<string, Slot>();
   private readonly observers = new Set<ModelSessionObserver>();
+  private readonly listeners = new Set<InferenceListener>();
 
   constructor(
     manifest: ModelManifest,
@@ -215,9 +238,11 @@ export class ModelRegistry {
       add(s.stats.compute, computeMs);
       return { outputs, computeMs, generation };
     } catch (e) {
-      add(s.stats.failure, performance.now() - t0);
+      const failedMs = performance.now() - t0;
+      add(s.stats.failure, failedMs);
       s.stats.inference_count++;
       s.stats.last_inference_at = new Date().toISOString();
+      this.emit({ model: name, outcome: 'failure', totalMs: failedMs });
       throw new ModelError(`Model ${name} (${role}) failed to run: ${(e as Error).message}`);
     } finally {
       s.inFlight--;
@@ -242,6 +267,24 @@ export class ModelRegistry {
     add(s.stats.preprocess, t.preprocessMs);
     add(s.stats.postprocess, t.postprocessMs);
     s.stats.last_inference_at = new Date().toISOString();
+    const preprocessMs = t.preprocessMs === undefined ? undefined : Math.max(0, t.preprocessMs - (t.decodeMs ?? 0));
+    this.emit({ ...t, model: name, outcome: 'success', preprocessMs });
+  }
+
+  /** Calls listener after every finished inference (record()) and every failed run; returns its removal. */
+  onInference(listener: InferenceListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(event: InferenceEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(event);
+      } catch {
+        /* a listener's problem is not the registry's */
+      }
+    }
   }
 
   /** Releases every session (shutdown). */

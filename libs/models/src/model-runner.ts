@@ -81,6 +81,8 @@ export class ModelRunner {
       queueMs: timing.queueMs,
       preprocessMs: decodeMs + t.preprocessMs,
       postprocessMs: t.postprocessMs,
+      decodeMs: timing.decodeMs,
+      computeMs: t.computeMs,
     });
   }
 }

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { type RgbImage } from '@aperture/imaging/decode.js';
+import { type ImageInput, imageSource } from '@aperture/imaging/decode.js';
 import {
   encodeSamPrompt,
   SAM_ENCODER_INPUT,
@@ -10,7 +10,7 @@ import {
   samMaskFromOutputs,
   type SamPrompt,
 } from '@aperture/inference/postprocess/sam.js';
-import { samPreprocess } from '@aperture/inference/preprocess.js';
+import { samPreprocessImage } from '@aperture/inference/preprocess.js';
 import { float32Output } from '@aperture/inference/session-host.js';
 import { PermanentJobError } from '@aperture/queue/job-handler.js';
 import { EmbeddingCache } from './embedding-cache.js';
@@ -70,7 +70,7 @@ export class SamPipeline {
   }
 
   /** Runs the image encoder. */
-  async samEncode(name: string, img: RgbImage): Promise<SamEmbedding> {
+  async samEncode(name: string, img: ImageInput): Promise<SamEmbedding> {
     return (await this.encode(this.runner.entry(name, ['sam']), img)).embedding;
   }
 
@@ -78,7 +78,7 @@ export class SamPipeline {
    * The embedding of an image whose file's sha256 the caller computed: from the cache when this load of the model
    * already encoded it (a hit runs no encoder), else encoded and cached. The result is the same either way.
    */
-  async samEncodeCached(name: string, img: RgbImage, sha256: string): Promise<CachedSamEmbedding> {
+  async samEncodeCached(name: string, img: ImageInput, sha256: string): Promise<CachedSamEmbedding> {
     const model = this.runner.entry(name, ['sam']);
     const registry = this.runner.registry;
     const key = { sha256, model: model.name, version: model.version };
@@ -90,9 +90,9 @@ export class SamPipeline {
     return { embedding, hit: false };
   }
 
-  private async encode(model: ModelEntry, img: RgbImage): Promise<{ embedding: SamEmbedding; generation: number }> {
+  private async encode(model: ModelEntry, img: ImageInput): Promise<{ embedding: SamEmbedding; generation: number }> {
     const t0 = performance.now();
-    const pre = await samPreprocess(img.data, img.width, img.height);
+    const pre = await samPreprocessImage(imageSource(img));
     const preprocessMs = performance.now() - t0;
     const { outputs, computeMs, generation } = await this.runner.run(model, 'encoder', {
       [SAM_ENCODER_INPUT]: { type: 'float32', dims: pre.dims, data: pre.tensor },

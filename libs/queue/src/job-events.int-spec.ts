@@ -43,6 +43,42 @@ describe('JobWaiter', () => {
     await waiter.onModuleDestroy();
   });
 
+  it('waits for every job of a set, reading them once per announcement, and leaves no waiter behind', async () => {
+    const keys = keysFor(`aperture-spec-all-${process.pid}`);
+    const waiter = new JobWaiter(redis, keys);
+    const open = new Set(['a', 'b']);
+    const asked: string[][] = [];
+    const waiting = waiter.whenAllFinal(['a', 'b', 'a'], 20000, async (ids) => {
+      asked.push([...ids]);
+      return ids.filter((id) => open.has(id));
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(waiter.watchedJobs()).toBe(2);
+    open.delete('a');
+    await publishJobFinal(redis, keys, 'a');
+    await new Promise((r) => setTimeout(r, 200));
+    open.delete('b');
+    await publishJobFinal(redis, keys, 'b');
+    expect(await waiting).toBe(true);
+    expect(asked).toEqual([['a', 'b'], ['a', 'b'], ['b']]); // once at first, then once per announcement: no polling
+    expect(waiter.watchedJobs()).toBe(0);
+    await waiter.onModuleDestroy();
+  });
+
+  it('stops waiting when the signal aborts (the client went away): false, and no waiter left', async () => {
+    const waiter = new JobWaiter(redis, keysFor(`aperture-spec-abort-${process.pid}`));
+    const abort = new AbortController();
+    let reads = 0;
+    const waiting = waiter.whenAllFinal(['x'], 60000, async (ids) => (reads++, ids), abort.signal);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(waiter.watchedJobs()).toBe(1);
+    abort.abort();
+    expect(await waiting).toBe(false);
+    expect(reads).toBe(1);
+    expect(waiter.watchedJobs()).toBe(0);
+    await waiter.onModuleDestroy();
+  });
+
   it('without Redis it falls back to reading the record every 250 ms', async () => {
     const waiter = new JobWaiter(dead, keysFor('aperture-spec-dead'));
     let reloads = 0;

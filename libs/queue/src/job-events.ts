@@ -14,9 +14,9 @@ export async function publishJobFinal(redis: Redis, keys: RedisKeys, jobId: stri
 }
 
 /**
- * Lets a request wait for a job to finish instead of polling: one Redis subscription per process (opened on first
- * use) to the final and cancel channels, and a set of waiters per job id. A waiter is a hint to look again, never
- * the answer: the caller re-reads the record, so a lost message costs at most the wait, never a wrong status.
+ * Lets a request wait for jobs to finish instead of polling: one Redis subscription per process (opened on first use)
+ * to the final and cancel channels, and a set of waiters per job id. A waiter is a hint to look again, never the
+ * answer: the caller re-reads the records, so a lost message costs at most the wait, never a wrong status.
  */
 @Injectable()
 export class JobWaiter implements OnModuleDestroy {
@@ -24,6 +24,7 @@ export class JobWaiter implements OnModuleDestroy {
   private readonly waiters = new Map<string, Set<() => void>>();
   private subscriber: Redis | null = null;
   private subscribing: Promise<void> | null = null;
+  private closing = false;
 
   constructor(
     @Inject(REDIS) private readonly redis: Redis,
@@ -31,59 +32,111 @@ export class JobWaiter implements OnModuleDestroy {
   ) {}
 
   /**
-   * Registers interest in jobId before the caller checks the record (so a finish between the check and the wait is
-   * not missed). until(ms) resolves when the job is announced final or ms have passed; always call dispose().
+   * The job as `reload` reads it once it is final, or after waitMs, or once signal aborts (whichever comes first).
+   * `job` is the record as the caller has it; 0 (or a final job) returns it as it is.
    */
-  async watch(jobId: string): Promise<{ until: (ms: number) => Promise<void>; dispose: () => void }> {
-    await this.subscribe();
-    let wake: () => void = () => undefined;
-    const woken = new Promise<void>((resolve) => (wake = resolve));
-    let set = this.waiters.get(jobId);
-    if (!set) this.waiters.set(jobId, (set = new Set()));
-    set.add(wake);
-    let timer: NodeJS.Timeout | undefined;
-    return {
-      until: (ms) => Promise.race([woken, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]),
-      dispose: () => {
-        clearTimeout(timer);
-        set.delete(wake);
-        if (set.size === 0 && this.waiters.get(jobId) === set) this.waiters.delete(jobId);
+  async whenFinal<T extends { id: string; status: JobStatus }>(
+    job: T,
+    waitMs: number,
+    reload: () => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> {
+    if (waitMs <= 0 || FINAL_JOB_STATUSES.includes(job.status)) return job;
+    let now = job;
+    await this.whenAllFinal(
+      [job.id],
+      waitMs,
+      async () => {
+        now = await reload();
+        return FINAL_JOB_STATUSES.includes(now.status) ? [] : [now.id];
       },
-    };
+      signal,
+    );
+    return now;
   }
 
   /**
-   * The job as `reload` reads it once it is final, or after waitMs (whichever comes first). `job` is the record as
-   * the caller has it; 0 returns it as it is.
+   * Waits until every job of ids is final, as `unfinished` reads them (it answers which of the ids it is given are
+   * still queued or running), for at most waitMs, and no longer once signal aborts (the client went away) or the
+   * process shuts down. True when all are final. The records are read once before waiting and once per announcement,
+   * never on a timer; no timer, listener or waiter outlives the call.
    */
-  async whenFinal<T extends { id: string; status: JobStatus }>(job: T, waitMs: number, reload: () => Promise<T>): Promise<T> {
-    if (waitMs <= 0 || FINAL_JOB_STATUSES.includes(job.status)) return job;
-    let watch: Awaited<ReturnType<JobWaiter['watch']>>;
+  async whenAllFinal(
+    ids: readonly string[],
+    waitMs: number,
+    unfinished: (ids: string[]) => Promise<string[]>,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
+    let left = [...new Set(ids)];
+    if (left.length === 0) return true;
+    if (waitMs <= 0 || signal?.aborted || this.closing) return (await unfinished(left)).length === 0;
+    const deadline = Date.now() + waitMs;
     try {
-      watch = await this.watch(job.id);
+      await this.subscribe();
     } catch (e) {
       this.logger.warn(`Cannot subscribe to job events (${(e as Error).message}); looking again every 250 ms instead`);
-      return this.poll(job, waitMs, reload);
+      return this.poll(left, deadline, unfinished, signal);
     }
+    let dirty: boolean;
+    let wake: () => void = () => undefined;
+    const onEvent = (): void => {
+      dirty = true;
+      wake();
+    };
+    const onAbort = (): void => wake();
+    // Registered before the first read, so a job that finishes between the read and the wait is not missed.
+    const sets = left.map((id) => {
+      let set = this.waiters.get(id);
+      if (!set) this.waiters.set(id, (set = new Set()));
+      set.add(onEvent);
+      return [id, set] as const;
+    });
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let timer: NodeJS.Timeout | undefined;
     try {
-      const now = await reload(); // it may have finished before the subscription
-      if (FINAL_JOB_STATUSES.includes(now.status)) return now;
-      await watch.until(waitMs);
-      return await reload();
+      for (;;) {
+        dirty = false;
+        left = await unfinished(left);
+        if (left.length === 0) return true;
+        const ms = deadline - Date.now();
+        if (ms <= 0 || signal?.aborted || this.closing) return false;
+        if (dirty) continue; // announced while we were reading: read again at once
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          timer = setTimeout(resolve, ms);
+        });
+        clearTimeout(timer);
+        if (signal?.aborted || this.closing) return false; // nobody to answer, or the process is going: no more reads
+      }
     } finally {
-      watch.dispose();
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      for (const [id, set] of sets) {
+        set.delete(onEvent);
+        if (set.size === 0 && this.waiters.get(id) === set) this.waiters.delete(id);
+      }
     }
   }
 
-  /** Without the subscription (Redis unreachable): re-read the record every 250 ms until it is final or waitMs has passed. */
-  private async poll<T extends { id: string; status: JobStatus }>(job: T, waitMs: number, reload: () => Promise<T>): Promise<T> {
-    const deadline = Date.now() + waitMs;
-    let now = job;
-    while (!FINAL_JOB_STATUSES.includes(now.status) && Date.now() < deadline) {
+  /** How many jobs requests are waiting on now (each counted once). */
+  watchedJobs(): number {
+    return this.waiters.size;
+  }
+
+  /** Without the subscription (Redis unreachable): re-read the records every 250 ms until final, the deadline or abort. */
+  private async poll(
+    ids: string[],
+    deadline: number,
+    unfinished: (ids: string[]) => Promise<string[]>,
+    signal?: AbortSignal,
+  ): Promise<boolean> {
+    let left = ids;
+    for (;;) {
+      left = await unfinished(left);
+      if (left.length === 0) return true;
+      if (Date.now() >= deadline || signal?.aborted || this.closing) return false;
       await new Promise((resolve) => setTimeout(resolve, Math.min(250, Math.max(0, deadline - Date.now()))));
-      now = await reload();
     }
-    return now;
   }
 
   private subscribe(): Promise<void> {
@@ -117,6 +170,7 @@ export class JobWaiter implements OnModuleDestroy {
   }
 
   async onModuleDestroy(): Promise<void> {
+    this.closing = true;
     for (const set of this.waiters.values()) for (const wake of set) wake();
     await this.subscriber?.quit().catch(() => undefined);
   }

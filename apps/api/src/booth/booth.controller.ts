@@ -1,11 +1,23 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query, Res, StreamableFile, UploadedFile, UseInterceptors } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Get,
+  HttpCode,
+  HttpStatus,
+  Param,
+  Post,
+  Query,
+  Res,
+  StreamableFile,
+  UploadedFile,
+  UseInterceptors,
+} from '@nestjs/common';
 import { FileInterceptor } from '@nestjs/platform-express';
 import {
   ApiBadRequestResponse,
   ApiBody,
   ApiConflictResponse,
   ApiConsumes,
-  ApiCreatedResponse,
   ApiExtraModels,
   ApiNotFoundResponse,
   ApiOkResponse,
@@ -31,6 +43,8 @@ import {
 } from './booth.dto.js';
 import { BoothReviewService } from './booth-review.service.js';
 import { BoothService } from './booth.service.js';
+import { JobResultDto } from '../jobs/jobs.dto.js';
+import { JOB_RESULT, JobAnswer, JobCreatingRoute } from '../jobs/prefer-wait.js';
 import { UPLOAD_413 } from '../uploads/upload-files.js';
 
 /** The booth's own routes: submissions, the review list, the owner's page, animal types and the public carousel. */
@@ -56,7 +70,13 @@ export class BoothController {
       "(the worker's xray model, or external workers, by BOOTH_PROCESSING). qr_content must be a code of one of your QR " +
       'batches; the owner later finds the confirmed X-ray at GET /booth/results/{code}.',
   })
-  @ApiCreatedResponse({ type: BoothSubmissionDto })
+  @JobCreatingRoute({
+    accepted: BoothSubmissionDto,
+    acceptedStatus: HttpStatus.CREATED,
+    acceptedDescription: 'Stored and queued (or its job not final within Prefer: wait)',
+    result: JobResultDto,
+    resultDescription: `${JOB_RESULT}; the options then await a review`,
+  })
   @ApiBadRequestResponse({
     type: ProblemDto,
     description:
@@ -69,9 +89,9 @@ export class BoothController {
     @Body() form: BoothSubmissionFormDto,
     @UploadedFile() file: UploadedImage | undefined,
     @CurrentPrincipal() p: Principal,
-  ): Promise<BoothSubmissionDto> {
+  ): Promise<JobAnswer<BoothSubmissionDto, JobResultDto>> {
     const { submission, job, currentJobs } = await this.booth.submit(form, file, p);
-    return { status: 'success', submission_id: submission.id, job_id: job.id, current_jobs: currentJobs };
+    return JobAnswer.ofJob({ status: 'success', submission_id: submission.id, job_id: job.id, current_jobs: currentJobs }, job.id);
   }
 
   @Get('reviews')

@@ -51,13 +51,22 @@ export class ImageUploadReportDto {
 }
 
 export class ImageUploadFormDto {
-  @ApiProperty({
+  @ApiPropertyOptional({
     type: 'array',
     items: { type: 'string', format: 'binary' },
-    description: 'One or more image files (JPEG, PNG, WebP, BMP, TIFF); the field may also be named "image"',
+    description: 'One or more image files (JPEG, PNG, WebP, BMP, TIFF); the field may also be named "image" (or "file")',
   })
   @IsOptional()
   images?: unknown;
+
+  @ApiPropertyOptional({
+    type: 'string',
+    format: 'binary',
+    deprecated: true,
+    description: 'Older name for one file (the field earlier upload clients send); stored like one of images',
+  })
+  @IsOptional()
+  file?: unknown;
 }
 
 export class ImageListQueryDto extends PageQueryDto {

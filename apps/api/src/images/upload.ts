@@ -42,15 +42,19 @@ export function requireOneImageSource(file: unknown, imageId: string | undefined
 /** Most files one upload request may carry. */
 export const MAX_FILES_PER_UPLOAD = 20;
 
-export type UploadedFields = { images?: UploadedImage[]; image?: UploadedImage[] } | undefined;
+export type UploadedFields = { images?: UploadedImage[]; image?: UploadedImage[]; file?: UploadedImage[] } | undefined;
 
-/** Multipart "images" (several) and/or "image" (one), streamed to temporary files, up to IMAGE_MAX_BYTES each. */
+/**
+ * Multipart "images" (several) and/or "image" (one), or "file" (one: the older clients' name), streamed to temporary
+ * files, up to IMAGE_MAX_BYTES each.
+ */
 export const ImageUpload = (what: string): MethodDecorator =>
   applyDecorators(
     UseInterceptors(
       FileFieldsInterceptor([
         { name: 'images', maxCount: MAX_FILES_PER_UPLOAD },
         { name: 'image', maxCount: 1 },
+        { name: 'file', maxCount: 1 },
       ]),
     ),
     ApiConsumes('multipart/form-data'),
@@ -72,7 +76,7 @@ export const ImageUpload = (what: string): MethodDecorator =>
   );
 
 export function uploadedFiles(fields: UploadedFields): UploadedImage[] {
-  const files = [...(fields?.images ?? []), ...(fields?.image ?? [])];
+  const files = [...(fields?.images ?? []), ...(fields?.image ?? []), ...(fields?.file ?? [])];
   if (files.length === 0) {
     throw badRequest('Send one or more image files as the multipart field "images".', {
       errors: [{ field: 'images', messages: ['at least one file is required'] }],

@@ -3,6 +3,8 @@ import type { EntityManager } from '@mikro-orm/core';
 import { ProblemException } from '@aperture/common/problem.js';
 import { Job } from '@aperture/database/entities/job.entity.js';
 import type { JobWaiter } from '@aperture/queue/job-events.js';
+import type { JobResultDto } from './jobs.dto.js';
+import { JobAnswer } from './prefer-wait.js';
 
 /** The 202 answer of a route that queued a job: where to follow it. */
 export class JobAcceptedDto {
@@ -14,6 +16,11 @@ export class JobAcceptedDto {
 
 export function jobAccepted(job: Pick<Job, 'id' | 'status'>): JobAcceptedDto {
   return { job_id: job.id, status: job.status, status_url: `/api/v1/jobs/${job.id}/status`, result_url: `/api/v1/jobs/${job.id}/result` };
+}
+
+/** The 202 answer of a queued job, or with Prefer: wait its result as GET /jobs/{id}/result gives it. */
+export function acceptedJob(job: Pick<Job, 'id' | 'status'>): JobAnswer<JobAcceptedDto, JobResultDto> {
+  return JobAnswer.ofJob(jobAccepted(job), job.id);
 }
 
 /**

@@ -50,6 +50,30 @@ export class ModelCatalogueService {
     return this.resolve(model ?? modelType, kinds, model === undefined ? 'model_type' : 'model');
   }
   /**
+   * One model named by any of several fields: a canonical field and the older clients' aliases of it (e.g.
+   * detection_model and detection_model_id). Each field given must name a model of the kinds; two that name different
+   * models are a 400 naming both. None given: `fallback` (a previous value), else the first model of the kinds.
+   */
+  resolveFields(
+    refs: readonly { field: string; ref: string | number | undefined | null }[],
+    kinds: readonly ModelKind[],
+    opts: { fallback?: string; accept?: (m: ModelEntry) => boolean } = {},
+  ): ModelEntry {
+    const given = refs.filter((r) => r.ref !== undefined && r.ref !== null && r.ref !== '');
+    if (given.length === 0) return this.resolve(opts.fallback, kinds, refs[0]?.field ?? 'model', opts.accept);
+    const found = given.map((r) => ({ field: r.field, model: this.resolve(r.ref, kinds, r.field, opts.accept) }));
+    const first = found[0]!;
+    const other = found.find((f) => f.model !== first.model);
+    if (other) {
+      throw badRequest(
+        `${first.field} and ${other.field} name different models (${first.model.name}, ${other.model.name}): send one of them.`,
+        { errors: [{ field: other.field, messages: [`names ${other.model.name}, but ${first.field} names ${first.model.name}`] }] },
+      );
+    }
+    return first.model;
+  }
+
+  /**
    * A model chosen by numeric id or by name among the given kinds, or the first model of those kinds when none is
    * named. Anything else is a 400 whose detail lists the valid (id, name, kind) triples.
    */

@@ -3,7 +3,6 @@ import {
   Body,
   Controller,
   Get,
-  HttpCode,
   HttpStatus,
   Param,
   Post,
@@ -15,6 +14,8 @@ import {
   UseInterceptors,
 } from '@nestjs/common';
 import { FileInterceptor } from '@nestjs/platform-express';
+import { JobResultDto } from '../jobs/jobs.dto.js';
+import { JOB_RESULT, JobAnswer, JobCreatingRoute } from '../jobs/prefer-wait.js';
 import {
   ApiAcceptedResponse,
   ApiBadRequestResponse,
@@ -139,7 +140,6 @@ export class ModelsController {
   }
 
   @Post(':name/infer')
-  @HttpCode(HttpStatus.ACCEPTED)
   @UseInterceptors(FileInterceptor('image'))
   @ApiConsumes('multipart/form-data')
   @ApiBody({ type: ModelInferFormDto })
@@ -150,20 +150,21 @@ export class ModelsController {
       'instance masks as COCO RLE for a segmenter, a mask for a click or a box for SAM, ' +
       'the result options as PNG artifacts for an image-to-image model. Poll the job; its result holds the output.',
   })
-  @ApiAcceptedResponse({ type: ModelInferAcceptedDto })
+  @JobCreatingRoute({ accepted: ModelInferAcceptedDto, result: JobResultDto, resultDescription: JOB_RESULT })
   @ApiBadRequestResponse({
     type: ProblemDto,
     description: 'Missing or unreadable image (IMAGE_VALIDATION_ERROR), bad options, or a model that does not take images',
   })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Model {name} does not exist.' })
   @ApiPayloadTooLargeResponse({ type: ProblemDto, description: `Larger than IMAGE_MAX_BYTES, or ${UPLOAD_413}` })
-  inferModel(
+  async inferModel(
     @Param('name') name: string,
     @UploadedFile() file: UploadedImage | undefined,
     @Body() form: ModelInferFormDto,
     @CurrentPrincipal() p: Principal,
-  ): Promise<ModelInferAcceptedDto> {
-    return this.intake.infer(name, file, form, p);
+  ): Promise<JobAnswer<ModelInferAcceptedDto, JobResultDto>> {
+    const accepted = await this.intake.infer(name, file, form, p);
+    return JobAnswer.ofJob(accepted, accepted.job_id);
   }
 
   @Post(':name/load')

@@ -148,6 +148,35 @@ describe('ModelCatalogueService', () => {
     expect((await problem(() => catalogue.entry('nope'))).getStatus()).toBe(404);
   });
 
+  it('resolves one model named by a field and its older aliases: each must name a model, and all the same one', async () => {
+    // Two detectors, so that an alias and its canonical field can name different valid models.
+    const detector = manifest.models.find((m) => m.kind === 'detector')!;
+    const twin = { ...detector, name: `${detector.name}-twin` };
+    const two = new ModelCatalogueService(
+      { ...manifest, models: [...manifest.models, twin] },
+      new ModelControlService(new FakeRedis([]) as unknown as Redis, config),
+    );
+    const twinId = two.idOf(twin);
+    const fields = (canonical: string | undefined, alias: number | undefined) => [
+      { field: 'detection_model', ref: canonical },
+      { field: 'detection_model_id', ref: alias },
+    ];
+    expect(two.resolveFields(fields(undefined, undefined), ['detector'])).toBe(detector);
+    expect(two.resolveFields(fields(undefined, undefined), ['detector'], { fallback: twin.name })).toBe(twin);
+    expect(two.resolveFields(fields(undefined, twinId), ['detector'])).toBe(twin);
+    expect(two.resolveFields(fields(twin.name, twinId), ['detector'])).toBe(twin);
+    const clash = await problem(() => two.resolveFields(fields(detector.name, twinId), ['detector']));
+    expect(clash.getStatus()).toBe(400);
+    expect(clash.detail).toBe(
+      `detection_model and detection_model_id name different models (${detector.name}, ${twin.name}): send one of them.`,
+    );
+    expect(clash.extras['errors']).toEqual([
+      { field: 'detection_model_id', messages: [`names ${twin.name}, but detection_model names ${detector.name}`] },
+    ]);
+    const unknown = await problem(() => two.resolveFields(fields(undefined, 99), ['detector']));
+    expect(unknown.extras['errors']).toEqual([{ field: 'detection_model_id', messages: ['unknown detector model "99"'] }]);
+  });
+
   it('lists each model with its state over the live workers, and sums its statistics', async () => {
     const { catalogue } = newTestServices([
       workerDoc('w1', { 'sam-tiny': modelState('sam-tiny', 'loaded', 1), xray: modelState('xray', 'loaded') }),

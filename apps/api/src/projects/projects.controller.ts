@@ -1,6 +1,5 @@
 import { Body, Controller, Delete, Get, HttpCode, HttpStatus, Param, Patch, Post, Query, Res, UploadedFiles } from '@nestjs/common';
 import {
-  ApiAcceptedResponse,
   ApiCreatedResponse,
   ApiNoContentResponse,
   ApiNotFoundResponse,
@@ -23,11 +22,19 @@ import {
   ProjectDto,
   ProjectImageDto,
   ProjectStartDto,
+  ProjectStartResultDto,
   ProjectSummaryDto,
   ProjectUpdateDto,
   ResultSetDto,
 } from './projects.dto.js';
 import { ProjectsService } from './projects.service.js';
+import { JobAnswer, JobCreatingRoute } from '../jobs/prefer-wait.js';
+import type { Project } from '@aperture/database/entities/project.entity.js';
+
+const START_RESULT_TEXT =
+  'the start and the result sets of the project (results) once every job queued is final. Also 200, with or without ' +
+  'Prefer, when nothing was queued: then without results, the message says why (batch_id null)';
+const START_ACCEPTED = 'Queued (or not every job final within Prefer: wait): the batch id and the images; follow the jobs by batch_id';
 
 const NOT_FOUND = { type: ProblemDto, description: "Project with id {id} does not exist. (also for another user's project)" };
 
@@ -142,44 +149,61 @@ export class ProjectsController {
   }
 
   @Post(':id/start')
-  @HttpCode(HttpStatus.ACCEPTED)
   @ApiOperation({
     summary: 'Process every image',
     description: "One job per image with the project's model, under one batch id (images already queued or running are not queued twice).",
   })
-  @ApiAcceptedResponse({ type: ProjectStartDto })
-  @ApiOkResponse({ type: ProjectStartDto, description: 'Nothing to queue (no images, or all in flight): says so, changes nothing' })
+  @JobCreatingRoute({
+    accepted: ProjectStartDto,
+    acceptedDescription: START_ACCEPTED,
+    result: ProjectStartResultDto,
+    resultDescription: START_RESULT_TEXT,
+  })
   @ApiNotFoundResponse(NOT_FOUND)
   async startProject(
     @Param('id') id: string,
     @CurrentPrincipal() p: Principal,
     @Res({ passthrough: true }) res: Response,
-  ): Promise<ProjectStartDto> {
-    return this.answer(await this.projects.start(await this.projects.findOwn(id, p), p, false), res);
+  ): Promise<ProjectStartDto | JobAnswer<ProjectStartDto, ProjectStartResultDto>> {
+    const project = await this.projects.findOwn(id, p);
+    return this.answer(project, await this.projects.start(project, p, false), res);
   }
 
   @Post(':id/start-rest')
-  @HttpCode(HttpStatus.ACCEPTED)
   @ApiOperation({
     summary: 'Process only the images without a result',
     description:
       'As start, for the images that have no completed result (e.g. added later). When none is left, says so and changes nothing (200, ' +
       'batch_id null).',
   })
-  @ApiAcceptedResponse({ type: ProjectStartDto })
-  @ApiOkResponse({ type: ProjectStartDto, description: 'Every image already has a result: nothing queued' })
+  @JobCreatingRoute({
+    accepted: ProjectStartDto,
+    acceptedDescription: START_ACCEPTED,
+    result: ProjectStartResultDto,
+    resultDescription: START_RESULT_TEXT,
+  })
   @ApiNotFoundResponse(NOT_FOUND)
   async startProjectRest(
     @Param('id') id: string,
     @CurrentPrincipal() p: Principal,
     @Res({ passthrough: true }) res: Response,
-  ): Promise<ProjectStartDto> {
-    return this.answer(await this.projects.start(await this.projects.findOwn(id, p), p, true), res);
+  ): Promise<ProjectStartDto | JobAnswer<ProjectStartDto, ProjectStartResultDto>> {
+    const project = await this.projects.findOwn(id, p);
+    return this.answer(project, await this.projects.start(project, p, true), res);
   }
 
-  private answer(r: ProjectStartDto, res: Response): ProjectStartDto {
-    if (r.queued === 0) res.status(HttpStatus.OK);
-    return r;
+  /** Nothing queued: 200 with that news, whatever the Prefer header. Else the batch, or its results (Prefer: wait). */
+  private answer(project: Project, r: ProjectStartDto, res: Response): ProjectStartDto | JobAnswer<ProjectStartDto, ProjectStartResultDto> {
+    if (r.queued === 0 || !r.batch_id) {
+      res.status(HttpStatus.OK);
+      return r;
+    }
+    const batchId = r.batch_id;
+    return new JobAnswer(
+      r,
+      () => this.projects.batchJobIds(batchId),
+      async () => ({ ...r, results: await this.projects.results(project) }),
+    );
   }
 
   @Get(':id/results')

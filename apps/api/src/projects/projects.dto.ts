@@ -1,5 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsOptional, IsString, MaxLength, MinLength } from 'class-validator';
+import { Type } from 'class-transformer';
+import { IsInt, IsOptional, IsString, MaxLength, Min, MinLength } from 'class-validator';
 import { ImageDto } from '../images/images.dto.js';
 
 const PROJECT_STATUSES = ['PENDING', 'PROCESSING', 'COMPLETED', 'FAILED'] as const;
@@ -26,6 +27,20 @@ export class ProjectCreateDto {
   @IsString()
   @MaxLength(100)
   model?: string;
+
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 1,
+    deprecated: true,
+    example: 1,
+    description:
+      'Older name of model: the model by the id GET /api/v1/models lists (1-based position in the model manifest); a detector or segmenter',
+  })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  ai_model_id?: number;
 }
 
 export class ProjectUpdateDto {
@@ -47,6 +62,20 @@ export class ProjectUpdateDto {
   @IsString()
   @MaxLength(100)
   model?: string;
+
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 1,
+    deprecated: true,
+    example: 1,
+    description:
+      'Older name of model: the model by the id GET /api/v1/models lists (1-based position in the model manifest); a detector or segmenter',
+  })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  ai_model_id?: number;
 }
 
 export class ProjectImageDto extends ImageDto {
@@ -116,4 +145,15 @@ export class ResultSetDto {
   result_image_url!: string | null;
   @ApiProperty({ format: 'date-time' }) created_at!: string;
   @ApiProperty({ type: String, format: 'date-time', nullable: true }) finished_at!: string | null;
+}
+
+/** A start's answer with Prefer: wait once every job it queued is final: the start, and the project's result sets. */
+export class ProjectStartResultDto extends ProjectStartDto {
+  @ApiProperty({
+    type: [ResultSetDto],
+    description:
+      'The result sets of the project as GET /projects/{id}/results gives them, once every job queued is final (an image ' +
+      'whose job failed has none, or its older one)',
+  })
+  results!: ResultSetDto[];
 }

@@ -8,7 +8,7 @@ import { Job, type JobStatus } from '@aperture/database/entities/job.entity.js';
 import { Project } from '@aperture/database/entities/project.entity.js';
 import { User } from '@aperture/database/entities/user.entity.js';
 import { findOwned } from '@aperture/database/owned.js';
-import type { ModelKind } from '@aperture/models/manifest.js';
+import type { ModelEntry, ModelKind } from '@aperture/models/manifest.js';
 import { JobLifecycle } from '@aperture/queue/job-lifecycle.js';
 import { JobsService } from '@aperture/queue/jobs.service.js';
 import { StorageKeys } from '@aperture/storage/storage-keys.js';
@@ -58,8 +58,19 @@ export class ProjectsService {
     return findOwned(this.em, Project, id, p.userId, 'Project', { populate: ['owner'] });
   }
 
+  /** The model named by `model` or by its older alias `ai_model_id` (both given: they must agree); neither: the default. */
+  private projectModel(dto: ProjectCreateDto | ProjectUpdateDto): ModelEntry {
+    return this.models.resolveFields(
+      [
+        { field: 'model', ref: dto.model },
+        { field: 'ai_model_id', ref: dto.ai_model_id },
+      ],
+      PROJECT_MODEL_KINDS,
+    );
+  }
+
   async create(dto: ProjectCreateDto, p: Principal): Promise<Project> {
-    const model = this.models.resolve(dto.model, PROJECT_MODEL_KINDS, 'model');
+    const model = this.projectModel(dto);
     const em = this.em.fork();
     const project = em.create(Project, {
       owner: em.getReference(User, p.userId),
@@ -72,7 +83,7 @@ export class ProjectsService {
   }
 
   async update(project: Project, dto: ProjectUpdateDto): Promise<Project> {
-    if (dto.model !== undefined) project.model = this.models.resolve(dto.model, PROJECT_MODEL_KINDS, 'model').name;
+    if (dto.model !== undefined || dto.ai_model_id !== undefined) project.model = this.projectModel(dto).name;
     if (dto.name !== undefined) project.name = dto.name.trim();
     if (dto.description !== undefined) project.description = dto.description;
     await this.em.flush();
@@ -226,6 +237,12 @@ export class ProjectsService {
       image_ids: todo.map((i) => i.id),
       skipped_in_flight: skipped,
     };
+  }
+
+  /** The ids of the jobs of a batch a start queued. */
+  async batchJobIds(batchId: string): Promise<string[]> {
+    const jobs = await this.em.fork().find(Job, { batchId }, { fields: ['id'] });
+    return jobs.map((j) => j.id);
   }
 
   /** The latest completed result set of each image (newest first), or of one image. */

@@ -1,6 +1,5 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Res, StreamableFile } from '@nestjs/common';
+import { Body, Controller, Get, Param, Post, Res, StreamableFile } from '@nestjs/common';
 import {
-  ApiAcceptedResponse,
   ApiBadRequestResponse,
   ApiConflictResponse,
   ApiNotFoundResponse,
@@ -15,6 +14,7 @@ import { ProblemDto } from '@aperture/common/problem.dto.js';
 import type { QrBatch } from '@aperture/database/entities/qr.entity.js';
 import { CreateQrBatchDto, QrBatchDto } from './qr.dto.js';
 import { QrService } from './qr.service.js';
+import { JobAnswer, JobCreatingRoute } from '../jobs/prefer-wait.js';
 
 function toDto(b: QrBatch): QrBatchDto {
   const j = b.job;
@@ -39,15 +39,19 @@ export class QrController {
   constructor(private readonly qr: QrService) {}
 
   @Post()
-  @HttpCode(202)
   @ApiOperation({
     summary: 'Generate a batch of unique QR codes',
     description: 'Renders n (1-1000) unique codes into a print-ready PDF in the background. Poll the batch for progress.',
   })
-  @ApiAcceptedResponse({ type: QrBatchDto })
+  @JobCreatingRoute({
+    accepted: QrBatchDto,
+    result: QrBatchDto,
+    resultDescription: 'the batch as GET /qr/batches/{id} gives it: pdf_url once completed, error if it failed',
+  })
   @ApiBadRequestResponse({ type: ProblemDto, description: 'n outside 1..1000' })
-  async createQrBatch(@Body() dto: CreateQrBatchDto, @CurrentPrincipal() p: Principal): Promise<QrBatchDto> {
-    return toDto(await this.qr.create(dto.n, p));
+  async createQrBatch(@Body() dto: CreateQrBatchDto, @CurrentPrincipal() p: Principal): Promise<JobAnswer<QrBatchDto, QrBatchDto>> {
+    const batch = await this.qr.create(dto.n, p);
+    return new JobAnswer(toDto(batch), [batch.job.id], async (em) => toDto(await this.qr.get(batch.id, p, em)));
   }
 
   @Get(':id')

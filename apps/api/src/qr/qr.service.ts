@@ -55,8 +55,8 @@ export class QrService {
     return batch;
   }
 
-  async get(id: string, p: Principal): Promise<QrBatch> {
-    return findOwned(this.em, QrBatch, id, p.role === 'admin' ? null : p.userId, 'QR batch', { populate: ['job'] });
+  async get(id: string, p: Principal, em: EntityManager = this.em): Promise<QrBatch> {
+    return findOwned(em, QrBatch, id, p.role === 'admin' ? null : p.userId, 'QR batch', { populate: ['job'] });
   }
 
   /** The batch and its PDF, once its job has completed; a 409 before that (or when the file went missing). */

@@ -1,4 +1,4 @@
-import { applyDecorators, Body, Controller, HttpCode, HttpStatus, Post, Res, UploadedFile, UseInterceptors } from '@nestjs/common';
+import { applyDecorators, Body, Controller, HttpStatus, Post, Res, UploadedFile, UseInterceptors } from '@nestjs/common';
 import { FileInterceptor } from '@nestjs/platform-express';
 import {
   ApiAcceptedResponse,
@@ -17,7 +17,9 @@ import type { Response } from 'express';
 import { Authenticated, CurrentPrincipal, type Principal } from '@aperture/common/auth.decorators.js';
 import { ProblemDto } from '@aperture/common/problem.dto.js';
 import type { UploadedImage } from '../images/images.service.js';
-import { JobAcceptedDto, jobAccepted } from '../jobs/job-answers.js';
+import { JobAcceptedDto, acceptedJob, jobAccepted } from '../jobs/job-answers.js';
+import { JobResultDto } from '../jobs/jobs.dto.js';
+import { JOB_RESULT, type JobAnswer, JobCreatingRoute } from '../jobs/prefer-wait.js';
 import { SegmentAutoFormDto, SegmentAutoResultDto } from './segment-auto.dto.js';
 import { SegmentAutoService } from './segment-auto.service.js';
 import { UPLOAD_413 } from '../uploads/upload-files.js';
@@ -78,15 +80,14 @@ export class SegmentAutoController {
   }
 
   @Post('async')
-  @HttpCode(HttpStatus.ACCEPTED)
   @SegmentAutoRoute()
   @ApiOperation({ summary: 'Segment everything on an image (queued)', description: `${DESCRIPTION} Answers at once; poll the job.` })
-  @ApiAcceptedResponse({ type: JobAcceptedDto })
+  @JobCreatingRoute({ accepted: JobAcceptedDto, result: JobResultDto, resultDescription: JOB_RESULT })
   async segmentAutoAsync(
     @Body() form: SegmentAutoFormDto,
     @UploadedFile() file: UploadedImage | undefined,
     @CurrentPrincipal() p: Principal,
-  ): Promise<JobAcceptedDto> {
-    return jobAccepted(await this.service.submit(form, file, p));
+  ): Promise<JobAnswer<JobAcceptedDto, JobResultDto>> {
+    return acceptedJob(await this.service.submit(form, file, p));
   }
 }

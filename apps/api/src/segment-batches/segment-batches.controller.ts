@@ -5,8 +5,6 @@ import {
   Catch,
   Controller,
   Get,
-  HttpCode,
-  HttpStatus,
   Param,
   Post,
   Query,
@@ -17,7 +15,6 @@ import {
 } from '@nestjs/common';
 import { FileFieldsInterceptor } from '@nestjs/platform-express';
 import {
-  ApiAcceptedResponse,
   ApiBadRequestResponse,
   ApiExtraModels,
   ApiNotFoundResponse,
@@ -37,6 +34,7 @@ import { createValidationPipe } from '@aperture/common/validation.js';
 import type { UploadedImage } from '../images/images.service.js';
 import { BatchDto, BatchSummaryDto, MAX_BATCH_IMAGES, SegmentBatchFormDto, SegmentBatchJsonDto } from './segment-batches.dto.js';
 import { SegmentBatchesService, tooMany } from './segment-batches.service.js';
+import { JobAnswer, JobCreatingRoute } from '../jobs/prefer-wait.js';
 import { UPLOAD_413 } from '../uploads/upload-files.js';
 
 /** Multer's refusals of a batch's files, in words: too many images, or files under another field name. */
@@ -72,7 +70,6 @@ export class SegmentBatchesController {
   constructor(private readonly batches: SegmentBatchesService) {}
 
   @Post()
-  @HttpCode(HttpStatus.ACCEPTED)
   @UseInterceptors(FileFieldsInterceptor([{ name: 'images', maxCount: MAX_BATCH_IMAGES }]))
   @UseFilters(BatchFilesFilter)
   @ApiExtraModels(SegmentBatchFormDto, SegmentBatchJsonDto)
@@ -87,7 +84,13 @@ export class SegmentBatchesController {
       },
     },
   })
-  @ApiAcceptedResponse({ type: BatchDto, description: 'Queued: the batch, its URL and one job per image' })
+  @JobCreatingRoute({
+    accepted: BatchDto,
+    acceptedDescription: 'Queued (or not all final within Prefer: wait): the batch, its URL and one job per image',
+    result: BatchDto,
+    resultDescription:
+      'every job of the batch is final: the batch as GET /segment/batches/{id} gives it (its status says whether all completed)',
+  })
   @ApiBadRequestResponse({
     type: ProblemDto,
     description:
@@ -103,12 +106,16 @@ export class SegmentBatchesController {
     @Body() body: unknown,
     @UploadedFiles() files: { images?: UploadedImage[] } | undefined,
     @CurrentPrincipal() p: Principal,
-  ): Promise<BatchDto> {
+  ): Promise<JobAnswer<BatchDto, BatchDto>> {
     const request = req.is('multipart/form-data')
       ? this.batches.fromForm(await validate(SegmentBatchFormDto, body), files?.images ?? [])
       : this.batches.fromJson(await validate(SegmentBatchJsonDto, body ?? {}));
-    const { batch } = await this.batches.create(request, p);
-    return this.batches.find(batch.id, p);
+    const { batch, jobs } = await this.batches.create(request, p);
+    return new JobAnswer(
+      await this.batches.find(batch.id, p),
+      jobs.map((j) => j.id),
+      () => this.batches.find(batch.id, p),
+    );
   }
 
   @Get()

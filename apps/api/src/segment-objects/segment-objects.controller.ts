@@ -1,4 +1,4 @@
-import { applyDecorators, Body, Controller, HttpCode, HttpStatus, Post, Res, UploadedFile, UseInterceptors } from '@nestjs/common';
+import { applyDecorators, Body, Controller, HttpStatus, Post, Res, UploadedFile, UseInterceptors } from '@nestjs/common';
 import { FileInterceptor } from '@nestjs/platform-express';
 import {
   ApiAcceptedResponse,
@@ -17,7 +17,9 @@ import type { Response } from 'express';
 import { Authenticated, CurrentPrincipal, type Principal } from '@aperture/common/auth.decorators.js';
 import { ProblemDto } from '@aperture/common/problem.dto.js';
 import type { UploadedImage } from '../images/images.service.js';
-import { JobAcceptedDto, jobAccepted } from '../jobs/job-answers.js';
+import { JobAcceptedDto, acceptedJob, jobAccepted } from '../jobs/job-answers.js';
+import { JobResultDto } from '../jobs/jobs.dto.js';
+import { JOB_RESULT, type JobAnswer, JobCreatingRoute } from '../jobs/prefer-wait.js';
 import { SYNC_WAIT_MS } from '../segment-auto/segment-auto.controller.js';
 import { SegmentObjectsFormDto, SegmentObjectsResultDto } from './segment-objects.dto.js';
 import { SegmentObjectsService } from './segment-objects.service.js';
@@ -85,19 +87,18 @@ export class SegmentObjectsController {
   }
 
   @Post('async')
-  @HttpCode(HttpStatus.ACCEPTED)
   @SegmentObjectsRoute()
   @ApiOperation({
     summary: 'Extract objects as RGBA images (queued)',
     description: `${DESCRIPTION} Answers at once; the result (with drive_error if Drive failed) is at GET /jobs/{id}/result.`,
   })
-  @ApiAcceptedResponse({ type: JobAcceptedDto })
+  @JobCreatingRoute({ accepted: JobAcceptedDto, result: JobResultDto, resultDescription: JOB_RESULT })
   @ApiServiceUnavailableResponse({ type: ProblemDto, description: 'DRIVE_ERROR: save_to_drive with Drive disabled; nothing is stored' })
   async segmentObjectsAsync(
     @Body() form: SegmentObjectsFormDto,
     @UploadedFile() file: UploadedImage | undefined,
     @CurrentPrincipal() p: Principal,
-  ): Promise<JobAcceptedDto> {
-    return jobAccepted(await this.service.submit(form, file, p));
+  ): Promise<JobAnswer<JobAcceptedDto, JobResultDto>> {
+    return acceptedJob(await this.service.submit(form, file, p));
   }
 }

@@ -1,4 +1,4 @@
-import { Body, Controller, HttpCode, HttpStatus, Post, Res, UploadedFile, UseInterceptors, applyDecorators } from '@nestjs/common';
+import { Body, Controller, HttpStatus, Post, Res, UploadedFile, UseInterceptors, applyDecorators } from '@nestjs/common';
 import { FileInterceptor } from '@nestjs/platform-express';
 import {
   ApiAcceptedResponse,
@@ -17,7 +17,9 @@ import { Authenticated, CurrentPrincipal, type Principal } from '@aperture/commo
 import { ProblemDto } from '@aperture/common/problem.dto.js';
 import type { Job } from '@aperture/database/entities/job.entity.js';
 import type { UploadedImage } from '../images/images.service.js';
-import { JobAcceptedDto, jobAccepted } from '../jobs/job-answers.js';
+import { JobAcceptedDto, acceptedJob, jobAccepted } from '../jobs/job-answers.js';
+import { JobResultDto } from '../jobs/jobs.dto.js';
+import { JOB_RESULT, type JobAnswer, JobCreatingRoute } from '../jobs/prefer-wait.js';
 import { SegmentBoxFormDto, SegmentPointsFormDto, SegmentResponseDto } from './segment.dto.js';
 import { SEGMENT_SYNC_WAIT_MS, SegmentService } from './segment.service.js';
 import { UPLOAD_413 } from '../uploads/upload-files.js';
@@ -38,7 +40,7 @@ function PromptRoute(body: new () => object, summary: string, description: strin
           ApiAcceptedResponse({ type: JobAcceptedDto, description: 'Not done within 60 s: poll the job' }),
           ApiUnprocessableEntityResponse({ type: ProblemDto, description: 'MODEL_ERROR: the job failed' }),
         ]
-      : [HttpCode(HttpStatus.ACCEPTED), ApiAcceptedResponse({ type: JobAcceptedDto })]),
+      : [JobCreatingRoute({ accepted: JobAcceptedDto, result: JobResultDto, resultDescription: JOB_RESULT })]),
     ApiBadRequestResponse({ type: ProblemDto, description: BAD }),
     ApiNotFoundResponse({ type: ProblemDto, description: 'Image with id {id} does not exist.' }),
     ApiPayloadTooLargeResponse({ type: ProblemDto, description: `Larger than IMAGE_MAX_BYTES, or ${UPLOAD_413}` }),
@@ -74,8 +76,8 @@ export class SegmentController {
     @Body() form: SegmentPointsFormDto,
     @UploadedFile() file: UploadedImage | undefined,
     @CurrentPrincipal() p: Principal,
-  ): Promise<JobAcceptedDto> {
-    return jobAccepted(await this.segment.points(form, file, p));
+  ): Promise<JobAnswer<JobAcceptedDto, JobResultDto>> {
+    return acceptedJob(await this.segment.points(form, file, p));
   }
 
   @Post('box')
@@ -95,8 +97,8 @@ export class SegmentController {
     @Body() form: SegmentBoxFormDto,
     @UploadedFile() file: UploadedImage | undefined,
     @CurrentPrincipal() p: Principal,
-  ): Promise<JobAcceptedDto> {
-    return jobAccepted(await this.segment.box(form, file, p));
+  ): Promise<JobAnswer<JobAcceptedDto, JobResultDto>> {
+    return acceptedJob(await this.segment.box(form, file, p));
   }
 
   private async wait(job: Job, res: Response): Promise<SegmentResponseDto | JobAcceptedDto> {

@@ -3,20 +3,17 @@ import {
   Controller,
   Delete,
   Get,
-  HttpCode,
-  HttpStatus,
   Param,
   Post,
   Query,
   Req,
   Res,
   StreamableFile,
-  UploadedFile,
+  UploadedFiles,
   UseInterceptors,
 } from '@nestjs/common';
-import { FileInterceptor } from '@nestjs/platform-express';
+import { FileFieldsInterceptor } from '@nestjs/platform-express';
 import {
-  ApiAcceptedResponse,
   ApiBadRequestResponse,
   ApiBody,
   ApiConflictResponse,
@@ -32,7 +29,7 @@ import type { Request, Response } from 'express';
 import { Authenticated, CurrentPrincipal, type Principal } from '@aperture/common/auth.decorators.js';
 import { ApiPageResponse, type Page, toPage } from '@aperture/common/pagination.js';
 import { ProblemDto } from '@aperture/common/problem.dto.js';
-import { conflict, notFound } from '@aperture/common/problem.js';
+import { badRequest, conflict, notFound } from '@aperture/common/problem.js';
 import type { Job } from '@aperture/database/entities/job.entity.js';
 import { JobWaiter } from '@aperture/queue/job-events.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
@@ -41,12 +38,14 @@ import { Inject } from '@nestjs/common';
 import { ImageContent } from '../images/image-content.js';
 import type { UploadedImage } from '../images/images.service.js';
 import { WaitQueryDto } from '../jobs/jobs.dto.js';
+import { JobAnswer, JobCreatingRoute } from '../jobs/prefer-wait.js';
 import {
   TaskAcceptedDto,
   TaskCreateFormDto,
   TaskDeletedDto,
   TaskDto,
   TaskListQueryDto,
+  TaskModelIdsDto,
   TaskParamsDto,
   TaskResultDto,
   TaskStatusDto,
@@ -55,6 +54,7 @@ import {
 import { TasksService } from './tasks.service.js';
 import { UPLOAD_413 } from '../uploads/upload-files.js';
 
+const RESULT = 'the task result, as GET /tasks/{id}/result gives it (result null and status failed or cancelled if it did not complete)';
 const NOT_FOUND = { type: ProblemDto, description: "Task with id {id} does not exist. (also for another user's task)" };
 
 function accepted(job: Job): TaskAcceptedDto {
@@ -84,8 +84,12 @@ export class TasksController {
   }
 
   @Post()
-  @HttpCode(HttpStatus.ACCEPTED)
-  @UseInterceptors(FileInterceptor('image'))
+  @UseInterceptors(
+    FileFieldsInterceptor([
+      { name: 'image', maxCount: 1 },
+      { name: 'file', maxCount: 1 },
+    ]),
+  )
   @ApiConsumes('multipart/form-data', 'application/json')
   @ApiBody({ type: TaskCreateFormDto })
   @ApiOperation({
@@ -93,9 +97,11 @@ export class TasksController {
     description:
       'prediction: oriented primitives by the detection model, then the scene classified FROM them. fragments: fragment masks, diameters ' +
       'calibrated by the red ball (real_radius, unit), D10/D50/D90, overlay, chart, masks, CSV. The image is an upload (multipart ' +
-      '"image") or one of yours (image_id). Every parameter is checked before anything is stored.',
+      '"image") or one of yours (image_id). Every parameter is checked before anything is stored. Older clients\' names are ' +
+      'accepted too: detection_model_id and classification_model_id (integer model ids, in the query string or the body) and ' +
+      'the multipart field "file".',
   })
-  @ApiAcceptedResponse({ type: TaskAcceptedDto })
+  @JobCreatingRoute({ accepted: TaskAcceptedDto, result: TaskResultDto, resultDescription: RESULT })
   @ApiBadRequestResponse({
     type: ProblemDto,
     description:
@@ -106,10 +112,23 @@ export class TasksController {
   @ApiPayloadTooLargeResponse({ type: ProblemDto, description: `Larger than IMAGE_MAX_BYTES, or ${UPLOAD_413}` })
   async createTask(
     @Body() form: TaskCreateFormDto,
-    @UploadedFile() file: UploadedImage | undefined,
+    @Query() q: TaskModelIdsDto,
+    @UploadedFiles() files: { image?: UploadedImage[]; file?: UploadedImage[] } | undefined,
     @CurrentPrincipal() p: Principal,
-  ): Promise<TaskAcceptedDto> {
-    return accepted(await this.tasks.create(form, file, p));
+  ): Promise<JobAnswer<TaskAcceptedDto, TaskResultDto>> {
+    const [image, file] = [files?.image?.[0], files?.file?.[0]];
+    if (image && file)
+      throw badRequest('Send the image once: as the multipart field "image" (or its older name "file"), not both.', {
+        errors: [{ field: 'file', messages: ['not with image'] }],
+      });
+    return this.answer(await this.tasks.create(form, image ?? file, p, q), p);
+  }
+
+  /** The accepted task, or (with Prefer: wait) its result as GET /tasks/{id}/result gives it. */
+  private answer(job: Job, p: Principal): JobAnswer<TaskAcceptedDto, TaskResultDto> {
+    return new JobAnswer(accepted(job), [job.id], async () => {
+      return TaskResultDto.from(await this.tasks.findOwn(job.id, p, true));
+    });
   }
 
   @Get()
@@ -174,17 +193,20 @@ export class TasksController {
   }
 
   @Post(':id/rerun')
-  @HttpCode(HttpStatus.ACCEPTED)
   @ApiOperation({
     summary: 'Re-run a task with new parameters',
     description: "Creates a new task on the same image; parameters not given keep the old task's values.",
   })
-  @ApiAcceptedResponse({ type: TaskAcceptedDto })
+  @JobCreatingRoute({ accepted: TaskAcceptedDto, result: TaskResultDto, resultDescription: RESULT })
   @ApiBadRequestResponse({ type: ProblemDto, description: 'Bad parameter' })
   @ApiNotFoundResponse(NOT_FOUND)
   @ApiConflictResponse({ type: ProblemDto, description: 'The input image was deleted' })
-  async rerunTask(@Param('id') id: string, @Body() body: TaskParamsDto, @CurrentPrincipal() p: Principal): Promise<TaskAcceptedDto> {
-    return accepted(await this.tasks.rerun(await this.tasks.findOwn(id, p), body, p));
+  async rerunTask(
+    @Param('id') id: string,
+    @Body() body: TaskParamsDto,
+    @CurrentPrincipal() p: Principal,
+  ): Promise<JobAnswer<TaskAcceptedDto, TaskResultDto>> {
+    return this.answer(await this.tasks.rerun(await this.tasks.findOwn(id, p), body, p), p);
   }
 
   @Get(':id/artifacts.zip')

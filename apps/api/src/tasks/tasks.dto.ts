@@ -1,6 +1,6 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, IntersectionType } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsIn, IsNumber, IsOptional, IsPositive, IsString, IsUUID, MaxLength } from 'class-validator';
+import { IsIn, IsInt, IsNumber, IsOptional, IsPositive, IsString, IsUUID, MaxLength, Min } from 'class-validator';
 import { wrap } from '@mikro-orm/core';
 import { PageQueryDto } from '@aperture/common/pagination.js';
 import { IsThreshold } from '@aperture/common/thresholds.js';
@@ -72,7 +72,41 @@ export class TaskParamsDto {
   iou?: number;
 }
 
-export class TaskCreateFormDto extends TaskParamsDto {
+const MODEL_IDS = 'the id GET /api/v1/models lists (1-based position in the model manifest)';
+
+/**
+ * The older task clients' model fields: integer ids. Accepted in the query string (where those clients send them) or in
+ * the body; each names the same model as its canonical field would, and both given must agree.
+ */
+export class TaskModelIdsDto {
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 1,
+    deprecated: true,
+    example: 1,
+    description: `Older name of detection_model: the detection model by ${MODEL_IDS}`,
+  })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  detection_model_id?: number;
+
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 1,
+    deprecated: true,
+    example: 2,
+    description: `Older name of classification_model: the scene classification model by ${MODEL_IDS}`,
+  })
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  classification_model_id?: number;
+}
+
+export class TaskCreateFormDto extends IntersectionType(TaskParamsDto, TaskModelIdsDto) {
   @ApiPropertyOptional({
     enum: TASK_TYPES,
     default: 'prediction',
@@ -89,6 +123,15 @@ export class TaskCreateFormDto extends TaskParamsDto {
   })
   @IsOptional()
   image?: unknown;
+
+  @ApiPropertyOptional({
+    type: 'string',
+    format: 'binary',
+    deprecated: true,
+    description: 'Older name of the multipart field "image"; send one of them',
+  })
+  @IsOptional()
+  file?: unknown;
 
   @ApiPropertyOptional({ format: 'uuid', description: 'One of your uploaded images, instead of a file' })
   @IsOptional()

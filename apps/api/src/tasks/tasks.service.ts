@@ -13,7 +13,30 @@ import { TASK_JOB_TYPES } from '@aperture/queue/job-registry.js';
 import { JobsService } from '@aperture/queue/jobs.service.js';
 import { ImagesService, type UploadedImage } from '../images/images.service.js';
 import { ModelCatalogueService } from '../models/model-catalogue.service.js';
-import { JOB_TYPE_OF, type TaskCreateFormDto, type TaskListQueryDto, type TaskParamsDto, type TaskType } from './tasks.dto.js';
+import {
+  JOB_TYPE_OF,
+  type TaskCreateFormDto,
+  type TaskListQueryDto,
+  type TaskModelIdsDto,
+  type TaskParamsDto,
+  type TaskType,
+} from './tasks.dto.js';
+
+type ParamsInput = TaskParamsDto & TaskModelIdsDto;
+
+/** The older clients' integer model ids from the query string and the body, as one; the same field twice must agree. */
+function mergeModelIds(body: TaskModelIdsDto, query: TaskModelIdsDto): TaskModelIdsDto {
+  const out: TaskModelIdsDto = {};
+  for (const k of ['detection_model_id', 'classification_model_id'] as const) {
+    const [b, q] = [body[k], query[k]];
+    if (b !== undefined && q !== undefined && b !== q)
+      throw badRequest(`${k} is ${q} in the query string but ${b} in the body: send it once.`, {
+        errors: [{ field: k, messages: ['query and body differ'] }],
+      });
+    out[k] = b ?? q;
+  }
+  return out;
+}
 
 export const DEFAULT_CONF = 0.25;
 export const DEFAULT_IOU = 0.7;
@@ -38,7 +61,7 @@ export class TasksService {
   ) {}
 
   /** Checks every parameter (models included) before anything is stored; then stores the upload, if any, and queues. */
-  async create(form: TaskCreateFormDto, file: UploadedImage | undefined, p: Principal): Promise<Job> {
+  async create(form: TaskCreateFormDto, file: UploadedImage | undefined, p: Principal, query: TaskModelIdsDto = {}): Promise<Job> {
     const type: TaskType = form.type ?? 'prediction';
     if (file && form.image_id)
       throw badRequest('Send either an image file or image_id, not both.', {
@@ -48,7 +71,7 @@ export class TasksService {
       throw badRequest('Send the image as the multipart field "image", or the id of one of your images as image_id.', {
         errors: [{ field: 'image', messages: ['image or image_id is required'] }],
       });
-    const params = this.params(type, form, null);
+    const params = this.params(type, { ...form, ...mergeModelIds(form, query) }, null);
     const em = this.em.fork();
     let image: Image;
     if (file) {
@@ -84,14 +107,14 @@ export class TasksService {
   /** The task's parameters without the image: given values, else the previous task's, else the defaults. */
   private params(
     type: TaskType,
-    f: TaskParamsDto,
+    f: ParamsInput,
     prev: PredictTaskParams | FragmentsTaskParams | null,
   ): Omit<PredictTaskParams, 'imageId'> | Omit<FragmentsTaskParams, 'imageId'> {
     const conf = f.conf ?? prev?.conf ?? DEFAULT_CONF;
     const iou = f.iou ?? prev?.iou ?? DEFAULT_IOU;
     if (type === 'fragments') {
       const old = prev as FragmentsTaskParams | null;
-      for (const k of ['detection_model', 'classification_model'] as const) {
+      for (const k of ['detection_model', 'classification_model', 'detection_model_id', 'classification_model_id'] as const) {
         if (f[k] !== undefined)
           throw badRequest(`${k} applies to prediction tasks; a fragments task takes "model".`, {
             errors: [{ field: k, messages: ['not for fragments'] }],
@@ -109,13 +132,22 @@ export class TasksService {
         });
     }
     const old = prev as PredictTaskParams | null;
-    const detector = this.models.resolve(f.detection_model ?? old?.detectionModel, ['detector'], 'detection_model');
+    const detector = this.models.resolveFields(
+      [
+        { field: 'detection_model', ref: f.detection_model },
+        { field: 'detection_model_id', ref: f.detection_model_id },
+      ],
+      ['detector'],
+      { fallback: old?.detectionModel },
+    );
     const nc = detector.labels?.length ?? 0;
-    const classifier = this.models.resolve(
-      f.classification_model ?? old?.classificationModel,
+    const classifier = this.models.resolveFields(
+      [
+        { field: 'classification_model', ref: f.classification_model },
+        { field: 'classification_model_id', ref: f.classification_model_id },
+      ],
       ['classifier'],
-      'classification_model',
-      (m) => classifierClasses(m) === nc,
+      { fallback: old?.classificationModel, accept: (m) => classifierClasses(m) === nc },
     );
     return { detectionModel: detector.name, classificationModel: classifier.name, conf, iou };
   }

@@ -70,11 +70,15 @@ export class UpdateProfileDto {
     type: String,
     nullable: true,
     example: '+49 151 1234567',
-    description: 'Digits, spaces, ( ) - and an optional leading +',
+    maxLength: 32,
+    description:
+      'Digits, spaces, ( ) - and an optional leading +, starting with a digit (so "000" is a phone too). An empty string ' +
+      'clears it like null, as older clients send it.',
   })
   @IsOptional()
+  @Transform(({ value }: { value: unknown }) => (typeof value === 'string' && value.trim() === '' ? null : value))
   @nullable
-  @Matches(/^\+?[0-9][0-9 ()-]{5,30}$/, { message: 'phone must be a phone number (digits, spaces, ( ) - and an optional leading +)' })
+  @Matches(/^\+?[0-9][0-9 ()-]{0,30}$/, { message: 'phone must be a phone number (digits, spaces, ( ) - and an optional leading +)' })
   phone?: string | null;
 
   @ApiPropertyOptional({ type: String, format: 'date', nullable: true, example: '1990-04-23' })

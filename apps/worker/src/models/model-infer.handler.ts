@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { JsonObject } from '@aperture/database/entities/job.entity.js';
 import { maskToBbox, rleEncode } from '@aperture/inference/mask.js';
 import type { SamPrompt } from '@aperture/inference/postprocess/sam.js';
-import type { RgbImage } from '@aperture/imaging/decode.js';
+import type { ImageSource } from '@aperture/imaging/decode.js';
 import { DetectionPipeline } from '@aperture/models/detection.pipeline.js';
 import { ImageToImagePipeline } from '@aperture/models/image-to-image.pipeline.js';
 import type { ModelEntry } from '@aperture/models/manifest.js';
@@ -11,7 +11,7 @@ import { SamPipeline } from '@aperture/models/sam.pipeline.js';
 import { HandlesJob, JobCancelledError, type JobContext, type JobHandler, PermanentJobError } from '@aperture/queue/job-handler.js';
 import type { InferOptions, ModelInferResult } from '@aperture/queue/job-registry.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
-import { contentSha256, queueMs, readStoredImage } from '../tasks/image-job-support.js';
+import { contentSha256, queueMs, readStoredSource } from '../tasks/image-job-support.js';
 import { roundTo } from '@aperture/common/round.js';
 
 interface Outcome {
@@ -40,7 +40,9 @@ export class ModelInferHandler implements JobHandler<'model.infer'> {
     const { model: name, imageKey, options } = ctx.params;
     const model = this.runner.entry(name);
     const started = performance.now();
-    const { bytes, img, decodeMs } = await readStoredImage(this.storage, imageKey);
+    // The header only: each kind decodes at the size its model needs (detectors, segmenters and SAM resize while
+    // decoding; the X-ray effect decodes at full size).
+    const { bytes, src: img, decodeMs } = await readStoredSource(this.storage, imageKey);
     if (ctx.signal.aborted) throw new JobCancelledError();
     const image = { img, bytes };
     const outcome = await this.infer(ctx, model, image, options, { queueMs: queueMs(ctx.job), decodeMs });
@@ -63,7 +65,7 @@ export class ModelInferHandler implements JobHandler<'model.infer'> {
   private async infer(
     ctx: JobContext<'model.infer'>,
     model: ModelEntry,
-    { img, bytes }: { img: RgbImage; bytes: Uint8Array },
+    { img, bytes }: { img: ImageSource; bytes: Uint8Array },
     o: InferOptions,
     timing: InferenceTiming,
   ): Promise<Outcome> {

@@ -7,7 +7,7 @@ import { HandlesJob, JobCancelledError, type JobContext, type JobHandler, Perman
 import type { ImageEmbeddingResult } from '@aperture/queue/job-registry.js';
 import { StorageKeys } from '@aperture/storage/storage-keys.js';
 import { STORAGE, type StoragePort, StorageNotFoundError } from '@aperture/storage/storage.port.js';
-import { contentSha256, queueMs, readStoredImage } from '../tasks/image-job-support.js';
+import { contentSha256, queueMs, readStoredSource } from '../tasks/image-job-support.js';
 
 /**
  * The SAM image embedding of one image, for a client that runs the decoder itself: taken from the embedding cache
@@ -28,14 +28,14 @@ export class ImageEmbeddingHandler implements JobHandler<'image.embedding'> {
     const { model, imageKey, imageId } = ctx.params;
     const entry = this.manifest.models.find((m) => m.name === model && m.kind === 'sam');
     if (!entry) throw new PermanentJobError(`Model ${model} is not an installed SAM model`);
-    let read: Awaited<ReturnType<typeof readStoredImage>>;
+    let read: Awaited<ReturnType<typeof readStoredSource>>;
     try {
-      read = await readStoredImage(this.storage, imageKey);
+      read = await readStoredSource(this.storage, imageKey);
     } catch (e) {
       if (e instanceof StorageNotFoundError) throw new PermanentJobError(`The file of image ${imageId} is missing from storage`);
       throw e;
     }
-    const { bytes, img, decodeMs } = read;
+    const { bytes, src: img, decodeMs } = read;
     if (ctx.signal.aborted) throw new JobCancelledError();
     const sha256 = contentSha256(bytes);
     const { embedding, hit } = await this.sam.samEncodeCached(model, img, sha256);

@@ -4,7 +4,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { EntityManager } from '@mikro-orm/core';
 import { Image } from '@aperture/database/entities/image.entity.js';
 import type { Job } from '@aperture/database/entities/job.entity.js';
-import { decodeImage, type RgbImage } from '@aperture/imaging/decode.js';
+import { ImageSource, type RgbImage } from '@aperture/imaging/decode.js';
 import { PermanentJobError } from '@aperture/queue/job-handler.js';
 import { STORAGE, type StoragePort, StorageNotFoundError } from '@aperture/storage/storage.port.js';
 
@@ -14,12 +14,31 @@ async function readAll(stream: Readable): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** A stored input image, read once and decoded (EXIF-oriented RGB); decodeMs covers both. */
-export async function readStoredImage(storage: StoragePort, key: string): Promise<{ bytes: Buffer; img: RgbImage; decodeMs: number }> {
+/**
+ * A stored input image, read once, its header read (size after EXIF orientation), no pixels decoded: for a job whose
+ * outputs do not need the full-size pixels. The pipelines resize it while decoding, at their model's input size;
+ * decodeMs covers the read and the header only (the decoding is in the pipeline's pre-processing).
+ */
+export async function readStoredSource(storage: StoragePort, key: string): Promise<{ bytes: Buffer; src: ImageSource; decodeMs: number }> {
   const t0 = performance.now();
   const bytes = await readAll(await storage.read(key));
-  const img = await decodeImage(bytes);
-  return { bytes, img, decodeMs: performance.now() - t0 };
+  const src = await ImageSource.open(bytes);
+  return { bytes, src, decodeMs: performance.now() - t0 };
+}
+
+/**
+ * A stored input image, read once and decoded once at full size (EXIF-oriented RGB), for a job with a full-size
+ * output (masks cut from the pixels, overlays, the X-ray effect); decodeMs covers both. `src` shares the decoded
+ * pixels: the pipelines given it resize from them rather than decode again.
+ */
+export async function readStoredImage(
+  storage: StoragePort,
+  key: string,
+): Promise<{ bytes: Buffer; src: ImageSource; img: RgbImage; decodeMs: number }> {
+  const t0 = performance.now();
+  const { bytes, src } = await readStoredSource(storage, key);
+  const img = await src.rgb();
+  return { bytes, src, img, decodeMs: performance.now() - t0 };
 }
 
 /** The SAM embedding cache's key for an image: the sha256 of its file (hashing costs far less than the encoder). */
