@@ -24,6 +24,10 @@ const BLOB = ts.factory.createTypeReferenceNode(ts.factory.createIdentifier('Blo
 const NULL = ts.factory.createLiteralTypeNode(ts.factory.createNull());
 
 const ast = await openapiTS(pathToFileURL(spec), {
+  // A default is what the server uses when a field is left out, so it does not make the field required. (The
+  // generator's own default marks such fields required in component schemas, and request bodies refer to those:
+  // TaskCreateFormDto would need unit, conf and iou on every task.)
+  defaultNonNullable: false,
   // Files in multipart bodies are Blobs (a File, or a Blob from the multipart helpers), not strings.
   transform(schema) {
     if (schema.format === 'binary') return schema.nullable ? ts.factory.createUnionTypeNode([BLOB, NULL]) : BLOB;

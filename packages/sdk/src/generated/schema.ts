@@ -1882,9 +1882,9 @@ export interface components {
              * @default other
              * @example dog
              */
-            animal_type: string;
+            animal_type?: string;
             /** @default false */
-            broken_bone: boolean;
+            broken_bone?: boolean;
         };
         BoothXrayJobDto: {
             /** Format: uuid */
@@ -1960,7 +1960,7 @@ export interface components {
              * @description Keep your API keys working. By default a password change revokes them with every other credential.
              * @default false
              */
-            keep_api_keys: boolean;
+            keep_api_keys?: boolean;
         };
         /** @description A COCO compressed run-length encoded mask */
         CocoRleMaskDto: {
@@ -1979,7 +1979,7 @@ export interface components {
              *       "write"
              *     ]
              */
-            scopes: ("read" | "write" | "admin" | "booth-worker")[];
+            scopes?: ("read" | "write" | "admin" | "booth-worker")[];
             /**
              * Format: date-time
              * @description The key stops working at this moment (default: never, until revoked).
@@ -3359,63 +3359,63 @@ export interface components {
              * @description Grid points along one side of the image (points_per_side² clicks on the first crop layer)
              * @default 32
              */
-            points_per_side: number;
+            points_per_side?: number;
             /**
              * @description Grid points per decoder run when the model’s decoder takes a prompt batch (sam-tiny’s does); a batch-1 decoder runs once per point and this only sets the progress steps
              * @default 64
              */
-            points_per_batch: number;
+            points_per_batch?: number;
             /**
              * @description Keep masks whose predicted IoU is above this
              * @default 0.88
              */
-            pred_iou_thresh: number;
+            pred_iou_thresh?: number;
             /**
              * @description Keep masks whose stability score is at least this
              * @default 0.95
              */
-            stability_score_thresh: number;
+            stability_score_thresh?: number;
             /**
              * @description Logit offset of the stability score
              * @default 1
              */
-            stability_score_offset: number;
+            stability_score_offset?: number;
             /**
              * @description Box IoU above which duplicate masks are suppressed
              * @default 0.7
              */
-            box_nms_thresh: number;
+            box_nms_thresh?: number;
             /**
              * @description Layers of crops (layer i has (2^i)² crops)
              * @default 0
              */
-            crop_n_layers: number;
+            crop_n_layers?: number;
             /**
              * @description Box IoU above which duplicates across crops are suppressed
              * @default 0.7
              */
-            crop_nms_thresh: number;
+            crop_nms_thresh?: number;
             /**
              * @description Overlap of neighbouring crops, as a fraction of the short side
              * @default 0.3413333333333333
              */
-            crop_overlap_ratio: number;
+            crop_overlap_ratio?: number;
             /**
              * @description Points per side are divided by factor^layer on crop layer layer
              * @default 1
              */
-            crop_n_points_downscale_factor: number;
+            crop_n_points_downscale_factor?: number;
             /**
              * @description With > 0, holes and islands smaller than this (pixels) are removed
              * @default 0
              */
-            min_mask_region_area: number;
+            min_mask_region_area?: number;
             /**
              * @description Segmentation format; binary_mask is returned as uncompressed RLE (JSON holds no bitmaps)
              * @default binary_mask
              * @enum {string}
              */
-            output_mode: "binary_mask" | "uncompressed_rle" | "coco_rle";
+            output_mode?: "binary_mask" | "uncompressed_rle" | "coco_rle";
             /**
              * Format: binary
              * @description JPEG, PNG, WebP, BMP or TIFF (or send image_id)
@@ -3582,79 +3582,79 @@ export interface components {
              * @default auto
              * @enum {string}
              */
-            coords: "auto" | "normalized" | "pixels";
+            coords?: "auto" | "normalized" | "pixels";
             /**
              * @description true: the decoder's 3 multimask outputs per prompt, each with mask_index; false: the single best mask
              * @default true
              */
-            multimask_output: boolean;
+            multimask_output?: boolean;
             /**
              * @description rle: uncompressed column-major {size: [h, w], counts}; png: base64 PNG; coco_rle: pycocotools string counts
              * @default rle
              * @enum {string}
              */
-            output: "rle" | "png" | "coco_rle";
+            output?: "rle" | "png" | "coco_rle";
             /**
              * @description Grid points along one side of the image (points_per_side² clicks on the first crop layer)
              * @default 32
              */
-            points_per_side: number;
+            points_per_side?: number;
             /**
              * @description Grid points per decoder run when the model’s decoder takes a prompt batch (sam-tiny’s does); a batch-1 decoder runs once per point and this only sets the progress steps
              * @default 64
              */
-            points_per_batch: number;
+            points_per_batch?: number;
             /**
              * @description Keep masks whose predicted IoU is above this
              * @default 0.88
              */
-            pred_iou_thresh: number;
+            pred_iou_thresh?: number;
             /**
              * @description Keep masks whose stability score is at least this
              * @default 0.95
              */
-            stability_score_thresh: number;
+            stability_score_thresh?: number;
             /**
              * @description Logit offset of the stability score
              * @default 1
              */
-            stability_score_offset: number;
+            stability_score_offset?: number;
             /**
              * @description Box IoU above which duplicate masks are suppressed
              * @default 0.7
              */
-            box_nms_thresh: number;
+            box_nms_thresh?: number;
             /**
              * @description Layers of crops (layer i has (2^i)² crops)
              * @default 0
              */
-            crop_n_layers: number;
+            crop_n_layers?: number;
             /**
              * @description Box IoU above which duplicates across crops are suppressed
              * @default 0.7
              */
-            crop_nms_thresh: number;
+            crop_nms_thresh?: number;
             /**
              * @description Overlap of neighbouring crops, as a fraction of the short side
              * @default 0.3413333333333333
              */
-            crop_overlap_ratio: number;
+            crop_overlap_ratio?: number;
             /**
              * @description Points per side are divided by factor^layer on crop layer layer
              * @default 1
              */
-            crop_n_points_downscale_factor: number;
+            crop_n_points_downscale_factor?: number;
             /**
              * @description With > 0, holes and islands smaller than this (pixels) are removed
              * @default 0
              */
-            min_mask_region_area: number;
+            min_mask_region_area?: number;
             /**
              * @description Segmentation format; binary_mask is returned as uncompressed RLE (JSON holds no bitmaps)
              * @default binary_mask
              * @enum {string}
              */
-            output_mode: "binary_mask" | "uncompressed_rle" | "coco_rle";
+            output_mode?: "binary_mask" | "uncompressed_rle" | "coco_rle";
             /** @description 1 to 50 image files (JPEG, PNG, WebP, BMP or TIFF), one job each */
             images: Blob[];
             /**
@@ -3696,7 +3696,7 @@ export interface components {
                  * @default 1
                  * @enum {integer}
                  */
-                label: 0 | 1;
+                label?: 0 | 1;
             }[][];
             /** @description Box lists: one list per image, in the order of images (null or a missing list: no prompts for that image). Coordinates are read as the coords parameter says, against each image’s own size. */
             boxes?: {
@@ -3718,79 +3718,79 @@ export interface components {
              * @default auto
              * @enum {string}
              */
-            coords: "auto" | "normalized" | "pixels";
+            coords?: "auto" | "normalized" | "pixels";
             /**
              * @description true: the decoder's 3 multimask outputs per prompt, each with mask_index; false: the single best mask
              * @default true
              */
-            multimask_output: boolean;
+            multimask_output?: boolean;
             /**
              * @description rle: uncompressed column-major {size: [h, w], counts}; png: base64 PNG; coco_rle: pycocotools string counts
              * @default rle
              * @enum {string}
              */
-            output: "rle" | "png" | "coco_rle";
+            output?: "rle" | "png" | "coco_rle";
             /**
              * @description Grid points along one side of the image (points_per_side² clicks on the first crop layer)
              * @default 32
              */
-            points_per_side: number;
+            points_per_side?: number;
             /**
              * @description Grid points per decoder run when the model’s decoder takes a prompt batch (sam-tiny’s does); a batch-1 decoder runs once per point and this only sets the progress steps
              * @default 64
              */
-            points_per_batch: number;
+            points_per_batch?: number;
             /**
              * @description Keep masks whose predicted IoU is above this
              * @default 0.88
              */
-            pred_iou_thresh: number;
+            pred_iou_thresh?: number;
             /**
              * @description Keep masks whose stability score is at least this
              * @default 0.95
              */
-            stability_score_thresh: number;
+            stability_score_thresh?: number;
             /**
              * @description Logit offset of the stability score
              * @default 1
              */
-            stability_score_offset: number;
+            stability_score_offset?: number;
             /**
              * @description Box IoU above which duplicate masks are suppressed
              * @default 0.7
              */
-            box_nms_thresh: number;
+            box_nms_thresh?: number;
             /**
              * @description Layers of crops (layer i has (2^i)² crops)
              * @default 0
              */
-            crop_n_layers: number;
+            crop_n_layers?: number;
             /**
              * @description Box IoU above which duplicates across crops are suppressed
              * @default 0.7
              */
-            crop_nms_thresh: number;
+            crop_nms_thresh?: number;
             /**
              * @description Overlap of neighbouring crops, as a fraction of the short side
              * @default 0.3413333333333333
              */
-            crop_overlap_ratio: number;
+            crop_overlap_ratio?: number;
             /**
              * @description Points per side are divided by factor^layer on crop layer layer
              * @default 1
              */
-            crop_n_points_downscale_factor: number;
+            crop_n_points_downscale_factor?: number;
             /**
              * @description With > 0, holes and islands smaller than this (pixels) are removed
              * @default 0
              */
-            min_mask_region_area: number;
+            min_mask_region_area?: number;
             /**
              * @description Segmentation format; binary_mask is returned as uncompressed RLE (JSON holds no bitmaps)
              * @default binary_mask
              * @enum {string}
              */
-            output_mode: "binary_mask" | "uncompressed_rle" | "coco_rle";
+            output_mode?: "binary_mask" | "uncompressed_rle" | "coco_rle";
         };
         SegmentBoxFormDto: {
             /**
@@ -3798,18 +3798,18 @@ export interface components {
              * @default auto
              * @enum {string}
              */
-            coords: "auto" | "normalized" | "pixels";
+            coords?: "auto" | "normalized" | "pixels";
             /**
              * @description true: the decoder's 3 multimask outputs per prompt, each with mask_index; false: the single best mask
              * @default true
              */
-            multimask_output: boolean;
+            multimask_output?: boolean;
             /**
              * @description rle: uncompressed column-major {size: [h, w], counts}; png: base64 PNG; coco_rle: pycocotools string counts
              * @default rle
              * @enum {string}
              */
-            output: "rle" | "png" | "coco_rle";
+            output?: "rle" | "png" | "coco_rle";
             /**
              * Format: binary
              * @description JPEG, PNG, WebP, BMP or TIFF (or send image_id)
@@ -3919,57 +3919,57 @@ export interface components {
              * @description Grid points along one side of the image (points_per_side² clicks on the first crop layer)
              * @default 32
              */
-            points_per_side: number;
+            points_per_side?: number;
             /**
              * @description Grid points per decoder run when the model’s decoder takes a prompt batch (sam-tiny’s does); a batch-1 decoder runs once per point and this only sets the progress steps
              * @default 64
              */
-            points_per_batch: number;
+            points_per_batch?: number;
             /**
              * @description Keep masks whose predicted IoU is above this
              * @default 0.88
              */
-            pred_iou_thresh: number;
+            pred_iou_thresh?: number;
             /**
              * @description Keep masks whose stability score is at least this
              * @default 0.95
              */
-            stability_score_thresh: number;
+            stability_score_thresh?: number;
             /**
              * @description Logit offset of the stability score
              * @default 1
              */
-            stability_score_offset: number;
+            stability_score_offset?: number;
             /**
              * @description Box IoU above which duplicate masks are suppressed
              * @default 0.7
              */
-            box_nms_thresh: number;
+            box_nms_thresh?: number;
             /**
              * @description Layers of crops (layer i has (2^i)² crops)
              * @default 0
              */
-            crop_n_layers: number;
+            crop_n_layers?: number;
             /**
              * @description Box IoU above which duplicates across crops are suppressed
              * @default 0.7
              */
-            crop_nms_thresh: number;
+            crop_nms_thresh?: number;
             /**
              * @description Overlap of neighbouring crops, as a fraction of the short side
              * @default 0.3413333333333333
              */
-            crop_overlap_ratio: number;
+            crop_overlap_ratio?: number;
             /**
              * @description Points per side are divided by factor^layer on crop layer layer
              * @default 1
              */
-            crop_n_points_downscale_factor: number;
+            crop_n_points_downscale_factor?: number;
             /**
              * @description Holes and specks smaller than this (pixels) are filled / removed from every mask (0: none); the automatic generator also applies it as SAM does
              * @default 100
              */
-            min_mask_region_area: number;
+            min_mask_region_area?: number;
             /**
              * Format: binary
              * @description JPEG, PNG, WebP, BMP or TIFF (or send image_id)
@@ -4005,22 +4005,22 @@ export interface components {
              * @default auto
              * @enum {string}
              */
-            coords: "auto" | "normalized" | "pixels";
+            coords?: "auto" | "normalized" | "pixels";
             /**
              * @description Objects with fewer pixels (after cleaning) are skipped and counted in skipped
              * @default 5000
              */
-            min_pixels: number;
+            min_pixels?: number;
             /**
              * @description Alpha feather radius in pixels: the object’s edge fades to transparent over this many pixels inside the mask (0: a hard edge)
              * @default 0
              */
-            feather: number;
+            feather?: number;
             /**
              * @description Also upload every file to Google Drive (needs GOOGLE_DRIVE_ENABLED)
              * @default false
              */
-            save_to_drive: boolean;
+            save_to_drive?: boolean;
             /**
              * @description The Drive folder for save_to_drive; default DRIVE_FOLDER_ID
              * @example 1AbCdEfGhIjKlMnOpQrStUvWxYz012345
@@ -4125,18 +4125,18 @@ export interface components {
              * @default auto
              * @enum {string}
              */
-            coords: "auto" | "normalized" | "pixels";
+            coords?: "auto" | "normalized" | "pixels";
             /**
              * @description true: the decoder's 3 multimask outputs per prompt, each with mask_index; false: the single best mask
              * @default true
              */
-            multimask_output: boolean;
+            multimask_output?: boolean;
             /**
              * @description rle: uncompressed column-major {size: [h, w], counts}; png: base64 PNG; coco_rle: pycocotools string counts
              * @default rle
              * @enum {string}
              */
-            output: "rle" | "png" | "coco_rle";
+            output?: "rle" | "png" | "coco_rle";
             /**
              * Format: binary
              * @description JPEG, PNG, WebP, BMP or TIFF (or send image_id)
@@ -4290,17 +4290,17 @@ export interface components {
              * @default mm
              * @enum {string}
              */
-            unit: "px" | "mm" | "cm" | "m" | "in";
+            unit?: "px" | "mm" | "cm" | "m" | "in";
             /**
              * @description Confidence threshold, strictly between 0 and 1
              * @default 0.25
              */
-            conf: number;
+            conf?: number;
             /**
              * @description NMS IoU threshold, strictly between 0 and 1
              * @default 0.7
              */
-            iou: number;
+            iou?: number;
             /**
              * @deprecated
              * @description Older name of detection_model: the detection model by the id GET /api/v1/models lists (1-based position in the model manifest)
@@ -4318,7 +4318,7 @@ export interface components {
              * @default prediction
              * @enum {string}
              */
-            type: "prediction" | "fragments";
+            type?: "prediction" | "fragments";
             /**
              * Format: binary
              * @description The image to process (stored as one of your images); or give image_id
@@ -4425,17 +4425,17 @@ export interface components {
              * @default mm
              * @enum {string}
              */
-            unit: "px" | "mm" | "cm" | "m" | "in";
+            unit?: "px" | "mm" | "cm" | "m" | "in";
             /**
              * @description Confidence threshold, strictly between 0 and 1
              * @default 0.25
              */
-            conf: number;
+            conf?: number;
             /**
              * @description NMS IoU threshold, strictly between 0 and 1
              * @default 0.7
              */
-            iou: number;
+            iou?: number;
         };
         TaskPredictJobDto: {
             /** Format: uuid */
@@ -4528,7 +4528,7 @@ export interface components {
              * @default password
              * @enum {string}
              */
-            grant_type: "password" | "refresh_token";
+            grant_type?: "password" | "refresh_token";
             /** @description Omit (with grant_type=password) to sign in as the station with the station password */
             username?: string;
             /** Format: password */
