@@ -11,9 +11,6 @@ import { fixtures } from './support/fixtures.js';
 /**
  * Every flow a client runs, through the SDK only (no supertest, no casts): the real server on a real port, the worker in the
  * same process. A flow that needs a cast means the contract is wrong.
- *
- * Moves to test/sdk-flows.e2e-spec.ts once openapi-typescript and openapi-fetch are installed and
- * packages/sdk/src/generated/schema.ts is generated (it does not compile before).
  */
 describe('flows through the SDK', () => {
   let t: TestApp;
@@ -106,5 +103,67 @@ describe('flows through the SDK', () => {
     expect(zip.response.status).toBe(200);
     const files = Object.keys(unzipSync(new Uint8Array(zip.data!))).sort();
     expect(files).toEqual(task.artifacts.map((a) => a.name).sort());
+  });
+
+  it('Prefer: wait: the task create answers 200 with the typed result, and the SDK sends nothing more', async () => {
+    const tokens = ap.tokens();
+    if (!tokens) throw new Error('signed in with tokens above');
+    const sent: string[] = [];
+    const waiting = createAperture({
+      baseUrl,
+      credentials: { accessToken: tokens.accessToken },
+      preferWait: 60,
+      fetch: (req) => {
+        sent.push(`${req.method} ${new URL(req.url).pathname} ${req.headers.get('Prefer') ?? '-'}`);
+        return globalThis.fetch(req);
+      },
+    });
+    const created = await waiting.api.POST('/api/v1/tasks', {
+      body: { type: 'prediction', image: await fileFrom(resolve(fixtures, 'primitives/greenhouse-09-800x600.jpg')) },
+      bodySerializer: multipart,
+    });
+    expect(created.response.status).toBe(200);
+    expect(created.response.headers.get('Preference-Applied')).toBe('wait=60');
+    const done = await waiting.settleTask(created);
+    expect(sent).toEqual(['POST /api/v1/tasks wait=60']);
+    expect(done.status).toBe('completed');
+    if (done.type !== 'prediction' || !done.result) throw new Error(`expected a prediction result, got ${done.type}`);
+    expect(done.result.primitives.length).toBeGreaterThan(0);
+    expect(done.result.primitives[0]!.corners).toHaveLength(4);
+  });
+
+  it('Prefer: wait that runs out: the 202 answer, then the SDK waits on the task result', async () => {
+    const sent: string[] = [];
+    const tokens = ap.tokens();
+    if (!tokens) throw new Error('signed in with tokens above');
+    const client = createAperture({
+      baseUrl,
+      credentials: { accessToken: tokens.accessToken },
+      fetch: (req) => {
+        sent.push(`${req.method} ${new URL(req.url).pathname}`);
+        return globalThis.fetch(req);
+      },
+    });
+    // wait=0: the job is queued when the wait is judged, so the answer is the usual 202.
+    const created = await client.api.POST('/api/v1/tasks', {
+      body: {
+        type: 'fragments',
+        real_radius: 20,
+        unit: 'mm',
+        image: await fileFrom(resolve(fixtures, 'fragments/fragments-00-640x480.png')),
+      },
+      bodySerializer: multipart,
+      headers: { Prefer: 'wait=0' },
+    });
+    expect(created.response.status).toBe(202);
+    expect(created.response.headers.get('Preference-Applied')).toBe('wait=0');
+    const id = unwrap(created).id;
+    const done = await client.settleTask(created);
+    expect(done.id).toBe(id);
+    expect(sent[0]).toBe('POST /api/v1/tasks');
+    expect(sent.slice(1).length).toBeGreaterThan(0);
+    expect(sent.slice(1).every((s) => s === `GET /api/v1/tasks/${id}/result`)).toBe(true);
+    if (done.type !== 'fragments' || !done.result) throw new Error(`expected a fragments result, got ${done.type}`);
+    expect(done.result.d50).toBeGreaterThan(0);
   });
 });
