@@ -12,15 +12,23 @@ import { fixtures } from './support/fixtures.js';
  * Every flow a client runs, through the SDK only (no supertest, no casts): the real server on a real port, the worker in the
  * same process. A flow that needs a cast means the contract is wrong.
  */
+const ADMIN_PASSWORD = `admin-${randomBytes(6).toString('hex')}`;
+
 describe('flows through the SDK', () => {
   let t: TestApp;
   let baseUrl: string;
   const username = `sdk_${randomBytes(4).toString('hex')}`;
   const password = `pw-${randomBytes(6).toString('hex')}`;
   let ap: Aperture;
+  /** The same user, with every job-creating POST held until its jobs are final (Prefer: wait=60). */
+  const waitingClient = (): Aperture => {
+    const tokens = ap.tokens();
+    if (!tokens) throw new Error('signed in with tokens first');
+    return createAperture({ baseUrl, credentials: { accessToken: tokens.accessToken }, preferWait: 60 });
+  };
 
   beforeAll(async () => {
-    t = await createTestApp(testEnv('sdkflows'), { worker: true });
+    t = await createTestApp(testEnv('sdkflows', { ADMIN_USERNAME: 'sdk_admin', ADMIN_PASSWORD: ADMIN_PASSWORD }), { worker: true });
     await t.app.listen(0, '127.0.0.1');
     baseUrl = `http://127.0.0.1:${(t.app.getHttpServer().address() as AddressInfo).port}`;
   });
@@ -165,5 +173,72 @@ describe('flows through the SDK', () => {
     expect(sent.slice(1).every((s) => s === `GET /api/v1/tasks/${id}/result`)).toBe(true);
     if (done.type !== 'fragments' || !done.result) throw new Error(`expected a fragments result, got ${done.type}`);
     expect(done.result.d50).toBeGreaterThan(0);
+  });
+
+  it('project: create, upload, start (held until done), results, start-rest only for the new image', async () => {
+    const waiting = waitingClient();
+    const project = unwrap(await ap.api.POST('/api/v1/projects', { body: { name: 'sdk shelves', description: 'through the SDK' } }));
+    expect(project.status).toBe('PENDING');
+    const upload = async (files: string[]) =>
+      unwrap(
+        await ap.api.POST('/api/v1/projects/{id}/images', {
+          params: { path: { id: project.id } },
+          body: { images: await Promise.all(files.map((f) => fileFrom(resolve(fixtures, 'primitives', f)))) },
+          bodySerializer: multipart,
+        }),
+      );
+    const first = await upload(['greenhouse-09-800x600.jpg', 'office-00-800x600.jpg']);
+    expect(first.data).toHaveLength(2);
+
+    const start = await waiting.api.POST('/api/v1/projects/{id}/start', { params: { path: { id: project.id } } });
+    expect(start.response.status).toBe(200);
+    const started = unwrap(start);
+    // The body is the 200 or the 202 schema (openapi-fetch types every 2xx); the held answer is the one with results.
+    if (!('results' in started)) throw new Error('expected the 200 answer of Prefer: wait, with the results');
+    expect(started.queued).toBe(2);
+    expect(started.results.map((r) => r.image_id).sort()).toEqual(first.data.map((d) => d.id).sort());
+    const results = unwrap(await ap.api.GET('/api/v1/projects/{id}/results', { params: { path: { id: project.id } } }));
+    expect(results).toHaveLength(2);
+    expect(results.every((r) => Array.isArray(r.detections))).toBe(true);
+    const one = unwrap(
+      await ap.api.GET('/api/v1/projects/{id}/results/{imageId}', { params: { path: { id: project.id, imageId: results[0]!.image_id } } }),
+    );
+    expect(one.image_id).toBe(results[0]!.image_id);
+
+    const second = await upload(['livingroom-03-800x600.jpg']);
+    const rest = await waiting.api.POST('/api/v1/projects/{id}/start-rest', { params: { path: { id: project.id } } });
+    expect(rest.response.status).toBe(200);
+    const restDone = unwrap(rest);
+    expect(restDone.image_ids).toEqual([second.data[0]!.id]);
+    const after = unwrap(await ap.api.GET('/api/v1/projects/{id}/results', { params: { path: { id: project.id } } }));
+    expect(after).toHaveLength(3);
+  });
+
+  it('QR batch: created and rendered within Prefer: wait, then its PDF', async () => {
+    const created = await waitingClient().api.POST('/api/v1/qr/batches', { body: { n: 3 } });
+    expect(created.response.status).toBe(200);
+    const batch = unwrap(created);
+    expect(batch.status).toBe('completed');
+    expect(batch.pdf_url).not.toBeNull();
+    const pdf = await ap.api.GET('/api/v1/qr/batches/{id}/pdf', { params: { path: { id: batch.id } }, parseAs: 'arrayBuffer' });
+    expect(pdf.response.status).toBe(200);
+    expect(pdf.response.headers.get('content-type')).toBe('application/pdf');
+    expect(new TextDecoder().decode(new Uint8Array(pdf.data!).subarray(0, 5))).toBe('%PDF-');
+  });
+
+  it('models as admin: list, stats, load and unload on the worker; a user may not load', async () => {
+    const admin = createAperture({ baseUrl, credentials: { username: 'sdk_admin', password: ADMIN_PASSWORD } });
+    const models = unwrap(await admin.api.GET('/api/v1/models'));
+    expect(models.map((m) => m.name)).toContain('scene-gru');
+    const stats = unwrap(await admin.api.GET('/api/v1/models/{name}/stats', { params: { path: { name: 'scene-gru' } } }));
+    expect(stats.name).toBe('scene-gru');
+    const load = await admin.api.POST('/api/v1/models/{name}/load', { params: { path: { name: 'scene-gru' } } });
+    expect(load.response.status).toBe(200);
+    expect(unwrap(load)).toMatchObject({ name: 'scene-gru', op: 'load', settled: true });
+    const unload = unwrap(await admin.api.POST('/api/v1/models/{name}/unload', { params: { path: { name: 'scene-gru' } } }));
+    expect(unload.op).toBe('unload');
+    const refused = await ap.api.POST('/api/v1/models/{name}/load', { params: { path: { name: 'scene-gru' } } });
+    expect(refused.response.status).toBe(403);
+    expect(refused.error?.code).toBe('FORBIDDEN');
   });
 });
