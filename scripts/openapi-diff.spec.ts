@@ -178,6 +178,14 @@ const breaking: [string, (d: Doc) => void, BreakingKind[]][] = [
   ['a property removed deep in a cyclic schema', (d) => delete s(d).Node.properties.label, ['response-property-removed']],
   ['a oneOf alternative removed', (d) => (thing(d).properties.result.oneOf = [{ $ref: '#/components/schemas/Box' }]), ['variant-removed']],
   ['a property removed inside a oneOf alternative', (d) => delete s(d).Mask.properties.rle, ['response-property-removed']],
+  [
+    'a response split into alternatives, one of which drops a property',
+    (d) => {
+      const r = d.paths['/things/{id}'].get.responses['200'].content['application/json'];
+      r.schema = { oneOf: [{ $ref: '#/components/schemas/Thing' }, { $ref: '#/components/schemas/Box' }] };
+    },
+    ['response-property-removed'],
+  ],
 ];
 
 const compatible: [string, (d: Doc) => void][] = [
@@ -213,6 +221,26 @@ const compatible: [string, (d: Doc) => void][] = [
     'a schema moved inline (same shape)',
     (d) =>
       (d.paths['/things/{id}'].get.responses['200'].content['application/json'].schema = structuredClone(base().components.schemas.Thing)),
+  ],
+  [
+    'a response split into alternatives that each keep its properties',
+    (d) => {
+      const r = d.paths['/things/{id}'].get.responses['200'].content['application/json'];
+      // Each alternative narrows the status enum to one value (a discriminator): together they keep every value.
+      const kind = (k: string) => ({
+        allOf: [{ $ref: '#/components/schemas/Thing' }, { properties: { status: { type: 'string', enum: [k] } } }],
+      });
+      r.schema = { oneOf: [kind('queued'), kind('done')], discriminator: { propertyName: 'status' } };
+    },
+  ],
+  [
+    'a oneOf alternative replaced by a compatible successor',
+    (d) =>
+      (thing(d).properties.result.oneOf[1] = {
+        type: 'object',
+        required: ['rle'],
+        properties: { rle: { type: 'string' }, size: { type: 'array', items: { type: 'integer' } } },
+      }),
   ],
   ['descriptions and examples changed', (d) => Object.assign(thing(d).properties.size, { description: 'Bytes', example: 3 })],
 ];

@@ -17,10 +17,13 @@
  *   in a response, values of a type the old one did not allow (null included) may now come back.
  * - `enum-value-removed`: an enum value is gone, in a request (old clients send it) or a response (typed clients that
  *   compare against it no longer compile).
- * - `variant-removed`: a `oneOf`/`anyOf` alternative is gone (matched by its `$ref`, or by position when inline).
+ * - `variant-removed`: a `oneOf`/`anyOf` alternative is gone (matched by its `$ref`, or by position when inline) and
+ *   no new alternative is a compatible successor of it.
  *
  * Not breaking (pass): new paths, operations, optional parameters and optional request properties; new response
- * properties, statuses and media types; new enum values and alternatives; descriptions, examples and ordering.
+ * properties, statuses and media types; new enum values and alternatives; descriptions, examples and ordering; a
+ * response schema split into `oneOf`/`anyOf` alternatives that each keep what the old schema promised; an alternative
+ * replaced by a compatible successor (e.g. a free-form object by a named object schema).
  * Not judged: security requirements, response headers, and numeric/string constraints (minimum, maxLength, pattern).
  */
 
@@ -218,6 +221,28 @@ class Differ {
     const a = this.a.flatten(rawOld);
     const b = this.b.flatten(rawNew);
 
+    // A response schema split into alternatives (a oneOf by type, say): every value that can come back is one of
+    // them, so each alternative must be a compatible successor of the old schema, except that an enum value (the
+    // discriminator's, typically) may live on in another alternative.
+    const split = list(b['oneOf']).length > 0 ? 'oneOf' : list(b['anyOf']).length > 0 ? 'anyOf' : null;
+    if (dir === 'response' && split && list(a['oneOf']).length === 0 && list(a['anyOf']).length === 0 && !isObj(b['properties'])) {
+      const per = list(b[split]).map((w, i) => {
+        const d = new Differ(this.a, this.b);
+        d.schema(dir, '', rawOld, w);
+        const n = typeof obj(w)['$ref'] === 'string' ? String(obj(w)['$ref']).replace('#/components/schemas/', '') : `#${i}`;
+        return { n, found: d.found };
+      });
+      const everywhere = (f: BreakingChange): boolean =>
+        per.every((p) => p.found.some((g) => g.kind === f.kind && g.message === f.message));
+      for (const { n, found } of per) {
+        for (const f of found) {
+          if (f.kind === 'enum-value-removed' && !everywhere(f)) continue;
+          this.add(f.kind, `${at} (${split} ${n})${f.at}`, f.message.slice(f.at.length + 2));
+        }
+      }
+      return;
+    }
+
     const ta = typesOf(a);
     const tb = typesOf(b);
     if (ta && tb) {
@@ -256,9 +281,20 @@ class Differ {
     va.forEach((v, i) => {
       const n = name(v, i);
       const match = byName.get(n);
-      if (match === undefined) this.add('variant-removed', at, `${key} alternative ${n.replace('#/components/schemas/', '')} was removed`);
-      else this.schema(dir, `${at} (${key} ${n.replace('#/components/schemas/', '')})`, v, match);
+      if (match !== undefined) this.schema(dir, `${at} (${key} ${n.replace('#/components/schemas/', '')})`, v, match);
+      // Replaced rather than removed: a new alternative that an old client of this one still handles (e.g. "any object"
+      // made a named object schema).
+      else if (!vb.some((w) => this.fits(dir, v, w))) {
+        this.add('variant-removed', at, `${key} alternative ${n.replace('#/components/schemas/', '')} was removed`);
+      }
     });
+  }
+
+  /** Whether `rawNew` is a compatible successor of `rawOld` (no finding between them), without recording anything. */
+  private fits(dir: Direction, rawOld: unknown, rawNew: unknown): boolean {
+    const d = new Differ(this.a, this.b);
+    d.schema(dir, '', rawOld, rawNew);
+    return d.found.length === 0;
   }
 
   private properties(dir: Direction, at: string, a: Obj, b: Obj): void {

@@ -13,6 +13,7 @@ import { ProblemDetailsFilter } from '@aperture/common/problem.filter.js';
 import { createValidationPipe, RejectNulPipe } from '@aperture/common/validation.js';
 import type { NextFunction, Request, Response } from 'express';
 import { AuthGuard } from './auth/auth.guard.js';
+import { addResultSchemas } from './jobs/job-result.schemas.js';
 import { SchemaService } from '@aperture/database/schema.service.js';
 import { EMBEDDING_HEADERS } from './embedding/embedding.dto.js';
 import { requestCapByLength } from './uploads/upload-files.js';
@@ -84,7 +85,7 @@ export function buildOpenApiDocument(app: NestExpressApplication): OpenAPIObject
   const doc = SwaggerModule.createDocument(app, config, {
     operationIdFactory: (_controllerKey: string, methodKey: string) => methodKey,
   });
-  return sortDocument(normalizeOperations(doc));
+  return sortDocument(normalizeOperations(addResultSchemas(doc)));
 }
 
 type Operation = {

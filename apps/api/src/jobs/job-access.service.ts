@@ -19,7 +19,7 @@ const SEGMENTATION_JOB_TYPES: readonly string[] = ['segment.prompt', 'segment.au
 const VISUALIZATION = 'visualization.svg';
 /** What the status and result answers read of a job (its params, result or artifacts only where they are shown). */
 const STATUS_FIELDS = ['id', 'type', 'status', 'progress', 'error'] as const;
-const RESULT_FIELDS = ['id', 'status', 'result'] as const;
+const RESULT_FIELDS = ['id', 'type', 'status', 'result'] as const;
 export type JobView = 'status' | 'result';
 
 /** The jobs as the API's callers see them: their own, or any for an admin. Anything else is the same 404. */

@@ -70,7 +70,7 @@ export class JobsController {
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Job with id {id} does not exist.' })
   async getJobResult(@Param('id') id: string, @Query() q: WaitQueryDto, @CurrentPrincipal() p: Principal): Promise<JobResultDto> {
     const j = await this.jobs.findWaiting(id, p, q.wait_ms, 'result');
-    return { id: j.id, status: j.status, result: j.status === 'completed' ? j.result : null };
+    return JobResultDto.from(j);
   }
 
   @Get(':id/artifacts/:artifactId')

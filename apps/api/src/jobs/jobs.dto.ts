@@ -89,13 +89,20 @@ export class JobStatusDto {
   }
 }
 
+/** In openapi.yaml, a oneOf by `type` with the result schema of each job type (job-result.schemas.ts). */
 export class JobResultDto {
   @ApiProperty({ format: 'uuid' }) id!: string;
   @ApiProperty({ enum: JOB_STATUSES }) status!: JobStatus;
+  @ApiProperty({ enum: ALL_JOB_TYPES, description: 'The job type, which tells the shape of result' }) type!: string;
   @ApiProperty({ type: 'object', additionalProperties: true, nullable: true, description: 'Null until the job has completed' })
   result!: Record<string, unknown> | null;
+
+  static from(j: Job): JobResultDto {
+    return { id: j.id, status: j.status, type: j.type, result: j.status === 'completed' ? j.result : null };
+  }
 }
 
+/** In openapi.yaml, a oneOf by `type` with the result schema of each job type (job-result.schemas.ts). */
 export class JobDto extends JobStatusDto {
   @ApiProperty({ enum: ALL_JOB_TYPES }) type!: string;
   @ApiProperty({ type: String, nullable: true, description: 'The model the job runs (a prediction task: its detector)' })

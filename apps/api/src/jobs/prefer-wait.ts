@@ -16,7 +16,7 @@ import type { Request, Response } from 'express';
 import { type Observable, from, mergeMap, of } from 'rxjs';
 import { Job } from '@aperture/database/entities/job.entity.js';
 import { JobWaiter } from '@aperture/queue/job-events.js';
-import type { JobResultDto } from './jobs.dto.js';
+import { JobResultDto } from './jobs.dto.js';
 
 /** The longest `Prefer: wait` honoured, in seconds; a larger value is clamped to it (and the applied value echoed). */
 export const MAX_PREFER_WAIT_S = 60;
@@ -98,10 +98,7 @@ export class JobAnswer<A, R> {
 
   /** One job whose result endpoint is GET /jobs/{id}/result. */
   static ofJob<A>(accepted: A, jobId: string): JobAnswer<A, JobResultDto> {
-    return new JobAnswer(accepted, [jobId], async (em) => {
-      const j = await em.findOneOrFail(Job, { id: jobId });
-      return { id: j.id, status: j.status, result: j.status === 'completed' ? j.result : null };
-    });
+    return new JobAnswer(accepted, [jobId], async (em) => JobResultDto.from(await em.findOneOrFail(Job, { id: jobId })));
   }
 }
 

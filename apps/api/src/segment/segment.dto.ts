@@ -126,8 +126,13 @@ export class SegmentMaskDto {
   @ApiProperty({ type: [Number], example: [10, 20, 100, 80], description: '[x, y, width, height]' }) bbox!: number[];
   @ApiProperty({ description: 'Pixels in the mask' }) area!: number;
   @ApiProperty({
-    oneOf: [{ type: 'object', additionalProperties: true }, { type: 'string' }],
-    description: 'rle / coco_rle: {size: [h, w], counts}; png: base64 PNG',
+    // RleMaskDto and CocoRleMaskDto are among the result schemas (jobs/job-result.schemas.ts).
+    oneOf: [
+      { $ref: '#/components/schemas/RleMaskDto' },
+      { $ref: '#/components/schemas/CocoRleMaskDto' },
+      { type: 'string', format: 'byte', description: 'output=png: a base64 PNG' },
+    ],
+    description: 'rle: {size: [h, w], counts: number[]}; coco_rle: {size: [h, w], counts: string}; png: base64 PNG',
   })
   mask!: Record<string, unknown> | string;
 }

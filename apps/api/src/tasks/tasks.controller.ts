@@ -127,8 +127,7 @@ export class TasksController {
   /** The accepted task, or (with Prefer: wait) its result as GET /tasks/{id}/result gives it. */
   private answer(job: Job, p: Principal): JobAnswer<TaskAcceptedDto, TaskResultDto> {
     return new JobAnswer(accepted(job), [job.id], async () => {
-      const j = await this.tasks.findOwn(job.id, p, true);
-      return { id: j.id, status: j.status, result: j.status === 'completed' ? j.result : null };
+      return TaskResultDto.from(await this.tasks.findOwn(job.id, p, true));
     });
   }
 
@@ -190,7 +189,7 @@ export class TasksController {
   @ApiNotFoundResponse(NOT_FOUND)
   async getTaskResult(@Param('id') id: string, @Query() q: WaitQueryDto, @CurrentPrincipal() p: Principal): Promise<TaskResultDto> {
     const j = await this.findWaiting(id, p, q.wait_ms);
-    return { id: j.id, status: j.status, result: j.status === 'completed' ? j.result : null };
+    return TaskResultDto.from(j);
   }
 
   @Post(':id/rerun')

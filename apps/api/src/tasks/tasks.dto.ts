@@ -167,25 +167,29 @@ export class TaskStatusDto {
   @ApiProperty({ type: String, nullable: true }) error!: string | null;
 }
 
+/** In openapi.yaml, a oneOf by `type`: PredictionResultDto or FragmentsResultDto (job-result.schemas.ts). */
 export class TaskResultDto {
   @ApiProperty({ format: 'uuid' }) id!: string;
   @ApiProperty({ enum: JOB_STATUSES }) status!: JobStatus;
+  @ApiProperty({ enum: TASK_TYPES, description: 'The task type, which tells the shape of result' }) type!: TaskType;
   @ApiProperty({
     type: 'object',
     additionalProperties: true,
     nullable: true,
-    description:
-      'Null until completed. prediction: image_class, class_probs, primitives[] ' +
-      '(primitive_class, probability, x, y, width, height, rotation in [0,1], corners); ' +
-      'fragments: calibrated, unit, count, diameters, d10, d50, d90, min, max, mean, ball, fragments[]',
+    description: 'Null until completed; then PredictionResultDto or FragmentsResultDto, by type',
   })
   result!: Record<string, unknown> | null;
+
+  static from(j: Job): TaskResultDto {
+    return { id: j.id, status: j.status, type: TASK_TYPE_OF[j.type] ?? 'prediction', result: j.status === 'completed' ? j.result : null };
+  }
 }
 
 export class TaskDeletedDto {
   @ApiProperty({ format: 'uuid' }) id!: string;
 }
 
+/** In openapi.yaml, a oneOf by `type` with the task type's result schema (job-result.schemas.ts). */
 export class TaskDto {
   @ApiProperty({ format: 'uuid' }) id!: string;
   @ApiProperty({ enum: TASK_TYPES }) type!: TaskType;
