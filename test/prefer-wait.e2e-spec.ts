@@ -61,7 +61,7 @@ describe('Prefer: wait on the routes that create jobs', () => {
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     expect(res.headers['preference-applied']).toBe('wait=30');
     expect(res.headers['vary']).toMatch(/\bPrefer\b/);
-    expect(res.body).toMatchObject({ status: 'completed', result: { model: 'primitives-obb', kind: 'detector' } });
+    expect(res.body).toMatchObject({ type: 'model.infer', status: 'completed', result: { model: 'primitives-obb', kind: 'detector' } });
     expect((res.body.result.detections as unknown[]).length).toBeGreaterThan(0);
     const again = await request(t.server).get(`/api/v1/jobs/${res.body.id}/result`).set(alice.auth);
     expect(res.body).toEqual(again.body);
