@@ -101,8 +101,10 @@ const env = {
 };
 
 const children: ChildProcess[] = [];
+/** BENCH_NODE_ARGS: extra Node flags for the API and worker processes (e.g. --heap-prof, --cpu-prof). */
+const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
 function start(entry: string): ChildProcess {
-  const c = spawn(process.execPath, [resolve(root, entry)], { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'] });
+  const c = spawn(process.execPath, [...nodeArgs, resolve(root, entry)], { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'] });
   children.push(c);
   return c;
 }
