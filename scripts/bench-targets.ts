@@ -13,7 +13,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import autocannon from 'autocannon';
 import sharp from 'sharp';
 import { ImageSource } from '@aperture/imaging/decode.js';
 import { SessionHost } from '@aperture/inference/session-host.js';
@@ -21,6 +20,7 @@ import { DetectionPipeline } from '@aperture/models/detection.pipeline.js';
 import { loadManifest } from '@aperture/models/manifest.js';
 import { ModelRegistry } from '@aperture/models/model-registry.js';
 import { ModelRunner } from '@aperture/models/model-runner.js';
+import { benchStatus } from './bench-status.js';
 
 export interface TargetContext {
   root: string;
@@ -117,21 +117,6 @@ async function detectOverHttp(ctx: TargetContext, jpeg: Buffer): Promise<{ round
     if (body.status === 'completed') return { roundTrips: trips };
     if (body.status === 'failed' || body.status === 'cancelled') throw new Error(`infer job ${body.status}`);
   }
-}
-
-async function statusLoad(
-  url: string,
-  token: string | null,
-  rate?: number,
-): Promise<{ p50: number; p99: number; perS: number; errors: number }> {
-  const res = await autocannon({
-    url,
-    headers: token ? { authorization: `Bearer ${token}` } : {},
-    connections: rate ? 16 : 32,
-    duration: rate ? 10 : 8,
-    ...(rate ? { overallRate: rate } : {}),
-  });
-  return { p50: res.latency.p50, p99: res.latency.p99, perS: res.requests.average, errors: res.errors + res.non2xx + res.timeouts };
 }
 
 /** A mix of what clients do: status polls, lists, profile reads, uploads, inference, bad input, 404s, sign-ins. */
@@ -257,22 +242,17 @@ async function detectorTargets(ctx: TargetContext, jpeg: Buffer, row: Row): Prom
 }
 
 async function statusTargets(ctx: TargetContext, jobId: string, row: Row): Promise<void> {
-  // The authenticated status route.
-  const statusUrl = `${ctx.base}/api/v1/jobs/${jobId}/status`;
-  await statusLoad(statusUrl, ctx.token, 300); // warm-up
-  const at300 = await statusLoad(statusUrl, ctx.token, 300);
+  const f = await benchStatus(ctx.base, ctx.token, jobId);
   row(
     'GET /jobs/{id}/status at 300 requests/s: p99',
-    `${at300.p99} ms (p50 ${at300.p50} ms, ${at300.errors} errors)`,
+    `${f.status_p99_ms} ms (p50 ${f.status_p50_ms} ms; /health/live p99 ${f.live_p99_ms} ms)`,
     '≤ 25 ms',
-    at300.p99 <= 25 && at300.errors === 0,
+    f.status_p99_ms <= 25 && f.failures === 0,
   );
-  const ceiling = await statusLoad(statusUrl, ctx.token);
-  const live = await statusLoad(`${ctx.base}/health/live`, null);
   row(
     'GET /jobs/{id}/status: requests/s on one API process',
-    `${Math.round(ceiling.perS)} (/health/live: ${Math.round(live.perS)}; ${ceiling.errors} errors)`,
+    `${Math.round(f.status_max_rps)} (/health/live: ${Math.round(f.live_max_rps)}; ${f.failures} failures)`,
     '≥ 2,000',
-    ceiling.perS >= 2000 && ceiling.errors === 0,
+    f.status_max_rps >= 2000 && f.failures === 0,
   );
 }
