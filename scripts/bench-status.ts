@@ -1,7 +1,7 @@
 /**
  * The authenticated request path: `GET /api/v1/jobs/{id}/status` with a bearer token on one API process, against
  * `GET /health/live` (no authentication, no rate limit, no database) on the same process.
- * - at a fixed 300 requests/s for 10 s: p50 and p99 latency;
+ * - at a fixed 300 requests/s for 10 s (an open-loop, evenly paced load): p50 and p99 latency;
  * - the ceiling: as many requests as 32 connections can push for 10 s (requests/s).
  *
  * `benchStatus(base, token, jobId)` measures an API that is already running; run on its own
@@ -12,6 +12,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { Agent, get as httpGet } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -39,7 +40,51 @@ interface Run {
   failures: number;
 }
 
+const percentile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+
+/**
+ * An open-loop load at a fixed rate: request i is due at i/rate seconds and is sent then (on a keep-alive pool of
+ * `connections` sockets), whatever happened to the others; its latency counts from when it was due, so a stall shows
+ * in the percentiles instead of slowing the load down. (autocannon's own rate limit sends each second's quota in
+ * one burst at the start of the second, which measures its queue, not the server.)
+ */
+async function paced(url: string, headers: Record<string, string>, rate: number, connections: number, seconds: number): Promise<Run> {
+  const agent = new Agent({ keepAlive: true, maxSockets: connections });
+  const total = Math.round(rate * seconds);
+  const latencies: number[] = [];
+  let failures = 0;
+  const one = (due: number): Promise<void> =>
+    new Promise((done) => {
+      const req = httpGet(url, { agent, headers }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          if (res.statusCode !== 200) failures++;
+          latencies.push(performance.now() - due);
+          done();
+        });
+      });
+      req.on('error', () => {
+        failures++;
+        done();
+      });
+    });
+  const t0 = performance.now() + 5;
+  const inFlight: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = t0 + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    inFlight.push(one(due));
+  }
+  await Promise.all(inFlight);
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  const round = (v: number): number => Math.round(v * 100) / 100;
+  return { p50: round(percentile(latencies, 0.5)), p99: round(percentile(latencies, 0.99)), rps: rate, failures };
+}
+
 function drive(url: string, headers: Record<string, string>, opts: { rate?: number; connections: number; seconds: number }): Promise<Run> {
+  if (opts.rate) return paced(url, headers, opts.rate, opts.connections, opts.seconds);
   return new Promise((resolvePromise, reject) => {
     autocannon(
       {
@@ -47,7 +92,6 @@ function drive(url: string, headers: Record<string, string>, opts: { rate?: numb
         headers,
         connections: opts.connections,
         duration: opts.seconds,
-        ...(opts.rate ? { overallRate: opts.rate } : {}),
       },
       (err, r) => {
         if (err) return reject(err);
