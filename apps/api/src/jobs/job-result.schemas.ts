@@ -24,6 +24,17 @@ const arr = (items: Schema, description?: string, size?: number): SchemaObject =
   ...(description ? { description } : {}),
 });
 const nullable = (s: Schema): SchemaObject => ('$ref' in s ? { type: 'object', allOf: [s], nullable: true } : { ...s, nullable: true });
+/**
+ * A nullable union with a discriminator (such as ModelInferResultDto): its alternatives inline, not an allOf of its
+ * reference, since code generators read an allOf of a discriminated schema as inheritance and drop its discriminator
+ * property (a generated client would lose `kind` and could not narrow the union).
+ */
+const nullableUnion = (s: SchemaObject): SchemaObject => ({
+  type: 'object',
+  oneOf: s.oneOf,
+  ...(s.discriminator ? { discriminator: s.discriminator } : {}),
+  nullable: true,
+});
 /** An object whose every property is required unless listed in `optional`. */
 const obj = (properties: Record<string, Schema>, description?: string, optional: string[] = []): SchemaObject => ({
   type: 'object',
@@ -321,8 +332,9 @@ function discriminate(
   for (const [type, resultSchema] of Object.entries(results)) {
     const name = variantName(type);
     if (schemas[name]) throw new Error(`OpenAPI: ${name} is already a component schema`);
+    const target = schemas[resultSchema] as SchemaObject | undefined;
     const result: Schema = resultProp.nullable
-      ? { ...nullable(ref(resultSchema)), description: resultProp.description }
+      ? { ...(target?.discriminator ? nullableUnion(target) : nullable(ref(resultSchema))), description: resultProp.description }
       : ref(resultSchema);
     schemas[name] = {
       ...baseSchema,

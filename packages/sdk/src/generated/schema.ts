@@ -2624,7 +2624,7 @@ export interface components {
             params: {
                 [key: string]: unknown;
             };
-            result: Omit<components["schemas"]["ModelInferResultDto"], "kind"> | null;
+            result: (components["schemas"]["ModelInferDetectorResultDto"] | components["schemas"]["ModelInferSegmenterResultDto"] | components["schemas"]["ModelInferSamResultDto"] | components["schemas"]["ModelInferImageToImageResultDto"]) | null;
             attempts: number;
             max_attempts: number;
             artifacts: components["schemas"]["ArtifactDto"][];
@@ -2648,7 +2648,7 @@ export interface components {
              */
             type: "model.infer";
             /** @description Null until the job has completed */
-            result: Omit<components["schemas"]["ModelInferResultDto"], "kind"> | null;
+            result: (components["schemas"]["ModelInferDetectorResultDto"] | components["schemas"]["ModelInferSegmenterResultDto"] | components["schemas"]["ModelInferSamResultDto"] | components["schemas"]["ModelInferImageToImageResultDto"]) | null;
         };
         /** @description A direct model inference: what the model's kind produced */
         ModelInferResultDto: components["schemas"]["ModelInferDetectorResultDto"] | components["schemas"]["ModelInferSegmenterResultDto"] | components["schemas"]["ModelInferSamResultDto"] | components["schemas"]["ModelInferImageToImageResultDto"];
