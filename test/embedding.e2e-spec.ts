@@ -1,6 +1,7 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import { resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import sharp from 'sharp';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadManifest } from '@aperture/models/manifest.js';
@@ -38,9 +39,20 @@ describe('client-side decoding: GET /images/{id}/embedding and /models/{name}/fi
   let bob: LoggedIn;
   let imageId: string;
   let embedding: request.Response;
+  /**
+   * The fixture with one channel of one random pixel moved by one level: bytes no other test file uploads. The test
+   * database is shared by every file, and a deleted image's embeddings stay while any image has the same bytes.
+   */
+  let photo: Buffer;
   beforeAll(async () => {
     ({ t, alice, bob } = await workerAppWithTwoUsers('embed'));
-    const up = await request(t.server).post('/api/v1/images').set(alice.auth).attach('images', resolve(fixtures, img.file));
+    const { data, info } = await sharp(resolve(fixtures, img.file)).raw().toBuffer({ resolveWithObject: true });
+    const i = randomInt(data.length);
+    data[i] = data[i]! < 255 ? data[i]! + 1 : 254;
+    photo = await sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels } })
+      .png()
+      .toBuffer();
+    const up = await request(t.server).post('/api/v1/images').set(alice.auth).attach('images', photo, 'photo.png');
     expect(up.status, JSON.stringify(up.body)).toBe(201);
     imageId = up.body.data[0].id as string;
   });
@@ -205,7 +217,7 @@ describe('client-side decoding: GET /images/{id}/embedding and /models/{name}/fi
 
   it('deleting the image removes its stored embedding; a new upload of the same file computes it again', async () => {
     expect((await request(t.server).delete(`/api/v1/images/${imageId}`).set(alice.auth)).status).toBe(204);
-    const up = await request(t.server).post('/api/v1/images').set(alice.auth).attach('images', resolve(fixtures, img.file));
+    const up = await request(t.server).post('/api/v1/images').set(alice.auth).attach('images', photo, 'photo.png');
     const again = await getEmbedding(up.body.data[0].id as string);
     expect(again.status).toBe(200);
     expect(Buffer.compare(again.body as Buffer, embedding.body as Buffer)).toBe(0);
