@@ -1,3 +1,4 @@
+import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
 import { IsInt, IsOptional, IsString, MaxLength, Min, MinLength } from 'class-validator';
@@ -5,6 +6,24 @@ import { ImageDto } from '../images/images.dto.js';
 
 const PROJECT_STATUSES = ['PENDING', 'PROCESSING', 'COMPLETED', 'FAILED'] as const;
 export type ProjectStatus = (typeof PROJECT_STATUSES)[number];
+
+/** The older clients' `ai_model_id`: `model` by its integer id, on create and update alike. */
+const AiModelIdAlias = (): PropertyDecorator =>
+  applyDecorators(
+    ApiPropertyOptional({
+      type: 'integer',
+      minimum: 1,
+      deprecated: true,
+      example: 1,
+      description:
+        'Older name of model: the model by the id GET /api/v1/models lists (1-based position in the model manifest); ' +
+        'a detector or segmenter',
+    }),
+    IsOptional(),
+    Type(() => Number),
+    IsInt(),
+    Min(1),
+  );
 
 export class ProjectCreateDto {
   @ApiProperty({ example: 'site 3', minLength: 1, maxLength: 200 })
@@ -28,18 +47,7 @@ export class ProjectCreateDto {
   @MaxLength(100)
   model?: string;
 
-  @ApiPropertyOptional({
-    type: 'integer',
-    minimum: 1,
-    deprecated: true,
-    example: 1,
-    description:
-      'Older name of model: the model by the id GET /api/v1/models lists (1-based position in the model manifest); a detector or segmenter',
-  })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
+  @AiModelIdAlias()
   ai_model_id?: number;
 }
 
@@ -63,18 +71,7 @@ export class ProjectUpdateDto {
   @MaxLength(100)
   model?: string;
 
-  @ApiPropertyOptional({
-    type: 'integer',
-    minimum: 1,
-    deprecated: true,
-    example: 1,
-    description:
-      'Older name of model: the model by the id GET /api/v1/models lists (1-based position in the model manifest); a detector or segmenter',
-  })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
+  @AiModelIdAlias()
   ai_model_id?: number;
 }
 
