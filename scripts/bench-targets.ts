@@ -51,7 +51,8 @@ const median = (v: number[]): number => {
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
-const rssMb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+/** A process's resident set, in MB (Linux). */
+export const rssMb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
 /** Runs `n` calls of `one` with `concurrency` in flight; answers the wall time and each call's latency. */
 async function pool(n: number, concurrency: number, one: (i: number) => Promise<void>): Promise<{ wallMs: number; latencies: number[] }> {

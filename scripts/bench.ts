@@ -51,7 +51,7 @@ import { ModelRegistry } from '@aperture/models/model-registry.js';
 import { ModelRunner } from '@aperture/models/model-runner.js';
 import { SamPipeline } from '@aperture/models/sam.pipeline.js';
 import { renderQrPdf } from '@aperture/qr/qr-pdf.js';
-import { benchTargets, type TargetRow } from './bench-targets.js';
+import { benchTargets, rssMb, type TargetRow } from './bench-targets.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const dataDir = mkdtempSync(join(tmpdir(), 'aperture-bench-'));
@@ -108,7 +108,6 @@ function start(entry: string): ChildProcess {
   children.push(c);
   return c;
 }
-const rssMb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function waitOk(url: string): Promise<void> {
   for (let i = 0; i < 300; i++) {
