@@ -153,7 +153,15 @@ try {
     const credentials = { username: 'bench', password: 'bench-password-1' };
     await call('POST', '/api/v1/auth/register', { ...credentials, email: 'bench@example.com' });
     token = String((await call('POST', '/api/v1/auth/login', credentials)).json.access_token);
-    const ctx = { root, base, token, apiPid: api.pid!, workerConcurrency: Number(env.WORKER_CONCURRENCY), sessionThreads: 1 };
+    const ctx = {
+      root,
+      base,
+      token,
+      apiPid: api.pid!,
+      workerPid: worker.pid!,
+      workerConcurrency: Number(env.WORKER_CONCURRENCY),
+      sessionThreads: 1,
+    };
     targets.push(...(await benchTargets(ctx, credentials)));
     if (!targetsOnly) await benchThroughServer(api.pid!, worker.pid!);
   }
