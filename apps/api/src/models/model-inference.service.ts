@@ -28,9 +28,10 @@ export class ModelInferenceService {
   ) {}
 
   /**
-   * Queues one model run on an uploaded image (validated by content here; the worker decodes it again). The image
-   * is stored under the job's input prefix and deleted with the job. The form is already validated (SAM prompts
-   * included); what depends on the model's kind is checked here.
+   * Queues one model run on an uploaded image (its header and structure checked here, its pixels decoded only by the
+   * worker, where a file that does not decode fails the job). The image is moved under the job's input prefix and
+   * deleted with the job. The form is already validated (SAM prompts included); what depends on the model's kind is
+   * checked here.
    */
   async infer(name: string, file: UploadedImage | undefined, form: ModelInferFormDto, p: Principal): Promise<ModelInferAcceptedDto> {
     const m = this.catalogue.entry(name);
