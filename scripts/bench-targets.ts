@@ -11,7 +11,7 @@
  * Without `Prefer: wait` support (an older server answers 202) the round trip falls back to POST + GET …/result, so
  * the same script measures a before and an after.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import sharp from 'sharp';
 import { ImageSource } from '@aperture/imaging/decode.js';
@@ -62,6 +62,32 @@ export const cpuMs = (pid: number): number => {
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(f[11]) + Number(f[12])) * 10; // utime, stime (fields 14 and 15)
 };
+
+/** A process's CPU time so far per thread name (Linux: /proc/{pid}/task/{tid}/stat), in ms. */
+const cpuByThread = (pid: number): Map<string, number> => {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended
+    }
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/[0-9]+$/, '#');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) * 10);
+  }
+  return out;
+};
+
+/** Where a process's CPU time went between two cpuByThread readings, per image: "name ms, …", largest first. */
+const threadSplit = (before: Map<string, number>, after: Map<string, number>, n: number): string =>
+  [...after]
+    .map(([name, ms]) => [name, (ms - (before.get(name) ?? 0)) / n] as const)
+    .filter(([, ms]) => ms >= 0.5)
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, ms]) => `${name} ${r1(ms)}`)
+    .join(', ');
 
 /** Runs `n` calls of `one` with `concurrency` in flight; answers the wall time and each call's latency. */
 async function pool(n: number, concurrency: number, one: (i: number) => Promise<void>): Promise<{ wallMs: number; latencies: number[] }> {
@@ -242,10 +268,15 @@ async function detectorTargets(ctx: TargetContext, jpeg: Buffer, row: Row): Prom
   await new Promise((r) => setTimeout(r, 2000));
   const [apiIdle, workerIdle] = pids.map((p, i) => (p ? (cpuMs(p) - idle0[i]!) / 2 : NaN));
   const cpu0 = pids.map((p) => (p ? cpuMs(p) : 0));
+  const threads0 = process.env.BENCH_THREADS ? pids.map((p) => (p ? cpuByThread(p) : new Map<string, number>())) : [];
   const c1 = await pool(30, 1, async () => {
     trips = Math.max(trips, (await detectOverHttp(ctx, jpeg)).roundTrips);
   });
   const [apiCpu, workerCpu] = pids.map((p, i) => (p ? (cpuMs(p) - cpu0[i]!) / 30 : NaN));
+  if (process.env.BENCH_THREADS)
+    pids.forEach(
+      (p, i) => p && console.log(`${i ? 'worker' : 'API'} CPU ms per image by thread: ${threadSplit(threads0[i]!, cpuByThread(p), 30)}`),
+    );
   const c1Ms = median(c1.latencies);
   // CPU time, not wall time: it holds on a busy machine, where latencies do not.
   row(
