@@ -66,17 +66,15 @@ async function readIfImage(path: string): Promise<Buffer | null> {
   const fh = await open(path, 'r');
   try {
     const { size } = await fh.stat();
-    const head = Buffer.allocUnsafe(Math.min(size, HEAD_BYTES));
-    const { bytesRead } = await fh.read(head, 0, head.length, 0);
-    if (size > READ_WHOLE_MAX || !knownSignature(head.subarray(0, bytesRead))) return null;
-    const buf = Buffer.allocUnsafe(size);
-    head.copy(buf, 0, 0, bytesRead);
-    let at = bytesRead;
-    while (at < size) {
-      const r = await fh.read(buf, at, size - at, at);
+    // Up to the limit the whole file is read at once (the common case: one read call); above it, only its head.
+    const buf = Buffer.allocUnsafe(size > READ_WHOLE_MAX ? HEAD_BYTES : size);
+    let at = 0;
+    while (at < buf.length) {
+      const r = await fh.read(buf, at, buf.length - at, at);
       if (r.bytesRead === 0) break;
       at += r.bytesRead;
     }
+    if (size > READ_WHOLE_MAX || !knownSignature(buf.subarray(0, Math.min(at, HEAD_BYTES)))) return null;
     return buf.subarray(0, at);
   } finally {
     await fh.close();
