@@ -11,7 +11,7 @@
  * Without `Prefer: wait` support (an older server answers 202) the round trip falls back to POST + GET …/result, so
  * the same script measures a before and an after.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import sharp from 'sharp';
 import { ImageSource } from '@aperture/imaging/decode.js';
@@ -27,6 +27,8 @@ export interface TargetContext {
   base: string;
   token: string;
   apiPid: number;
+  /** The worker process, whose CPU time per image the detector rows report beside the API's. */
+  workerPid?: number;
   /** The worker process's WORKER_CONCURRENCY, which the in-process comparison uses too. */
   workerConcurrency: number;
   /** The worker's INFERENCE_THREADS (session threads). */
@@ -54,6 +56,39 @@ const median = (v: number[]): number => {
 /** A process's resident set, in MB (Linux). */
 export const rssMb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
+/** A process's CPU time so far (user + system), in ms (Linux: /proc/{pid}/stat, in clock ticks of 10 ms). */
+export const cpuMs = (pid: number): number => {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10; // utime, stime (fields 14 and 15)
+};
+
+/** A process's CPU time so far per thread name (Linux: /proc/{pid}/task/{tid}/stat), in ms. */
+const cpuByThread = (pid: number): Map<string, number> => {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // the thread ended
+    }
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/[0-9]+$/, '#');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) * 10);
+  }
+  return out;
+};
+
+/** Where a process's CPU time went between two cpuByThread readings, per image: "name ms, …", largest first. */
+const threadSplit = (before: Map<string, number>, after: Map<string, number>, n: number): string =>
+  [...after]
+    .map(([name, ms]) => [name, (ms - (before.get(name) ?? 0)) / n] as const)
+    .filter(([, ms]) => ms >= 0.5)
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, ms]) => `${name} ${r1(ms)}`)
+    .join(', ');
+
 /** Runs `n` calls of `one` with `concurrency` in flight; answers the wall time and each call's latency. */
 async function pool(n: number, concurrency: number, one: (i: number) => Promise<void>): Promise<{ wallMs: number; latencies: number[] }> {
   let next = 0;
@@ -76,7 +111,7 @@ async function pool(n: number, concurrency: number, one: (i: number) => Promise<
  * The detector in this process, the way the worker runs it for POST /models/{name}/infer: the JPEG's header read, its
  * pixels decoded straight to the letterboxed size, run in a session worker thread and post-processed.
  */
-async function inProcessDetector(ctx: TargetContext, jpeg: Buffer): Promise<{ c1Ms: number; cNImagesPerS: number }> {
+async function inProcessDetector(ctx: TargetContext, jpeg: Buffer): Promise<{ c1Ms: number; cNImagesPerS: number; c1CpuMs: number }> {
   const host = new SessionHost({ poolSize: ctx.sessionThreads });
   const registry = new ModelRegistry(loadManifest(), host, { dir: resolve(ctx.root, 'models'), sessionOptions: { intraOpNumThreads: 0 } });
   try {
@@ -86,9 +121,11 @@ async function inProcessDetector(ctx: TargetContext, jpeg: Buffer): Promise<{ c1
       await detection.detect(DETECTOR, await ImageSource.open(jpeg), {});
     };
     for (let i = 0; i < 5; i++) await once(); // warm-up
+    const cpu0 = process.cpuUsage();
     const c1 = await pool(40, 1, once);
+    const cpu = process.cpuUsage(cpu0);
     const cN = await pool(80, ctx.workerConcurrency, once);
-    return { c1Ms: median(c1.latencies), cNImagesPerS: (80 / cN.wallMs) * 1000 };
+    return { c1Ms: median(c1.latencies), cNImagesPerS: (80 / cN.wallMs) * 1000, c1CpuMs: (cpu.user + cpu.system) / 1000 / 40 };
   } finally {
     await registry.close();
     await host.close();
@@ -190,7 +227,9 @@ export async function benchTargets(ctx: TargetContext, credentials: { username: 
     for (let done = 100; done < total; done += 1000) {
       await mixedRequests(ctx, Math.min(1000, total - done), jobId, imageId, small, credentials);
       if (process.env.BENCH_RSS_TRACE)
-        console.log(`API RSS after ${Math.min(done + 1000, total)} mixed requests: ${Math.round(rssMb(ctx.apiPid))} MB`);
+        console.log(
+          `API RSS after ${Math.min(done + 1000, total)} mixed requests: ${Math.round(rssMb(ctx.apiPid))} MB${await heapOf(ctx)}`,
+        );
     }
     const rss10k = rssMb(ctx.apiPid);
     row(
@@ -206,6 +245,17 @@ export async function benchTargets(ctx: TargetContext, credentials: { username: 
   return rows;
 }
 
+/** The API's V8 heap and external memory from its /metrics, when the bench may read them (METRICS=public); else ''. */
+async function heapOf(ctx: TargetContext): Promise<string> {
+  const res = await fetch(`${ctx.base}/metrics`).catch(() => null);
+  if (!res?.ok) return '';
+  const text = await res.text();
+  const mb = (name: string): number =>
+    Math.round(Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN) / 1048576);
+  const [used, total, external] = ['heap_size_used', 'heap_size_total', 'external_memory'].map((m) => mb(`aperture_nodejs_${m}_bytes`));
+  return ` (heap used ${used} of ${total} MB, external ${external} MB)`;
+}
+
 type Row = (target: string, measured: string, goal: string, ok: boolean | null) => void;
 
 async function detectorTargets(ctx: TargetContext, jpeg: Buffer, row: Row): Promise<void> {
@@ -213,10 +263,29 @@ async function detectorTargets(ctx: TargetContext, jpeg: Buffer, row: Row): Prom
   const local = await inProcessDetector(ctx, jpeg);
   for (let i = 0; i < 3; i++) await detectOverHttp(ctx, jpeg); // warm-up
   let trips = 0;
+  const pids = [ctx.apiPid, ctx.workerPid ?? 0];
+  const idle0 = pids.map((p) => (p ? cpuMs(p) : 0));
+  await new Promise((r) => setTimeout(r, 2000));
+  const [apiIdle, workerIdle] = pids.map((p, i) => (p ? (cpuMs(p) - idle0[i]!) / 2 : NaN));
+  const cpu0 = pids.map((p) => (p ? cpuMs(p) : 0));
+  const threads0 = process.env.BENCH_THREADS ? pids.map((p) => (p ? cpuByThread(p) : new Map<string, number>())) : [];
   const c1 = await pool(30, 1, async () => {
     trips = Math.max(trips, (await detectOverHttp(ctx, jpeg)).roundTrips);
   });
+  const [apiCpu, workerCpu] = pids.map((p, i) => (p ? (cpuMs(p) - cpu0[i]!) / 30 : NaN));
+  if (process.env.BENCH_THREADS)
+    pids.forEach(
+      (p, i) => p && console.log(`${i ? 'worker' : 'API'} CPU ms per image by thread: ${threadSplit(threads0[i]!, cpuByThread(p), 30)}`),
+    );
   const c1Ms = median(c1.latencies);
+  // CPU time, not wall time: it holds on a busy machine, where latencies do not.
+  row(
+    'Detector 1920x1080, concurrency 1: CPU time per image (API process, worker process)',
+    `API ${r1(apiCpu!)} ms, worker ${r1(workerCpu!)} ms (in process: ${r1(local.c1CpuMs)} ms; ` +
+      `idle: API ${r1(apiIdle!)}, worker ${r1(workerIdle!)} ms/s)`,
+    'info',
+    null,
+  );
   row(
     `Detector 1920x1080, concurrency 1: HTTP latency (p50, ${trips} round trip${trips > 1 ? 's' : ''}) / in process`,
     `${r2(c1Ms / local.c1Ms)} (${r1(c1Ms)} ms / ${r1(local.c1Ms)} ms)`,

@@ -98,13 +98,18 @@ const env = {
   RATE_LIMIT_PER_MINUTE: '1000000',
   RATE_LIMIT_PER_HOUR: '100000000',
   UPLOAD_MAX_REQUEST_MB: '1024',
+  // As the launcher, the Dockerfile and the manifests run the processes (README, Memory).
+  MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
 };
 
 const children: ChildProcess[] = [];
 /** BENCH_NODE_ARGS: extra Node flags for the API and worker processes (e.g. --heap-prof, --cpu-prof). */
 const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-function start(entry: string): ChildProcess {
-  const c = spawn(process.execPath, [...nodeArgs, resolve(root, entry)], { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'] });
+/** The API's own Node flags, as `npm run start:api`, the Dockerfile and the manifests pass them. */
+const API_NODE_ARGS = ['--max-semi-space-size=8'];
+function start(entry: string, args: string[] = []): ChildProcess {
+  const argv = [...args, ...nodeArgs, resolve(root, entry)];
+  const c = spawn(process.execPath, argv, { cwd: root, env, stdio: ['ignore', 'inherit', 'inherit'] });
   children.push(c);
   return c;
 }
@@ -142,7 +147,7 @@ try {
   } else {
     mkdirSync(join(root, 'tmp'), { recursive: true });
     if (!targetsOnly) await benchInProcess();
-    const api = start('dist/apps/api/src/main.js');
+    const api = start('dist/apps/api/src/main.js', API_NODE_ARGS);
     await waitOk(`${base}/health/ready`);
     await sleep(3000);
     results['api_idle_rss_mb'] = Math.round(rssMb(api.pid!));
@@ -153,7 +158,15 @@ try {
     const credentials = { username: 'bench', password: 'bench-password-1' };
     await call('POST', '/api/v1/auth/register', { ...credentials, email: 'bench@example.com' });
     token = String((await call('POST', '/api/v1/auth/login', credentials)).json.access_token);
-    const ctx = { root, base, token, apiPid: api.pid!, workerConcurrency: Number(env.WORKER_CONCURRENCY), sessionThreads: 1 };
+    const ctx = {
+      root,
+      base,
+      token,
+      apiPid: api.pid!,
+      workerPid: worker.pid!,
+      workerConcurrency: Number(env.WORKER_CONCURRENCY),
+      sessionThreads: 1,
+    };
     targets.push(...(await benchTargets(ctx, credentials)));
     if (!targetsOnly) await benchThroughServer(api.pid!, worker.pid!);
   }

@@ -32,6 +32,16 @@ describe('docker/ and Kubernetes files', () => {
     expect(existsSync(resolve(root, entry(cmd)))).toBe(true);
   });
 
+  it('the API runs with 8 MB semi-spaces and two malloc arenas, however it is started (its RSS stays bounded)', () => {
+    const df = read('docker/Dockerfile');
+    expect(df).toMatch(/^\s+MALLOC_ARENA_MAX=2$/m);
+    expect(JSON.parse(/^CMD (\[.*\])$/m.exec(df)![1]!)).toEqual(['node', '--max-semi-space-size=8', 'dist/apps/api/src/main.js']);
+    const pkg = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
+    expect(pkg.scripts['start:api']).toBe('node --max-semi-space-size=8 dist/apps/api/src/main.js');
+    expect(read('docker/k8s/api-deployment.yaml')).toContain('command: ["node", "--max-semi-space-size=8", "dist/apps/api/src/main.js"]');
+    expect(read('aperture')).toContain('export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"');
+  });
+
   it('docker-compose.yml: api, worker, postgres and redis with healthchecks; the worker starts after the API', () => {
     const compose = parse(read('docker/docker-compose.yml')) as { services: Record<string, ComposeService> };
     expect(Object.keys(compose.services).sort()).toEqual(['api', 'postgres', 'redis', 'worker']);

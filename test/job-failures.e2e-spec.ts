@@ -1,5 +1,7 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import sharp from 'sharp';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MikroORM } from '@mikro-orm/core';
@@ -62,6 +64,30 @@ describe('job failures and dependency outages', () => {
     } finally {
       rmSync(storageDir, { force: true });
     }
+  });
+
+  it('fails a model run at once, saying why, when its image passes the upload check but does not decode', async () => {
+    // A PNG whose chunks are whole and whose CRCs match (the API's check reads no pixels), but whose IDAT is not zlib data.
+    const png = Buffer.from(
+      await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 9, g: 99, b: 199 } } })
+        .png()
+        .toBuffer(),
+    );
+    const at = png.indexOf('IDAT') - 4;
+    const n = png.readUInt32BE(at);
+    for (let i = 0; i < n; i++) png[at + 8 + i] = (i * 37 + 11) & 0xff;
+    png.writeUInt32BE(crc32(png.subarray(at + 4, at + 8 + n)), at + 8 + n);
+    const res = await request(t.server)
+      .post('/api/v1/models/primitives-obb/infer')
+      .set(u.auth)
+      .attach('image', png, { filename: 'undecodable.png', contentType: 'image/png' });
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    const job = await waitFor(async () => {
+      const j = await jobOf(res.body.job_id);
+      return j.status === 'failed' ? j : null;
+    });
+    expect(job.attempts).toBe(1); // of 2: retrying cannot help
+    expect(job.error).toMatch(/^The image could not be decoded \(.+\): the file is damaged or not an image Aperture can read\.$/);
   });
 
   it('reports not ready (503) within about a second when Redis is unreachable, while live stays 200', async () => {

@@ -9,6 +9,7 @@ import type { Job as BullJob } from 'bull';
 import type { Redis } from 'ioredis';
 import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
+import { ImageDecodeError } from '@aperture/imaging/decode.js';
 import type { Job } from '@aperture/database/entities/job.entity.js';
 import {
   JOB_HANDLER_TYPE,
@@ -221,9 +222,10 @@ export class JobRunner implements BeforeApplicationShutdown {
       this.logger.log(`Job ${job.id} (${job.type}) attempt ${a.attempt} stopped: ${(reason as Error).message}`);
       return;
     }
-    const permanent = err instanceof PermanentJobError;
+    // An input image that does not decode is the owner's to fix (the API checks only its header and structure).
+    const permanent = err instanceof PermanentJobError || err instanceof ImageDecodeError;
     const raw = err instanceof Error ? err.message : String(err);
-    // A PermanentJobError's text is written for the job's owner; anything else (SQL, file paths, a library's words)
+    // A PermanentJobError's (or ImageDecodeError's) text is written for the job's owner; anything else (SQL, file paths, a library's words)
     // stays in the log under an error id, and the job shows only that id.
     const errorId = randomUUID();
     const message = permanent ? raw : `The job failed on an internal error. Quote error id ${errorId} when reporting it.`;

@@ -8,7 +8,10 @@ describe('coalescedProgress', () => {
   it('writes at most once per interval, the latest report when the interval is up, and nothing after stop', async () => {
     const written: number[] = [];
     const w = coalescedProgress(async (p) => void written.push(p), 250);
-    await w.report(0.1); // the first report is written at once
+    await w.report(0.1); // within the job's first interval: held
+    expect(written).toEqual([]);
+    await vi.advanceTimersByTimeAsync(250);
+    expect(written).toEqual([0.1]);
     await w.report(0.2);
     await w.report(0.3);
     await w.report(0.302); // pending too: the latest report is the one written when the interval is up
@@ -28,6 +31,18 @@ describe('coalescedProgress', () => {
     expect(written).toEqual([0.1, 0.302, 0.9]);
   });
 
+  it('writes nothing for a job that ends within its first interval', async () => {
+    const written: number[] = [];
+    const w = coalescedProgress(async (p) => void written.push(p), 250);
+    await w.report(0.5);
+    await vi.advanceTimersByTimeAsync(100);
+    await w.report(0.9);
+    await w.stop();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(written).toEqual([]);
+    expect(w.lastWriteAt()).toBe(0);
+  });
+
   it('clamps to 0..1 and waits for a write in flight on stop', async () => {
     let release!: () => void;
     const written: number[] = [];
@@ -40,7 +55,7 @@ describe('coalescedProgress', () => {
       250,
     );
     void w.report(7);
-    await vi.advanceTimersByTimeAsync(0);
+    await vi.advanceTimersByTimeAsync(250);
     expect(written).toEqual([1]);
     let stopped = false;
     const stopping = w.stop().then(() => (stopped = true));

@@ -9,11 +9,14 @@ export interface ProgressWriter {
 }
 
 /**
- * Coalesces a job's progress reports: at most one write per minMs and per 0.5 % step. A report that comes too soon is
- * written when the interval is up (the latest one then), unless the job ends first: completing writes progress 1
- * itself, so the last report before the end is never worth a write of its own. Writes run one after another.
+ * Coalesces a job's progress reports: at most one write per minMs and per 0.5 % step, and none in the job's first
+ * minMs (claiming it wrote progress 0 and renewed the lease), so a short job writes no progress at all. A report that
+ * comes too soon is written when the interval is up (the latest one then), unless the job ends first: completing
+ * writes progress 1 itself, so the last report before the end is never worth a write of its own. Writes run one
+ * after another.
  */
 export function coalescedProgress(write: (fraction: number) => Promise<void>, minMs: number): ProgressWriter {
+  const startedAt = Date.now();
   let lastWrite = 0;
   let lastValue = -1;
   let pending: number | null = null;
@@ -32,7 +35,7 @@ export function coalescedProgress(write: (fraction: number) => Promise<void>, mi
       if (stopped) return Promise.resolve();
       const p = Math.min(1, Math.max(0, fraction));
       if (p - lastValue < 0.005) return Promise.resolve();
-      const wait = lastWrite + minMs - Date.now();
+      const wait = Math.max(lastWrite, startedAt) + minMs - Date.now();
       if (wait <= 0) {
         if (timer) clearTimeout(timer);
         timer = null;

@@ -8,6 +8,29 @@ export interface RgbImage {
   height: number;
 }
 
+/**
+ * An input image that cannot be decoded (damaged, truncated, not an image, over the pixel limit): the message says so
+ * in words for the job's owner. Retrying cannot help, so a job that meets one fails at once.
+ */
+export class ImageDecodeError extends Error {
+  override name = 'ImageDecodeError';
+}
+
+/** The failure of a decoding step as an ImageDecodeError (libvips' message: its first line). */
+async function decoding<T>(step: () => Promise<T>): Promise<T> {
+  try {
+    return await step();
+  } catch (e) {
+    if (e instanceof ImageDecodeError) throw e;
+    const why =
+      (e instanceof Error ? e.message : String(e))
+        .split('\n')[0]!
+        .replace(/^Input (buffer|file) /, '')
+        .trim() || 'unreadable';
+    throw new ImageDecodeError(`The image could not be decoded (${why}): the file is damaged or not an image Aperture can read.`);
+  }
+}
+
 /** sharp's own default pixel limit, 0x3FFF². */
 export const DEFAULT_MAX_PIXELS = 268402689;
 
@@ -26,16 +49,13 @@ const asBytes = (b: Buffer): Uint8Array => new Uint8Array(b.buffer, b.byteOffset
  */
 export async function decodeImage(input: Buffer | Uint8Array, maxPixels = DEFAULT_MAX_PIXELS): Promise<RgbImage> {
   checkMaxPixels(maxPixels);
-  const bmp = isBmp(input) ? decodeBmp(input, maxPixels) : null;
+  const bmp = isBmp(input) ? await decoding(() => Promise.resolve(decodeBmp(input, maxPixels))) : null;
   const pipeline = bmp
     ? sharp(bmp.data, { raw: { width: bmp.width, height: bmp.height, channels: bmp.channels }, limitInputPixels: maxPixels })
     : sharp(input, { failOn: 'error', limitInputPixels: maxPixels });
-  const { data, info } = await pipeline
-    .rotate()
-    .removeAlpha()
-    .toColourspace('srgb')
-    .raw({ depth: 'uchar' })
-    .toBuffer({ resolveWithObject: true });
+  const { data, info } = await decoding(() =>
+    pipeline.rotate().removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true }),
+  );
   if (info.channels !== 3) throw new Error(`Decoded image has ${info.channels} channels, expected 3`);
   return { data: asBytes(data), width: info.width, height: info.height };
 }
@@ -90,10 +110,10 @@ export class ImageSource {
       const img = await decodeImage(input, maxPixels);
       return new ImageSource(null, img.width, img.height, maxPixels, false, Promise.resolve(img));
     }
-    const meta = await sharp(input, { failOn: 'error', limitInputPixels: maxPixels }).metadata();
+    const meta = await decoding(() => sharp(input, { failOn: 'error', limitInputPixels: maxPixels }).metadata());
     const { width, height } = meta;
-    if (!width || !height) throw new Error('Input image has no size');
-    if (width * height > maxPixels) throw new Error('Input image exceeds pixel limit');
+    if (!width || !height) throw new ImageDecodeError('The image has no width or height.');
+    if (width * height > maxPixels) throw new ImageDecodeError(`The image is ${width}×${height} px: more than ${maxPixels} pixels.`);
     const swapped = (meta.orientation ?? 1) >= 5;
     const onePass = !meta.hasAlpha && (meta.pages ?? 1) === 1;
     return new ImageSource(input, swapped ? height : width, swapped ? width : height, maxPixels, onePass, null);
@@ -124,13 +144,15 @@ export class ImageSource {
   async resized(newW: number, newH: number): Promise<Uint8Array> {
     if (!Number.isInteger(newW) || !Number.isInteger(newH) || newW <= 0 || newH <= 0) throw new RangeError(`Bad size ${newW}×${newH}`);
     if (this.full || !this.onePass || newW >= this.width || newH >= this.height) return resizeRgb(await this.rgb(), newW, newH);
-    const { data, info } = await sharp(this.bytes!, { failOn: 'error', limitInputPixels: this.maxPixels })
-      .rotate()
-      .resize(newW, newH, { kernel: 'linear', fit: 'fill' })
-      .removeAlpha()
-      .toColourspace('srgb')
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
+    const { data, info } = await decoding(() =>
+      sharp(this.bytes!, { failOn: 'error', limitInputPixels: this.maxPixels })
+        .rotate()
+        .resize(newW, newH, { kernel: 'linear', fit: 'fill' })
+        .removeAlpha()
+        .toColourspace('srgb')
+        .raw({ depth: 'uchar' })
+        .toBuffer({ resolveWithObject: true }),
+    );
     if (info.channels !== 3 || info.width !== newW || info.height !== newH)
       throw new Error(`Decoded ${info.width}×${info.height}×${info.channels}, expected ${newW}×${newH}×3`);
     return asBytes(data);

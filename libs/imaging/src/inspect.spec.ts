@@ -27,6 +27,32 @@ describe('inspectImage', () => {
     });
   }
 
+  it('checks the structure without decoding: markers and chunks, not a stray end marker or bytes after the end', async () => {
+    const jpeg = await picture('jpeg');
+    // An APP segment holding an end-of-image marker (as an EXIF thumbnail does) must not pass for the file's end.
+    const app = Buffer.concat([Buffer.from([0xff, 0xe9, 0x00, 0x0a]), Buffer.from([1, 2, 0xff, 0xd9, 3, 4, 0xff, 0xd9])]);
+    const withApp = Buffer.concat([jpeg.subarray(0, 2), app, jpeg.subarray(2)]);
+    await expect(inspectImage(withApp, 4096)).resolves.toMatchObject({ format: 'jpeg', width: 400 });
+    await expect(inspectImage(withApp.subarray(0, withApp.length - 2000), 4096)).rejects.toThrow(/JPEG file is damaged or truncated/);
+    // Bytes after the end-of-image marker (cameras append data) are allowed.
+    await expect(inspectImage(Buffer.concat([jpeg, Buffer.alloc(100, 7)]), 4096)).resolves.toMatchObject({ format: 'jpeg' });
+
+    const png = Buffer.from(await picture('png'));
+    const idat = png.indexOf('IDAT');
+    png[idat + 100] = png[idat + 100]! ^ 0xff; // a flipped byte in the pixel data: its chunk's CRC no longer matches
+    await expect(inspectImage(png, 4096)).rejects.toThrow(/PNG file is damaged or truncated \(bad CRC in its IDAT chunk\)/);
+
+    const webp = await picture('webp');
+    await expect(inspectImage(webp.subarray(0, webp.length - 10), 4096)).rejects.toThrow(/damaged or truncated|not an image/);
+  });
+
+  it('skips the hash when asked, with the same answer otherwise', async () => {
+    const jpeg = await picture('jpeg');
+    const full = await inspectImage(jpeg, 4096);
+    expect(full.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(await inspectImage(jpeg, 4096, { hash: false })).toEqual({ ...full, sha256: '' });
+  });
+
   it('reports the size after EXIF orientation, and refuses a side above the limit before decoding', async () => {
     const rotated = await sharp(await picture('jpeg'))
       .withMetadata({ orientation: 6 })

@@ -27,6 +27,10 @@ function baseOptions(o: SessionLoadOptions): InferenceSession.SessionOptions {
     intraOpNumThreads: o.intraOpNumThreads ?? 1,
     graphOptimizationLevel: o.graphOptimizationLevel ?? 'all',
   };
+  if (!o.allowSpinning) {
+    const spin = { allow_spinning: '0' };
+    opts.extra = { session: { intra_op: spin, inter_op: spin } };
+  }
   if (o.interOpNumThreads !== undefined) opts.interOpNumThreads = o.interOpNumThreads;
   return opts;
 }

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { type EntityManager, type FilterQuery, MikroORM } from '@mikro-orm/core';
+import { type EntityManager, type FilterQuery, MikroORM, raw } from '@mikro-orm/core';
 import type { Redis } from 'ioredis';
 import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
@@ -141,6 +141,33 @@ export class JobLifecycle {
    * wins; a running job whose lease expired (a stalled run) is taken over.
    */
   async claim(em: EntityManager, jobId: string, lease: LeaseOptions): Promise<ClaimResult> {
+    // The common case, a queued job, in one guarded write and one read: `UPDATE … SET attempts = attempts + 1 …
+    // WHERE id = ? AND status = 'queued'` (a queued job always has an attempt left: failing the last one fails the
+    // job, and the sweeper re-queues only jobs with attempts left). Whatever else (running, final, gone) takes the
+    // general path below.
+    const start = new Date();
+    const took = await this.em().nativeUpdate(
+      Job,
+      { id: jobId, status: 'queued' },
+      {
+        status: 'running',
+        attempts: raw('attempts + 1'),
+        leaseOwner: lease.owner,
+        leaseExpiresAt: new Date(start.getTime() + lease.leaseMs),
+        startedAt: start,
+        error: null,
+        progress: 0,
+        updatedAt: start,
+      },
+    );
+    if (took === 1) {
+      const job = await em.findOneOrFail(Job, { id: jobId });
+      return {
+        kind: 'claimed',
+        job,
+        attempt: { jobId, type: job.type, attempt: job.attempts, maxAttempts: job.maxAttempts, owner: lease.owner, leaseMs: lease.leaseMs },
+      };
+    }
     for (let tries = 0; tries < 5; tries++) {
       const row = await this.em().findOne(Job, { id: jobId });
       if (!row) return { kind: 'gone' };
@@ -293,7 +320,9 @@ export class JobLifecycle {
       await this.discardAttempt(a.jobId, a.attempt);
       return false;
     }
-    await this.discardOtherAttempts(a.jobId, a.attempt);
+    // The first attempt has no other attempts' files to remove (a later attempt would have taken the job over, and
+    // this write would have found nothing): its waiters are told at once.
+    if (a.attempt > 1) await this.discardOtherAttempts(a.jobId, a.attempt);
     await this.announceFinal(a.jobId);
     return true;
   }

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -23,6 +23,19 @@ describe('LocalDiskStorage', () => {
     await storage.deletePrefix('jobs/abc');
     expect(await storage.exists('jobs/abc/two')).toBe(false);
     await expect(storage.read('jobs/abc/two')).rejects.toBeInstanceOf(StorageNotFoundError);
+  });
+
+  it('moves a local file into place: the file is gone from where it was, its bytes are under the key', async () => {
+    const src = join(root, 'upload-1');
+    writeFileSync(src, 'moved bytes');
+    expect(await storage.moveFile('inputs/m1/image', src)).toEqual({ key: 'inputs/m1/image', sizeBytes: 11 });
+    expect(existsSync(src)).toBe(false);
+    expect(await text(await storage.read('inputs/m1/image'))).toBe('moved bytes');
+    writeFileSync(src, 'x');
+    await expect(storage.moveFile('../outside', src)).rejects.toThrow(/Invalid storage key/);
+    expect(existsSync(src)).toBe(true);
+    await expect(storage.moveFile('inputs/m2/image', join(root, 'no-such-file'))).rejects.toThrow(/ENOENT/);
+    expect(await storage.exists('inputs/m2/image')).toBe(false);
   });
 
   it('makes path traversal impossible: only generated-style keys are accepted', async () => {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -31,6 +31,27 @@ export class LocalDiskStorage implements StoragePort {
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;
+    }
+    return { key, sizeBytes: (await stat(target)).size };
+  }
+
+  async moveFile(key: string, path: string): Promise<StoredObject> {
+    const target = this.pathOf(key);
+    await mkdir(dirname(target), { recursive: true });
+    try {
+      await rename(path, target);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+      // Another filesystem: copied to a temporary name beside the target, then renamed into place (atomic as put).
+      const tmp = join(dirname(target), `.tmp-${randomUUID()}`);
+      try {
+        await copyFile(path, tmp);
+        await rename(tmp, target);
+      } catch (e) {
+        await rm(tmp, { force: true });
+        throw e;
+      }
+      await rm(path, { force: true });
     }
     return { key, sizeBytes: (await stat(target)).size };
   }

@@ -9,6 +9,11 @@ export interface StoredObject {
 export interface StoragePort {
   /** Stores a stream or buffer under key, atomically (a reader never sees a half-written object). */
   put(key: string, data: Readable | Buffer): Promise<StoredObject>;
+  /**
+   * Stores a local file under key by moving it (a rename where the file is on the storage's filesystem): the file is
+   * gone afterwards. Optional: without it, callers stream the file through `put`.
+   */
+  moveFile?(key: string, path: string): Promise<StoredObject>;
   /** Streams an object; rejects with StorageNotFoundError when absent. */
   read(key: string): Promise<Readable>;
   size(key: string): Promise<number>;

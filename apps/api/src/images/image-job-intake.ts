@@ -10,7 +10,7 @@ import { StorageKeys } from '@aperture/storage/storage-keys.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { ImagesService, type UploadedImage } from './images.service.js';
 import { inspectUpload, requireOneImageSource } from './upload.js';
-import { uploadContent } from '../uploads/upload-files.js';
+import { storeUpload } from '../uploads/upload-files.js';
 
 /** The image a request names: an upload (checked by its content) or one of the caller's stored images. */
 export interface ImageSource {
@@ -38,7 +38,7 @@ export class ImageJobIntake {
   async source(em: EntityManager, upload: UploadedImage | undefined, imageId: string | undefined, p: Principal): Promise<ImageSource> {
     requireOneImageSource(upload, imageId);
     if (upload) {
-      const { width, height } = await inspectUpload(upload, this.config.images.maxSide);
+      const { width, height } = await inspectUpload(upload, this.config.images.maxSide, { hash: false });
       return { image: null, upload, width, height };
     }
     const image = await this.images.findOwn(imageId!, p, em);
@@ -54,7 +54,7 @@ export class ImageJobIntake {
   async queue(em: EntityManager, job: Job, src: ImageSource): Promise<Job> {
     if (src.image) job.image = src.image;
     else {
-      await this.storage.put(this.imageKey(job.id, src), uploadContent(src.upload!));
+      await storeUpload(this.storage, this.imageKey(job.id, src), src.upload!);
       job.inputBytes = src.upload!.size;
     }
     try {

@@ -14,7 +14,7 @@ import { JobLifecycle } from '@aperture/queue/job-lifecycle.js';
 import { StorageKeys } from '@aperture/storage/storage-keys.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { ImageRejectedError, inspectImage } from '@aperture/imaging/inspect.js';
-import { uploadContent, type UploadedFile } from '../uploads/upload-files.js';
+import { storeUpload, type UploadedFile } from '../uploads/upload-files.js';
 
 /** An uploaded image: a multipart file streamed to a temporary file. */
 export type UploadedImage = UploadedFile;
@@ -48,8 +48,8 @@ export class ImagesService {
   ) {}
 
   /**
-   * Validates each file and stores the good ones (files first, then the rows in one transaction; a failed commit
-   * removes the files again). A bad file does not stop the others: it is reported with the reason.
+   * Validates each file and stores the good ones (files first, moved into storage, then the rows in one INSERT; a
+   * failed insert removes the files again). A bad file does not stop the others: it is reported with the reason.
    */
   async store(files: UploadedImage[], ownerId: string, project: Project | null = null): Promise<StoreReport> {
     const em = this.em.fork();
@@ -74,7 +74,7 @@ export class ImagesService {
           height: info.height,
           sha256: info.sha256,
         });
-        await this.storage.put(image.storageKey, uploadContent(f));
+        await storeUpload(this.storage, image.storageKey, f);
         stored.push(image);
       } catch (e) {
         if (!(e instanceof ImageRejectedError)) {
@@ -85,7 +85,8 @@ export class ImagesService {
       }
     }
     try {
-      await em.flush();
+      // One multi-row INSERT (atomic on its own), without a transaction around it.
+      if (stored.length) await em.insertMany(stored);
     } catch (e) {
       await this.removeFiles(stored);
       throw e;

@@ -14,11 +14,15 @@ export const imageProblem = (e: ImageRejectedError): ProblemException => new Pro
 
 /**
  * Checks one uploaded image by its content (an upload's temporary file, or bytes decoded from a JSON body); a file
- * Aperture does not accept is the 400 IMAGE_VALIDATION_ERROR problem.
+ * Aperture does not accept is the 400 IMAGE_VALIDATION_ERROR problem. `hash: false` when the caller needs no sha256.
  */
-export async function inspectUpload(src: Pick<UploadedImage, 'path'> | Buffer, maxSide: number): Promise<InspectedImage> {
+export async function inspectUpload(
+  src: Pick<UploadedImage, 'path'> | Buffer,
+  maxSide: number,
+  options: { hash?: boolean } = {},
+): Promise<InspectedImage> {
   try {
-    return await inspectImage(Buffer.isBuffer(src) ? src : src.path, maxSide);
+    return await inspectImage(Buffer.isBuffer(src) ? src : src.path, maxSide, options);
   } catch (e) {
     if (e instanceof ImageRejectedError) throw imageProblem(e);
     throw e;

@@ -11,7 +11,7 @@ import type { InferOptions } from '@aperture/queue/job-registry.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { inspectUpload } from '../images/upload.js';
 import type { UploadedImage } from '../images/images.service.js';
-import { uploadContent } from '../uploads/upload-files.js';
+import { storeUpload } from '../uploads/upload-files.js';
 import { ModelCatalogueService } from './model-catalogue.service.js';
 import type { ModelInferAcceptedDto, ModelInferFormDto } from './models.dto.js';
 import { StorageKeys } from '@aperture/storage/storage-keys.js';
@@ -28,9 +28,10 @@ export class ModelInferenceService {
   ) {}
 
   /**
-   * Queues one model run on an uploaded image (validated by content here; the worker decodes it again). The image
-   * is stored under the job's input prefix and deleted with the job. The form is already validated (SAM prompts
-   * included); what depends on the model's kind is checked here.
+   * Queues one model run on an uploaded image (its header and structure checked here, its pixels decoded only by the
+   * worker, where a file that does not decode fails the job). The image is moved under the job's input prefix and
+   * deleted with the job. The form is already validated (SAM prompts included); what depends on the model's kind is
+   * checked here.
    */
   async infer(name: string, file: UploadedImage | undefined, form: ModelInferFormDto, p: Principal): Promise<ModelInferAcceptedDto> {
     const m = this.catalogue.entry(name);
@@ -40,7 +41,7 @@ export class ModelInferenceService {
     if (!file) {
       throw badRequest('Send the image as the multipart field "image".', { errors: [{ field: 'image', messages: ['image is required'] }] });
     }
-    await inspectUpload(file, this.config.images.maxSide);
+    await inspectUpload(file, this.config.images.maxSide, { hash: false });
     const options: InferOptions = {};
     if (form.conf !== undefined) options.conf = form.conf;
     if (form.iou !== undefined) options.iou = form.iou;
@@ -57,10 +58,10 @@ export class ModelInferenceService {
     const id = randomUUID();
     const imageKey = StorageKeys.input(id, 'image');
     const job = this.jobs.build(em, 'model.infer', owner, { model: name, imageKey, options }, id);
-    await this.storage.put(imageKey, uploadContent(file));
+    await storeUpload(this.storage, imageKey, file);
     job.inputBytes = file.size;
     try {
-      await em.persist(job).flush();
+      await em.insert(job); // one INSERT, no transaction around it
     } catch (e) {
       await this.storage.deletePrefix(StorageKeys.inputPrefix(job.id)).catch(() => undefined);
       throw e;

@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import type { NextFunction, Request, Response } from 'express';
 import { ProblemException } from '@aperture/common/problem.js';
 import { ProblemDetailsFilter } from '@aperture/common/problem.filter.js';
+import type { StoragePort, StoredObject } from '@aperture/storage/storage.port.js';
 
 /** One multipart file as the routes get it: streamed to a temporary file, removed when the request ends. */
 export interface UploadedFile {
@@ -30,6 +31,14 @@ export function uploadContent(f: Pick<UploadedFile, 'path'>): Readable {
   // of a removed temporary file into an uncaught exception; consumers that listen still get the error.
   stream.on('error', () => undefined);
   return stream;
+}
+
+/**
+ * Stores an upload's temporary file under key: moved into place where the storage can (no copy on the same
+ * filesystem; the request's clean-up then finds nothing to remove), else streamed through `put`.
+ */
+export function storeUpload(storage: StoragePort, key: string, f: Pick<UploadedFile, 'path'>): Promise<StoredObject> {
+  return storage.moveFile ? storage.moveFile(key, f.path) : storage.put(key, uploadContent(f));
 }
 
 /** The 413s every upload route shares besides IMAGE_MAX_BYTES, for its documentation. */
