@@ -36,6 +36,11 @@ export interface ModelEntry {
   files: ModelFile[];
   preprocess: Record<string, unknown>;
   metrics: Record<string, unknown>;
+  /**
+   * shipped: comes with MODELS_DIR (manifest.json, or a sub-folder with an ONNX file and an optional model.json);
+   * installed: uploaded through POST /models, kept in the database and storage. Absent in manifest.json (shipped).
+   */
+  source?: 'shipped' | 'installed';
 }
 
 export interface ModelManifest {
