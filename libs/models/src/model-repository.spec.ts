@@ -83,7 +83,11 @@ describe('describeModel', () => {
   it('checks model.json field by field', () => {
     expect(() => parseModelConfig({ kind: 'robot', colour: 1 })).toThrow(ModelDefinitionError);
     expect(() => parseModelConfig({ kind: 'robot', colour: 1 })).toThrow(/unknown field "colour".*"kind" must be one of/);
-    expect(parseModelConfig({ kind: 'detector', labels: ['a'], input_size: 320 })).toEqual({ kind: 'detector', labels: ['a'], input_size: 320 });
+    expect(parseModelConfig({ kind: 'detector', labels: ['a'], input_size: 320 })).toEqual({
+      kind: 'detector',
+      labels: ['a'],
+      input_size: 320,
+    });
   });
 });
 

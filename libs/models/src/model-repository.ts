@@ -60,7 +60,8 @@ export function parseModelConfig(raw: unknown, where = 'model.json'): ModelConfi
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ModelDefinitionError([`${where} must be a JSON object`]);
   const o = raw as Record<string, unknown>;
   const problems: string[] = [];
-  for (const k of Object.keys(o)) if (!CONFIG_KEYS.includes(k)) problems.push(`${where}: unknown field "${k}" (known: ${CONFIG_KEYS.join(', ')})`);
+  for (const k of Object.keys(o))
+    if (!CONFIG_KEYS.includes(k)) problems.push(`${where}: unknown field "${k}" (known: ${CONFIG_KEYS.join(', ')})`);
   const strField = (k: string): void => {
     if (o[k] !== undefined && typeof o[k] !== 'string') problems.push(`${where}: "${k}" must be a string`);
   };
@@ -122,7 +123,9 @@ function contractOf(task: string | undefined, files: InspectedFile[], label: str
     case 'segment':
       return { kind: 'segmenter', contract: 'ultralytics-segment' };
     case 'classify':
-      return rank === 3 ? { kind: 'classifier', contract: 'sequence-classifier' } : { kind: 'classifier', contract: 'ultralytics-classify' };
+      return rank === 3
+        ? { kind: 'classifier', contract: 'sequence-classifier' }
+        : { kind: 'classifier', contract: 'ultralytics-classify' };
     case 'image-to-image':
       return { kind: 'image-to-image', contract: 'image-to-image' };
     default:
@@ -146,9 +149,16 @@ const DEFAULT_CONTRACT: Record<ModelKind, string> = {
  * Describes a model from its ONNX files and optional config, then checks it against its contract (model-contracts):
  * returns its manifest entry, or throws a ModelDefinitionError whose problems name the tensor or field.
  */
-export function describeModel(name: string, inputFiles: InspectedFile[], config: ModelConfig = {}, source: ModelEntry['source'] = 'installed'): ModelEntry {
+export function describeModel(
+  name: string,
+  inputFiles: InspectedFile[],
+  config: ModelConfig = {},
+  source: ModelEntry['source'] = 'installed',
+): ModelEntry {
   if (inputFiles.length === 0 || inputFiles.length > 2) {
-    throw new ModelDefinitionError([`a model has one ONNX file, or two for a Segment Anything encoder/decoder pair; got ${inputFiles.length}`]);
+    throw new ModelDefinitionError([
+      `a model has one ONNX file, or two for a Segment Anything encoder/decoder pair; got ${inputFiles.length}`,
+    ]);
   }
   const isDecoder = (f: InspectedFile): boolean => f.info.inputs.some((v) => v.name === 'image_embeddings');
   let files = inputFiles;
@@ -230,7 +240,8 @@ export function describeModel(name: string, inputFiles: InspectedFile[], config:
     task: task ?? (kind === 'sam' ? 'sam' : kind),
     contract,
     version: config.version ?? meta['version'] ?? '1.0.0',
-    description: config.description ?? meta['description'] ?? `${kind} (${contract}) brought as ${files.map((f) => basename(f.label)).join(' + ')}`,
+    description:
+      config.description ?? meta['description'] ?? `${kind} (${contract}) brought as ${files.map((f) => basename(f.label)).join(' + ')}`,
     input_size: size,
     labels,
     size_mb: Math.round(sizeBytes / 1000) / 1000,
