@@ -110,7 +110,12 @@ describe('model repository: POST/DELETE /models', () => {
 
     const seg = await install([join(variants, 'yolo-seg-640.onnx')], { config: JSON.stringify({ name: n('yolo-seg') }) });
     expect(seg.status, JSON.stringify(seg.body)).toBe(201);
-    expect(seg.body).toMatchObject({ kind: 'segmenter', contract: 'ultralytics-segment', input_size: [640, 640], labels: ['stone', 'ball'] });
+    expect(seg.body).toMatchObject({
+      kind: 'segmenter',
+      contract: 'ultralytics-segment',
+      input_size: [640, 640],
+      labels: ['stone', 'ball'],
+    });
     const s = await infer(n('yolo-seg'), { conf: '0.001', max_det: '5' });
     const dets = s['detections'] as { class: string; mask: { size: number[] } }[];
     expect(s).toMatchObject({ kind: 'segmenter', count: dets.length });
@@ -129,7 +134,9 @@ describe('model repository: POST/DELETE /models', () => {
     const r = await infer(n('my-sam'), { points: JSON.stringify([{ x: 400, y: 300, label: 1 }]) });
     expect(r).toMatchObject({ model: n('my-sam'), kind: 'sam', mask: { size: [600, 800] } });
     // Its files are served like a shipped model's, from storage, with the sha256 as ETag.
-    const dec = await request(t.server).get(`/api/v1/models/${n('my-sam')}/files/decoder`).set(user.auth);
+    const dec = await request(t.server)
+      .get(`/api/v1/models/${n('my-sam')}/files/decoder`)
+      .set(user.auth);
     expect(dec.status).toBe(200);
     expect(dec.headers['etag']).toBe(`"${sha256(join(shipped, 'sam-tiny-decoder.onnx'))}"`);
   });
@@ -158,7 +165,8 @@ describe('model repository: POST/DELETE /models', () => {
       'VALIDATION_ERROR',
       /config: "kind" must be one of/,
     );
-    expectProblem(await install([join(variants, 'yolo-classify-224.onnx')], { name: 'primitives-obb' }), 409, 'CONFLICT', /already exists/);
+    const cls = join(variants, 'yolo-classify-224.onnx');
+    expectProblem(await install([cls], { name: 'primitives-obb' }), 409, 'CONFLICT', /already exists/);
     expectProblem(await install([join(variants, 'yolo-classify-224.onnx')], { name: n('yolo-det') }), 409, 'CONFLICT', /already exists/);
     expectProblem(await install([join(variants, 'yolo-classify-224.onnx')], { name: n('x') }, user), 403, 'FORBIDDEN');
     const list = (await request(t.server).get('/api/v1/models').set(admin.auth)).body as { name: string }[];
@@ -177,19 +185,52 @@ describe('model repository: POST/DELETE /models', () => {
         .attach('image', resolve(fixtures, scene));
       expect(res.status).toBe(202);
       jobId = res.body.job_id;
-      expectProblem(await request(t.server).delete(`/api/v1/models/${n('yolo-cls')}`).set(admin.auth), 409, 'CONFLICT', /in use by 1/);
+      expectProblem(
+        await request(t.server)
+          .delete(`/api/v1/models/${n('yolo-cls')}`)
+          .set(admin.auth),
+        409,
+        'CONFLICT',
+        /in use by 1/,
+      );
     } finally {
       await jobs.queue('inference').resume(true);
     }
     expect((await finished(jobId)).status).toBe('completed');
-    expectProblem(await request(t.server).delete(`/api/v1/models/${n('yolo-cls')}`).set(user.auth), 403, 'FORBIDDEN');
-    expect((await request(t.server).delete(`/api/v1/models/${n('yolo-cls')}`).set(admin.auth)).status).toBe(204);
-    expectProblem(await request(t.server).get(`/api/v1/models/${n('yolo-cls')}`).set(admin.auth), 404, 'NOT_FOUND');
-    expectProblem(await request(t.server).delete(`/api/v1/models/${n('yolo-cls')}`).set(admin.auth), 404, 'NOT_FOUND');
-    expectProblem(await request(t.server).delete('/api/v1/models/primitives-obb').set(admin.auth), 403, 'FORBIDDEN', /shipped/);
+    expectProblem(
+      await request(t.server)
+        .delete(`/api/v1/models/${n('yolo-cls')}`)
+        .set(user.auth),
+      403,
+      'FORBIDDEN',
+    );
+    expect(
+      (
+        await request(t.server)
+          .delete(`/api/v1/models/${n('yolo-cls')}`)
+          .set(admin.auth)
+      ).status,
+    ).toBe(204);
+    expectProblem(
+      await request(t.server)
+        .get(`/api/v1/models/${n('yolo-cls')}`)
+        .set(admin.auth),
+      404,
+      'NOT_FOUND',
+    );
+    expectProblem(
+      await request(t.server)
+        .delete(`/api/v1/models/${n('yolo-cls')}`)
+        .set(admin.auth),
+      404,
+      'NOT_FOUND',
+    );
+    expectProblem(await request(t.server).delete('/api/v1/models/primitives-obb').set(admin.auth), 400, 'VALIDATION_ERROR', /shipped/);
     // The worker forgot it: a job naming it now fails at the intake.
-    const again = await request(t.server).post(`/api/v1/models/${n('yolo-cls')}/infer`).set(admin.auth).attach('image', resolve(fixtures, scene));
-    expect(again.status).toBe(404);
+    const again = request(t.server)
+      .post(`/api/v1/models/${n('yolo-cls')}/infer`)
+      .set(admin.auth);
+    expect((await again.attach('image', resolve(fixtures, scene))).status).toBe(404);
   });
 
   it('finds the installed models again after a restart, from the database and storage', async () => {

@@ -73,7 +73,8 @@ export class ModelRepositoryController {
     description: 'Removes its files and record; every worker unloads it. Shipped models cannot be deleted.',
   })
   @ApiNoContentResponse({ description: 'Deleted' })
-  @ApiForbiddenResponse({ type: ProblemDto, description: 'Admins only, or a shipped model' })
+  @ApiBadRequestResponse({ type: ProblemDto, description: 'A shipped model (manifest.json or a MODELS_DIR folder): it cannot be deleted' })
+  @ApiForbiddenResponse({ type: ProblemDto, description: 'Admins only' })
   @ApiNotFoundResponse({ type: ProblemDto, description: 'Model {name} does not exist.' })
   @ApiConflictResponse({ type: ProblemDto, description: 'Queued or running jobs use the model' })
   async remove(@Param('name') name: string): Promise<void> {

@@ -4,7 +4,7 @@ import { type BeforeApplicationShutdown, Inject, Injectable, Logger, type OnAppl
 import { EntityManager, UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { Redis } from 'ioredis';
 import type { Principal } from '@aperture/common/auth.decorators.js';
-import { badRequest, conflict, forbidden, notFound } from '@aperture/common/problem.js';
+import { badRequest, conflict, notFound } from '@aperture/common/problem.js';
 import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
 import { type InstalledModelFile, InstalledModel } from '@aperture/database/entities/installed-model.entity.js';
@@ -174,7 +174,7 @@ export class ModelRepositoryService implements OnApplicationBootstrap, BeforeApp
     return this.manifest.models.find((m) => m.name === name) ?? entry;
   }
 
-  /** Removes an installed model: 404 unknown, 403 shipped, 409 while a queued or running job uses it. */
+  /** Removes an installed model: 404 unknown, 400 shipped, 409 while a queued or running job uses it. */
   async remove(name: string): Promise<void> {
     const m = this.manifest.models.find((x) => x.name === name);
     if (!m) {
@@ -183,7 +183,7 @@ export class ModelRepositoryService implements OnApplicationBootstrap, BeforeApp
       return this.remove(name);
     }
     if (m.source !== 'installed') {
-      throw forbidden(`Model ${name} is shipped with MODELS_DIR and cannot be deleted; only models installed with POST /models can.`);
+      throw badRequest(`Model ${name} is shipped with MODELS_DIR and cannot be deleted; only models installed with POST /models can.`);
     }
     const em = this.em.fork();
     const busy = await em.count(Job, { model: name, status: { $in: ['queued', 'running'] } });
