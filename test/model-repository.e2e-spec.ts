@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import request from 'supertest';
@@ -248,5 +248,58 @@ describe('model repository: POST/DELETE /models', () => {
     for (const m of [n('yolo-det'), n('yolo-seg'), n('my-sam')]) {
       expect((await request(t.server).delete(`/api/v1/models/${m}`).set(admin.auth)).status).toBe(204);
     }
+  });
+});
+
+describe('model repository: a folder in MODELS_DIR is a model', () => {
+  let t: TestApp;
+  let admin: LoggedIn;
+  const dir = mkdtempSync(join(tmpdir(), 'models-dir-'));
+
+  beforeAll(async () => {
+    // The shipped models (manifest.json and links to their files), plus two folders: an Ultralytics export alone, and
+    // one with a model.json that names it and relabels its classes.
+    copyFileSync(join(shipped, 'manifest.json'), join(dir, 'manifest.json'));
+    for (const f of readdirSync(shipped).filter((x) => x.endsWith('.onnx'))) symlinkSync(join(shipped, f), join(dir, f));
+    mkdirSync(join(dir, 'byo-det'));
+    copyFileSync(join(variants, 'yolo-detect-416.onnx'), join(dir, 'byo-det', 'best.onnx'));
+    mkdirSync(join(dir, 'Seg Export'));
+    copyFileSync(join(variants, 'yolo-seg-640.onnx'), join(dir, 'Seg Export', 'yolo.onnx'));
+    writeFileSync(join(dir, 'Seg Export', 'model.json'), JSON.stringify({ name: n('byo-seg'), labels: ['rock', 'marble'] }));
+    const env = testEnv('modelfolders', { MODELS_DIR: dir, ADMIN_USERNAME: 'folders_admin', ADMIN_PASSWORD: 'admin-password-1' });
+    t = await createTestApp(env, { worker: true });
+    admin = await login(t.server, 'folders_admin', 'admin-password-1');
+  });
+  afterAll(async () => {
+    await t?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('lists the folder models as shipped, runs them, and refuses to delete them', async () => {
+    const list = (await request(t.server).get('/api/v1/models').set(admin.auth)).body as Record<string, unknown>[];
+    const det = list.find((m) => m['name'] === 'byo-det');
+    expect(det).toMatchObject({ kind: 'detector', contract: 'ultralytics-detect', source: 'shipped', input_size: [416, 416] });
+    expect(list.find((m) => m['name'] === n('byo-seg'))).toMatchObject({ kind: 'segmenter', labels: ['rock', 'marble'] });
+    let res = await request(t.server)
+      .post('/api/v1/models/byo-det/infer')
+      .set(admin.auth)
+      .set('Prefer', 'wait=60')
+      .attach('image', resolve(fixtures, scene))
+      .field('conf', '0.001');
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const dets = res.body.result.detections as { class: string }[];
+    expect(dets.length).toBeGreaterThan(0);
+    for (const d of dets) expect(['person', 'car', 'dog']).toContain(d.class);
+    res = await request(t.server)
+      .post(`/api/v1/models/${n('byo-seg')}/infer`)
+      .set(admin.auth)
+      .set('Prefer', 'wait=60')
+      .attach('image', resolve(fixtures, scene))
+      .field('conf', '0.001');
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const masks = res.body.result.detections as { class: string }[];
+    expect(masks.length).toBeGreaterThan(0);
+    for (const d of masks) expect(['rock', 'marble']).toContain(d.class);
+    expectProblem(await request(t.server).delete('/api/v1/models/byo-det').set(admin.auth), 400, 'VALIDATION_ERROR', /shipped/);
   });
 });

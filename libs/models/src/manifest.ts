@@ -41,6 +41,8 @@ export interface ModelEntry {
    * installed: uploaded through POST /models, kept in the database and storage. Absent in manifest.json (shipped).
    */
   source?: 'shipped' | 'installed';
+  /** The labels come from model.json and replace the ONNX metadata's class names (checked against the graph only). */
+  labels_override?: boolean;
 }
 
 export interface ModelManifest {

@@ -249,14 +249,14 @@ export function describeModel(
     preprocess: { ...preprocess, ...(config.preprocess ?? {}) },
     metrics: {},
     source,
+    ...(config.labels ? { labels_override: true } : {}),
   };
   const views = files.map((f, i) => ({
     role: roles[i]!,
     path: f.label,
     inputs: f.info.inputs,
     outputs: f.info.outputs,
-    // model.json's labels replace the metadata's names (checked against the graph, not against the names).
-    metadata: config.labels ? Object.fromEntries(Object.entries(f.info.metadata).filter(([k]) => k !== 'names')) : f.info.metadata,
+    metadata: f.info.metadata,
   }));
   const mismatch = checkContract(entry, views);
   if (mismatch.length) throw new ModelDefinitionError(mismatch);
