@@ -63,7 +63,8 @@ export default tseslint.config(
             {
               regex: '^@aperture/models/(?!(manifest|manifest\\.provider|model-control|model-status|model-repository)\\.js$)',
               message:
-                "The API uses only the models' catalogue, control channel and repository (manifest, model-control, model-status, model-repository), never their runtime.",
+                "The API uses only the models' catalogue and control channel (manifest, model-control, model-status) " +
+                'and the repository checks (model-repository), never their runtime.',
             },
             { regex: '^@apps/(worker|standalone)/', message: 'The API does not import the worker or the single-process host.' },
           ],

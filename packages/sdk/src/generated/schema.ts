@@ -2551,6 +2551,27 @@ export interface components {
             /** @example /api/v1/jobs/0b7e…/result */
             result_url: string;
         };
+        /** @description model.infer on a model of kind classifier */
+        ModelInferClassifierResultDto: {
+            model: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "classifier";
+            width: number;
+            height: number;
+            /** @description The most probable class (Ultralytics classify models) */
+            class: string;
+            score: number;
+            /** @description The five most probable classes, best first */
+            top: {
+                class: string;
+                class_id: number;
+                score: number;
+            }[];
+            timings_ms: components["schemas"]["InferTimingsDto"];
+        };
         /** @description model.infer on a model of kind detector */
         ModelInferDetectorResultDto: {
             model: string;
@@ -2646,7 +2667,7 @@ export interface components {
             params: {
                 [key: string]: unknown;
             };
-            result: (components["schemas"]["ModelInferDetectorResultDto"] | components["schemas"]["ModelInferSegmenterResultDto"] | components["schemas"]["ModelInferSamResultDto"] | components["schemas"]["ModelInferImageToImageResultDto"]) | null;
+            result: (components["schemas"]["ModelInferDetectorResultDto"] | components["schemas"]["ModelInferSegmenterResultDto"] | components["schemas"]["ModelInferClassifierResultDto"] | components["schemas"]["ModelInferSamResultDto"] | components["schemas"]["ModelInferImageToImageResultDto"]) | null;
             attempts: number;
             max_attempts: number;
             artifacts: components["schemas"]["ArtifactDto"][];
@@ -2670,10 +2691,10 @@ export interface components {
              */
             type: "model.infer";
             /** @description Null until the job has completed */
-            result: (components["schemas"]["ModelInferDetectorResultDto"] | components["schemas"]["ModelInferSegmenterResultDto"] | components["schemas"]["ModelInferSamResultDto"] | components["schemas"]["ModelInferImageToImageResultDto"]) | null;
+            result: (components["schemas"]["ModelInferDetectorResultDto"] | components["schemas"]["ModelInferSegmenterResultDto"] | components["schemas"]["ModelInferClassifierResultDto"] | components["schemas"]["ModelInferSamResultDto"] | components["schemas"]["ModelInferImageToImageResultDto"]) | null;
         };
         /** @description A direct model inference: what the model's kind produced */
-        ModelInferResultDto: components["schemas"]["ModelInferDetectorResultDto"] | components["schemas"]["ModelInferSegmenterResultDto"] | components["schemas"]["ModelInferSamResultDto"] | components["schemas"]["ModelInferImageToImageResultDto"];
+        ModelInferResultDto: components["schemas"]["ModelInferDetectorResultDto"] | components["schemas"]["ModelInferSegmenterResultDto"] | components["schemas"]["ModelInferClassifierResultDto"] | components["schemas"]["ModelInferSamResultDto"] | components["schemas"]["ModelInferImageToImageResultDto"];
         /** @description model.infer on a model of kind sam */
         ModelInferSamResultDto: {
             model: string;
