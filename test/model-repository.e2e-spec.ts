@@ -267,7 +267,12 @@ describe('model repository: a folder in MODELS_DIR is a model', () => {
     mkdirSync(join(dir, 'Seg Export'));
     copyFileSync(join(variants, 'yolo-seg-640.onnx'), join(dir, 'Seg Export', 'yolo.onnx'));
     writeFileSync(join(dir, 'Seg Export', 'model.json'), JSON.stringify({ name: n('byo-seg'), labels: ['rock', 'marble'] }));
-    const env = testEnv('modelfolders', { MODELS_DIR: dir, ADMIN_USERNAME: 'folders_admin', ADMIN_PASSWORD: 'admin-password-1' });
+    const env = testEnv('modelfolders', {
+      MODELS_DIR: dir,
+      MODEL_UPLOAD_MAX_MB: '1',
+      ADMIN_USERNAME: 'folders_admin',
+      ADMIN_PASSWORD: 'admin-password-1',
+    });
     t = await createTestApp(env, { worker: true });
     admin = await login(t.server, 'folders_admin', 'admin-password-1');
   });
@@ -302,5 +307,17 @@ describe('model repository: a folder in MODELS_DIR is a model', () => {
     expect(masks.length).toBeGreaterThan(0);
     for (const d of masks) expect(['rock', 'marble']).toContain(d.class);
     expectProblem(await request(t.server).delete('/api/v1/models/byo-det').set(admin.auth), 400, 'VALIDATION_ERROR', /shipped/);
+  });
+
+  it('refuses a file over MODEL_UPLOAD_MAX_MB with 413 while streaming it', async () => {
+    const big = request(t.server).post('/api/v1/models').set(admin.auth).field('name', n('big'));
+    const res = await big.attach(
+      'file',
+      Buffer.concat([readFileSync(join(variants, 'yolo-detect-416.onnx')), randomBytes(900_000)]),
+      'big.onnx',
+    );
+    expectProblem(res, 413, 'PAYLOAD_TOO_LARGE', /larger than the upload size limit/);
+    const list = (await request(t.server).get('/api/v1/models').set(admin.auth)).body as { name: string }[];
+    expect(list.map((m) => m.name)).not.toContain(n('big'));
   });
 });
