@@ -6,6 +6,7 @@ import type { DetectedObject } from './detection.pipeline.js';
 import type { ModelEntry } from './manifest.js';
 import { ModelError } from './model-registry.js';
 import { asJobError, type InferenceTiming, ModelRunner, type PhaseMs } from './model-runner.js';
+import { applyPreprocessOverrides } from './preprocess-overrides.js';
 
 /** Probabilities from a classifier's output: as they are when they already sum to 1, else softmaxed (logits). */
 function probabilities(out: ArrayLike<number>): Float32Array {
@@ -41,7 +42,9 @@ export class ClassificationPipeline {
     }
     const t0 = performance.now();
     const input = model.files[0]?.inputs[0];
-    const pre = await classifyPreprocessImage(imageSource(img), model.input_size?.[0] ?? 224);
+    const size = model.input_size?.[0] ?? 224;
+    const pre = await classifyPreprocessImage(imageSource(img), size);
+    applyPreprocessOverrides({ tensor: pre.tensor, inputW: size, inputH: size }, model.preprocess);
     const preprocessMs = performance.now() - t0;
     const feeds = { [input?.name ?? 'images']: { type: 'float32' as const, dims: pre.dims, data: pre.tensor } };
     const { outputs, computeMs } = await this.runner.run(model, 'model', feeds);

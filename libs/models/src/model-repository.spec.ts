@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { defaultModelsDir } from './manifest.js';
 import { describeModel, inspectFile, ModelDefinitionError, parseModelConfig, scanModelFolders } from './model-repository.js';
 import { inspectOnnxFile, OnnxFileError } from './onnx-graph.js';
+import { applyPreprocessOverrides } from './preprocess-overrides.js';
 
 const variants = resolve(defaultModelsDir(), '../test/fixtures/models');
 const shipped = defaultModelsDir();
@@ -110,5 +111,28 @@ describe('scanModelFolders', () => {
     expect(r.models[0]!.labels).toEqual(['w', 'x', 'y', 'z']);
     expect(r.problems).toHaveLength(1);
     expect(r.problems[0]).toMatch(/^broken\/: .*output0 has 9 rows/);
+  });
+});
+
+describe('pre-processing overrides', () => {
+  it('refuses bad pad_value, mean and std by field', () => {
+    expect(() => parseModelConfig({ preprocess: { pad_value: 300, mean: [1, 2], std: [1, 0, 1] } })).toThrow(
+      /"preprocess.pad_value" must be an integer from 0 to 255.*"preprocess.mean" must be three numbers.*"preprocess.std" values must be greater than 0/,
+    );
+  });
+
+  it('repaints the letterbox padding and normalizes by mean/std on 0-255 values', () => {
+    // A 4×2 canvas holding a 2×2 image at x = 1..2: columns 0 and 3 are padding.
+    const tensor = new Float32Array(3 * 8).fill(114 / 255);
+    for (const c of [0, 1, 2]) for (const i of [1, 2, 5, 6]) tensor[c * 8 + i] = 1;
+    applyPreprocessOverrides(
+      { tensor, inputW: 4, inputH: 2, padX: 1, padY: 0, newW: 2, newH: 2 },
+      { pad_value: 0, mean: [255, 0, 0], std: [1, 255, 1] },
+    );
+    expect(Array.from(tensor.subarray(0, 8))).toEqual([-255, 0, 0, -255, -255, 0, 0, -255]);
+    expect(Array.from(tensor.subarray(8, 16))).toEqual([0, 1, 1, 0, 0, 1, 1, 0]);
+    const untouched = new Float32Array(24).fill(0.5);
+    applyPreprocessOverrides({ tensor: untouched, inputW: 4, inputH: 2, padX: 1, padY: 0, newW: 2, newH: 2 }, { pad_value: 114 });
+    expect(untouched.every((v) => v === 0.5)).toBe(true);
   });
 });

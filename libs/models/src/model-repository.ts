@@ -7,6 +7,7 @@ import type { ValueMetadata } from '@aperture/inference/session-types.js';
 import { checkContract } from './model-contracts.js';
 import { MODEL_KINDS, type ModelEntry, type ModelFile, type ModelKind, type TensorSpec } from './manifest.js';
 import { inspectOnnxFile, OnnxFileError, type OnnxFileInfo } from './onnx-graph.js';
+import { checkPreprocessOverrides } from './preprocess-overrides.js';
 
 /**
  * The model repository: models that are not in manifest.json. A model is one ONNX file (or a Segment Anything
@@ -78,6 +79,7 @@ export function parseModelConfig(raw: unknown, where = 'model.json'): ModelConfi
     problems.push(`${where}: "input_size" must be an integer from 32 to 4096, or [h, w] of them`);
   if (o['preprocess'] !== undefined && (typeof o['preprocess'] !== 'object' || o['preprocess'] === null || Array.isArray(o['preprocess'])))
     problems.push(`${where}: "preprocess" must be an object`);
+  else if (o['preprocess'] !== undefined) problems.push(...checkPreprocessOverrides(o['preprocess'] as Record<string, unknown>, where));
   if (problems.length) throw new ModelDefinitionError(problems);
   return o as ModelConfig;
 }
