@@ -116,9 +116,10 @@ describe('scanModelFolders', () => {
 
 describe('pre-processing overrides', () => {
   it('refuses bad pad_value, mean and std by field', () => {
-    expect(() => parseModelConfig({ preprocess: { pad_value: 300, mean: [1, 2], std: [1, 0, 1] } })).toThrow(
-      /"preprocess.pad_value" must be an integer from 0 to 255.*"preprocess.mean" must be three numbers.*"preprocess.std" values must be greater than 0/,
-    );
+    const bad = (): unknown => parseModelConfig({ preprocess: { pad_value: 300, mean: [1, 2], std: [1, 0, 1] } });
+    expect(bad).toThrow(/"preprocess.pad_value" must be an integer from 0 to 255/);
+    expect(bad).toThrow(/"preprocess.mean" must be three numbers/);
+    expect(bad).toThrow(/"preprocess.std" values must be greater than 0/);
   });
 
   it('repaints the letterbox padding and normalizes by mean/std on 0-255 values', () => {
