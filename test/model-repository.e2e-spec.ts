@@ -8,9 +8,10 @@ import { loadConfig } from '@aperture/config/config.js';
 import { defaultModelsDir } from '@aperture/models/manifest.js';
 import { JobsService } from '@aperture/queue/jobs.service.js';
 import { createTestApp, type TestApp } from './support/app.js';
-import { testEnv } from './support/env.js';
+import { type Env, testEnv } from './support/env.js';
 import { fixtures } from './support/fixtures.js';
 import { expectProblem, type LoggedIn, login, registerAndLogin, waitFor } from './support/http.js';
+import { ownDatabase } from './support/own-database.js';
 
 /**
  * Bring-your-own models through HTTP, the queue and a real worker (one process): install unmodified Ultralytics
@@ -26,19 +27,24 @@ const n = (base: string): string => `${base}-${suffix}`;
 const scene = 'primitives/greenhouse-09-800x600.jpg';
 
 describe('model repository: POST/DELETE /models', () => {
-  const env = testEnv('modelrepo', { ADMIN_USERNAME: 'repo_admin', ADMIN_PASSWORD: 'admin-password-1' });
+  let env: Env;
+  let db: { url: string; drop: () => Promise<void> };
   let t: TestApp;
   let admin: LoggedIn;
   let user: LoggedIn;
   const tmp = mkdtempSync(join(tmpdir(), 'model-repo-e2e-'));
 
   beforeAll(async () => {
+    // A database of its own: every app of the run lists the installed models it finds at boot.
+    db = await ownDatabase('modelrepo');
+    env = testEnv('modelrepo', { DATABASE_URL: db.url, ADMIN_USERNAME: 'repo_admin', ADMIN_PASSWORD: 'admin-password-1' });
     t = await createTestApp(env, { worker: true });
     admin = await login(t.server, 'repo_admin', 'admin-password-1');
     user = await registerAndLogin(t.server, 'repo_user');
   });
   afterAll(async () => {
     await t?.close();
+    await db?.drop();
     rmSync(tmp, { recursive: true, force: true });
   });
 
