@@ -2,7 +2,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { defaultModelsDir } from './manifest.js';
+import { defaultModelsDir, loadManifest } from './manifest.js';
 import { describeModel, inspectFile, ModelDefinitionError, parseModelConfig, scanModelFolders } from './model-repository.js';
 import { inspectOnnxFile, OnnxFileError } from './onnx-graph.js';
 import { applyPreprocessOverrides } from './preprocess-overrides.js';
@@ -23,6 +23,18 @@ describe('inspectOnnxFile', () => {
       ['output1', [1, 32, 160, 160]],
     ]);
     expect(info.metadata['task']).toBe('segment');
+  });
+
+  it("reads every shipped file's tensors as manifest.json records them", async () => {
+    for (const m of loadManifest().models) {
+      for (const f of m.files) {
+        const info = await inspectOnnxFile(join(shipped, f.path));
+        const specs = (vs: typeof info.inputs) => vs.map((v) => ({ name: v.name, dtype: v.type, shape: v.shape }));
+        expect(specs(info.inputs), f.path).toEqual(f.inputs);
+        expect(specs(info.outputs), f.path).toEqual(f.outputs);
+        expect(info.metadata, f.path).toEqual(f.metadata);
+      }
+    }
   });
 
   it('reads symbolic dimensions as their names (the shipped SAM decoder)', async () => {
