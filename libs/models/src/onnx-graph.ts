@@ -134,22 +134,43 @@ function valueInfo(buf: Uint8Array): ValueMetadata {
   return out;
 }
 
+const WINDOW = 64 * 1024;
+
+/**
+ * Positional reads through one 64 KiB window: the many small fields of a graph (nodes, value infos) come from one read,
+ * a large one (an initializer's weights) is skipped by moving the window past it.
+ */
+class WindowedFile {
+  private buf = Buffer.alloc(0);
+  private start = 0;
+
+  constructor(private readonly fh: FileHandle) {}
+
+  /** Bytes [pos, pos + len) of the file (fewer at its end). */
+  async bytes(pos: number, len: number): Promise<Buffer> {
+    if (pos < this.start || pos + len > this.start + this.buf.length) {
+      const b = Buffer.alloc(Math.max(WINDOW, len));
+      const { bytesRead } = await this.fh.read(b, 0, b.length, pos);
+      this.buf = b.subarray(0, bytesRead);
+      this.start = pos;
+    }
+    return this.buf.subarray(pos - this.start, pos - this.start + len);
+  }
+}
+
 /** Reads the header of the field at `pos` of the file (at most 20 bytes are needed for a tag and a length). */
-async function fileField(fh: FileHandle, pos: number, end: number): Promise<Field> {
-  const head = Buffer.alloc(Math.min(20, end - pos));
-  const { bytesRead } = await fh.read(head, 0, head.length, pos);
-  const f = fieldAt(head.subarray(0, bytesRead), 0, bytesRead === head.length && head.length === 20 ? Number.MAX_SAFE_INTEGER : bytesRead);
-  const shift = (n: number): number => n + pos;
-  const field = { ...f, start: shift(f.start), end: shift(f.end) };
+async function fileField(file: WindowedFile, pos: number, end: number): Promise<Field> {
+  const head = await file.bytes(pos, Math.min(20, end - pos));
+  const f = fieldAt(head, 0, head.length === 20 ? Number.MAX_SAFE_INTEGER : head.length);
+  const field = { ...f, start: f.start + pos, end: f.end + pos };
   if (field.end > end) throw new OnnxFileError('the file is truncated (a field runs past the end)');
   return field;
 }
 
-async function readBytes(fh: FileHandle, f: Field): Promise<Buffer> {
+async function readBytes(file: WindowedFile, f: Field): Promise<Buffer> {
   if (f.end - f.start > 64 * 1024 * 1024) throw new OnnxFileError(`field ${f.fn} is implausibly large (${f.end - f.start} bytes)`);
-  const b = Buffer.alloc(f.end - f.start);
-  const { bytesRead } = await fh.read(b, 0, b.length, f.start);
-  if (bytesRead !== b.length) throw new OnnxFileError('the file is truncated');
+  const b = Buffer.from(await file.bytes(f.start, f.end - f.start));
+  if (b.length !== f.end - f.start) throw new OnnxFileError('the file is truncated');
   return b;
 }
 
@@ -159,14 +180,15 @@ export async function inspectOnnxFile(path: string): Promise<OnnxFileInfo> {
   try {
     const size = (await fh.stat()).size;
     if (size === 0) throw new OnnxFileError('the file is empty');
+    const file = new WindowedFile(fh);
     const info: OnnxFileInfo = { irVersion: 0, inputs: [], outputs: [], metadata: {} };
     let graph = false;
     let pos = 0;
     while (pos < size) {
-      const f = await fileField(fh, pos, size);
+      const f = await fileField(file, pos, size);
       if (f.fn === 1 && f.wt === 0) info.irVersion = f.value;
       else if (f.fn === 14 && f.wt === 2) {
-        const entry = await readBytes(fh, f);
+        const entry = await readBytes(file, f);
         let key = '';
         let value = '';
         for (const e of fields(entry)) {
@@ -178,9 +200,9 @@ export async function inspectOnnxFile(path: string): Promise<OnnxFileInfo> {
         graph = true;
         let g = f.start;
         while (g < f.end) {
-          const gf = await fileField(fh, g, f.end);
+          const gf = await fileField(file, g, f.end);
           if ((gf.fn === 11 || gf.fn === 12) && gf.wt === 2) {
-            (gf.fn === 11 ? info.inputs : info.outputs).push(valueInfo(await readBytes(fh, gf)));
+            (gf.fn === 11 ? info.inputs : info.outputs).push(valueInfo(await readBytes(file, gf)));
           }
           g = gf.end;
         }
