@@ -87,6 +87,15 @@ describe('model repository: POST/DELETE /models', () => {
     });
     expect(res.body.files[0].outputs).toEqual([{ name: 'output0', dtype: 'float32', shape: [1, 7, 3549] }]);
 
+    // The announcement on the control channel reached the worker: it reports the model before any job asked for it.
+    const known = await waitFor(async () => {
+      const d = await request(t.server)
+        .get(`/api/v1/models/${n('yolo-det')}`)
+        .set(user.auth);
+      return (d.body.workers as { state: string }[]).length > 0 ? d.body : null;
+    }, 10000);
+    expect(known.workers[0]).toMatchObject({ state: 'available' });
+
     const list = await request(t.server).get('/api/v1/models').set(user.auth);
     const byName = new Map((list.body as { name: string; source: string; id: number }[]).map((m) => [m.name, m]));
     expect(byName.get(n('yolo-det'))?.source).toBe('installed');
