@@ -183,8 +183,14 @@ export class ModelAgent implements OnApplicationBootstrap, BeforeApplicationShut
     if (this.stopped) return;
     if (msg.op === 'install' || msg.op === 'remove') {
       try {
-        if (msg.op === 'install') await this.ensure(msg.model);
-        else await this.uninstall(msg.model);
+        if (msg.op === 'install') {
+          // A model of that name installed before (a removal this worker missed) is replaced by the row's.
+          const row = await this.em.fork().findOne(InstalledModel, { name: msg.model });
+          const current = this.manifest.models.find((m) => m.name === msg.model && m.source === 'installed');
+          const digests = (files: { sha256: string }[]): string => files.map((f) => f.sha256).join(',');
+          if (row && current && digests(current.files) !== digests(row.files)) await this.uninstall(msg.model);
+          await this.ensure(msg.model);
+        } else await this.uninstall(msg.model);
       } catch (e) {
         this.logger.error(`Model ${msg.model}: ${msg.op} failed: ${(e as Error).message}`);
       }
