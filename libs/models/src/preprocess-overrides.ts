@@ -34,7 +34,8 @@ export function checkPreprocessOverrides(pre: Record<string, unknown>, where: st
 }
 
 /** Applies a model's pad_value, mean and std to a [1, 3, H, W] RGB /255 tensor in place; a no-op for the defaults. */
-export function applyPreprocessOverrides(g: TensorGeometry, pre: Record<string, unknown>): void {
+export function applyPreprocessOverrides(g: TensorGeometry, pre: Record<string, unknown> | undefined): void {
+  if (!pre) return;
   const plane = g.inputW * g.inputH;
   const pad = pre['pad_value'];
   if (typeof pad === 'number' && pad !== 114 && g.newW !== undefined && g.newH !== undefined) {
