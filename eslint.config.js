@@ -61,9 +61,10 @@ export default tseslint.config(
               message: 'The API never runs a model: inference and analysis code belong to the worker.',
             },
             {
-              regex: '^@aperture/models/(?!(manifest|manifest\\.provider|model-control|model-status)\\.js$)',
+              regex: '^@aperture/models/(?!(manifest|manifest\\.provider|model-control|model-status|model-repository)\\.js$)',
               message:
-                "The API uses only the models' catalogue and control channel (manifest, model-control, model-status), never their runtime.",
+                "The API uses only the models' catalogue and control channel (manifest, model-control, model-status) " +
+                'and the repository checks (model-repository), never their runtime.',
             },
             { regex: '^@apps/(worker|standalone)/', message: 'The API does not import the worker or the single-process host.' },
           ],

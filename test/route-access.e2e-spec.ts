@@ -82,6 +82,7 @@ const NOT_OWNED: Record<string, string> = {
   'get /api/v1/models/{name}/stats': 'models are shared by every user',
   'post /api/v1/models/{name}/load': 'admin only (the admin matrix covers it)',
   'post /api/v1/models/{name}/unload': 'admin only (the admin matrix covers it)',
+  'delete /api/v1/models/{name}': 'admin only (the admin matrix covers it)',
   'patch /api/v1/users/{id}': 'admin only (the admin matrix covers it)',
   'delete /api/v1/users/{id}': 'admin only (the admin matrix covers it)',
 };

@@ -18,7 +18,7 @@ import { readQrPdf } from './support/pdf.js';
 
 /** A model.infer result narrows by the model's kind: `kind` must survive in the job result's type. */
 type InferKind = ResultOf<'model.infer'>['kind'];
-const INFER_KINDS: Record<InferKind, true> = { detector: true, segmenter: true, sam: true, 'image-to-image': true };
+const INFER_KINDS: Record<InferKind, true> = { detector: true, segmenter: true, classifier: true, sam: true, 'image-to-image': true };
 
 /** The generator settings that keep sam-tiny's automatic mask generator quick (a 4×4 grid). */
 const FAST = { points_per_side: 4, pred_iou_thresh: 0.5, stability_score_thresh: 0.8 };

@@ -19,6 +19,7 @@ import { ImagesModule } from './images/images.module.js';
 import { JobsModule } from './jobs/jobs.module.js';
 import { ApiMetricsModule } from './metrics/metrics.module.js';
 import { ModelsModule } from './models/models.module.js';
+import { ModelRepositoryModule } from './models/model-repository.controller.js';
 import { ProjectsModule } from './projects/projects.module.js';
 import { SegmentAutoModule } from './segment-auto/segment-auto.module.js';
 import { SegmentBatchesModule } from './segment-batches/segment-batches.module.js';
@@ -56,6 +57,7 @@ import { RedisThrottlerStorage } from './throttle/redis-throttler.storage.js';
     ApiMetricsModule,
     JobsModule,
     ModelsModule,
+    ModelRepositoryModule,
     QrModule,
     ImagesModule,
     TasksModule,

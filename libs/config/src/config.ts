@@ -92,6 +92,10 @@ export interface AppConfig {
     warmup: boolean;
     /** Each worker's LRU cache of SAM image embeddings, bounded by their bytes (MB). 0 = no cache. */
     samEmbeddingCacheMb: number;
+    /** The largest ONNX file POST /models takes (bytes). */
+    uploadMaxBytes: number;
+    /** Where a worker keeps its local copies of installed models' files. */
+    cacheDir: string;
   };
   images: {
     /** Largest accepted upload (bytes). */
@@ -505,6 +509,8 @@ export function loadConfig(env: Env = process.env, observe?: (s: SettingRead) =>
       stateTtlSeconds: r.int('MODELS_STATE_TTL_SECONDS', 30, 3, 3600),
       warmup: r.bool('MODELS_WARMUP', true),
       samEmbeddingCacheMb: r.int('SAM_EMBEDDING_CACHE_MB', 256, 0, 1_000_000),
+      uploadMaxBytes: r.int('MODEL_UPLOAD_MAX_MB', 200, 1, 16_384) * 1024 * 1024,
+      cacheDir: resolve(dataDir, 'models-cache'),
     },
     images: {
       maxBytes: r.int('IMAGE_MAX_BYTES', 50 * 1024 * 1024, 1024, 2 * 1024 * 1024 * 1024),

@@ -2,6 +2,7 @@ import { ApiKey } from './entities/api-key.entity.js';
 import { BoothSubmission, CarouselEntry } from './entities/booth.entity.js';
 import { Batch } from './entities/batch.entity.js';
 import { Image } from './entities/image.entity.js';
+import { InstalledModel } from './entities/installed-model.entity.js';
 import { Job, JobArtifact } from './entities/job.entity.js';
 import { Project } from './entities/project.entity.js';
 import { QrBatch, QrCode } from './entities/qr.entity.js';
@@ -22,4 +23,5 @@ export const ENTITIES = [
   Batch,
   BoothSubmission,
   CarouselEntry,
+  InstalledModel,
 ];

@@ -1,14 +1,65 @@
 import { Injectable } from '@nestjs/common';
+import { type ImageInput, imageSource } from '@aperture/imaging/decode.js';
+import { classifyPreprocessImage } from '@aperture/inference/preprocess.js';
 import { float32Output } from '@aperture/inference/session-host.js';
 import type { DetectedObject } from './detection.pipeline.js';
 import type { ModelEntry } from './manifest.js';
 import { ModelError } from './model-registry.js';
 import { asJobError, type InferenceTiming, ModelRunner, type PhaseMs } from './model-runner.js';
+import { applyPreprocessOverrides } from './preprocess-overrides.js';
 
-/** Scene classifiers that read the primitives a detector found (the prediction task). */
+/** Probabilities from a classifier's output: as they are when they already sum to 1, else softmaxed (logits). */
+function probabilities(out: ArrayLike<number>): Float32Array {
+  const values = Float32Array.from(out);
+  const sum = values.reduce((a, b) => a + b, 0);
+  if (Math.abs(sum - 1) < 1e-3 && values.every((v) => v >= 0)) return values;
+  const max = Math.max(...values);
+  const e = values.map((v) => Math.exp(v - max));
+  const z = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / z);
+}
+
+/**
+ * Classifiers: scene classifiers that read the primitives a detector found (the prediction task), and image
+ * classifiers in the Ultralytics classify layout.
+ */
 @Injectable()
 export class ClassificationPipeline {
   constructor(private readonly runner: ModelRunner) {}
+
+  /**
+   * An Ultralytics classify model on an image: short side resized to the input size, centre crop, RGB /255; the
+   * output [1, nc] as probabilities (softmaxed when the export did not). One inference in its statistics.
+   */
+  async classifyImage(
+    name: string,
+    img: ImageInput,
+    timing: InferenceTiming = {},
+  ): Promise<{ model: ModelEntry; probs: Float32Array } & PhaseMs> {
+    const model = this.runner.entry(name, ['classifier']);
+    if (model.contract !== 'ultralytics-classify') {
+      throw asJobError(new ModelError(`Model ${name} (${model.contract}) does not classify images`));
+    }
+    const t0 = performance.now();
+    const input = model.files[0]?.inputs[0];
+    const size = model.input_size?.[0] ?? 224;
+    const pre = await classifyPreprocessImage(imageSource(img), size);
+    applyPreprocessOverrides({ tensor: pre.tensor, inputW: size, inputH: size }, model.preprocess);
+    const preprocessMs = performance.now() - t0;
+    const feeds = { [input?.name ?? 'images']: { type: 'float32' as const, dims: pre.dims, data: pre.tensor } };
+    const { outputs, computeMs } = await this.runner.run(model, 'model', feeds);
+    const t1 = performance.now();
+    const outName = model.files[0]?.outputs[0]?.name ?? 'output0';
+    const probs = this.runner.post(model, () => {
+      const out = float32Output(outputs, outName).data;
+      const labels = model.labels ?? [];
+      if (labels.length && out.length !== labels.length) throw new Error(`output has ${out.length} values for ${labels.length} labels`);
+      return probabilities(out);
+    });
+    const phases = { preprocessMs, computeMs, postprocessMs: performance.now() - t1 };
+    this.runner.record(model, timing, phases);
+    return { model, probs, ...phases };
+  }
 
   /**
    * The scene from the detected primitives: one row per primitive (in the order given: by score), the class one-hot
@@ -58,13 +109,8 @@ export class ClassificationPipeline {
       const out = float32Output(outputs, outName).data;
       const labels = classifier.labels ?? [];
       if (labels.length && out.length !== labels.length) throw new Error(`output has ${out.length} values for ${labels.length} labels`);
-      const sum = out.reduce((a, b) => a + b, 0);
       // Probabilities already (the shipped model softmaxes); logits are softmaxed here.
-      if (Math.abs(sum - 1) < 1e-3 && out.every((v) => v >= 0)) return Float32Array.from(out);
-      const max = Math.max(...out);
-      const e = out.map((v) => Math.exp(v - max));
-      const z = e.reduce((a, b) => a + b, 0);
-      return e.map((v) => v / z);
+      return probabilities(out as ArrayLike<number>);
     });
     const phases = { preprocessMs, computeMs, postprocessMs: performance.now() - t1 };
     this.runner.record(classifier, timing, phases);

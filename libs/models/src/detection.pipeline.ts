@@ -13,6 +13,7 @@ import { letterboxImage } from '@aperture/inference/preprocess.js';
 import { float32Output } from '@aperture/inference/session-host.js';
 import type { ModelEntry } from './manifest.js';
 import { type InferenceTiming, ModelRunner, type PhaseMs } from './model-runner.js';
+import { applyPreprocessOverrides } from './preprocess-overrides.js';
 
 /** An oriented (OBB models) or axis-aligned (detect models) detection, in original-image pixels. */
 export interface DetectedObject {
@@ -137,6 +138,7 @@ export class DetectionPipeline {
   private async letterboxAndRun(model: ModelEntry, img: ImageInput) {
     const t0 = performance.now();
     const lb = await letterboxImage(imageSource(img), inputSize(model));
+    applyPreprocessOverrides(lb, model.preprocess);
     const preprocessMs = performance.now() - t0;
     const { outputs, computeMs } = await this.runner.run(model, 'model', { images: { type: 'float32', dims: lb.dims, data: lb.tensor } });
     return { lb, outputs, preprocessMs, computeMs };

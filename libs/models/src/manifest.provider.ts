@@ -1,24 +1,36 @@
-import { Inject, type Provider } from '@nestjs/common';
+import { Inject, Logger, type Provider } from '@nestjs/common';
 import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
 import { defaultModelsDir, loadManifest, type ModelManifest } from './manifest.js';
+import { scanModelFolders } from './model-repository.js';
 
 const MODEL_MANIFEST = Symbol('MODEL_MANIFEST');
 export const MODELS_DIR = Symbol('MODELS_DIR');
 export const InjectManifest = (): PropertyDecorator & ParameterDecorator => Inject(MODEL_MANIFEST);
 
-/** The models folder (MODELS_DIR, else the shipped models/) and its manifest, read once at boot. */
+/**
+ * The models folder (MODELS_DIR, else the shipped models/) and its models, read once at boot: manifest.json's, then
+ * one per sub-folder holding ONNX file(s) and an optional model.json (a folder that cannot be described is logged and
+ * skipped). Models installed through the API are added to (and removed from) `models` at run time by the process's
+ * model repository service.
+ */
 export const manifestProviders: Provider[] = [
   { provide: MODELS_DIR, inject: [APP_CONFIG], useFactory: (c: AppConfig): string => c.models.dir ?? defaultModelsDir() },
   {
     provide: MODEL_MANIFEST,
     inject: [MODELS_DIR],
-    useFactory: (dir: string): ModelManifest => {
+    useFactory: async (dir: string): Promise<ModelManifest> => {
+      let manifest: ModelManifest;
       try {
-        return loadManifest(dir);
+        manifest = loadManifest(dir);
       } catch (e) {
         throw new Error(`Cannot read the model manifest in ${dir} (MODELS_DIR): ${(e as Error).message}`, { cause: e });
       }
+      for (const m of manifest.models) m.source = 'shipped';
+      const folders = await scanModelFolders(dir, new Set(manifest.models.map((m) => m.name)));
+      for (const p of folders.problems) new Logger('Models').warn(`Model folder skipped: ${p}`);
+      manifest.models.push(...folders.models);
+      return manifest;
     },
   },
 ];

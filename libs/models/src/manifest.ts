@@ -36,6 +36,13 @@ export interface ModelEntry {
   files: ModelFile[];
   preprocess: Record<string, unknown>;
   metrics: Record<string, unknown>;
+  /**
+   * shipped: comes with MODELS_DIR (manifest.json, or a sub-folder with an ONNX file and an optional model.json);
+   * installed: uploaded through POST /models, kept in the database and storage. Absent in manifest.json (shipped).
+   */
+  source?: 'shipped' | 'installed';
+  /** The labels come from model.json and replace the ONNX metadata's class names (checked against the graph only). */
+  labels_override?: boolean;
 }
 
 export interface ModelManifest {

@@ -76,7 +76,7 @@ export function checkContract(model: ModelEntry, files: LoadedFileView[]): strin
   };
   const classNames = (f: LoadedFileView): string[] | null => {
     const raw = f.metadata['names'];
-    if (raw === undefined) return model.labels;
+    if (raw === undefined || model.labels_override) return model.labels;
     try {
       const names = parseNames(raw);
       if (model.labels && names.join('\u0000') !== model.labels.join('\u0000')) {

@@ -10,7 +10,8 @@ import type { ModelStatus } from './model-status.js';
  */
 
 export interface ControlMessage {
-  op: 'load' | 'unload';
+  /** load/unload: a model's sessions; install/remove: a model installed through the API appears or goes (every process). */
+  op: 'load' | 'unload' | 'install' | 'remove';
   model: string;
   request_id: string;
 }
@@ -48,7 +49,11 @@ export class ModelControlKeys {
 export function parseControlMessage(raw: string): ControlMessage | null {
   try {
     const m = JSON.parse(raw) as Partial<ControlMessage>;
-    if ((m.op === 'load' || m.op === 'unload') && typeof m.model === 'string' && typeof m.request_id === 'string') {
+    if (
+      (m.op === 'load' || m.op === 'unload' || m.op === 'install' || m.op === 'remove') &&
+      typeof m.model === 'string' &&
+      typeof m.request_id === 'string'
+    ) {
       return { op: m.op, model: m.model, request_id: m.request_id };
     }
   } catch {

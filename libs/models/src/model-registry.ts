@@ -128,23 +128,45 @@ export class ModelRegistry {
     private readonly host: SessionHost,
     private readonly options: ModelRegistryOptions,
   ) {
-    for (const model of manifest.models) {
-      this.slots.set(model.name, {
-        model,
-        state: 'available',
-        reason: null,
-        sessions: null,
-        generation: 0,
-        loadedAt: null,
-        lastUsed: 0,
-        inFlight: 0,
-        busy: 0,
-        provider: null,
-        warnings: [],
-        chain: Promise.resolve(),
-        stats: emptyStats(),
-      });
-    }
+    for (const model of manifest.models) this.addSlot(model);
+  }
+
+  /** Adds a model (one installed at run time); it loads on first use like the others. A taken name is an error. */
+  add(model: ModelEntry): void {
+    if (this.slots.has(model.name)) throw new ModelError(`Model ${model.name} already exists`);
+    this.addSlot(model);
+    this.options.onChange?.(model.name);
+  }
+
+  /** Unloads a model and forgets it (an installed model removed); unknown names are ignored. */
+  async remove(name: string): Promise<void> {
+    const s = this.slots.get(name);
+    if (!s) return;
+    await this.serialize(s, () => this.unloadSlot(s, 'removed'));
+    if (this.slots.get(name) === s) this.slots.delete(name);
+    this.options.onChange?.(name);
+  }
+
+  has(name: string): boolean {
+    return this.slots.has(name);
+  }
+
+  private addSlot(model: ModelEntry): void {
+    this.slots.set(model.name, {
+      model,
+      state: 'available',
+      reason: null,
+      sessions: null,
+      generation: 0,
+      loadedAt: null,
+      lastUsed: 0,
+      inFlight: 0,
+      busy: 0,
+      provider: null,
+      warnings: [],
+      chain: Promise.resolve(),
+      stats: emptyStats(),
+    });
   }
 
   names(): string[] {

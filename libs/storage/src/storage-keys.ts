@@ -13,6 +13,7 @@ const segment = (v: string): string =>
  *                                      a SAM image embedding of an image file (by its sha256) and what it was made with
  *   booth/{submissionId}/{file}        a booth photo (original) and its confirmed pair ({uuid}-xray.png, {uuid}-original.png)
  *   carousel/{entryId}/{file}          a carousel entry's own copies (xray.png, original.png)
+ *   models/{installedModelId}/{role}.onnx  an ONNX file of a model installed through the API
  */
 export const StorageKeys = {
   /** The uploaded file of an image. */
@@ -47,4 +48,7 @@ export const StorageKeys = {
   /** A carousel entry's copies of its pair. */
   carousel: (entryId: string, file: 'xray.png' | 'original.png'): string => `carousel/${entryId}/${file}`,
   carouselPrefix: (entryId: string): string => `carousel/${entryId}`,
+  /** One ONNX file (by role: model, encoder, decoder) of an installed model, under the installation's record id. */
+  installedModelFile: (installedModelId: string, role: string): string => `models/${installedModelId}/${role}.onnx`,
+  installedModelPrefix: (installedModelId: string): string => `models/${installedModelId}`,
 } as const;

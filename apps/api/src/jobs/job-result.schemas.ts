@@ -166,14 +166,19 @@ export const RESULT_SCHEMAS: Record<string, SchemaObject> = {
     bbox_xywh: quad('x, y, width, height'),
     mask: ref('RleMaskDto'),
   }),
+  ModelInferClassifierResultDto: inferResult('classifier', {
+    class: str('The most probable class (Ultralytics classify models)'),
+    score: num(),
+    top: arr(obj({ class: str(), class_id: int(), score: num() }), 'The five most probable classes, best first'),
+  }),
   ModelInferImageToImageResultDto: inferResult('image-to-image', {
     options: arr(obj({ style: str(), artifact_id: { type: 'string', format: 'uuid' } })),
   }),
   ModelInferResultDto: {
-    oneOf: ['detector', 'segmenter', 'sam', 'image-to-image'].map((k) => ref(inferName(k))),
+    oneOf: ['detector', 'segmenter', 'classifier', 'sam', 'image-to-image'].map((k) => ref(inferName(k))),
     discriminator: {
       propertyName: 'kind',
-      mapping: Object.fromEntries(['detector', 'segmenter', 'sam', 'image-to-image'].map((k) => [k, ref(inferName(k)).$ref])),
+      mapping: Object.fromEntries(['detector', 'segmenter', 'classifier', 'sam', 'image-to-image'].map((k) => [k, ref(inferName(k)).$ref])),
     },
     description: "A direct model inference: what the model's kind produced",
   },

@@ -187,6 +187,8 @@ export class ModelCatalogueService {
         3,
       ),
       workers,
+      source: m.source ?? 'shipped',
+      file_digests: m.files.map((f) => ({ role: f.role, sha256: f.sha256, size_bytes: f.size_bytes })),
     };
   }
 }

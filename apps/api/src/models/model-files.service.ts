@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, type ReadStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
 import { notFound } from '@aperture/common/problem.js';
 import { MODELS_DIR } from '@aperture/models/manifest.provider.js';
 import type { ModelFile } from '@aperture/models/manifest.js';
+import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { ModelCatalogueService } from './model-catalogue.service.js';
 
 /** A model file ready to send: its name, size, sha256 (the file's, as read from disk) and content. */
@@ -13,7 +15,7 @@ export interface ModelFileDownload {
   name: string;
   sizeBytes: number;
   sha256: string;
-  open(): ReadStream;
+  open(): Readable | Promise<Readable>;
 }
 
 /**
@@ -29,6 +31,7 @@ export class ModelFilesService {
   constructor(
     private readonly catalogue: ModelCatalogueService,
     @Inject(MODELS_DIR) private readonly dir: string,
+    @Inject(STORAGE) private readonly storage: StoragePort,
   ) {}
 
   async file(name: string, role: string): Promise<ModelFileDownload> {
@@ -38,6 +41,10 @@ export class ModelFilesService {
       const roles = m.files.map((x) => x.role).join(', ');
       const why = role === 'decoder' ? ' (only SAM models have a decoder)' : '';
       throw notFound(`Model ${name} (${m.kind}) has no ${role} file${why}; its files: ${roles}.`);
+    }
+    if (m.source === 'installed') {
+      // Installed models: the file is in storage under f.path; its sha256 was taken at install time.
+      return { name: `${m.name}-${role}.onnx`, sizeBytes: f.size_bytes, sha256: f.sha256, open: () => this.storage.read(f.path) };
     }
     const path = resolve(this.dir, f.path);
     const s = await stat(path).catch(() => null);

@@ -35,7 +35,7 @@ export class ModelInferenceService {
    */
   async infer(name: string, file: UploadedImage | undefined, form: ModelInferFormDto, p: Principal): Promise<ModelInferAcceptedDto> {
     const m = this.catalogue.entry(name);
-    if (m.kind === 'classifier') {
+    if (m.kind === 'classifier' && m.contract !== 'ultralytics-classify') {
       throw badRequest(`Model ${name} classifies detected primitives, not images: create a prediction task with it instead.`);
     }
     if (!file) {

@@ -132,7 +132,7 @@ export class ModelsController {
   ): Promise<StreamableFile | undefined> {
     const f = await this.files.file(name, file);
     if (notModified(req, res, `"${f.sha256}"`)) return undefined;
-    return new StreamableFile(f.open(), {
+    return new StreamableFile(await f.open(), {
       type: 'application/octet-stream',
       length: f.sizeBytes,
       disposition: `attachment; filename="${f.name}"`,

@@ -1,6 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { IsIn, IsInt, IsNumber, IsOptional, Max, Min, ValidateBy, type ValidationArguments } from 'class-validator';
+import { IsIn, IsInt, IsNumber, IsOptional, IsString, Max, Min, ValidateBy, type ValidationArguments } from 'class-validator';
 import { JsonField } from '@aperture/common/json-field.js';
 import { IsThreshold } from '@aperture/common/thresholds.js';
 import { MODEL_KINDS, type ModelKind } from '@aperture/models/manifest.js';
@@ -82,6 +82,12 @@ export class ModelFileDto {
   metadata!: Record<string, string>;
 }
 
+export class ModelFileDigestDto {
+  @ApiProperty({ enum: ['model', 'encoder', 'decoder'] }) role!: string;
+  @ApiProperty({ example: '49621544877cebee4fcdd57f4d648a2b94861b9aa1517ed365d680f51c9e1397' }) sha256!: string;
+  @ApiProperty() size_bytes!: number;
+}
+
 export class ModelSummaryDto {
   @ApiProperty({ example: 1, description: 'Numeric id (1-based position in the manifest); tasks and projects accept it or the name' })
   id!: number;
@@ -107,6 +113,13 @@ export class ModelSummaryDto {
   state!: string;
   @ApiProperty({ description: 'Estimated memory of its sessions, all workers together (MB)' }) memory_mb!: number;
   @ApiProperty({ type: [ModelWorkerStateDto] }) workers!: ModelWorkerStateDto[];
+  @ApiProperty({
+    enum: ['shipped', 'installed'],
+    description: 'shipped: comes with MODELS_DIR (manifest.json or a model folder), cannot be deleted; installed: POST /models',
+  })
+  source!: 'shipped' | 'installed';
+  @ApiProperty({ type: [ModelFileDigestDto], description: "Each file's role, sha256 and size" })
+  file_digests!: ModelFileDigestDto[];
 }
 
 export class ModelDetailDto extends ModelSummaryDto {
@@ -271,4 +284,31 @@ export class ModelInferAcceptedDto {
   @ApiProperty({ example: 'queued' }) status!: string;
   @ApiProperty({ example: '/api/v1/jobs/0b7e…' }) job_url!: string;
   @ApiProperty({ example: '/api/v1/jobs/0b7e…/result' }) result_url!: string;
+}
+
+/** POST /models: one ONNX file (two for a Segment Anything encoder/decoder pair) and an optional model.json. */
+export class ModelInstallFormDto {
+  @ApiProperty({
+    type: 'array',
+    items: { type: 'string', format: 'binary' },
+    description: 'The ONNX file, or the encoder and decoder of a Segment Anything export (send the field twice)',
+  })
+  @IsOptional()
+  file?: unknown;
+  @ApiPropertyOptional({
+    example: 'yolo11n-traffic',
+    description: "The model's name (1-63 of a-z, 0-9, -); default: config's name, else the file name",
+  })
+  @IsOptional()
+  @IsString()
+  name?: string;
+  @ApiPropertyOptional({
+    example: '{"labels": ["car", "truck"], "input_size": 640}',
+    description:
+      'model.json as a JSON string: name, kind, contract, description, version, labels, input_size, preprocess ' +
+      '(all optional; an Ultralytics or official Segment Anything export needs none)',
+  })
+  @IsOptional()
+  @IsString()
+  config?: string;
 }

@@ -5,6 +5,7 @@ import { ModelCatalogueService } from './model-catalogue.service.js';
 import { ModelControlService } from './model-control.service.js';
 import { ModelInferenceService } from './model-inference.service.js';
 import { ModelFilesService } from './model-files.service.js';
+import { ModelRepositoryService } from './model-repository.service.js';
 import { uploadMulter } from '../uploads/uploads.module.js';
 
 /**
@@ -15,7 +16,14 @@ import { uploadMulter } from '../uploads/uploads.module.js';
 @Module({
   imports: [uploadMulter({ files: 1, fields: 10 })],
   controllers: [ModelsController],
-  providers: [...manifestProviders, ModelCatalogueService, ModelControlService, ModelInferenceService, ModelFilesService],
-  exports: [ModelCatalogueService],
+  providers: [
+    ...manifestProviders,
+    ModelCatalogueService,
+    ModelControlService,
+    ModelInferenceService,
+    ModelFilesService,
+    ModelRepositoryService,
+  ],
+  exports: [ModelCatalogueService, ModelRepositoryService],
 })
 export class ModelsModule {}

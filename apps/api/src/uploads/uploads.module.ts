@@ -56,6 +56,8 @@ export interface UploadLimits {
   fieldSize?: number;
   /** Whether the files count against the caller's quota (false where nothing is kept, e.g. a hand-off to Drive). */
   quota?: boolean;
+  /** The largest file (bytes) when it is not IMAGE_MAX_BYTES (model files). */
+  fileSize?: (c: AppConfig) => number;
 }
 
 /**
@@ -71,7 +73,7 @@ export const uploadMulter = (limits: UploadLimits = {}) =>
       storage: new TempFileStorage(c.uploads.tmpDir, limits.quota === false ? () => Promise.resolve(null) : quota.roomFor),
       streamHandler: cappedStream(c.uploads.maxRequestBytes),
       limits: {
-        fileSize: c.images.maxBytes,
+        fileSize: limits.fileSize?.(c) ?? c.images.maxBytes,
         files: limits.files ?? 1,
         fields: limits.fields ?? 20,
         fieldSize: limits.fieldSize ?? 16 * 1024,

@@ -1,5 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import {
   type BeforeApplicationShutdown,
   Inject,
@@ -8,12 +12,15 @@ import {
   type OnApplicationBootstrap,
   type OnApplicationShutdown,
 } from '@nestjs/common';
+import { EntityManager } from '@mikro-orm/core';
 import type { Redis } from 'ioredis';
 import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
 import { SessionHost } from '@aperture/inference/session-host.js';
 import { InjectManifest, MODELS_DIR } from '@aperture/models/manifest.provider.js';
-import type { ModelManifest } from '@aperture/models/manifest.js';
+import type { ModelEntry, ModelManifest } from '@aperture/models/manifest.js';
+import { InstalledModel } from '@aperture/database/entities/installed-model.entity.js';
+import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import {
   type ControlMessage,
   ModelControlKeys,
@@ -45,12 +52,16 @@ export class ModelAgent implements OnApplicationBootstrap, BeforeApplicationShut
   private publishTimer: NodeJS.Timeout | null = null;
   private preloadDone = false;
   private stopped = false;
+  /** Installs in progress by model name (a job and the control message may ask at once). */
+  private readonly installing = new Map<string, Promise<boolean>>();
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     @Inject(REDIS) private readonly redis: Redis,
-    @InjectManifest() manifest: ModelManifest,
+    @InjectManifest() private readonly manifest: ModelManifest,
     @Inject(MODELS_DIR) dir: string,
+    private readonly em: EntityManager,
+    @Inject(STORAGE) private readonly storage: StoragePort,
   ) {
     this.keys = new ModelControlKeys(config.redis.prefix);
     this.host = new SessionHost({ poolSize: config.inference.threads });
@@ -80,6 +91,7 @@ export class ModelAgent implements OnApplicationBootstrap, BeforeApplicationShut
       if (msg) void this.handle(msg);
     });
     await this.subscriber.subscribe(this.keys.channel);
+    await this.loadInstalled();
     await this.publish();
     const every = Math.max(1000, (this.config.models.stateTtlSeconds * 1000) / 3);
     this.heartbeat = setInterval(() => void this.publish(), every);
@@ -101,8 +113,91 @@ export class ModelAgent implements OnApplicationBootstrap, BeforeApplicationShut
     return { ok: false, message: `${this.preloadDone ? 'preload failed' : 'preloading'}: ${detail.join('; ')}` };
   }
 
+  /** The models installed through the API, from the database and storage (at boot). */
+  private async loadInstalled(): Promise<void> {
+    let rows: InstalledModel[];
+    try {
+      rows = await this.em.fork().find(InstalledModel, {}, { orderBy: { installedAt: 'asc' } });
+    } catch (e) {
+      this.logger.warn(`Cannot read the installed models: ${(e as Error).message}`);
+      return;
+    }
+    for (const row of rows) await this.install(row).catch((e: Error) => this.logger.error(`Installed model ${row.name}: ${e.message}`));
+  }
+
+  /**
+   * Makes sure an installed model is known here (a job may arrive before the control message): true when the registry
+   * has the model, after fetching it from the database and storage if needed.
+   */
+  async ensure(name: string): Promise<boolean> {
+    if (this.registry.has(name)) return true;
+    const pending = this.installing.get(name);
+    if (pending) return pending;
+    const run = (async (): Promise<boolean> => {
+      const row = await this.em.fork().findOne(InstalledModel, { name });
+      if (!row) return false;
+      await this.install(row);
+      return this.registry.has(name);
+    })().finally(() => this.installing.delete(name));
+    this.installing.set(name, run);
+    return run;
+  }
+
+  /** Copies an installed model's files from storage to the local cache (once per installation) and adds it. */
+  private async install(row: InstalledModel): Promise<void> {
+    if (this.registry.has(row.name)) return;
+    const entry = structuredClone(row.entry) as unknown as ModelEntry;
+    entry.source = 'installed';
+    const dir = join(this.config.models.cacheDir, row.id);
+    await mkdir(dir, { recursive: true });
+    for (const f of entry.files) {
+      const stored = row.files.find((x) => x.role === f.role);
+      if (!stored) throw new Error(`no stored ${f.role} file`);
+      const local = join(dir, `${f.role}.onnx`);
+      const have = await stat(local).catch(() => null);
+      if (have?.size !== stored.size_bytes) {
+        const part = `${local}.${process.pid}.part`;
+        await pipeline(await this.storage.read(stored.key), createWriteStream(part));
+        await rename(part, local);
+      }
+      f.path = local;
+    }
+    if (this.registry.has(row.name)) return;
+    this.registry.add(entry);
+    this.manifest.models.push(entry);
+    this.logger.log(`Installed model ${row.name} (${entry.kind}, ${entry.contract}) added`);
+  }
+
+  /** Forgets an installed model that was removed: unloads it, drops its local copies. */
+  private async uninstall(name: string): Promise<void> {
+    const entry = this.manifest.models.find((m) => m.name === name);
+    if (!entry || entry.source !== 'installed') return;
+    await this.registry.remove(name);
+    this.manifest.models.splice(this.manifest.models.indexOf(entry), 1);
+    const dir = entry.files[0] ? join(entry.files[0].path, '..') : null;
+    if (dir?.startsWith(this.config.models.cacheDir)) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    this.logger.log(`Installed model ${name} removed`);
+  }
+
   private async handle(msg: ControlMessage): Promise<void> {
-    if (this.stopped || !this.registry.names().includes(msg.model)) return;
+    if (this.stopped) return;
+    if (msg.op === 'install' || msg.op === 'remove') {
+      try {
+        if (msg.op === 'install') {
+          // A model of that name installed before (a removal this worker missed) is replaced by the row's.
+          const row = await this.em.fork().findOne(InstalledModel, { name: msg.model });
+          const current = this.manifest.models.find((m) => m.name === msg.model && m.source === 'installed');
+          const digests = (files: { sha256: string }[]): string => files.map((f) => f.sha256).join(',');
+          if (row && current && digests(current.files) !== digests(row.files)) await this.uninstall(msg.model);
+          await this.ensure(msg.model);
+        } else await this.uninstall(msg.model);
+      } catch (e) {
+        this.logger.error(`Model ${msg.model}: ${msg.op} failed: ${(e as Error).message}`);
+      }
+      await this.publish();
+      return;
+    }
+    if (!this.registry.names().includes(msg.model)) return;
     let ok = true;
     let error: string | null = null;
     try {

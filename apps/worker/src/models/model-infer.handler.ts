@@ -3,6 +3,7 @@ import type { JsonObject } from '@aperture/database/entities/job.entity.js';
 import { maskToBbox, rleEncode } from '@aperture/inference/mask.js';
 import type { SamPrompt } from '@aperture/inference/postprocess/sam.js';
 import type { ImageSource } from '@aperture/imaging/decode.js';
+import { ClassificationPipeline } from '@aperture/models/classification.pipeline.js';
 import { DetectionPipeline } from '@aperture/models/detection.pipeline.js';
 import { ImageToImagePipeline } from '@aperture/models/image-to-image.pipeline.js';
 import type { ModelEntry } from '@aperture/models/manifest.js';
@@ -12,6 +13,7 @@ import { HandlesJob, JobCancelledError, type JobContext, type JobHandler, Perman
 import type { InferOptions, ModelInferResult } from '@aperture/queue/job-registry.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { contentSha256, queueMs, readStoredSource } from '../tasks/image-job-support.js';
+import { ModelAgent } from './model-agent.service.js';
 import { roundTo } from '@aperture/common/round.js';
 
 interface Outcome {
@@ -33,11 +35,15 @@ export class ModelInferHandler implements JobHandler<'model.infer'> {
     private readonly detection: DetectionPipeline,
     private readonly sam: SamPipeline,
     private readonly imageToImage: ImageToImagePipeline,
+    private readonly classification: ClassificationPipeline,
+    private readonly agent: ModelAgent,
     @Inject(STORAGE) private readonly storage: StoragePort,
   ) {}
 
   async handle(ctx: JobContext<'model.infer'>): Promise<ModelInferResult> {
     const { model: name, imageKey, options } = ctx.params;
+    // A model installed a moment ago may not have reached this worker through the control channel yet.
+    await this.agent.ensure(name);
     const model = this.runner.entry(name);
     const started = performance.now();
     // The header only: each kind decodes at the size its model needs (detectors, segmenters and SAM resize while
@@ -130,11 +136,18 @@ export class ModelInferHandler implements JobHandler<'model.infer'> {
         }
         return { result: { options }, preprocessMs: out.preprocessMs, postprocessMs: out.postprocessMs };
       }
-      default:
-        throw new PermanentJobError(
-          `Model ${model.name} (${model.kind}) does not take an image: ` +
-            (model.kind === 'classifier' ? 'it classifies detected primitives (use a prediction task)' : 'unsupported kind'),
-        );
+      case 'classifier': {
+        if (model.contract !== 'ultralytics-classify') break;
+        const cls = await this.classification.classifyImage(model.name, img, timing);
+        const ranked = [...cls.probs].map((p, i) => ({ i, p })).sort((a, b) => b.p - a.p);
+        const top = ranked.slice(0, 5).map(({ i, p }): JsonObject => ({ class: label(i), class_id: i, score: roundTo(p, 4) }));
+        const result: JsonObject = { class: label(ranked[0]?.i ?? 0), score: roundTo(ranked[0]?.p ?? 0, 4), top };
+        return { result, preprocessMs: cls.preprocessMs, postprocessMs: cls.postprocessMs };
+      }
     }
+    throw new PermanentJobError(
+      `Model ${model.name} (${model.kind}) does not take an image: ` +
+        (model.kind === 'classifier' ? 'it classifies detected primitives (use a prediction task)' : 'unsupported kind'),
+    );
   }
 }

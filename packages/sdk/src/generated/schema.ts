@@ -712,7 +712,11 @@ export interface paths {
          */
         get: operations["listModels"];
         put?: never;
-        post?: never;
+        /**
+         * Install a model (admins)
+         * @description One ONNX file, or the encoder and decoder of an official Segment Anything export, plus an optional model.json (`config`). An unmodified Ultralytics export (detect, segment, obb, classify) or SAM pair needs no config: kind, classes and input size are read from the ONNX metadata_props and tensor names. The graph is checked against its contract; the files are stored, recorded and every worker can run the model at once. Files are streamed to disk (at most MODEL_UPLOAD_MAX_MB each).
+         */
+        post: operations["install"];
         delete?: never;
         options?: never;
         head?: never;
@@ -733,7 +737,11 @@ export interface paths {
         get: operations["getModel"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete an installed model (admins)
+         * @description Removes its files and record; every worker unloads it. Shipped models cannot be deleted.
+         */
+        delete: operations["remove"];
         options?: never;
         head?: never;
         patch?: never;
@@ -2495,6 +2503,13 @@ export interface components {
             /** @description Estimated memory of its sessions, all workers together (MB) */
             memory_mb: number;
             workers: components["schemas"]["ModelWorkerStateDto"][];
+            /**
+             * @description shipped: comes with MODELS_DIR (manifest.json or a model folder), cannot be deleted; installed: POST /models
+             * @enum {string}
+             */
+            source: "shipped" | "installed";
+            /** @description Each file's role, sha256 and size */
+            file_digests: components["schemas"]["ModelFileDigestDto"][];
             files: components["schemas"]["ModelFileDto"][];
             /** @description How inputs are prepared */
             preprocess: {
@@ -2504,6 +2519,13 @@ export interface components {
             metrics: {
                 [key: string]: unknown;
             };
+        };
+        ModelFileDigestDto: {
+            /** @enum {string} */
+            role: "model" | "encoder" | "decoder";
+            /** @example 49621544877cebee4fcdd57f4d648a2b94861b9aa1517ed365d680f51c9e1397 */
+            sha256: string;
+            size_bytes: number;
         };
         ModelFileDto: {
             /** @enum {string} */
@@ -2528,6 +2550,27 @@ export interface components {
             job_url: string;
             /** @example /api/v1/jobs/0b7e…/result */
             result_url: string;
+        };
+        /** @description model.infer on a model of kind classifier */
+        ModelInferClassifierResultDto: {
+            model: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "classifier";
+            width: number;
+            height: number;
+            /** @description The most probable class (Ultralytics classify models) */
+            class: string;
+            score: number;
+            /** @description The five most probable classes, best first */
+            top: {
+                class: string;
+                class_id: number;
+                score: number;
+            }[];
+            timings_ms: components["schemas"]["InferTimingsDto"];
         };
         /** @description model.infer on a model of kind detector */
         ModelInferDetectorResultDto: {
@@ -2624,7 +2667,7 @@ export interface components {
             params: {
                 [key: string]: unknown;
             };
-            result: (components["schemas"]["ModelInferDetectorResultDto"] | components["schemas"]["ModelInferSegmenterResultDto"] | components["schemas"]["ModelInferSamResultDto"] | components["schemas"]["ModelInferImageToImageResultDto"]) | null;
+            result: (components["schemas"]["ModelInferDetectorResultDto"] | components["schemas"]["ModelInferSegmenterResultDto"] | components["schemas"]["ModelInferClassifierResultDto"] | components["schemas"]["ModelInferSamResultDto"] | components["schemas"]["ModelInferImageToImageResultDto"]) | null;
             attempts: number;
             max_attempts: number;
             artifacts: components["schemas"]["ArtifactDto"][];
@@ -2648,10 +2691,10 @@ export interface components {
              */
             type: "model.infer";
             /** @description Null until the job has completed */
-            result: (components["schemas"]["ModelInferDetectorResultDto"] | components["schemas"]["ModelInferSegmenterResultDto"] | components["schemas"]["ModelInferSamResultDto"] | components["schemas"]["ModelInferImageToImageResultDto"]) | null;
+            result: (components["schemas"]["ModelInferDetectorResultDto"] | components["schemas"]["ModelInferSegmenterResultDto"] | components["schemas"]["ModelInferClassifierResultDto"] | components["schemas"]["ModelInferSamResultDto"] | components["schemas"]["ModelInferImageToImageResultDto"]) | null;
         };
         /** @description A direct model inference: what the model's kind produced */
-        ModelInferResultDto: components["schemas"]["ModelInferDetectorResultDto"] | components["schemas"]["ModelInferSegmenterResultDto"] | components["schemas"]["ModelInferSamResultDto"] | components["schemas"]["ModelInferImageToImageResultDto"];
+        ModelInferResultDto: components["schemas"]["ModelInferDetectorResultDto"] | components["schemas"]["ModelInferSegmenterResultDto"] | components["schemas"]["ModelInferClassifierResultDto"] | components["schemas"]["ModelInferSamResultDto"] | components["schemas"]["ModelInferImageToImageResultDto"];
         /** @description model.infer on a model of kind sam */
         ModelInferSamResultDto: {
             model: string;
@@ -2683,6 +2726,20 @@ export interface components {
             count: number;
             detections: components["schemas"]["SegmenterDetectionDto"][];
             timings_ms: components["schemas"]["InferTimingsDto"];
+        };
+        ModelInstallFormDto: {
+            /** @description The ONNX file, or the encoder and decoder of a Segment Anything export (send the field twice) */
+            file: Blob[];
+            /**
+             * @description The model's name (1-63 of a-z, 0-9, -); default: config's name, else the file name
+             * @example yolo11n-traffic
+             */
+            name?: string;
+            /**
+             * @description model.json as a JSON string: name, kind, contract, description, version, labels, input_size, preprocess (all optional; an Ultralytics or official Segment Anything export needs none)
+             * @example {"labels": ["car", "truck"], "input_size": 640}
+             */
+            config?: string;
         };
         ModelStatsDto: {
             /** @description Inference requests finished (successes and failures) */
@@ -2746,6 +2803,13 @@ export interface components {
             /** @description Estimated memory of its sessions, all workers together (MB) */
             memory_mb: number;
             workers: components["schemas"]["ModelWorkerStateDto"][];
+            /**
+             * @description shipped: comes with MODELS_DIR (manifest.json or a model folder), cannot be deleted; installed: POST /models
+             * @enum {string}
+             */
+            source: "shipped" | "installed";
+            /** @description Each file's role, sha256 and size */
+            file_digests: components["schemas"]["ModelFileDigestDto"][];
         };
         ModelWorkerStateDto: {
             /** @example worker-1-4242-a1b2c3 */
@@ -6440,6 +6504,79 @@ export interface operations {
             };
         };
     };
+    install: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["ModelInstallFormDto"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ModelDetailDto"];
+                };
+            };
+            /** @description Not an ONNX model (e.g. truncated), a graph that does not fit its contract (the detail names the tensor), or a bad config field */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /**
+             * @description Admins only
+             *
+             *     Admins only
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description A shipped or installed model has that name */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description A file larger than MODEL_UPLOAD_MAX_MB, or the request is larger than UPLOAD_MAX_REQUEST_MB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
     getModel: {
         parameters: {
             query?: never;
@@ -6471,6 +6608,75 @@ export interface operations {
             };
             /** @description Model {name} does not exist. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+        };
+    };
+    remove: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A shipped model (manifest.json or a MODELS_DIR folder): it cannot be deleted */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /**
+             * @description Admins only
+             *
+             *     Admins only
+             */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Model {name} does not exist. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["ProblemDto"];
+                };
+            };
+            /** @description Queued or running jobs use the model */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

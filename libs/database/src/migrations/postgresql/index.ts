@@ -7,6 +7,7 @@ import { Migration20261129015653_usernames_case_insensitive } from './Migration2
 import { Migration20261129020353_api_key_scopes } from './Migration20261129020353_api_key_scopes.js';
 import { Migration20261129020943_booth } from './Migration20261129020943_booth.js';
 import { Migration20261129024621_job_input_bytes } from './Migration20261129024621_job_input_bytes.js';
+import { Migration20261129074830_installed_models } from './Migration20261129074830_installed_models.js';
 
 /** Applied in this order; append each new migration. */
-export const POSTGRESQL_MIGRATIONS = [Migration20261123052112_initial, Migration20261123054149_accounts, Migration20261123132904_projects, Migration20261128230712_job_lifecycle, Migration20261129014812_batches, Migration20261129015653_usernames_case_insensitive, Migration20261129020353_api_key_scopes, Migration20261129020943_booth, Migration20261129024621_job_input_bytes];
+export const POSTGRESQL_MIGRATIONS = [Migration20261123052112_initial, Migration20261123054149_accounts, Migration20261123132904_projects, Migration20261128230712_job_lifecycle, Migration20261129014812_batches, Migration20261129015653_usernames_case_insensitive, Migration20261129020353_api_key_scopes, Migration20261129020943_booth, Migration20261129024621_job_input_bytes, Migration20261129074830_installed_models];

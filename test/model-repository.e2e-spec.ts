@@ -1,0 +1,338 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '@aperture/config/config.js';
+import { defaultModelsDir } from '@aperture/models/manifest.js';
+import { JobsService } from '@aperture/queue/jobs.service.js';
+import { createTestApp, type TestApp } from './support/app.js';
+import { type Env, testEnv } from './support/env.js';
+import { fixtures } from './support/fixtures.js';
+import { expectProblem, type LoggedIn, login, registerAndLogin, waitFor } from './support/http.js';
+import { ownDatabase } from './support/own-database.js';
+
+/**
+ * Bring-your-own models through HTTP, the queue and a real worker (one process): install unmodified Ultralytics
+ * exports (detect at 416, classify, segment at 640) and an official-named SAM pair without any model.json, run a job on
+ * each, refuse broken uploads, delete (409 while a job uses the model), and find installed models again after a restart.
+ */
+
+const variants = resolve(defaultModelsDir(), '../test/fixtures/models');
+const shipped = defaultModelsDir();
+const sha256 = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
+const suffix = randomBytes(3).toString('hex');
+const n = (base: string): string => `${base}-${suffix}`;
+const scene = 'primitives/greenhouse-09-800x600.jpg';
+
+describe('model repository: POST/DELETE /models', () => {
+  let env: Env;
+  let db: { url: string; drop: () => Promise<void> };
+  let t: TestApp;
+  let admin: LoggedIn;
+  let user: LoggedIn;
+  const tmp = mkdtempSync(join(tmpdir(), 'model-repo-e2e-'));
+
+  beforeAll(async () => {
+    // A database of its own: every app of the run lists the installed models it finds at boot.
+    db = await ownDatabase('modelrepo');
+    env = testEnv('modelrepo', { DATABASE_URL: db.url, ADMIN_USERNAME: 'repo_admin', ADMIN_PASSWORD: 'admin-password-1' });
+    t = await createTestApp(env, { worker: true });
+    admin = await login(t.server, 'repo_admin', 'admin-password-1');
+    user = await registerAndLogin(t.server, 'repo_user');
+  });
+  afterAll(async () => {
+    await t?.close();
+    await db?.drop();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+
+  const install = (files: string[], fields: Record<string, string> = {}, who = admin) => {
+    let req = request(t.server).post('/api/v1/models').set(who.auth);
+    for (const f of files) req = req.attach('file', f);
+    for (const [k, v] of Object.entries(fields)) req = req.field(k, v);
+    return req;
+  };
+
+  async function infer(model: string, fields: Record<string, string> = {}): Promise<Record<string, unknown>> {
+    let req = request(t.server).post(`/api/v1/models/${model}/infer`).set(admin.auth).attach('image', resolve(fixtures, scene));
+    for (const [k, v] of Object.entries(fields)) req = req.field(k, v);
+    const res = await req;
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    const done = await finished(res.body.job_id as string);
+    expect(done.status, JSON.stringify(done)).toBe('completed');
+    return done.result as Record<string, unknown>;
+  }
+
+  /** The job's result body once it is final (long-polling 30 s at a time). */
+  const finished = (jobId: string): Promise<{ status: string; result?: unknown }> =>
+    waitFor(async () => {
+      const r = await request(t.server).get(`/api/v1/jobs/${jobId}/result?wait_ms=30000`).set(admin.auth);
+      return ['completed', 'failed', 'cancelled'].includes(r.body.status) ? (r.body as { status: string; result?: unknown }) : null;
+    }, 90000);
+
+  it('installs an unmodified Ultralytics detect export (3 classes, 416) without model.json and runs it', async () => {
+    const file = join(variants, 'yolo-detect-416.onnx');
+    const res = await install([file], { name: n('yolo-det') });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(res.body).toMatchObject({
+      name: n('yolo-det'),
+      kind: 'detector',
+      contract: 'ultralytics-detect',
+      labels: ['person', 'car', 'dog'],
+      input_size: [416, 416],
+      source: 'installed',
+      file_digests: [{ role: 'model', sha256: sha256(file), size_bytes: readFileSync(file).length }],
+    });
+    expect(res.body.files[0].outputs).toEqual([{ name: 'output0', dtype: 'float32', shape: [1, 7, 3549] }]);
+
+    // The announcement on the control channel reached the worker: it reports the model before any job asked for it.
+    const known = await waitFor(async () => {
+      const d = await request(t.server)
+        .get(`/api/v1/models/${n('yolo-det')}`)
+        .set(user.auth);
+      return (d.body.workers as { state: string }[]).length > 0 ? d.body : null;
+    }, 10000);
+    expect(known.workers[0]).toMatchObject({ state: 'available' });
+
+    const list = await request(t.server).get('/api/v1/models').set(user.auth);
+    const byName = new Map((list.body as { name: string; source: string; id: number }[]).map((m) => [m.name, m]));
+    expect(byName.get(n('yolo-det'))?.source).toBe('installed');
+    expect(byName.get('primitives-obb')?.source).toBe('shipped');
+    expect(byName.get(n('yolo-det'))!.id).toBeGreaterThan(byName.get('xray')!.id);
+
+    // Random weights: a low threshold gives detections, each labelled with one of the metadata's class names.
+    const result = await infer(n('yolo-det'), { conf: '0.001' });
+    expect(result).toMatchObject({ model: n('yolo-det'), kind: 'detector', width: 800, height: 600 });
+    const dets = result['detections'] as { class: string; box_xyxy: number[] }[];
+    expect(dets.length).toBeGreaterThan(0);
+    for (const d of dets) {
+      expect(['person', 'car', 'dog']).toContain(d.class);
+      expect(d.box_xyxy).toHaveLength(4);
+    }
+  });
+
+  it('installs a classify export and a segment export at 640, and runs each', async () => {
+    const cls = await install([join(variants, 'yolo-classify-224.onnx')], { name: n('yolo-cls') });
+    expect(cls.status, JSON.stringify(cls.body)).toBe(201);
+    expect(cls.body).toMatchObject({ kind: 'classifier', contract: 'ultralytics-classify', input_size: [224, 224] });
+    const c = await infer(n('yolo-cls'));
+    expect(['cat', 'dog', 'bird', 'fish']).toContain(c['class']);
+    const top = c['top'] as { class: string; score: number }[];
+    expect(top).toHaveLength(4);
+    expect(top.reduce((a, x) => a + x.score, 0)).toBeCloseTo(1, 2);
+
+    const seg = await install([join(variants, 'yolo-seg-640.onnx')], { config: JSON.stringify({ name: n('yolo-seg') }) });
+    expect(seg.status, JSON.stringify(seg.body)).toBe(201);
+    expect(seg.body).toMatchObject({
+      kind: 'segmenter',
+      contract: 'ultralytics-segment',
+      input_size: [640, 640],
+      labels: ['stone', 'ball'],
+    });
+    const s = await infer(n('yolo-seg'), { conf: '0.001', max_det: '5' });
+    const dets = s['detections'] as { class: string; mask: { size: number[] } }[];
+    expect(s).toMatchObject({ kind: 'segmenter', count: dets.length });
+    expect(dets.length).toBeGreaterThan(0);
+    for (const d of dets) {
+      expect(['stone', 'ball']).toContain(d.class);
+      expect(d.mask.size).toEqual([600, 800]);
+    }
+  });
+
+  it('recognises an official Segment Anything encoder/decoder pair by its tensor names and runs a click', async () => {
+    const res = await install([join(shipped, 'sam-tiny-decoder.onnx'), join(shipped, 'sam-tiny-encoder.onnx')], { name: n('my-sam') });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(res.body).toMatchObject({ kind: 'sam', contract: 'segment-anything', source: 'installed' });
+    expect(res.body.files.map((f: { role: string }) => f.role)).toEqual(['encoder', 'decoder']);
+    const r = await infer(n('my-sam'), { points: JSON.stringify([{ x: 400, y: 300, label: 1 }]) });
+    expect(r).toMatchObject({ model: n('my-sam'), kind: 'sam', mask: { size: [600, 800] } });
+    // Its files are served like a shipped model's, from storage, with the sha256 as ETag.
+    const dec = await request(t.server)
+      .get(`/api/v1/models/${n('my-sam')}/files/decoder`)
+      .set(user.auth);
+    expect(dec.status).toBe(200);
+    expect(dec.headers['etag']).toBe(`"${sha256(join(shipped, 'sam-tiny-decoder.onnx'))}"`);
+  });
+
+  it('refuses a truncated file, a graph with the wrong outputs, a bad config and a name clash', async () => {
+    const bytes = readFileSync(join(variants, 'yolo-detect-416.onnx'));
+    const cut = join(tmp, 'cut.onnx');
+    writeFileSync(cut, bytes.subarray(0, bytes.length - 1000));
+    expectProblem(await install([cut], { name: n('cut') }), 400, 'VALIDATION_ERROR', /cut\.onnx: the file is truncated/);
+
+    expectProblem(
+      await install([join(variants, 'bad-detect-rows.onnx')], { name: n('bad') }),
+      400,
+      'VALIDATION_ERROR',
+      /bad-detect-rows\.onnx: output output0 has 9 rows, ultralytics-detect with 3 classes needs 7/,
+    );
+    expectProblem(
+      await install([join(variants, 'yolo-classify-224.onnx')], { name: n('cls2'), config: '{"labels": ["a", "b"]}' }),
+      400,
+      'VALIDATION_ERROR',
+      /output0 has 4 classes, the labels name 2/,
+    );
+    expectProblem(
+      await install([join(variants, 'yolo-classify-224.onnx')], { name: n('cls3'), config: '{"kind": "robot"}' }),
+      400,
+      'VALIDATION_ERROR',
+      /config: "kind" must be one of/,
+    );
+    const cls = join(variants, 'yolo-classify-224.onnx');
+    expectProblem(await install([cls], { name: 'primitives-obb' }), 409, 'CONFLICT', /already exists/);
+    expectProblem(await install([join(variants, 'yolo-classify-224.onnx')], { name: n('yolo-det') }), 409, 'CONFLICT', /already exists/);
+    // The admin check answers before the body is read: a file would only race the refusal (EPIPE).
+    expectProblem(await install([], { name: n('x') }, user), 403, 'FORBIDDEN');
+    const list = (await request(t.server).get('/api/v1/models').set(admin.auth)).body as { name: string }[];
+    expect(list.map((m) => m.name)).not.toContain(n('cut'));
+    expect(list.map((m) => m.name)).not.toContain(n('bad'));
+  });
+
+  it('deletes an installed model: 409 while a job uses it, then 204; shipped models stay', async () => {
+    const jobs = t.app.get(JobsService);
+    await jobs.queue('inference').pause(true);
+    let jobId: string;
+    try {
+      const res = await request(t.server)
+        .post(`/api/v1/models/${n('yolo-cls')}/infer`)
+        .set(admin.auth)
+        .attach('image', resolve(fixtures, scene));
+      expect(res.status).toBe(202);
+      jobId = res.body.job_id;
+      expectProblem(
+        await request(t.server)
+          .delete(`/api/v1/models/${n('yolo-cls')}`)
+          .set(admin.auth),
+        409,
+        'CONFLICT',
+        /in use by 1/,
+      );
+    } finally {
+      await jobs.queue('inference').resume(true);
+    }
+    expect((await finished(jobId)).status).toBe('completed');
+    expectProblem(
+      await request(t.server)
+        .delete(`/api/v1/models/${n('yolo-cls')}`)
+        .set(user.auth),
+      403,
+      'FORBIDDEN',
+    );
+    expect(
+      (
+        await request(t.server)
+          .delete(`/api/v1/models/${n('yolo-cls')}`)
+          .set(admin.auth)
+      ).status,
+    ).toBe(204);
+    expectProblem(
+      await request(t.server)
+        .get(`/api/v1/models/${n('yolo-cls')}`)
+        .set(admin.auth),
+      404,
+      'NOT_FOUND',
+    );
+    expectProblem(
+      await request(t.server)
+        .delete(`/api/v1/models/${n('yolo-cls')}`)
+        .set(admin.auth),
+      404,
+      'NOT_FOUND',
+    );
+    expectProblem(await request(t.server).delete('/api/v1/models/primitives-obb').set(admin.auth), 400, 'VALIDATION_ERROR', /shipped/);
+    // The worker forgot it: a job naming it now fails at the intake.
+    const again = request(t.server)
+      .post(`/api/v1/models/${n('yolo-cls')}/infer`)
+      .set(admin.auth);
+    expect((await again.attach('image', resolve(fixtures, scene))).status).toBe(404);
+  });
+
+  it('finds the installed models again after a restart, from the database and storage', async () => {
+    await t.close();
+    // The worker's local copies go too: the restarted worker must fetch the files from storage.
+    rmSync(loadConfig().models.cacheDir, { recursive: true, force: true });
+    t = await createTestApp(env, { worker: true });
+    admin = await login(t.server, 'repo_admin', 'admin-password-1');
+    const list = (await request(t.server).get('/api/v1/models').set(admin.auth)).body as { name: string; source: string }[];
+    const names = list.filter((m) => m.source === 'installed').map((m) => m.name);
+    expect(names).toEqual(expect.arrayContaining([n('yolo-det'), n('yolo-seg'), n('my-sam')]));
+    expect(names).not.toContain(n('yolo-cls'));
+    const result = await infer(n('yolo-det'), { conf: '0.001' });
+    expect((result['detections'] as unknown[]).length).toBeGreaterThan(0);
+    for (const m of [n('yolo-det'), n('yolo-seg'), n('my-sam')]) {
+      expect((await request(t.server).delete(`/api/v1/models/${m}`).set(admin.auth)).status).toBe(204);
+    }
+  });
+});
+
+describe('model repository: a folder in MODELS_DIR is a model', () => {
+  let t: TestApp;
+  let admin: LoggedIn;
+  const dir = mkdtempSync(join(tmpdir(), 'models-dir-'));
+
+  beforeAll(async () => {
+    // The shipped models (manifest.json and links to their files), plus two folders: an Ultralytics export alone, and
+    // one with a model.json that names it and relabels its classes.
+    copyFileSync(join(shipped, 'manifest.json'), join(dir, 'manifest.json'));
+    for (const f of readdirSync(shipped).filter((x) => x.endsWith('.onnx'))) symlinkSync(join(shipped, f), join(dir, f));
+    mkdirSync(join(dir, 'byo-det'));
+    copyFileSync(join(variants, 'yolo-detect-416.onnx'), join(dir, 'byo-det', 'best.onnx'));
+    mkdirSync(join(dir, 'Seg Export'));
+    copyFileSync(join(variants, 'yolo-seg-640.onnx'), join(dir, 'Seg Export', 'yolo.onnx'));
+    writeFileSync(join(dir, 'Seg Export', 'model.json'), JSON.stringify({ name: n('byo-seg'), labels: ['rock', 'marble'] }));
+    const env = testEnv('modelfolders', {
+      MODELS_DIR: dir,
+      MODEL_UPLOAD_MAX_MB: '1',
+      ADMIN_USERNAME: 'folders_admin',
+      ADMIN_PASSWORD: 'admin-password-1',
+    });
+    t = await createTestApp(env, { worker: true });
+    admin = await login(t.server, 'folders_admin', 'admin-password-1');
+  });
+  afterAll(async () => {
+    await t?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('lists the folder models as shipped, runs them, and refuses to delete them', async () => {
+    const list = (await request(t.server).get('/api/v1/models').set(admin.auth)).body as Record<string, unknown>[];
+    const det = list.find((m) => m['name'] === 'byo-det');
+    expect(det).toMatchObject({ kind: 'detector', contract: 'ultralytics-detect', source: 'shipped', input_size: [416, 416] });
+    expect(list.find((m) => m['name'] === n('byo-seg'))).toMatchObject({ kind: 'segmenter', labels: ['rock', 'marble'] });
+    let res = await request(t.server)
+      .post('/api/v1/models/byo-det/infer')
+      .set(admin.auth)
+      .set('Prefer', 'wait=60')
+      .attach('image', resolve(fixtures, scene))
+      .field('conf', '0.001');
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const dets = res.body.result.detections as { class: string }[];
+    expect(dets.length).toBeGreaterThan(0);
+    for (const d of dets) expect(['person', 'car', 'dog']).toContain(d.class);
+    res = await request(t.server)
+      .post(`/api/v1/models/${n('byo-seg')}/infer`)
+      .set(admin.auth)
+      .set('Prefer', 'wait=60')
+      .attach('image', resolve(fixtures, scene))
+      .field('conf', '0.001');
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const masks = res.body.result.detections as { class: string }[];
+    expect(masks.length).toBeGreaterThan(0);
+    for (const d of masks) expect(['rock', 'marble']).toContain(d.class);
+    expectProblem(await request(t.server).delete('/api/v1/models/byo-det').set(admin.auth), 400, 'VALIDATION_ERROR', /shipped/);
+  });
+
+  it('refuses a file over MODEL_UPLOAD_MAX_MB with 413 while streaming it', async () => {
+    const big = request(t.server).post('/api/v1/models').set(admin.auth).field('name', n('big'));
+    const res = await big.attach(
+      'file',
+      Buffer.concat([readFileSync(join(variants, 'yolo-detect-416.onnx')), randomBytes(900_000)]),
+      'big.onnx',
+    );
+    expectProblem(res, 413, 'PAYLOAD_TOO_LARGE', /larger than the upload size limit/);
+    const list = (await request(t.server).get('/api/v1/models').set(admin.auth)).body as { name: string }[];
+    expect(list.map((m) => m.name)).not.toContain(n('big'));
+  });
+});
