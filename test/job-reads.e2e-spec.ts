@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { type ForkOptions, MikroORM } from '@mikro-orm/core';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from './support/app.js';
@@ -79,6 +80,26 @@ for (const dialect of ['postgresql', 'sqlite'] as const) {
       expect(res.headers['x-request-id']).toBe('poll-42');
       expect(res.headers['x-ratelimit-limit-minute']).toBeDefined();
       expect(res.headers['x-ratelimit-remaining-hour']).toBeDefined();
+    });
+
+    it("forks the request's entity manager only when the request uses it", async () => {
+      const em = t.app.get(MikroORM).em;
+      const fork = em.fork.bind(em);
+      let forks = 0; // request-context forks only (the worker's own forks do not use the context)
+      em.fork = ((options?: ForkOptions) => {
+        if (options?.useContext) forks++;
+        return fork(options);
+      }) as typeof em.fork;
+      try {
+        expect((await get(`/api/v1/jobs/${jobId}/status`, alice)).status).toBe(200);
+        expect((await request(t.server).get('/health/live')).status).toBe(200);
+        expect(forks).toBe(0);
+        // The job's detail reads entities: one fork, shared by everything the request reads
+        expect((await get(`/api/v1/jobs/${jobId}`, alice)).status).toBe(200);
+        expect(forks).toBe(1);
+      } finally {
+        em.fork = fork;
+      }
     });
   });
 }
