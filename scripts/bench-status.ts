@@ -11,7 +11,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, get as httpGet } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -31,6 +31,12 @@ export interface StatusBenchFigures {
   live_max_rps: number;
   /** Non-2xx answers or errors during the runs (a rate limit, a refused token): the figures are void when > 0 */
   failures: number;
+  /**
+   * CPU time (user + system) the API process spent per request during the unthrottled runs, in ms: what the route
+   * costs whatever else the machine is doing (Linux only, and only when the API's pid is known; else absent).
+   */
+  status_cpu_ms?: number;
+  live_cpu_ms?: number;
 }
 
 interface Run {
@@ -38,6 +44,21 @@ interface Run {
   p99: number;
   rps: number;
   failures: number;
+  /** Requests answered (the unthrottled runs) */
+  total?: number;
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc (Linux); undefined elsewhere. */
+export function processCpuSeconds(pid: number): number | undefined {
+  try {
+    // Fields after the command name (which may hold spaces, so split after its closing parenthesis): utime is the
+    // 14th field of the line, stime the 15th, in clock ticks (100 a second on Linux).
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
 }
 
 const percentile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
@@ -100,14 +121,18 @@ function drive(url: string, headers: Record<string, string>, opts: { rate?: numb
           p99: r.latency.p99,
           rps: Math.round(r.requests.average),
           failures: r.non2xx + r.errors + r.timeouts,
+          total: r.requests.total,
         });
       },
     );
   });
 }
 
-/** Drives the status route and /health/live of a running API (base: `http://host:port`) and answers the figures. */
-export async function benchStatus(base: string, token: string, jobId: string, seconds = 10): Promise<StatusBenchFigures> {
+/**
+ * Drives the status route and /health/live of a running API (base: `http://host:port`) and answers the figures; with
+ * the API's pid (a process of its own), also its CPU time per request.
+ */
+export async function benchStatus(base: string, token: string, jobId: string, seconds = 10, pid?: number): Promise<StatusBenchFigures> {
   const status = `${base}/api/v1/jobs/${jobId}/status`;
   const live = `${base}/health/live`;
   const auth = { authorization: `Bearer ${token}` };
@@ -116,10 +141,17 @@ export async function benchStatus(base: string, token: string, jobId: string, se
   // Warm-up: JIT, connection pools, caches.
   await drive(status, auth, { connections: 8, seconds: 2 });
   const sFixed = await drive(status, auth, { rate: 300, connections: 16, seconds });
-  const sMax = await drive(status, auth, { connections: 32, seconds });
+  const cpuPerRequest = async (run: () => Promise<Run>): Promise<[Run, number | undefined]> => {
+    const before = pid === undefined ? undefined : processCpuSeconds(pid);
+    const r = await run();
+    const after = pid === undefined ? undefined : processCpuSeconds(pid);
+    if (before === undefined || after === undefined || !r.total) return [r, undefined];
+    return [r, Math.round(((after - before) * 1e5) / r.total) / 100];
+  };
+  const [sMax, sCpu] = await cpuPerRequest(() => drive(status, auth, { connections: 32, seconds }));
   await drive(live, {}, { connections: 8, seconds: 1 });
   const lFixed = await drive(live, {}, { rate: 300, connections: 16, seconds });
-  const lMax = await drive(live, {}, { connections: 32, seconds });
+  const [lMax, lCpu] = await cpuPerRequest(() => drive(live, {}, { connections: 32, seconds }));
   return {
     status_p50_ms: sFixed.p50,
     status_p99_ms: sFixed.p99,
@@ -128,6 +160,8 @@ export async function benchStatus(base: string, token: string, jobId: string, se
     live_p99_ms: lFixed.p99,
     live_max_rps: lMax.rps,
     failures: sFixed.failures + sMax.failures + lFixed.failures + lMax.failures,
+    ...(sCpu === undefined ? {} : { status_cpu_ms: sCpu }),
+    ...(lCpu === undefined ? {} : { live_cpu_ms: lCpu }),
   };
 }
 
@@ -196,7 +230,7 @@ async function main(): Promise<void> {
     await post('/api/v1/auth/register', { username: 'bench', email: 'bench@example.com', password: 'bench-password-1' });
     const token = String((await post('/api/v1/auth/login', { username: 'bench', password: 'bench-password-1' })).access_token);
     const jobId = String((await post('/api/v1/qr/batches', { n: 1 }, token)).job_id);
-    const figures = await benchStatus(base, token, jobId, Number(process.env.BENCH_SECONDS ?? 10));
+    const figures = await benchStatus(base, token, jobId, Number(process.env.BENCH_SECONDS ?? 10), api.pid);
     console.log(JSON.stringify(figures, null, 2));
     api.kill('SIGINT');
   } finally {

@@ -1,7 +1,7 @@
 import { JwtService } from '@nestjs/jwt';
 import type { Redis } from 'ioredis';
 import request from 'supertest';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { sha256 } from '@apps/api/auth/auth.service.js';
 import { PrincipalCache } from '@apps/api/auth/principal-cache.js';
 import { REDIS } from '@aperture/redis/redis.module.js';
@@ -160,6 +160,27 @@ describe('principal cache across two API replicas', () => {
       expect(sent).toEqual(['evalsha']);
     } finally {
       redis.sendCommand = original;
+    }
+  });
+
+  it('a bearer token verified once is refused once it expires, though its user is still cached', async () => {
+    const u = await registerAndLogin(a.server);
+    const token = new JwtService({ secret: 'test-secret-that-is-long-enough-0123456789' }).sign(
+      { sub: u.userId, role: 'user', typ: 'access', ver: 0 },
+      { issuer: 'aperture', audience: 'aperture-api', expiresIn: 5 },
+    );
+    const auth = { Authorization: `Bearer ${token}` };
+    expect((await me(a, auth)).status).toBe(200);
+    expect((await me(a, auth)).status).toBe(200); // verified before: remembered, with the user cached
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      // Past the token's expiry, within the principal cache's 30 s: the user stays cached, the token does not pass
+      vi.setSystemTime(Date.now() + 6_000);
+      expect(cache(a).user(u.userId)).toBeDefined();
+      expectProblem(await me(a, auth), 401, 'UNAUTHORIZED');
+      expect((await me(a, u.auth)).status).toBe(200);
+    } finally {
+      vi.useRealTimers();
     }
   });
 });

@@ -41,9 +41,32 @@ export class RejectNulPipe implements PipeTransform {
   }
 }
 
+/**
+ * A DTO class may answer its most common input itself (a static `fastParse`, e.g. the empty query of a polled route):
+ * the instance the full validation would produce, or undefined to validate as usual. It must never accept what the
+ * full validation refuses, nor answer anything else than it would.
+ */
+export interface FastParsing<T> {
+  fastParse(value: unknown): T | undefined;
+}
+
+const hasFastParse = (metatype: unknown): metatype is FastParsing<unknown> =>
+  typeof metatype === 'function' && typeof (metatype as Partial<FastParsing<unknown>>).fastParse === 'function';
+
+/** ValidationPipe, asking a DTO's fastParse first (class-transformer and class-validator cost ~0.05 ms a call). */
+class FastPathValidationPipe extends ValidationPipe {
+  override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    if (hasFastParse(metadata.metatype)) {
+      const parsed = metadata.metatype.fastParse(value);
+      if (parsed !== undefined) return parsed;
+    }
+    return super.transform(value, metadata);
+  }
+}
+
 /** The global pipe: strips unknown fields, rejects forbidden ones, converts types, answers problem+json. */
 export function createValidationPipe(): ValidationPipe {
-  return new ValidationPipe({
+  return new FastPathValidationPipe({
     whitelist: true,
     forbidNonWhitelisted: true,
     transform: true,

@@ -1,4 +1,4 @@
-import { createSecretKey } from 'node:crypto';
+import { createHash, createSecretKey } from 'node:crypto';
 import { type CanActivate, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
@@ -12,6 +12,18 @@ import { type AccessClaims, AuthService } from './auth.service.js';
 import { BruteForceService, deferCredentialCheck, takeDeferredCredentialCheck } from './brute-force.service.js';
 import { AppPassport } from './strategies/app-passport.js';
 import { bearerToken } from './strategies/jwt.strategy.js';
+
+/** What a route's decorators ask of its callers (see AuthGuard). */
+interface RouteRules {
+  exposedBy: keyof AppConfig['exposure'] | undefined;
+  isPublic: boolean;
+  role: UserRole | undefined;
+  stationAllowed: boolean;
+  scope: ApiKeyScope | undefined;
+}
+
+/** Verified bearer tokens remembered by one API process (see AuthGuard.verified). */
+const MAX_VERIFIED_TOKENS = 10_000;
 
 /**
  * Global guard: every route needs a bearer token or an `X-API-Key` unless marked @Public(); who the caller is, passport
@@ -44,20 +56,26 @@ export class AuthGuard implements CanActivate {
   }
 
   private readonly jwt: JwtService;
+  /**
+   * Bearer tokens this process has verified, by the SHA-256 of the token (a lookup's timing says nothing about a
+   * stored token), with their claims: a token seen again is not verified again (HMAC, two JSON parses, the claim
+   * checks) while it is unexpired. Whom the claims name is still checked on every request (the principal cache: a
+   * logout everywhere, a role change or a disabled user take effect at once).
+   */
+  private readonly verified = new Map<string, { claims: AccessClaims; exp: number; nbf: number }>();
 
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
     if (ctx.getType() !== 'http') return true;
-    const targets = [ctx.getHandler(), ctx.getClass()];
+    const rules = this.rulesOf(ctx.getClass(), ctx.getHandler());
     const req = ctx.switchToHttp().getRequest<Request & { principal?: Principal }>();
-    const exposedBy = this.reflector.get<keyof AppConfig['exposure'] | undefined>(EXPOSED_BY, ctx.getHandler());
-    if (exposedBy) {
-      await this.assertExposed(req, exposedBy);
+    if (rules.exposedBy) {
+      await this.assertExposed(req, rules.exposedBy);
       return true;
     }
-    if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets)) return true;
+    if (rules.isPublic) return true;
     req.principal = await this.principalFor(req);
     try {
-      this.assertAllowed(req as Request & { principal: Principal }, targets);
+      this.assertAllowed(req as Request & { principal: Principal }, rules);
     } catch (err) {
       // A refusal is not a pass: a deferred address check comes first, as it would have without the cache.
       const ip = takeDeferredCredentialCheck(req);
@@ -67,16 +85,37 @@ export class AuthGuard implements CanActivate {
     return true;
   }
 
-  private assertAllowed(req: Request & { principal: Principal }, targets: Parameters<Reflector['getAllAndOverride']>[1]): void {
-    const role = this.reflector.getAllAndOverride<UserRole | undefined>(REQUIRED_ROLE, targets);
-    if (role === 'admin' && req.principal.role !== 'admin') throw forbidden();
-    if (req.principal.role === 'station' && !this.reflector.getAllAndOverride<boolean>(STATION_ALLOWED, targets)) {
+  /**
+   * A route's rules, read from its decorators once per (controller, handler): decorators do not change after start,
+   * and reading the metadata walks prototype chains on every call.
+   */
+  private rulesOf(controller: object, handler: object): RouteRules {
+    let byHandler = this.rules.get(controller);
+    if (!byHandler) this.rules.set(controller, (byHandler = new WeakMap()));
+    let rules = byHandler.get(handler);
+    if (!rules) {
+      const targets = [handler, controller] as Parameters<Reflector['getAllAndOverride']>[1];
+      rules = {
+        exposedBy: this.reflector.get<keyof AppConfig['exposure'] | undefined>(EXPOSED_BY, handler as () => void),
+        isPublic: Boolean(this.reflector.getAllAndOverride<boolean | undefined>(IS_PUBLIC, targets)),
+        role: this.reflector.getAllAndOverride<UserRole | undefined>(REQUIRED_ROLE, targets),
+        stationAllowed: Boolean(this.reflector.getAllAndOverride<boolean | undefined>(STATION_ALLOWED, targets)),
+        scope: this.reflector.getAllAndOverride<ApiKeyScope | undefined>(REQUIRED_SCOPE, targets),
+      };
+      byHandler.set(handler, rules);
+    }
+    return rules;
+  }
+
+  private readonly rules = new WeakMap<object, WeakMap<object, RouteRules>>();
+
+  private assertAllowed(req: Request & { principal: Principal }, rules: RouteRules): void {
+    if (rules.role === 'admin' && req.principal.role !== 'admin') throw forbidden();
+    if (req.principal.role === 'station' && !rules.stationAllowed) {
       throw forbidden('The station account may only use the booth endpoints.');
     }
     if (req.principal.scopes) {
-      const needed =
-        this.reflector.getAllAndOverride<ApiKeyScope | undefined>(REQUIRED_SCOPE, targets) ??
-        (['GET', 'HEAD', 'OPTIONS'].includes(req.method) ? 'read' : 'write');
+      const needed = rules.scope ?? (['GET', 'HEAD', 'OPTIONS'].includes(req.method) ? 'read' : 'write');
       if (!req.principal.scopes.includes(needed)) throw forbidden(`This API key does not have the "${needed}" scope.`);
     }
   }
@@ -121,13 +160,30 @@ export class AuthGuard implements CanActivate {
     if (key !== undefined) return undefined;
     const token = bearerToken(req);
     if (!token) return undefined;
-    let claims: AccessClaims;
+    const claims = this.verifiedClaims(token);
+    return claims && this.auth.cachedAccessToken(claims);
+  }
+
+  /** The claims of a token that verifies now (as passport-jwt would verify it), or undefined. */
+  private verifiedClaims(token: string): AccessClaims | undefined {
+    const id = createHash('sha256').update(token).digest('base64');
+    const now = Math.floor(Date.now() / 1000);
+    const seen = this.verified.get(id);
+    // As jsonwebtoken decides: expired once now >= exp, not yet valid while nbf > now.
+    if (seen && now < seen.exp && seen.nbf <= now) return seen.claims;
+    if (seen) this.verified.delete(id);
+    let claims: AccessClaims & { exp?: unknown; nbf?: unknown };
     try {
-      claims = this.jwt.verify<AccessClaims>(token);
+      claims = this.jwt.verify<AccessClaims & { exp?: unknown; nbf?: unknown }>(token);
     } catch {
       return undefined;
     }
-    return this.auth.cachedAccessToken(claims);
+    // Only a token that expires is remembered; at most MAX_VERIFIED_TOKENS, the oldest going first.
+    if (typeof claims.exp === 'number') {
+      if (this.verified.size >= MAX_VERIFIED_TOKENS) this.verified.delete(this.verified.keys().next().value!);
+      this.verified.set(id, { claims, exp: claims.exp, nbf: typeof claims.nbf === 'number' ? claims.nbf : 0 });
+    }
+    return claims;
   }
 
   private async principalOf(req: Request): Promise<Principal> {

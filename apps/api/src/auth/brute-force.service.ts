@@ -53,7 +53,9 @@ export function deferCredentialCheck(req: object, ip: string): void {
 export function takeDeferredCredentialCheck(req: object): string | undefined {
   const r = req as { [DEFERRED_CHECK]?: string };
   const ip = r[DEFERRED_CHECK];
-  delete r[DEFERRED_CHECK];
+  // Cleared, not deleted: a delete turns the request object into a dictionary (an allocation, and slower property
+  // reads for the rest of the request).
+  if (ip !== undefined) r[DEFERRED_CHECK] = undefined;
   return ip;
 }
 

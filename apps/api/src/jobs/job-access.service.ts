@@ -17,10 +17,18 @@ import type { JobListQueryDto } from './jobs.dto.js';
 /** Job types whose result has a picture (segment.auto is another module's, known here by name only). */
 const SEGMENTATION_JOB_TYPES: readonly string[] = ['segment.prompt', 'segment.auto', 'segment.objects'];
 const VISUALIZATION = 'visualization.svg';
-/** What the status and result answers read of a job (its params, result or artifacts only where they are shown). */
-const STATUS_FIELDS = ['id', 'type', 'status', 'progress', 'error'] as const;
-const RESULT_FIELDS = ['id', 'type', 'status', 'result'] as const;
 export type JobView = 'status' | 'result';
+/** What the status and result answers read of a job (its params, result or artifacts only where they are shown). */
+const VIEW_FIELDS: Record<JobView, readonly (keyof Job & string)[]> = {
+  status: ['id', 'type', 'status', 'progress', 'error'],
+  result: ['id', 'type', 'status', 'result'],
+};
+/** A job as its status or result answer reads it: only the view's columns. */
+export interface JobViewRows {
+  status: Pick<Job, 'id' | 'type' | 'status' | 'progress' | 'error'>;
+  result: Pick<Job, 'id' | 'type' | 'status' | 'result'>;
+}
+type JobViewRow = JobViewRows[JobView];
 
 /** The jobs as the API's callers see them: their own, or any for an admin. Anything else is the same 404. */
 @Injectable()
@@ -42,18 +50,60 @@ export class JobAccessService {
    * The job as its status or result answer shows it (only those columns are read), once final or after waitMs (a
    * deleted job is then a 404 like any other).
    */
-  async findWaiting(id: string, p: Principal, waitMs: number, view: JobView): Promise<Job> {
-    return this.waiter.whenFinal(await this.findView(id, p, view, false), waitMs, () => this.findView(id, p, view, true));
+  async findWaiting<V extends JobView>(id: string, p: Principal, waitMs: number, view: V): Promise<JobViewRows[V]> {
+    const read = async (): Promise<JobViewRows[V]> => (await this.findView(id, p, view)) as JobViewRows[V];
+    return this.waiter.whenFinal(await read(), waitMs, read);
   }
 
-  /** As find (the same 404), reading only the view's columns. */
-  private async findView(id: string, p: Principal, view: JobView, refresh: boolean): Promise<Job> {
-    const where: FilterQuery<Job> = p.role === 'admin' ? { id } : { id, owner: p.userId };
-    const fields = view === 'status' ? STATUS_FIELDS : RESULT_FIELDS;
-    const row = isUuid(id) ? await this.em.findOne(Job, where, { fields, refresh }) : null;
+  /**
+   * As find (the same 404), reading only the view's columns. The most polled read of the API, so it is one query by
+   * primary key with the owner in its WHERE, as plain rows: no entity is built, nothing enters the request's identity
+   * map (every read is fresh, so a wait's re-reads see the worker's writes).
+   */
+  private async findView(id: string, p: Principal, view: JobView): Promise<JobViewRow> {
+    if (!isUuid(id)) throw missing('Job', id, { code: 'JOB_NOT_FOUND' });
+    const q = this.viewQueries()[view];
+    const admin = p.role === 'admin';
+    const rows = await this.em.getConnection().execute<Record<string, unknown>[]>(admin ? q.any : q.owned, admin ? [id] : [id, p.userId]);
+    const row = rows[0];
     if (!row) throw missing('Job', id, { code: 'JOB_NOT_FOUND' });
-    return row as Job;
+    return q.map(row);
   }
+
+  /** The two queries of each view (any owner, or the caller's own), and how a row becomes a JobViewRow; built once. */
+  private viewQueries(): Record<JobView, { any: string; owned: string; map: (row: Record<string, unknown>) => JobViewRow }> {
+    if (this.queries) return this.queries;
+    const meta = this.em.getMetadata().get(Job);
+    const platform = this.em.getPlatform();
+    const quote = (name: string): string => platform.quoteIdentifier(name);
+    const column = (prop: keyof Job & string): string => meta.properties[prop].fieldNames[0]!;
+    const build = (view: JobView) => {
+      const fields = VIEW_FIELDS[view];
+      // Each column by its own name, converted as the ORM would (a JSON column arrives as text on SQLite).
+      const converters = fields.map((f) => {
+        const prop = meta.properties[f];
+        const type = prop.customType;
+        const convert = type
+          ? (v: unknown): unknown => (v === null || v === undefined ? null : type.convertToJSValue(v, platform))
+          : undefined;
+        return { prop: f, col: column(f), convert };
+      });
+      const columns = converters.map((c) => quote(c.col)).join(', ');
+      const select = `select ${columns} from ${quote(meta.tableName)} where ${quote(column('id'))} = ?`;
+      return {
+        any: select,
+        owned: `${select} and ${quote(column('owner'))} = ?`,
+        map: (row: Record<string, unknown>): JobViewRow => {
+          const out: Record<string, unknown> = {};
+          for (const c of converters) out[c.prop] = c.convert ? c.convert(row[c.col]) : row[c.col];
+          return out as JobViewRow;
+        },
+      };
+    };
+    return (this.queries = { status: build('status'), result: build('result') });
+  }
+
+  private queries?: Record<JobView, { any: string; owned: string; map: (row: Record<string, unknown>) => JobViewRow }>;
 
   /** Own jobs, newest first; every user's with q.all (admins only). */
   list(q: JobListQueryDto, p: Principal): Promise<[Job[], number]> {

@@ -59,6 +59,24 @@ export class WaitQueryDto {
   @Min(0)
   @Max(30000)
   wait_ms: number = 0;
+
+  /**
+   * What validation makes of a poll's query (none, or a plain wait_ms in range) without class-validator; anything
+   * else (other fields, leading zeros, out of range) is left to it. See FastParsing.
+   */
+  static fastParse(value: unknown): WaitQueryDto | undefined {
+    if (typeof value !== 'object' || value === null) return undefined;
+    let n = 0;
+    for (const key in value) {
+      if (key !== 'wait_ms') return undefined;
+      const raw = (value as { wait_ms: unknown }).wait_ms;
+      if (typeof raw !== 'string' || !/^(0|[1-9]\d{0,4})$/.test(raw) || Number(raw) > 30000) return undefined;
+      n = Number(raw);
+    }
+    const q = new WaitQueryDto();
+    q.wait_ms = n;
+    return q;
+  }
 }
 
 export class ArtifactDto {
@@ -82,7 +100,7 @@ export class JobStatusDto {
   @ApiProperty({ description: 'Of those, the images done' }) processed_images!: number;
   @ApiProperty({ type: String, nullable: true }) error!: string | null;
 
-  static from(j: Job): JobStatusDto {
+  static from(j: Pick<Job, 'id' | 'type' | 'status' | 'progress' | 'error'>): JobStatusDto {
     const total = jobImageCount(j.type);
     const processed = j.status === 'completed' ? total : Math.min(total, Math.floor(j.progress * total));
     return { id: j.id, status: j.status, progress: j.progress, total_images: total, processed_images: processed, error: j.error };
@@ -97,7 +115,7 @@ export class JobResultDto {
   @ApiProperty({ type: 'object', additionalProperties: true, nullable: true, description: 'Null until the job has completed' })
   result!: Record<string, unknown> | null;
 
-  static from(j: Job): JobResultDto {
+  static from(j: Pick<Job, 'id' | 'type' | 'status' | 'result'>): JobResultDto {
     return { id: j.id, status: j.status, type: j.type, result: j.status === 'completed' ? j.result : null };
   }
 }

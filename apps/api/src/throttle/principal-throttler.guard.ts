@@ -1,4 +1,5 @@
 import { type ExecutionContext, Inject, Injectable, Logger } from '@nestjs/common';
+import type { Reflector } from '@nestjs/core';
 import { SkipThrottle, ThrottlerGuard } from '@nestjs/throttler';
 import type { Principal } from '@aperture/common/auth.decorators.js';
 import { ProblemException } from '@aperture/common/problem.js';
@@ -12,6 +13,40 @@ interface ThrottlerLimitDetail {
 }
 
 type ThrottlerRequest = Parameters<ThrottlerGuard['handleRequest']>[0];
+type ThrottlerOptions = ThrottlerGuard['throttlers'][number];
+/** A limit, window or block duration: a number, or a function of the request (as @nestjs/throttler allows). */
+type Resolvable = ThrottlerOptions['limit'];
+
+/** The metadata keys of @nestjs/throttler's decorators (`<key><throttler name>`; not exported by the package). */
+export const THROTTLER_META = {
+  skip: 'THROTTLER:SKIP',
+  limit: 'THROTTLER:LIMIT',
+  ttl: 'THROTTLER:TTL',
+  blockDuration: 'THROTTLER:BLOCK_DURATION',
+  tracker: 'THROTTLER:TRACKER',
+  keyGenerator: 'THROTTLER:KEY_GENERATOR',
+} as const;
+
+/** What one throttler counts on one route, read once from the decorators. */
+interface RoutePlan {
+  throttler: ThrottlerOptions;
+  skip: boolean;
+  limit: Resolvable;
+  ttl: Resolvable;
+  blockDuration: Resolvable | undefined;
+  getTracker: ThrottlerRequest['getTracker'];
+  generateKey: ThrottlerRequest['generateKey'];
+}
+
+/** As the base guard reads a value: a function of the request is called; a numeric string is a number. */
+async function resolveNumber(ctx: ExecutionContext, value: Resolvable, option: string, throttler: string): Promise<number> {
+  const v: unknown = typeof value === 'function' ? await value(ctx) : value;
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+  if (typeof n !== 'number' || Number.isNaN(n)) {
+    throw new Error(`Invalid "${option}" for the "${throttler}" throttler: expected a number, got ${JSON.stringify(v)}.`);
+  }
+  return n;
+}
 
 /** Exempts a route or controller from every rate limit (health probes, docs). */
 export const NoRateLimit = (): MethodDecorator & ClassDecorator => SkipThrottle({ minute: true, hour: true });
@@ -19,25 +54,18 @@ export const NoRateLimit = (): MethodDecorator & ClassDecorator => SkipThrottle(
 /**
  * Counts requests per principal: the user when authenticated, else the client IP. 429 carries Retry-After.
  * Every counter of a request (the minute's and the hour's), and the bad-credential check of its client address when the
- * auth guard left it here (a cached principal), are one Redis round trip: the base guard's loop only collects what
- * each throttler would count (route overrides and skips included), then one script counts them all.
+ * auth guard left it here (a cached principal), are one Redis round trip: what each throttler counts (route overrides
+ * and skips included, read once per route rather than by the base guard's ten metadata reads a request) is collected
+ * first, then one script counts them all.
  */
 @Injectable()
 export class PrincipalThrottlerGuard extends ThrottlerGuard {
   private readonly log = new Logger('RateLimit');
-  /** The counters of the requests being checked, collected by handleRequest during the base guard's loop. */
-  private readonly collecting = new WeakMap<object, ThrottlerRequest[]>();
   @Inject(BruteForceService) private readonly bruteForce!: BruteForceService;
 
   override async canActivate(ctx: ExecutionContext): Promise<boolean> {
     const { req, res } = this.getRequestResponse(ctx);
-    const planned: ThrottlerRequest[] = [];
-    this.collecting.set(req, planned);
-    try {
-      await super.canActivate(ctx);
-    } finally {
-      this.collecting.delete(req);
-    }
+    const planned = (await this.shouldSkip(ctx)) ? [] : await this.countersOf(ctx);
     const ip = takeDeferredCredentialCheck(req);
     if (!planned.length && ip === undefined) return true;
     const counters: GateCounter[] = [];
@@ -72,16 +100,53 @@ export class PrincipalThrottlerGuard extends ThrottlerGuard {
     return true;
   }
 
-  /** During the base guard's loop: notes what this throttler counts (the counting itself is canActivate's). */
-  protected override async handleRequest(props: ThrottlerRequest): Promise<boolean> {
-    const { req } = this.getRequestResponse(props.context);
-    const planned = this.collecting.get(req);
-    if (planned) {
-      planned.push(props);
-      return true;
+  /**
+   * What each throttler counts for this request, as the base guard's loop would find it (route and controller
+   * overrides, skips, skipIf), without its per-request metadata reads: the decorators are read once per route.
+   */
+  private async countersOf(ctx: ExecutionContext): Promise<ThrottlerRequest[]> {
+    const out: ThrottlerRequest[] = [];
+    for (const t of this.routePlan(ctx.getClass(), ctx.getHandler())) {
+      const skipIf = t.throttler.skipIf ?? this.commonOptions.skipIf;
+      if (t.skip || skipIf?.(ctx)) continue;
+      const name = t.throttler.name!;
+      // A plain number (the usual case) without a promise each
+      const num = async (v: Resolvable, option: string): Promise<number> => resolveNumber(ctx, v, option, name);
+      const limit = typeof t.limit === 'number' ? t.limit : await num(t.limit, 'limit');
+      const ttl = typeof t.ttl === 'number' ? t.ttl : await num(t.ttl, 'ttl');
+      const block = t.blockDuration ?? ttl;
+      const blockDuration = typeof block === 'number' ? block : await num(block, 'blockDuration');
+      out.push({ context: ctx, limit, ttl, throttler: t.throttler, blockDuration, getTracker: t.getTracker, generateKey: t.generateKey });
     }
-    return super.handleRequest(props);
+    return out;
   }
+
+  private routePlan(controller: object, handler: object): RoutePlan[] {
+    let byHandler = this.plans.get(controller);
+    if (!byHandler) this.plans.set(controller, (byHandler = new WeakMap()));
+    let plan = byHandler.get(handler);
+    if (!plan) {
+      const targets = [handler, controller] as Parameters<Reflector['getAllAndOverride']>[1];
+      plan = this.throttlers.map((throttler) => {
+        const meta = <T>(key: string): T | undefined => this.reflector.getAllAndOverride<T | undefined>(key + throttler.name, targets);
+        return {
+          throttler,
+          skip: Boolean(meta<boolean>(THROTTLER_META.skip)),
+          limit: meta<Resolvable>(THROTTLER_META.limit) ?? throttler.limit,
+          ttl: meta<Resolvable>(THROTTLER_META.ttl) ?? throttler.ttl,
+          blockDuration: meta<Resolvable>(THROTTLER_META.blockDuration) ?? throttler.blockDuration,
+          getTracker:
+            meta<ThrottlerRequest['getTracker']>(THROTTLER_META.tracker) || throttler.getTracker || this.commonOptions.getTracker!,
+          generateKey:
+            meta<ThrottlerRequest['generateKey']>(THROTTLER_META.keyGenerator) || throttler.generateKey || this.commonOptions.generateKey!,
+        };
+      });
+      byHandler.set(handler, plan);
+    }
+    return plan;
+  }
+
+  private readonly plans = new WeakMap<object, WeakMap<object, RoutePlan[]>>();
 
   /** One script for the Redis storage; any other storage (none is configured) counts one throttler at a time. */
   private async gate(counters: GateCounter[], badCredential?: { keys: [string, string]; limit: number }) {
