@@ -106,13 +106,23 @@ describe('GET /metrics on the API and on the worker probe port (separate process
     for (const id of [missing, jobId, unmatchedPath]) expect(text).not.toContain(id);
     for (const s of m.find(`${METRIC.httpDuration}_count`)) expect(s.labels['route']).toMatch(/^(\/[a-z0-9/:._-]*|unmatched)$/i);
 
-    // Queue depth, read at scrape time: the job ran, nothing waits.
-    for (const queue of ['default', 'inference']) {
-      for (const state of ['waiting', 'active', 'delayed']) expect(m.value(METRIC.queueJobs, { queue, state })).toBe(0);
-      expect(m.value(METRIC.queueUp, { queue })).toBe(1);
+    // Queue depth, read at scrape time: the job ran, nothing waits. The job's row is final a moment before the queue
+    // has moved its entry out of `active`, so the scrape is repeated until the queue has caught up (or the wait fails).
+    const queues = ['default', 'inference'];
+    const idle = (mm: Exposition): boolean =>
+      queues.every((queue) => ['waiting', 'active', 'delayed'].every((state) => mm.value(METRIC.queueJobs, { queue, state }) === 0));
+    const settled = idle(m)
+      ? m
+      : await waitFor(async () => {
+          const s = (await scrape(`${api}/metrics`)).m;
+          return idle(s) && s;
+        }, 10000);
+    for (const queue of queues) {
+      for (const state of ['waiting', 'active', 'delayed']) expect(settled.value(METRIC.queueJobs, { queue, state })).toBe(0);
+      expect(settled.value(METRIC.queueUp, { queue })).toBe(1);
     }
-    expect(m.value(METRIC.jobsActive, { type: 'model.infer', status: 'queued' })).toBe(0);
-    expect(m.value(METRIC.jobsActive, { type: 'qr.batch', status: 'running' })).toBe(0);
+    expect(settled.value(METRIC.jobsActive, { type: 'model.infer', status: 'queued' })).toBe(0);
+    expect(settled.value(METRIC.jobsActive, { type: 'qr.batch', status: 'running' })).toBe(0);
     // Process defaults, prefixed; and none of the worker's series in the API process.
     expect(m.types.get('aperture_process_cpu_seconds_total')).toBe('counter');
     expect(m.types.get('aperture_nodejs_eventloop_lag_seconds')).toBe('gauge');
