@@ -114,6 +114,7 @@ function newTestServices(docs: WorkerDoc[] = [], answer?: (msg: ControlMessage, 
     fork: () => em,
     getReference: (_cls: unknown, id: string) => ({ id }),
     persist: () => ({ flush: async () => undefined }),
+    insert: async () => undefined,
   } as unknown as EntityManager;
   const intake = new ModelInferenceService(catalogue, config, em, jobs, storage);
   return { redis, control, catalogue, intake, stored, enqueued };
