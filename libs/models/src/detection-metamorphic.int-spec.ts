@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { decodeImage, ImageSource } from '@aperture/imaging/decode.js';
 import { SessionHost } from '@aperture/inference/session-host.js';
@@ -137,12 +137,12 @@ const MIN_MATCHED = 0.9;
 interface Change {
   name: string;
   /** The changed file from the original's decoded pixels (RGB, w x h). */
-  make: (raw: sharp.Sharp, w: number, h: number) => Promise<Buffer>;
+  make: (raw: Sharp, w: number, h: number) => Promise<Buffer>;
   /** Original box -> box in the changed file. */
   map: (b: Box, w: number, h: number) => Box;
 }
 
-const jpeg = (s: sharp.Sharp): Promise<Buffer> => s.jpeg({ quality: 95 }).toBuffer();
+const jpeg = (s: Sharp): Promise<Buffer> => s.jpeg({ quality: 95 }).toBuffer();
 const identity = (b: Box): Box => b;
 const CHANGES: Change[] = [
   {
