@@ -143,6 +143,14 @@ def main():
         sam(*train_sam.load())
         print("[fixtures] sam written", flush=True)
         return
+    if sys.argv[1:] == ["primitives"]:  # only the detector's and scene classifier's fixtures and golden outputs
+        obb = train_obb.TinyYolo(train_obb.NC)
+        obb.load_state_dict(torch.load(train_obb.CACHE_DIR / "primitives-obb.pt"))
+        scene = train_scene.SceneGRU()
+        scene.load_state_dict(torch.load(train_scene.CACHE_DIR / "scene-gru.pt"))
+        primitives(obb.eval(), scene.eval())
+        print("[fixtures] primitives written", flush=True)
+        return
     if FIXTURES_DIR.exists():
         shutil.rmtree(FIXTURES_DIR)
     FIXTURES_DIR.mkdir(parents=True)

@@ -6,7 +6,7 @@ BatchNorm into the convolution before it, so each Conv2d gets the folded weight 
 identity plus the folded bias. The rebuilt model computes the same function as the exported one (checked once
 against onnxruntime on a random input: largest output difference 1.5e-4, on outputs in pixels).
 
-    /usr/bin/python3 recover_from_onnx.py primitives-obb fragments-seg sam-tiny"""
+    /usr/bin/python3 recover_from_onnx.py primitives-obb fragments-seg sam-tiny scene-gru"""
 from __future__ import annotations
 
 import sys
@@ -83,9 +83,40 @@ def load_folded(model: nn.Module, path, example: tuple[torch.Tensor, ...]) -> nn
     return model.eval()
 
 
+def load_scene_gru(path) -> nn.Module:
+    """scene-gru from its ONNX file: the exporter renamed the first Linear's weight (transposed, for MatMul) and the
+    GRU's (ONNX gate order z, r, h; PyTorch's r, z, n; both directions stacked; biases W then R)."""
+    import train_scene
+    model = train_scene.SceneGRU()
+    g = onnx.load(str(path)).graph
+    inits = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    gru = next(n for n in g.node if n.op_type == "GRU")
+    w, r, b = (inits[gru.input[i]] for i in (1, 2, 3))
+    hid = w.shape[1] // 3
+
+    def reorder(a: np.ndarray) -> np.ndarray:  # z, r, h -> r, z, n along the first axis
+        return np.concatenate([a[hid:2 * hid], a[0:hid], a[2 * hid:3 * hid]], 0)
+
+    matmul = next(n for n in g.node if n.op_type == "MatMul")
+    with torch.no_grad():
+        model.inp[0].weight.copy_(torch.from_numpy(inits[matmul.input[1]].T.copy()))
+        for name in ("inp.0.bias", "out.0.weight", "out.0.bias", "out.2.weight", "out.2.bias"):
+            dict(model.named_parameters())[name].copy_(torch.from_numpy(inits[name].copy()))
+        for d, suffix in enumerate(("", "_reverse")):
+            getattr(model.gru, f"weight_ih_l0{suffix}").copy_(torch.from_numpy(reorder(w[d])))
+            getattr(model.gru, f"weight_hh_l0{suffix}").copy_(torch.from_numpy(reorder(r[d])))
+            getattr(model.gru, f"bias_ih_l0{suffix}").copy_(torch.from_numpy(reorder(b[d][:3 * hid])))
+            getattr(model.gru, f"bias_hh_l0{suffix}").copy_(torch.from_numpy(reorder(b[d][3 * hid:])))
+    return model.eval()
+
+
 def main(names: list[str]) -> None:
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     for name in names:
+        if name == "scene-gru":
+            torch.save(load_scene_gru(MODELS_DIR / "scene-gru.onnx").state_dict(), CACHE_DIR / "scene-gru.pt")
+            print(f"[recover] scene-gru: {CACHE_DIR / 'scene-gru.pt'} rebuilt from scene-gru.onnx", flush=True)
+            continue
         if name == "sam-tiny":
             enc = load_folded(train_sam.Encoder(), MODELS_DIR / "sam-tiny-encoder.onnx", (torch.rand(1, 3, 1024, 1024),))
             example = (torch.randn(1, 256, 64, 64), torch.tensor([[[500.0, 400.0], [0.0, 0.0]]]), torch.tensor([[1.0, -1.0]]),
@@ -99,7 +130,7 @@ def main(names: list[str]) -> None:
         elif name == "fragments-seg":
             model, size, ckpt = train_seg.TinyYolo(train_seg.NC, extra=train_seg.NM, angle=False, protos=train_seg.NM), train_seg.IMGSZ, "fragments-seg.pt"
         else:
-            raise SystemExit(f"unknown model {name}: primitives-obb, fragments-seg or sam-tiny")
+            raise SystemExit(f"unknown model {name}: primitives-obb, fragments-seg, sam-tiny or scene-gru")
         path = MODELS_DIR / f"{name}.onnx"
         example = (torch.rand(1, 3, size, size),)
         model = load_folded(model, path, example)

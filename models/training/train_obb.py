@@ -14,9 +14,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from common import (CACHE_DIR, MODELS_DIR, base_metadata, device, fast_mode, letterbox, py_repr_names, rotated_iou,
-                    seed_all, set_metadata, setup_threads, to_chw, update_eval)
+                    seed_all, set_metadata, setup_threads, to_chw, update_eval, version_of)
 from postprocess import decode_obb
-from synth_primitives import CLASSES, render_scene, sample_scene
+from synth_primitives import CLASSES, render_scene, sample_randomized, sample_scene
 
 IMGSZ = 320
 STRIDES = (8, 16, 32)
@@ -134,12 +134,21 @@ def assign(gts: list[tuple], size: int) -> list[tuple[int, int]]:
     return pairs
 
 
-def make_sample(rng: random.Random, size: int = IMGSZ):
-    """A rendered scene at a random aspect ratio, letterboxed to size; labels in letterboxed pixels."""
-    w = rng.choice([rng.randint(300, 720), rng.randint(240, 400)])
-    h = rng.choice([rng.randint(240, 480), rng.randint(400, 720)])
-    desc = sample_scene(rng)
-    img, gts = render_scene(desc, w, h, rng)
+# Share of training images drawn with the plain in-family look (render_scene); the rest are domain-randomized.
+PLAIN_SHARE = 0.2
+
+
+def make_sample(rng: random.Random, size: int = IMGSZ, randomized: bool = True):
+    """A rendered scene letterboxed to size; labels in letterboxed pixels. randomized: domain-randomized looks, sizes
+    320-2048 px, object scale and padding (synth_primitives.sample_randomized) for all but PLAIN_SHARE of the images;
+    otherwise the plain look at a random aspect ratio."""
+    if randomized and rng.random() >= PLAIN_SHARE:
+        img, gts, _ = sample_randomized(rng)
+    else:
+        w = rng.choice([rng.randint(300, 720), rng.randint(240, 400)])
+        h = rng.choice([rng.randint(240, 480), rng.randint(400, 720)])
+        desc = sample_scene(rng)
+        img, gts = render_scene(desc, w, h, rng)
     lb_img, p = letterbox(img, size)
     labels = []
     for g in gts:
@@ -238,12 +247,73 @@ def train() -> TinyYolo:
     return model
 
 
+def freeze_bn(model: nn.Module) -> None:
+    """BatchNorm layers in eval mode (running statistics, no updates): the weights rebuilt from the ONNX file folded
+    BatchNorm into the convolutions, so batch statistics would change the function being fine-tuned."""
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
+
+
+def finetune(minutes: float, seed: int = 7, lr: float = 6e-4, bs: int = 12) -> TinyYolo:
+    """Fine-tunes the shipped weights (.cache/primitives-obb.pt, see recover_from_onnx.py) on domain-randomized
+    scenes for a budget of CPU-process minutes. The pool of rendered images grows as it trains (2 new per step);
+    a checkpoint is written every 25 steps (.cache/primitives-obb-ft.pt) so a stopped run can still be exported."""
+    seed_all(seed)
+    setup_threads()
+    model = TinyYolo(NC)
+    model.load_state_dict(torch.load(CACHE_DIR / "primitives-obb.pt"))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
+    rng, nrng = random.Random(seed), np.random.default_rng(seed)
+    imgs, labels = [], []
+    for _ in range(64):
+        im, lab = make_sample(rng)
+        imgs.append(im)
+        labels.append(lab)
+    t0, step = time.time(), 0
+    budget = minutes * 60
+    model.train()
+    freeze_bn(model)
+    while time.time() - t0 < budget:
+        for _ in range(2):
+            im, lab = make_sample(rng)
+            imgs.append(im)
+            labels.append(lab)
+        frac = (time.time() - t0) / budget
+        for g in opt.param_groups:  # warm-up then cosine decay over the time budget
+            g["lr"] = lr * min(1.0, (step + 1) / 30) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+        idx = nrng.integers(0, len(imgs), bs)
+        batch, labs = [], []
+        for i in idx:
+            im, lab = imgs[i], labels[i]
+            if nrng.random() < 0.5:
+                im, lab = flip_h(im, lab)
+            batch.append(to_chw(np.ascontiguousarray(im)))
+            labs.append(lab)
+        out, raw = model(torch.from_numpy(np.stack(batch)))
+        loss, parts = obb_loss(out, raw, labs)
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        opt.step()
+        step += 1
+        if step % 25 == 0:
+            torch.save(model.state_dict(), CACHE_DIR / "primitives-obb-ft.pt")
+            cpu = time.process_time()
+            print(f"[obb-ft] step {step} pool {len(imgs)} loss {loss.item():.3f} cls {parts[0]:.3f} box {parts[1]:.3f} ang {parts[2]:.3f}"
+                  f" ({time.time() - t0:.0f}s wall, {cpu:.0f}s cpu)", flush=True)
+    torch.save(model.state_dict(), CACHE_DIR / "primitives-obb-ft.pt")
+    model.eval()
+    return model
+
+
 def export(model: TinyYolo) -> None:
     path = MODELS_DIR / "primitives-obb.onnx"
     model.eval()
     torch.onnx.export(model, torch.zeros(1, 3, IMGSZ, IMGSZ), str(path), opset_version=17, input_names=["images"], output_names=["output0"],
                       do_constant_folding=True)
-    meta = base_metadata("Aperture primitives-obb: oriented boxes of cone, cube, cylinder, sphere, torus (synthetic-trained stand-in for a YOLO11n-obb export)", "obb")
+    meta = base_metadata("Aperture primitives-obb: oriented boxes of cone, cube, cylinder, sphere, torus (synthetic-trained stand-in for a YOLO11n-obb export)", "obb",
+                         version_of("primitives-obb"))
     meta.update({"stride": 32, "batch": 1, "imgsz": f"[{IMGSZ}, {IMGSZ}]", "names": py_repr_names(CLASSES), "channels": 3})
     set_metadata(path, meta)
 
@@ -280,13 +350,33 @@ def angle_error(c: int, a: float, b: float) -> float | None:
     return math.degrees(min(d, period - d))
 
 
-def evaluate(model: TinyYolo, n: int = 300, seed: int = 12345) -> dict:
+def pad_scene(img, gts: list[dict], frac: float = 0.5):
+    """The image centred on a grey (114) canvas frac of its sides larger, ground truth moved with it: the scene shrinks
+    in the model input as a client's padded upload does."""
+    from PIL import Image
+    w, h = img.size
+    ox, oy = round(w * frac / 2), round(h * frac / 2)
+    canvas = Image.new("RGB", (w + 2 * ox, h + 2 * oy), (114, 114, 114))
+    canvas.paste(img, (ox, oy))
+    out = []
+    for g in gts:
+        b = list(g["box"])
+        b[0], b[1] = b[0] + ox, b[1] + oy
+        out.append({**g, "box": b})
+    return canvas, out
+
+
+def evaluate(model: TinyYolo, n: int = 300, seed: int = 12345, render=render_scene, transform=None) -> dict:
+    """mAP50 (rotated IoU) on n scenes drawn by render (synth_primitives.render_scene: in-family;
+    synth_primitives_ood.render_scene_ood: out-of-family), optionally transformed (pad_scene)."""
     rng = random.Random(seed)
     per_cls = {c: {"tp": [], "scores": [], "npos": 0} for c in range(NC)}
     angle_errs = []
     for _ in range(n):
         w, h = rng.choice([(640, 480), (480, 640), (800, 450), (512, 512)])
-        img, gts = render_scene(sample_scene(rng), w, h, rng)
+        img, gts = render(sample_scene(rng), w, h, rng)
+        if transform is not None:
+            img, gts = transform(img, gts)
         dets = predict(model, img, conf=0.001)
         for g in gts:
             per_cls[g["class_id"]]["npos"] += 1
@@ -319,13 +409,38 @@ def evaluate(model: TinyYolo, n: int = 300, seed: int = 12345) -> dict:
     }
 
 
+def robustness_metrics(model: TinyYolo, n: int = 200) -> dict:
+    """Out-of-family mAP50 (synth_primitives_ood, never trained on) and in-family mAP50 with 50% grey padding."""
+    from synth_primitives_ood import render_scene_ood
+    ood = evaluate(model, n=n, seed=777001, render=render_scene_ood)
+    pad = evaluate(model, n=n, seed=777002, transform=pad_scene)
+    return {
+        "ood_eval_images": n,
+        "ood_eval_seed": 777001,
+        "ood_generator": "synth_primitives_ood.py (other drawing code and looks; not used in training)",
+        "ood_mAP50": ood["mAP50"],
+        "ood_AP50_per_class": ood["AP50_per_class"],
+        "ood_mean_angle_error_deg": ood["mean_angle_error_deg"],
+        "padded_eval_images": n,
+        "padded_eval_seed": 777002,
+        "padded_note": "in-family scenes centred on a grey canvas 1.5x their width and height",
+        "padded_mAP50": pad["mAP50"],
+    }
+
+
 if __name__ == "__main__":
-    m = train() if "--eval-only" not in sys.argv else None
+    # train_obb.py: from scratch | --finetune MINUTES: from .cache/primitives-obb.pt | --eval-only: export + evaluate it
+    if "--finetune" in sys.argv:
+        m = finetune(float(sys.argv[sys.argv.index("--finetune") + 1]))
+        torch.save(m.state_dict(), CACHE_DIR / "primitives-obb.pt")
+    else:
+        m = train() if "--eval-only" not in sys.argv else None
     if m is None:
         m = TinyYolo(NC)
         m.load_state_dict(torch.load(CACHE_DIR / "primitives-obb.pt"))
         m.eval()
     export(m)
     metrics = evaluate(m, n=60 if fast_mode() else 300)
+    metrics.update(robustness_metrics(m, n=30 if fast_mode() else 200))
     print("[obb]", metrics, flush=True)
     update_eval("primitives-obb", metrics)

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { decodeImage, ImageSource } from '@aperture/imaging/decode.js';
 import { SessionHost } from '@aperture/inference/session-host.js';
@@ -24,7 +24,7 @@ afterAll(async () => {
   await host.close();
 });
 
-const FILE = 'primitives/greenhouse-11-1280x720.jpg';
+const FILE = 'primitives/warehouse-08-1280x720.jpg';
 const nms = { conf: 0.25, iou: 0.7 };
 
 type Box = [number, number, number, number];
@@ -118,5 +118,113 @@ describe('detector on one-pass decoded files: metamorphic relations', () => {
     const png16 = await raw.clone().toColourspace('rgb16').png().toBuffer();
     expect((await sharp(png16).metadata()).depth).toBe('ushort');
     expectSame(await detect(png16, '16-bit'), ref, same, '16-bit');
+  });
+});
+
+/**
+ * Match rate of a relation over several fixture scenes: the share of the detections (score > 0.5) of the original,
+ * moved by `map`, found in the changed file's detections with their class at box IoU ≥ 0.7, and of the changed
+ * file's detections (score > 0.5) found among the original's, moved. Counts pooled over the scenes.
+ */
+const SCENES = [
+  'primitives/office-00-800x600.jpg',
+  'primitives/livingroom-04-600x800.jpg',
+  'primitives/warehouse-08-1280x720.jpg',
+  'primitives/greenhouse-10-600x800.jpg',
+];
+const MIN_MATCHED = 0.9;
+
+interface Change {
+  name: string;
+  /** The changed file from the original's decoded pixels (RGB, w x h). */
+  make: (raw: Sharp, w: number, h: number) => Promise<Buffer>;
+  /** Original box -> box in the changed file. */
+  map: (b: Box, w: number, h: number) => Box;
+}
+
+const jpeg = (s: Sharp): Promise<Buffer> => s.jpeg({ quality: 95 }).toBuffer();
+const identity = (b: Box): Box => b;
+const CHANGES: Change[] = [
+  {
+    // a quarter of each side of grey around it: the scene is 2/3 as large in the model input
+    name: 'padded by 25% of each side',
+    make: (raw, w, h) => {
+      const [px, py] = [Math.round(w / 4), Math.round(h / 4)];
+      return jpeg(raw.extend({ left: px, right: px, top: py, bottom: py, background: { r: 114, g: 114, b: 114 } }));
+    },
+    map: ([x1, y1, x2, y2], w, h) => {
+      const [px, py] = [Math.round(w / 4), Math.round(h / 4)];
+      return [x1 + px, y1 + py, x2 + px, y2 + py];
+    },
+  },
+  {
+    name: '0.5× scale',
+    make: (raw, w, h) => jpeg(raw.resize(Math.round(w / 2), Math.round(h / 2), { kernel: 'lanczos3' })),
+    map: (b, w, h) => [
+      b[0] * (Math.round(w / 2) / w),
+      b[1] * (Math.round(h / 2) / h),
+      b[2] * (Math.round(w / 2) / w),
+      b[3] * (Math.round(h / 2) / h),
+    ],
+  },
+  {
+    name: '2× scale',
+    make: (raw, w, h) => jpeg(raw.resize(2 * w, 2 * h, { kernel: 'lanczos3' })),
+    map: (b) => b.map((v) => 2 * v) as Box,
+  },
+  // Stored turned, the EXIF orientation turns it back: the oriented image is the original.
+  ...(
+    [
+      [3, 180],
+      [6, 270],
+      [8, 90],
+    ] as const
+  ).map(([orientation, angle]): Change => ({
+    name: `EXIF orientation ${orientation}`,
+    make: (raw) => raw.rotate(angle).jpeg({ quality: 95 }).withMetadata({ orientation }).toBuffer(),
+    map: identity,
+  })),
+  { name: 'RGBA PNG', make: (raw) => raw.ensureAlpha(0.5).png().toBuffer(), map: identity },
+  { name: '16-bit PNG', make: (raw) => raw.toColourspace('rgb16').png().toBuffer(), map: identity },
+];
+
+function matched(from: DetectedObject[], to: DetectedObject[], map: (b: Box) => Box): { n: number; ok: number; misses: string[] } {
+  const sure = from.filter((d) => d.score > 0.5);
+  const misses: string[] = [];
+  for (const d of sure) {
+    const want = map(d.box);
+    const best = Math.max(0, ...to.filter((x) => x.classId === d.classId).map((x) => iou(x.box, want)));
+    if (best < 0.7) misses.push(`${d.label} ${d.score.toFixed(2)} (best IoU ${best.toFixed(2)})`);
+  }
+  return { n: sure.length, ok: sure.length - misses.length, misses };
+}
+
+describe('detector: detections survive padding, scale, EXIF orientation and re-encoding (several scenes)', () => {
+  it(`matches ≥ ${MIN_MATCHED * 100}% of the detections at IoU ≥ 0.7 under every change`, async () => {
+    const totals = new Map<string, { n: number; ok: number; misses: string[] }>(CHANGES.map((c) => [c.name, { n: 0, ok: 0, misses: [] }]));
+    for (const file of SCENES) {
+      const bytes = readFileSync(resolve(dir, 'fixtures', file));
+      const full = await decodeImage(bytes);
+      const { width: w, height: h } = full;
+      const raw = sharp(full.data, { raw: { width: w, height: h, channels: 3 } });
+      const ref = (await detection.detect('primitives-obb', await ImageSource.open(bytes), nms)).objects;
+      expect(ref.filter((d) => d.score > 0.5).length, file).toBeGreaterThan(2);
+      for (const c of CHANGES) {
+        const changed = await c.make(raw.clone(), w, h);
+        const got = (await detection.detect('primitives-obb', await ImageSource.open(changed), nms)).objects;
+        const fwd = matched(ref, got, (b) => c.map(b, w, h));
+        // back: the changed file's boxes against the original's, moved the same way
+        const moved = ref.map((d) => ({ ...d, box: c.map(d.box, w, h) }));
+        const back = matched(got, moved, identity);
+        const t = totals.get(c.name)!;
+        t.n += fwd.n + back.n;
+        t.ok += fwd.ok + back.ok;
+        t.misses.push(...fwd.misses.map((m) => `${file}: missing ${m}`), ...back.misses.map((m) => `${file}: extra ${m}`));
+      }
+    }
+    for (const [name, t] of totals) {
+      expect(t.n, name).toBeGreaterThan(20);
+      expect(t.ok / t.n, `${name}: ${t.ok}/${t.n} matched; ${t.misses.join('; ')}`).toBeGreaterThanOrEqual(MIN_MATCHED);
+    }
   });
 });

@@ -149,6 +149,7 @@ describe('shipped models', () => {
     const e = JSON.parse(readFileSync(resolve(dir, 'eval.json'), 'utf8')) as Record<string, Record<string, number>>;
     expect(e['primitives-obb']!['mAP50']).toBeGreaterThanOrEqual(0.9);
     expect(e['primitives-obb']!['mean_angle_error_deg']).toBeLessThanOrEqual(10);
+    expect(e['primitives-obb']!['ood_mAP50']).toBeGreaterThanOrEqual(0.8);
     expect(e['scene-gru']!['accuracy_ground_truth_primitives']).toBeGreaterThanOrEqual(0.9);
     expect(e['fragments-seg']!['fragment_mask_mIoU_matched']).toBeGreaterThanOrEqual(0.8);
     expect(e['fragments-seg']!['ball_found_rate']).toBeGreaterThanOrEqual(0.95);
