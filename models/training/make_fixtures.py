@@ -143,6 +143,10 @@ def main():
         sam(*train_sam.load())
         print("[fixtures] sam written", flush=True)
         return
+    if sys.argv[1:] == ["fragments"]:  # only the fragment images, ground truth and golden outputs
+        fragments(train_seg.load())
+        print("[fixtures] fragments written", flush=True)
+        return
     if FIXTURES_DIR.exists():
         shutil.rmtree(FIXTURES_DIR)
     FIXTURES_DIR.mkdir(parents=True)
