@@ -246,6 +246,20 @@ def render_fragments_dr(rng: random.Random, w: int, h: int, bare: bool = False) 
         tex = nrng.normal(0, rng.uniform(0, 22), sub.shape).astype(np.float32)
         if rng.random() < 0.5:
             tex += _lowfreq(nrng, x1 - x0, y1 - y0, max(2, int(r * rng.uniform(0.1, 0.4))), rng.uniform(4, 18))
+        if rng.random() < 0.45:
+            # Facets: a few chords across the rock, each side a different brightness (inner edges, not outlines).
+            for _ in range(rng.randint(1, 4)):
+                fa = rng.uniform(0, math.pi)
+                off = rng.uniform(-0.6, 0.6) * r
+                side = ((xx - cx) * math.cos(fa) + (yy - cy) * math.sin(fa)) > off
+                shade = shade * np.where(side, rng.uniform(0.8, 1.25), 1.0).astype(np.float32)
+        if rng.random() < 0.25:
+            # A brighter inset patch (a lit face or a mineral band) inside the outline.
+            t = rng.uniform(0.35, 0.75)
+            ox, oy = rng.uniform(-0.3, 0.3) * r, rng.uniform(-0.3, 0.3) * r
+            inner = Image.new("L", (x1 - x0, y1 - y0), 0)
+            ImageDraw.Draw(inner).polygon([(cx + ox + (x - cx - ox) * t - x0, cy + oy + (y - cy - oy) * t - y0) for x, y in poly], fill=255)
+            shade = shade * np.where(np.asarray(inner) > 127, rng.uniform(1.1, 1.4), 1.0).astype(np.float32)
         col = np.clip(base[None, None, :] * shade[..., None] + tex[..., None], 0, 255)
         region = img[y0:y1, x0:x1]
         region[sub] = col[sub]
