@@ -31,11 +31,8 @@ interface FragmentTruth {
   true_D90: number;
   true_diameters_real: number[];
 }
-/**
- * fragments-04: four false positives on the background pull the median down (−7.5 %); fragments-05: the median fragment's mask is
- * 13 % too large (+6.4 %).
- */
-const KNOWN_D50_MISSES = ['fragments/fragments-04-1024x768.png', 'fragments/fragments-05-600x800.png'];
+/** The shipped segmenter's known D50 misses and their bound (see libs/analysis/src/fragments.fixtures.int-spec.ts). */
+const KNOWN_D50_MISSES: Record<string, number> = { 'fragments/fragments-05-600x800.png': 0.12 };
 
 type Task = {
   id: string;
@@ -176,11 +173,12 @@ describe('tasks: prediction and fragment analysis', () => {
       lines.push(
         `${img.file}: D50 ${r.d50} vs ${img.true_D50} (${(100 * err).toFixed(1)}%), count ${r.count} vs ${img.true_diameters_real.length}`,
       );
-      if (KNOWN_D50_MISSES.includes(img.file)) {
+      const missBound = KNOWN_D50_MISSES[img.file];
+      if (missBound !== undefined) {
         // The shipped segmenter's misses (see libs/analysis/src/fragments.fixtures.spec.ts: with the true masks the same
         // calibration is within 0.11 %). Still bounded; when the model improves this fails and the entry must go.
         expect(err, lines.at(-1)).toBeGreaterThan(0.05);
-        expect(err, lines.at(-1)).toBeLessThanOrEqual(0.08);
+        expect(err, lines.at(-1)).toBeLessThanOrEqual(missBound);
       } else {
         expect(err, lines.at(-1)).toBeLessThanOrEqual(0.05);
       }

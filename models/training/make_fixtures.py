@@ -151,6 +151,10 @@ def main():
         primitives(obb.eval(), scene.eval())
         print("[fixtures] primitives written", flush=True)
         return
+    if sys.argv[1:] == ["fragments"]:  # only the fragment images, ground truth and golden outputs
+        fragments(train_seg.load())
+        print("[fixtures] fragments written", flush=True)
+        return
     if FIXTURES_DIR.exists():
         shutil.rmtree(FIXTURES_DIR)
     FIXTURES_DIR.mkdir(parents=True)

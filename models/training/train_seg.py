@@ -3,6 +3,8 @@ Input `images` [1,3,320,320]; outputs `output0` [1, 4+2+32, 2100] (cx, cy, w, h,
 and `output1` [1, 32, 80, 80] prototypes. Classes: fragment, calibration_ball."""
 from __future__ import annotations
 
+import math
+import os
 import random
 import sys
 import time
@@ -14,9 +16,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 from common import (CACHE_DIR, MODELS_DIR, base_metadata, device, fast_mode, letterbox, mask_iou, py_repr_names, seed_all,
-                    set_metadata, setup_threads, to_chw, update_eval)
+                    set_metadata, setup_threads, to_chw, update_eval, version_of)
 from postprocess import decode_segment
-from synth_fragments import CLASSES, render_fragments
+from synth_fragments import CLASSES, dr_size, render_fragments, render_fragments_dr
 from train_obb import STRIDES, TinyYolo, anchor_table, assign, focal_bce
 
 IMGSZ = 320
@@ -25,9 +27,28 @@ NM = 32
 PROTO = IMGSZ // 4
 
 
-def make_sample(rng: random.Random):
-    w, h = rng.choice([(rng.randint(400, 720), rng.randint(300, 480)), (rng.randint(300, 480), rng.randint(400, 720))])
-    s = render_fragments(rng, w, h)
+# Training mix: the original look, domain-randomized scenes, and bare backgrounds (hard negatives: no fragment).
+# FT_FAMILY sets the share of the original look (the rest split 0.89 : 0.11 between randomized and bare).
+_FAM = float(os.environ.get("FT_FAMILY", "0.3"))
+MIX = (("family", _FAM), ("random", (1 - _FAM) * 0.89), ("bare", (1 - _FAM) * 0.11))
+
+
+def pick_kind(rng: random.Random) -> str:
+    u, acc = rng.random(), 0.0
+    for kind, p in MIX:
+        acc += p
+        if u < acc:
+            return kind
+    return MIX[-1][0]
+
+
+def make_sample(rng: random.Random, kind: str = "family"):
+    if kind == "family":
+        w, h = rng.choice([(rng.randint(400, 720), rng.randint(300, 480)), (rng.randint(300, 480), rng.randint(400, 720))])
+        s = render_fragments(rng, w, h)
+    else:
+        w, h = dr_size(rng)
+        s = render_fragments_dr(rng, w, h, bare=kind == "bare")
     lb_img, p = letterbox(s["image"], IMGSZ)
     boxes, masks = [], []
     for m, c in zip(s["masks"], s["classes"]):
@@ -84,7 +105,7 @@ def train() -> TinyYolo:
     pool_n, steps, bs = (120, 40, 8) if fast_mode() else (1500, 1100, 8)
     t0 = time.time()
     rng = random.Random(11)
-    pool = [make_sample(rng) for _ in range(pool_n)]
+    pool = [make_sample(rng, pick_kind(rng)) for _ in range(pool_n)]
     print(f"[seg] pool of {pool_n} images in {time.time() - t0:.0f}s", flush=True)
     model = TinyYolo(NC, extra=NM, angle=False, protos=NM).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=5e-4)
@@ -109,6 +130,68 @@ def train() -> TinyYolo:
     return model
 
 
+def freeze_bn(model: nn.Module) -> None:
+    """The checkpoint rebuilt from ONNX has BatchNorm folded (identity + bias): keep it in eval mode, or batch
+    statistics would replace the folded ones."""
+    for mod in model.modules():
+        if isinstance(mod, nn.BatchNorm2d):
+            mod.eval()
+
+
+def finetune() -> TinyYolo:
+    """Fine-tunes the shipped weights (recover_from_onnx.py fragments-seg first) on the randomized mix, with a
+    streaming pool (two fresh images per step) and a checkpoint (.cache/fragments-seg-ft.pt) every 50 steps, so it
+    can be stopped and exported. BatchNorm stays frozen. FT_STEPS (default 1200), FT_MINUTES (wall-clock budget,
+    default 40; the cosine learning-rate decay follows whichever runs out first) and FT_POOL (default 320) bound it;
+    FT_INIT starts from another checkpoint, FT_LR sets the peak learning rate (default 4e-4)."""
+    seed_all(1)
+    setup_threads()
+    dev = device()
+    steps, bs, pool_n = int(os.environ.get("FT_STEPS", "1200")), 8, int(os.environ.get("FT_POOL", "320"))
+    budget = float(os.environ.get("FT_MINUTES", "40")) * 60
+    t0, c0 = time.time(), time.process_time()
+    rng = random.Random(23)
+    pool = [make_sample(rng, pick_kind(rng)) for _ in range(pool_n)]
+    print(f"[seg-ft] pool of {pool_n} images in {time.time() - t0:.0f}s ({time.process_time() - c0:.0f}s CPU)", flush=True)
+    model = load().to(dev)
+    if os.environ.get("FT_INIT"):  # resume from an earlier fine-tuning checkpoint
+        model.load_state_dict(torch.load(os.environ["FT_INIT"]))
+    max_lr = float(os.environ.get("FT_LR", "4e-4"))
+    opt = torch.optim.AdamW(model.parameters(), lr=max_lr, weight_decay=5e-4)
+    nrng = np.random.default_rng(1)
+    ckpt = CACHE_DIR / "fragments-seg-ft.pt"
+    model.train()
+    freeze_bn(model)
+    # Cosine decay over whichever runs out first, the steps or the wall-clock budget (the machine may be shared, so
+    # the rate is not known in advance), after a short warm-up.
+    t1 = time.time()
+    train_budget = max(60.0, budget - (t1 - t0))
+    for step in range(steps):
+        frac = min(1.0, max(step / steps, (time.time() - t1) / train_budget))
+        lr = max_lr * min(1.0, (step + 1) / 30) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        for _ in range(2):
+            pool[int(nrng.integers(0, pool_n))] = make_sample(rng, pick_kind(rng))
+        idx = nrng.integers(0, pool_n, bs)
+        x = torch.from_numpy(np.stack([to_chw(pool[i][0]) for i in idx])).to(dev)
+        out, raw, protos = model(x)
+        loss, parts = seg_loss(out, raw, protos, [(pool[i][1], pool[i][2]) for i in idx])
+        opt.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        opt.step()
+        last = step == steps - 1 or frac >= 1.0
+        if step % 50 == 0 or last:
+            torch.save(model.state_dict(), ckpt)
+            print(f"[seg-ft] step {step}/{steps} lr {lr:.2e} loss {loss.item():.3f} cls {parts[0]:.3f} box {parts[1]:.3f} mask {parts[2]:.3f} "
+                  f"({time.time() - t0:.0f}s wall, {time.process_time() - c0:.0f}s CPU)", flush=True)
+        if last:
+            break
+    model.eval()
+    return model
+
+
 def load() -> TinyYolo:
     m = TinyYolo(NC, extra=NM, angle=False, protos=NM)
     m.load_state_dict(torch.load(CACHE_DIR / "fragments-seg.pt"))
@@ -118,7 +201,7 @@ def load() -> TinyYolo:
 def export(model: TinyYolo) -> None:
     path = MODELS_DIR / "fragments-seg.onnx"
     torch.onnx.export(model.eval(), torch.zeros(1, 3, IMGSZ, IMGSZ), str(path), opset_version=17, input_names=["images"], output_names=["output0", "output1"])
-    meta = base_metadata("Aperture fragments-seg: instance masks of rock fragments and the red calibration ball (synthetic-trained stand-in for a YOLO11n-seg export)", "segment")
+    meta = base_metadata("Aperture fragments-seg: instance masks of rock fragments and the red calibration ball (synthetic-trained stand-in for a YOLO11n-seg export)", "segment", version_of("fragments-seg"))
     meta.update({"stride": 32, "batch": 1, "imgsz": f"[{IMGSZ}, {IMGSZ}]", "names": py_repr_names(CLASSES), "channels": 3})
     set_metadata(path, meta)
 
@@ -170,9 +253,46 @@ def evaluate(model: TinyYolo, n: int = 100, seed: int = 12345) -> dict:
     }
 
 
+def evaluate_server_d50(model: TinyYolo, metrics: dict, n_ood: int = 20, ood_seed: int = 777) -> dict:
+    """Adds the out-of-family figures (synth_fragments_ood, never trained on) and the in-family D50 errors, with D50
+    computed as the server does (fragments_eval.server_d50), beside the in-family keys."""
+    from fragments_eval import evaluate_set
+    from synth_fragments_ood import ood_set
+
+    pred = lambda im: predict(model, im)  # noqa: E731
+    rng = random.Random(metrics["eval_seed"])
+    fam = []
+    for _ in range(metrics["eval_images"]):
+        w, h = rng.choice([(640, 480), (480, 640), (800, 600)])
+        fam.append(render_fragments(rng, w, h))
+    f = evaluate_set(pred, fam)
+    errs = [abs(e) for e in f["d50_error_pct_per_image"] if e is not None]
+    metrics["d50_abs_error_pct_mean"] = round(float(np.mean(errs)), 2) if errs else None
+    metrics["d50_abs_error_pct_max"] = f["d50_max_abs_error_pct"]
+    o = evaluate_set(pred, ood_set(n_ood, ood_seed))
+    metrics.update({
+        "ood_generator": "synth_fragments_ood.py",
+        "ood_eval_images": n_ood,
+        "ood_eval_seed": ood_seed,
+        "ood_fragment_recall_iou50": o["fragment_recall_iou50"],
+        "ood_fragment_precision_iou50": o["fragment_precision_iou50"],
+        "ood_fragment_mask_mIoU_matched": o["fragment_mask_mIoU_matched"],
+        "ood_ball_found_rate": o["ball_found_rate"],
+        "ood_d50_error_pct_per_image": o["d50_error_pct_per_image"],
+        "ood_d50_abs_error_pct_max": o["d50_max_abs_error_pct"],
+        "d50_note": "D50 as the server computes it (ball radius from red pixels, equivalent diameters, numpy linear "
+                    "percentile) against the D50 of the true masks with the true ball radius; signed % per image",
+    })
+    return metrics
+
+
 if __name__ == "__main__":
-    m = train() if "--eval-only" not in sys.argv else load()
+    if "--finetune" in sys.argv:
+        m = finetune()
+        torch.save(m.state_dict(), CACHE_DIR / "fragments-seg.pt")
+    else:
+        m = train() if "--eval-only" not in sys.argv else load()
     export(m)
-    metrics = evaluate(m, n=20 if fast_mode() else 100)
+    metrics = evaluate_server_d50(m, evaluate(m, n=20 if fast_mode() else 100), n_ood=6 if fast_mode() else 20)
     print("[seg]", metrics, flush=True)
     update_eval("fragments-seg", metrics)

@@ -1,0 +1,139 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, describe, expect, it } from 'vitest';
+import { rleDecode, type Rle } from '@aperture/inference/mask.js';
+import { decodeYoloSegment } from '@aperture/inference/postprocess/yolo-segment.js';
+import { letterbox } from '@aperture/inference/preprocess.js';
+import { decodeImage } from '@aperture/imaging/decode.js';
+import { float32Output, SessionHost } from '@aperture/inference/session-host.js';
+import { defaultModelsDir, loadManifest } from '@aperture/models/manifest.js';
+import { ModelRegistry } from '@aperture/models/model-registry.js';
+
+/**
+ * Metamorphic checks of fragments-seg through the worker's pipeline (decode with EXIF orientation, letterbox 320,
+ * conf 0.25, iou 0.7): the same scene padded by 25 % per side, scaled by 0.5 and 2, or stored rotated with EXIF
+ * orientation 6 must give the same fragments. Each transformed detection's mask is mapped back to the original frame
+ * (nearest sample) and at least 90 % of the ground-truth fragments must be matched at mask IoU ≥ 0.7.
+ */
+interface Truth {
+  file: string;
+  width: number;
+  height: number;
+  fragments: { mask: Rle }[];
+}
+
+const dir = defaultModelsDir();
+const truth = (JSON.parse(readFileSync(resolve(dir, 'fixtures/fragments/ground-truth.json'), 'utf8')) as { images: Truth[] }).images;
+const host = new SessionHost({ poolSize: 1 });
+const registry = new ModelRegistry(loadManifest(dir), host, { dir });
+afterAll(async () => {
+  await registry.close();
+  await host.close();
+});
+
+/** Fragment masks (row-major, 0/1) of the image bytes, in the decoded (oriented) frame. */
+async function fragmentMasks(bytes: Buffer): Promise<{ width: number; height: number; masks: Uint8Array[] }> {
+  const img = await decodeImage(bytes);
+  const lb = await letterbox(img.data, img.width, img.height, 320);
+  const { outputs } = await registry.run('fragments-seg', 'model', { images: { type: 'float32', dims: lb.dims, data: lb.tensor } });
+  const segs = decodeYoloSegment(float32Output(outputs, 'output0'), float32Output(outputs, 'output1'), lb, {
+    conf: 0.25,
+    iou: 0.7,
+    maskFormat: 'rle',
+  });
+  return { width: img.width, height: img.height, masks: segs.filter((d) => d.classId === 0).map((d) => rleDecode(d.rle!)) };
+}
+
+/** Where original pixel (x, y) (its centre) lands in the transformed frame. */
+type MapFn = (x: number, y: number) => [number, number];
+
+interface Transform {
+  name: string;
+  apply: (png: Buffer, w: number, h: number) => Promise<Buffer>;
+  map: (w: number, h: number) => MapFn;
+}
+
+const PAD = 0.25;
+const transforms: Transform[] = [
+  {
+    name: 'padded by 25 % per side',
+    apply: (png, w, h) => {
+      const [px, py] = [Math.round(PAD * w), Math.round(PAD * h)];
+      const background = { r: 40, g: 38, b: 34 };
+      return sharp(png).extend({ top: py, bottom: py, left: px, right: px, background }).png().toBuffer();
+    },
+    map: (w, h) => (x, y) => [x + 0.5 + Math.round(PAD * w), y + 0.5 + Math.round(PAD * h)],
+  },
+  ...[0.5, 2].map((s): Transform => ({
+    name: `scaled by ${s}`,
+    apply: (png, w, h) =>
+      sharp(png)
+        .resize(Math.round(w * s), Math.round(h * s), { kernel: 'linear', fit: 'fill' })
+        .png()
+        .toBuffer(),
+    map: () => (x, y) => [(x + 0.5) * s, (y + 0.5) * s],
+  })),
+  {
+    // Stored pixels rotated 90° counter-clockwise, with orientation 6 (rotate 90° clockwise to display): the decoded
+    // image is the original scene.
+    name: 'stored rotated with EXIF orientation 6',
+    apply: (png) => sharp(png).rotate(270).withMetadata({ orientation: 6 }).jpeg({ quality: 95 }).toBuffer(),
+    map: () => (x, y) => [x + 0.5, y + 0.5],
+  },
+];
+
+function sampleBack(m: Uint8Array, tw: number, th: number, w: number, h: number, map: MapFn): Uint8Array {
+  const out = new Uint8Array(w * h);
+  for (let y = 0; y < h; y++)
+    for (let x = 0; x < w; x++) {
+      const [tx, ty] = map(x, y);
+      const X = Math.floor(tx);
+      const Y = Math.floor(ty);
+      if (X >= 0 && X < tw && Y >= 0 && Y < th && m[Y * tw + X]) out[y * w + x] = 1;
+    }
+  return out;
+}
+
+function iou(a: Uint8Array, b: Uint8Array): number {
+  let inter = 0;
+  let union = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] && b[i]) inter++;
+    if (a[i] || b[i]) union++;
+  }
+  return union ? inter / union : 0;
+}
+
+describe('fragments-seg: metamorphic (pad, scale, EXIF orientation)', () => {
+  // Two fixtures keep it fast: the smallest and one in portrait.
+  for (const t of truth.filter((x) => /fragments-0[01]-/.test(x.file))) {
+    for (const tf of transforms) {
+      it(`${t.file} ${tf.name}: ≥ 90 % of the true fragments matched at IoU ≥ 0.7`, async () => {
+        const png = readFileSync(resolve(dir, 'fixtures', t.file));
+        const bytes = await tf.apply(png, t.width, t.height);
+        const got = await fragmentMasks(bytes);
+        if (tf.name.includes('EXIF')) expect([got.width, got.height]).toEqual([t.width, t.height]);
+        const map = tf.map(t.width, t.height);
+        const back = got.masks.map((m) => sampleBack(m, got.width, got.height, t.width, t.height, map));
+        const used = new Set<number>();
+        let matched = 0;
+        for (const f of t.fragments) {
+          const tm = rleDecode(f.mask);
+          let best = 0;
+          let bi = -1;
+          back.forEach((pm, j) => {
+            if (used.has(j)) return;
+            const v = iou(tm, pm);
+            if (v > best) [best, bi] = [v, j];
+          });
+          if (best >= 0.7) {
+            used.add(bi);
+            matched++;
+          }
+        }
+        expect(matched / t.fragments.length, `${matched}/${t.fragments.length} matched`).toBeGreaterThanOrEqual(0.9);
+      });
+    }
+  }
+});
