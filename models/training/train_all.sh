@@ -15,6 +15,7 @@ run train_obb.py
 run evaluate_pipeline.py
 run train_seg.py
 run train_sam.py
+[ "${FAST:-}" = 1 ] || run ood_eval.py --write   # sam-tiny on shapes from another generator
 run make_fixtures.py
 run write_manifest.py
 echo "[time] total: $(( $(date +%s) - start )) s"

@@ -9,6 +9,7 @@ Decoder (names, shapes and semantics of segment-anything's scripts/export_onnx_m
 Index 0 is the single-mask output, 1-3 the multimask set."""
 from __future__ import annotations
 
+import io
 import math
 import os
 import random
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from common import CACHE_DIR, FIXTURES_DIR, MODELS_DIR, base_metadata, device, fast_mode, mask_iou, seed_all, set_metadata, setup_threads, update_eval, version_of
 from postprocess import sam_encoder_input, sam_prompt, sam_resize_params
@@ -292,6 +293,93 @@ def render_shapes(rng: random.Random, w: int, h: int) -> tuple[np.ndarray, list[
     return np.clip(img, 0, 255).astype(np.uint8), masks
 
 
+def _dr_field(rng: random.Random, nrng: np.random.Generator, w: int, h: int) -> np.ndarray:
+    """A random 0..1 field (h, w) for domain randomization: a linear ramp, low-frequency blotches, stripes, a checker
+    or a radial falloff."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    kind = rng.choice(["ramp", "blotch", "stripes", "checker", "radial"])
+    t = rng.uniform(0, math.pi)
+    if kind == "ramp":
+        f = xx * math.cos(t) + yy * math.sin(t)
+    elif kind == "blotch":
+        small = nrng.random((rng.randint(3, 9), rng.randint(3, 9))).astype(np.float32)
+        f = np.asarray(Image.fromarray(small, mode="F").resize((w, h), Image.BICUBIC), dtype=np.float32)
+    elif kind == "stripes":
+        f = np.sin(2 * math.pi * (xx * math.cos(t) + yy * math.sin(t)) / rng.uniform(4, 24))
+    elif kind == "checker":
+        s = rng.randint(4, 24)
+        f = ((xx // s + yy // s) % 2).astype(np.float32)
+    else:
+        f = -np.hypot(xx - rng.uniform(0, w), yy - rng.uniform(0, h))
+    lo, hi = float(f.min()), float(f.max())
+    return (f - lo) / max(hi - lo, 1e-6)
+
+
+def _dr_colour(rng: random.Random) -> np.ndarray:
+    return np.array([rng.randint(0, 255) for _ in range(3)], dtype=np.float32)
+
+
+def render_shapes_randomized(rng: random.Random, w: int, h: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """render_shapes with domain randomization (training only; the held-out sets use render_shapes): backgrounds
+    (flat, ramps, blotches, stripes, checkers, noise), shape fills (flat, shaded by a ramp or a radial falloff,
+    noise or stripe textures), shape sizes over a 7.5x range (radius 4-30% of the short side), then lighting (a
+    multiplicative ramp), blur, sensor noise and JPEG compression."""
+    nrng = np.random.default_rng(rng.randint(0, 2**31))
+    c0 = _dr_colour(rng)
+    kind = rng.choice(["flat", "field", "field", "noise"])
+    if kind == "flat":
+        img = np.zeros((h, w, 3), dtype=np.float32) + c0
+    elif kind == "field":
+        c1 = np.clip(c0 + np.array([rng.uniform(-80, 80) for _ in range(3)], dtype=np.float32), 0, 255)
+        img = c0 + (c1 - c0) * _dr_field(rng, nrng, w, h)[..., None]
+    else:
+        img = c0 + nrng.normal(0, rng.uniform(8, 30), (h, w, 3 if rng.random() < 0.5 else 1)).astype(np.float32)
+    masks: list[np.ndarray] = []
+    short = min(w, h)
+    for _ in range(rng.randint(2, 6)):
+        r = math.exp(rng.uniform(math.log(0.04), math.log(0.3))) * short
+        cx, cy = rng.uniform(r * 0.7, w - r * 0.7), rng.uniform(r * 0.7, h - r * 0.7)
+        m = _shape_mask(rng, w, h, rng.choice(SHAPES), cx, cy, r)
+        if not m.any():
+            continue
+        under = img[m].mean(0)
+        col = _dr_colour(rng)
+        for _ in range(20):
+            if np.abs(col - under).sum() >= 90:
+                break
+            col = _dr_colour(rng)
+        fill = rng.choice(["flat", "shade", "shade", "noise", "stripes"])
+        if fill == "flat":
+            img[m] = col
+        elif fill == "shade":
+            f = _dr_field(rng, nrng, w, h)[m][:, None]
+            img[m] = col * (1 - rng.uniform(0.15, 0.5) * f)
+        elif fill == "noise":
+            img[m] = col + nrng.normal(0, rng.uniform(8, 30), (int(m.sum()), 1))
+        else:
+            f = _dr_field(rng, nrng, w, h)[m][:, None]
+            img[m] = col + rng.uniform(15, 45) * (f - 0.5)
+        masks = [mm & ~m for mm in masks]
+        masks.append(m)
+    if rng.random() < 0.6:  # lighting
+        img *= 1 + rng.uniform(0.1, 0.6) * (_dr_field(rng, nrng, w, h)[..., None] - 0.5)
+    out = Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+    if rng.random() < 0.4:
+        out = out.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.2)))
+    arr = np.asarray(out).astype(np.float32)
+    if rng.random() < 0.5:
+        arr += nrng.normal(0, rng.uniform(2, 12), arr.shape)
+    out = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+    if rng.random() < 0.4:
+        buf = io.BytesIO()
+        out.save(buf, format="JPEG", quality=rng.randint(25, 85))
+        out = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    masks = [m for m in masks if m.sum() > 0.002 * w * h]
+    if not masks:  # every shape covered or too small: draw again
+        return render_shapes_randomized(rng, w, h)
+    return np.asarray(out), masks
+
+
 def interior_point(rng: random.Random, m: np.ndarray) -> tuple[float, float]:
     """A point well inside the mask (pixels whose 5x5 neighbourhood is in the mask when possible)."""
     er = m.copy()
@@ -325,14 +413,16 @@ def grid_click_sample(rng: random.Random, w: int, h: int, masks: list[np.ndarray
     return target, [[px * 4, py * 4], [0.0, 0.0]], [1, -1], not hit
 
 
-def train_sample(rng: random.Random, box_share: float = 0.5, tight_share: float = 0.0, grid_share: float = 0.0):
+def train_sample(rng: random.Random, box_share: float = 0.5, tight_share: float = 0.0, grid_share: float = 0.0, dr_share: float = 0.0):
     """An image rendered directly at its resized (long side 256) size = the 1024 frame pooled by 4. `grid_share` of the
     prompts are a click anywhere (grid_click_sample); of the others, `box_share` have a box (three in ten of those
     exact and with a click too), the rest one click (three in ten of those with a negative click on another shape).
     Boxes are jittered by up to 3 px, `tight_share` of them by up to 1 px. The last value: whether the IoU target is
     0 (a click on the background)."""
     w, h = (256, rng.randint(144, 256)) if rng.random() < 0.5 else (rng.randint(144, 256), 256)
-    img, masks = render_shapes(rng, w, h)
+    # dr_share: that share of the images are domain-randomized (no extra draw from rng when 0, so the recipes
+    # without it see exactly the images they always saw).
+    img, masks = render_shapes_randomized(rng, w, h) if dr_share > 0 and rng.random() < dr_share else render_shapes(rng, w, h)
     x = np.zeros((3, 256, 256), dtype=np.float32)
     x[:, :h, :w] = ((img.astype(np.float32) - MEAN) / STD).transpose(2, 0, 1)
     if grid_share > 0 and rng.random() < grid_share:
@@ -406,7 +496,7 @@ def fold_batch_norms(model: nn.Module) -> None:
 
 
 def train_cycle(enc: Encoder, dec: Decoder, dev, steps: int, max_lr: float, seed: int, tag: str, box_share: float = 0.5, tight_share: float = 0.0, freeze_bn: bool = False,
-                grid_share: float = 0.0) -> None:
+                grid_share: float = 0.0, dr_share: float = 0.0, save_every: int = 0) -> None:
     """One one-cycle schedule over `steps` batches of 8 fresh synthetic samples, with a fresh AdamW. `freeze_bn` keeps
     the batch-norm statistics (a fine-tuning cycle; also what a checkpoint rebuilt from the ONNX files needs, its
     batch norms folded into the convolutions)."""
@@ -423,7 +513,7 @@ def train_cycle(enc: Encoder, dec: Decoder, dev, steps: int, max_lr: float, seed
             if isinstance(mod, nn.BatchNorm2d):
                 mod.eval()
     for step in range(steps):
-        samples = [train_sample(rng, box_share, tight_share, grid_share) for _ in range(bs)]
+        samples = [train_sample(rng, box_share, tight_share, grid_share, dr_share) for _ in range(bs)]
         x = torch.from_numpy(np.stack([s[0] for s in samples])).to(dev)
         emb = enc.forward_256(x)
         # One decoder pass for the batch: prompts padded to the same length with (0,0)/-1 points (ignored).
@@ -449,7 +539,10 @@ def train_cycle(enc: Encoder, dec: Decoder, dev, steps: int, max_lr: float, seed
         opt.step()
         sched.step()
         if step % 50 == 0 or step == steps - 1:
-            print(f"[sam] {tag} step {step}/{steps} loss {loss.item():.3f} ({time.time() - t0:.0f}s)", flush=True)
+            print(f"[sam] {tag} step {step}/{steps} loss {loss.item():.3f} ({time.time() - t0:.0f}s, {time.process_time():.0f} CPU-s)", flush=True)
+        if save_every and step % save_every == save_every - 1:  # a checkpoint to stop at (unsharpened)
+            CACHE_DIR.mkdir(parents=True, exist_ok=True)
+            torch.save({"enc": enc.state_dict(), "dec": dec.state_dict(), "logit_scale": 1.0, "step": step}, CACHE_DIR / f"sam-tiny-{tag.replace(' ', '')}.pt")
     enc.eval()
     dec.eval()
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
@@ -484,9 +577,15 @@ def train():
     Then the mask logits are sharpened: the last convolution is multiplied by LOGIT_SCALE (default 4). The masks
     (logits > 0) do not change; the band where |logit| < 1 gets LOGIT_SCALE times narrower, so the stability score of
     a well-found shape (its mask at thresholds −1 and +1 agree) rises above the generator's 0.95.
+    Domain-randomization cycle (between cycle 2 and cycle 3, off unless SAM_STEPS_DR > 0): the batch norms folded and
+    frozen, SAM_STEPS_DR batches at SAM_LR_DR (default 1e-3) of cycle 2's prompt mix, a quarter of them grid clicks,
+    on images a SAM_DR share (default 0.5) of which come from render_shapes_randomized (backgrounds, fills, lighting,
+    blur, noise, JPEG, sizes over 7.5x); cycle 3 then draws its prompts from the same mix. A checkpoint every 25
+    batches (.cache/sam-tiny-cycledr.pt, unsharpened) to stop at.
     SAM_RESUME=1 skips cycle 1 and starts cycle 2 from the checkpoint in .cache (one from before the outside cue
     is widened with zeros; one with it keeps its weights); SAM_RESUME=2 skips cycles 1 and 2 (a sharpened checkpoint
-    is unsharpened first)."""
+    is unsharpened first: by its logit_scale, or SAM_CKPT_LOGIT_SCALE for one rebuilt from the ONNX files, which
+    does not know it); SAM_RESUME=3 likewise, for the domain-randomization cycle (with SAM_STEPS_DR)."""
     seed_all(0)
     setup_threads()
     dev = device()
@@ -496,16 +595,17 @@ def train():
         return enc.eval(), dec.eval()
     fresh_cue = True
     resume = os.environ.get("SAM_RESUME", "0")
-    if resume in ("1", "2"):
+    if resume in ("1", "2", "3"):
         sd = torch.load(CACHE_DIR / "sam-tiny.pt", map_location=dev)
         enc.load_state_dict(sd["enc"])
         fresh_cue = not has_cue(sd["dec"])
         dec.load_state_dict(widen_old_decoder(sd["dec"]))
-        sharpen(dec, 1.0 / float(sd.get("logit_scale", 1.0)))
+        # A checkpoint rebuilt from the ONNX files does not know its logit scale: SAM_CKPT_LOGIT_SCALE (4 for 1.2.0).
+        sharpen(dec, 1.0 / float(sd.get("logit_scale", os.environ.get("SAM_CKPT_LOGIT_SCALE", "1"))))
     else:
         dec.outside_cue = False
         train_cycle(enc, dec, dev, int(os.environ.get("SAM_STEPS", "1000")), 3e-3, 21, "cycle 1")
-    steps2 = 0 if resume == "2" else int(os.environ.get("SAM_STEPS2", "400"))
+    steps2 = 0 if resume in ("2", "3") else int(os.environ.get("SAM_STEPS2", "400"))
     if steps2 > 0:
         fold_batch_norms(enc)
         fold_batch_norms(dec)
@@ -516,9 +616,18 @@ def train():
                     w[:, -1].zero_()
         train_cycle(enc, dec, dev, steps2, float(os.environ.get("SAM_LR2", "1e-3")), 22, "cycle 2", 0.6, 0.5, freeze_bn=True)
     dec.outside_cue = True
+    dr_share = float(os.environ.get("SAM_DR", "0.5"))
+    steps_dr = int(os.environ.get("SAM_STEPS_DR", "0"))
+    if steps_dr > 0:
+        # Domain randomization: cycle 2's prompt mix on images half of which are randomized (render_shapes_randomized),
+        # a quarter of the prompts grid clicks (so that the IoU head keeps scoring background clicks low).
+        fold_batch_norms(enc)
+        fold_batch_norms(dec)
+        train_cycle(enc, dec, dev, steps_dr, float(os.environ.get("SAM_LR_DR", "1e-3")), 24, "cycle dr", 0.6, 0.5, freeze_bn=True,
+                    grid_share=0.25, dr_share=dr_share, save_every=25)
     samples3 = int(os.environ.get("SAM_SAMPLES3", "3200"))
     if samples3 > 0:
-        calibrate_iou(enc, dec, dev, samples3, 23)
+        calibrate_iou(enc, dec, dev, samples3, 23, dr_share=dr_share if steps_dr > 0 else 0.0)
     scale = float(os.environ.get("LOGIT_SCALE", "4"))
     sharpen(dec, scale)
     torch.save({"enc": enc.state_dict(), "dec": dec.state_dict(), "logit_scale": scale}, CACHE_DIR / "sam-tiny.pt")
@@ -526,7 +635,7 @@ def train():
 
 
 @torch.no_grad()
-def iou_head_data(enc: Encoder, dec: Decoder, dev, n: int, seed: int, grid_share: float):
+def iou_head_data(enc: Encoder, dec: Decoder, dev, n: int, seed: int, grid_share: float, dr_share: float = 0.0):
     """The IoU head's inputs (the pooled decoder features) and targets (each output's true IoU at 128², 0 for a click
     on the background) for n fresh prompts: as cycle 2's mix, `grid_share` of them a click anywhere."""
     captured = {}
@@ -535,7 +644,7 @@ def iou_head_data(enc: Encoder, dec: Decoder, dev, n: int, seed: int, grid_share
     feats, targets = [], []
     bs = 8
     for _ in range(0, n, bs):
-        samples = [train_sample(rng, 0.6, 0.5, grid_share) for _ in range(bs)]
+        samples = [train_sample(rng, 0.6, 0.5, grid_share, dr_share) for _ in range(bs)]
         x = torch.from_numpy(np.stack([s[0] for s in samples])).to(dev)
         m = max(len(s[1]) for s in samples)
         coords = torch.tensor([s[1] + [[0.0, 0.0]] * (m - len(s[1])) for s in samples], dtype=torch.float32, device=dev)
@@ -552,13 +661,13 @@ def iou_head_data(enc: Encoder, dec: Decoder, dev, n: int, seed: int, grid_share
     return torch.cat(feats), torch.cat(targets)
 
 
-def calibrate_iou(enc: Encoder, dec: Decoder, dev, n: int, seed: int, grid_share: float = 0.5, epochs: int = 600) -> None:
+def calibrate_iou(enc: Encoder, dec: Decoder, dev, n: int, seed: int, grid_share: float = 0.5, epochs: int = 600, dr_share: float = 0.0) -> None:
     """Cycle 3: refits the IoU head (full batch, AdamW) on the pooled features of n prompts, a tenth held back to
     report; everything else is frozen, so the masks are unchanged."""
     t0 = time.time()
     enc.eval()
     dec.eval()
-    x, y = iou_head_data(enc, dec, dev, n, seed, grid_share)
+    x, y = iou_head_data(enc, dec, dev, n, seed, grid_share, dr_share)
     k = len(x) // 10
     xv, yv, xt, yt = x[:k], y[:k], x[k:], y[k:]
     head = dec.iou
