@@ -3,6 +3,7 @@ import { createReadStream } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { parseImgsz, parseNames } from '@aperture/inference/onnx-metadata.js';
+import { SAM_MEAN, SAM_STD } from '@aperture/inference/preprocess.js';
 import type { ValueMetadata } from '@aperture/inference/session-types.js';
 import { checkContract } from './model-contracts.js';
 import { MODEL_KINDS, type ModelEntry, type ModelFile, type ModelKind, type TensorSpec } from './manifest.js';
@@ -51,8 +52,6 @@ export interface InspectedFile {
 
 export const MODEL_NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const SAM_DECODER_INPUTS = ['image_embeddings', 'point_coords', 'point_labels', 'mask_input', 'has_mask_input', 'orig_im_size'];
-const SAM_MEAN = [123.675, 116.28, 103.53];
-const SAM_STD = [58.395, 57.12, 57.375];
 
 const CONFIG_KEYS = ['name', 'kind', 'contract', 'description', 'version', 'labels', 'input_size', 'preprocess'];
 
@@ -229,7 +228,13 @@ export function describeModel(
   }));
   const preprocess: Record<string, unknown> =
     kind === 'sam'
-      ? { method: 'sam-resize-longest-side', size: 1024, mean: SAM_MEAN, std: SAM_STD, pad: 'zeros bottom/right after normalizing' }
+      ? {
+          method: 'sam-resize-longest-side',
+          size: 1024,
+          mean: [...SAM_MEAN],
+          std: [...SAM_STD],
+          pad: 'zeros bottom/right after normalizing',
+        }
       : contract === 'ultralytics-classify'
         ? { method: 'resize-short-side-centre-crop', size: size?.[0] ?? 224, scale: '1/255', channels: 'RGB', layout: 'NCHW' }
         : kind === 'detector' || kind === 'segmenter'

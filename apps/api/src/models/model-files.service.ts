@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { stat } from 'node:fs/promises';
@@ -6,6 +5,7 @@ import { basename, resolve } from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
 import { notFound } from '@aperture/common/problem.js';
 import { MODELS_DIR } from '@aperture/models/manifest.provider.js';
+import { hashFile } from '@aperture/models/model-repository.js';
 import type { ModelFile } from '@aperture/models/manifest.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { ModelCatalogueService } from './model-catalogue.service.js';
@@ -60,9 +60,7 @@ export class ModelFilesService {
   private async sha256(path: string, mtimeMs: number, size: number): Promise<string> {
     const known = this.hashes.get(path);
     if (known && known.mtimeMs === mtimeMs && known.size === size) return known.sha256;
-    const hash = createHash('sha256');
-    for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-    const sha256 = hash.digest('hex');
+    const { sha256 } = await hashFile(path);
     this.hashes.set(path, { mtimeMs, size, sha256 });
     return sha256;
   }

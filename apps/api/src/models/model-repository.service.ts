@@ -25,7 +25,7 @@ import { createRedis, REDIS } from '@aperture/redis/redis.module.js';
 import { StorageKeys } from '@aperture/storage/storage-keys.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import type { UploadedFile } from '../uploads/upload-files.js';
-import { uploadContent } from '../uploads/upload-files.js';
+import { storeUpload } from '../uploads/upload-files.js';
 
 /** The form of POST /models besides its files. */
 export interface InstallForm {
@@ -145,7 +145,7 @@ export class ModelRepositoryService implements OnApplicationBootstrap, BeforeApp
       for (const mf of entry.files) {
         const upload = files[inspected.findIndex((f) => f.path === mf.path)]!;
         const key = StorageKeys.installedModelFile(id, mf.role);
-        await this.storage.put(key, uploadContent(upload));
+        await storeUpload(this.storage, key, upload);
         stored.push({ role: mf.role, key, file_name: basename(upload.originalname), sha256: mf.sha256, size_bytes: mf.size_bytes });
         mf.path = key;
       }

@@ -77,7 +77,7 @@ export class ModelAgent implements OnApplicationBootstrap, BeforeApplicationShut
       onChange: () => this.schedulePublish(),
       log: (level, message) => this.logger[level](message),
     });
-    const unknown = config.models.preload.filter((n) => !this.registry.names().includes(n));
+    const unknown = config.models.preload.filter((n) => !this.registry.has(n));
     if (unknown.length)
       throw new Error(
         `MODELS_PRELOAD names models that are not in the manifest: ${unknown.join(', ')} (known: ${this.registry.names().join(', ')})`,
@@ -127,14 +127,14 @@ export class ModelAgent implements OnApplicationBootstrap, BeforeApplicationShut
 
   /**
    * Makes sure an installed model is known here (a job may arrive before the control message): true when the registry
-   * has the model, after fetching it from the database and storage if needed.
+   * has the model, after fetching it from the database (unless its row is given) and storage if needed.
    */
-  async ensure(name: string): Promise<boolean> {
+  async ensure(name: string, known?: InstalledModel): Promise<boolean> {
     if (this.registry.has(name)) return true;
     const pending = this.installing.get(name);
     if (pending) return pending;
     const run = (async (): Promise<boolean> => {
-      const row = await this.em.fork().findOne(InstalledModel, { name });
+      const row = known ?? (await this.em.fork().findOne(InstalledModel, { name }));
       if (!row) return false;
       await this.install(row);
       return this.registry.has(name);
@@ -189,7 +189,7 @@ export class ModelAgent implements OnApplicationBootstrap, BeforeApplicationShut
           const current = this.manifest.models.find((m) => m.name === msg.model && m.source === 'installed');
           const digests = (files: { sha256: string }[]): string => files.map((f) => f.sha256).join(',');
           if (row && current && digests(current.files) !== digests(row.files)) await this.uninstall(msg.model);
-          await this.ensure(msg.model);
+          if (row) await this.ensure(msg.model, row);
         } else await this.uninstall(msg.model);
       } catch (e) {
         this.logger.error(`Model ${msg.model}: ${msg.op} failed: ${(e as Error).message}`);
@@ -197,7 +197,7 @@ export class ModelAgent implements OnApplicationBootstrap, BeforeApplicationShut
       await this.publish();
       return;
     }
-    if (!this.registry.names().includes(msg.model)) return;
+    if (!this.registry.has(msg.model)) return;
     let ok = true;
     let error: string | null = null;
     try {
