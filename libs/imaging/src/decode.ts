@@ -16,17 +16,24 @@ export class ImageDecodeError extends Error {
   override name = 'ImageDecodeError';
 }
 
+/** libvips' reason for refusing an input: the first line of its message, without the "Input buffer/file" prefix. */
+export function cleanVipsMessage(e: unknown): string {
+  const m = e instanceof Error ? e.message : String(e);
+  return (
+    m
+      .split('\n')[0]!
+      .replace(/^Input (buffer|file) /, '')
+      .trim() || 'unreadable'
+  );
+}
+
 /** The failure of a decoding step as an ImageDecodeError (libvips' message: its first line). */
 async function decoding<T>(step: () => Promise<T>): Promise<T> {
   try {
     return await step();
   } catch (e) {
     if (e instanceof ImageDecodeError) throw e;
-    const why =
-      (e instanceof Error ? e.message : String(e))
-        .split('\n')[0]!
-        .replace(/^Input (buffer|file) /, '')
-        .trim() || 'unreadable';
+    const why = cleanVipsMessage(e);
     throw new ImageDecodeError(`The image could not be decoded (${why}): the file is damaged or not an image Aperture can read.`);
   }
 }

@@ -4,6 +4,7 @@ import { open } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import sharp, { type Metadata } from 'sharp';
 import { decodeBmp, isBmp, readBmpInfo } from './bmp.js';
+import { cleanVipsMessage } from './decode.js';
 
 // libvips keeps up to 20 input files open in its operation cache (WebP, for one); uploads are inspected from temporary
 // files that are removed right after, and an open descriptor would keep each deleted file's disk space in use.
@@ -124,12 +125,6 @@ export async function inspectImage(input: Buffer | string, maxSide: number, opti
   return inspectWithSharp(buf, maxSide, () => Promise.resolve(sha()));
 }
 
-/** The header of an upload (format, size after orientation) with the same checks as inspectImage, without its hash. */
-export async function checkImage(input: Buffer | string, maxSide: number): Promise<ImageHeader> {
-  const { format, mime, width, height } = await inspectImage(input, maxSide, { hash: false });
-  return { format, mime, width, height };
-}
-
 /**
  * The checks of every format libvips reads, on a buffer or a file; the hash is taken once the image passed. The
  * header is read by libvips; the structure of a JPEG, PNG or WebP held in memory is checked without decoding; any
@@ -243,14 +238,3 @@ const STRUCTURE_CHECKS: Partial<Record<ImageFormat, (b: Buffer) => string | null
   png: pngStructureProblem,
   webp: webpStructureProblem,
 };
-
-/** libvips messages end with a newline and sometimes name internal buffers; keep the first line. */
-function cleanVipsMessage(e: unknown): string {
-  const m = e instanceof Error ? e.message : String(e);
-  return (
-    m
-      .split('\n')[0]!
-      .replace(/^Input (buffer|file) /, '')
-      .trim() || 'unreadable'
-  );
-}
