@@ -48,14 +48,20 @@ interface Run {
   total?: number;
 }
 
+/**
+ * The CPU time (user + system) of a /proc/{pid}/stat or /proc/{pid}/task/{tid}/stat line, in ms. The fields after the
+ * command name (which may hold spaces, so split after its closing parenthesis): utime is the 14th field of the line,
+ * stime the 15th, in clock ticks (100 a second on Linux).
+ */
+export function statCpuMs(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
+
 /** CPU seconds (user + system) a process has used so far, from /proc (Linux); undefined elsewhere. */
 export function processCpuSeconds(pid: number): number | undefined {
   try {
-    // Fields after the command name (which may hold spaces, so split after its closing parenthesis): utime is the
-    // 14th field of the line, stime the 15th, in clock ticks (100 a second on Linux).
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    return statCpuMs(readFileSync(`/proc/${pid}/stat`, 'utf8')) / 1000;
   } catch {
     return undefined;
   }

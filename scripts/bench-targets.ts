@@ -20,7 +20,7 @@ import { DetectionPipeline } from '@aperture/models/detection.pipeline.js';
 import { loadManifest } from '@aperture/models/manifest.js';
 import { ModelRegistry } from '@aperture/models/model-registry.js';
 import { ModelRunner } from '@aperture/models/model-runner.js';
-import { benchStatus } from './bench-status.js';
+import { benchStatus, statCpuMs } from './bench-status.js';
 
 export interface TargetContext {
   root: string;
@@ -57,11 +57,7 @@ const median = (v: number[]): number => {
 export const rssMb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
 
 /** A process's CPU time so far (user + system), in ms (Linux: /proc/{pid}/stat, in clock ticks of 10 ms). */
-export const cpuMs = (pid: number): number => {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10; // utime, stime (fields 14 and 15)
-};
+const cpuMs = (pid: number): number => statCpuMs(readFileSync(`/proc/${pid}/stat`, 'utf8'));
 
 /** A process's CPU time so far per thread name (Linux: /proc/{pid}/task/{tid}/stat), in ms. */
 const cpuByThread = (pid: number): Map<string, number> => {
@@ -74,8 +70,7 @@ const cpuByThread = (pid: number): Map<string, number> => {
       continue; // the thread ended
     }
     const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/[0-9]+$/, '#');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) * 10);
+    out.set(name, (out.get(name) ?? 0) + statCpuMs(stat));
   }
   return out;
 };
