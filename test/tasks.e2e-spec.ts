@@ -175,7 +175,7 @@ describe('tasks: prediction and fragment analysis', () => {
       );
       const missBound = KNOWN_D50_MISSES[img.file];
       if (missBound !== undefined) {
-        // The shipped segmenter's misses (see libs/analysis/src/fragments.fixtures.spec.ts: with the true masks the same
+        // The shipped segmenter's misses (see libs/analysis/src/fragments.fixtures.int-spec.ts: with the true masks the same
         // calibration is within 0.11 %). Still bounded; when the model improves this fails and the entry must go.
         expect(err, lines.at(-1)).toBeGreaterThan(0.05);
         expect(err, lines.at(-1)).toBeLessThanOrEqual(missBound);
