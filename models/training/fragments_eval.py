@@ -10,6 +10,7 @@ import numpy as np
 from scipy import ndimage
 
 from common import mask_iou
+from synth_fragments import equivalent_diameter as eq_diameter
 
 BOX_GROWTH, MIN_RED_PIXELS, MIN_FILL = 0.2, 20, 0.7
 
@@ -48,10 +49,6 @@ def measure_ball(rgb: np.ndarray, box: list[float], mask: np.ndarray) -> float |
             if cnt >= MIN_RED_PIXELS and fill >= MIN_FILL and (area == 0 or 0.5 * area <= cnt <= 2 * area):
                 return math.sqrt(cnt / math.pi)
     return math.sqrt(area / math.pi) if area > 0 else None
-
-
-def eq_diameter(area: float) -> float:
-    return math.sqrt(4 * area / math.pi)
 
 
 def server_d50(rgb: np.ndarray, dets: list[dict], real_radius: float = 20.0) -> float | None:

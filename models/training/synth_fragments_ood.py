@@ -10,7 +10,8 @@ import random
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-CLASSES = ["fragment", "calibration_ball"]
+from synth_fragments import _hull
+
 
 
 def _convex(rng: random.Random, cx: float, cy: float, rx: float, ry: float, rot: float) -> list[tuple[float, float]]:
@@ -19,19 +20,7 @@ def _convex(rng: random.Random, cx: float, cy: float, rx: float, ry: float, rot:
         a = rng.uniform(0, 2 * math.pi)
         x, y = rx * math.cos(a), ry * math.sin(a)
         pts.append((cx + x * math.cos(rot) - y * math.sin(rot), cy + x * math.sin(rot) + y * math.cos(rot)))
-    pts.sort()
-    def cross(o, a, b):
-        return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0])
-    lower, upper = [], []
-    for p in pts:
-        while len(lower) >= 2 and cross(lower[-2], lower[-1], p) <= 0:
-            lower.pop()
-        lower.append(p)
-    for p in pts[::-1]:
-        while len(upper) >= 2 and cross(upper[-2], upper[-1], p) <= 0:
-            upper.pop()
-        upper.append(p)
-    return lower[:-1] + upper[:-1]
+    return _hull(pts)  # the convex hull is geometry, not a look: the drawing below is this set's own
 
 
 def render_ood(rng: random.Random, w: int, h: int, n_target: int = 22) -> dict:

@@ -19,7 +19,7 @@ from common import (CACHE_DIR, MODELS_DIR, base_metadata, device, fast_mode, let
                     set_metadata, setup_threads, to_chw, update_eval, version_of)
 from postprocess import decode_segment
 from synth_fragments import CLASSES, dr_size, render_fragments, render_fragments_dr
-from train_obb import STRIDES, TinyYolo, anchor_table, assign, focal_bce
+from train_obb import STRIDES, TinyYolo, anchor_table, assign, focal_bce, freeze_bn
 
 IMGSZ = 320
 NC = len(CLASSES)
@@ -128,14 +128,6 @@ def train() -> TinyYolo:
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), CACHE_DIR / "fragments-seg.pt")
     return model
-
-
-def freeze_bn(model: nn.Module) -> None:
-    """The checkpoint rebuilt from ONNX has BatchNorm folded (identity + bias): keep it in eval mode, or batch
-    statistics would replace the folded ones."""
-    for mod in model.modules():
-        if isinstance(mod, nn.BatchNorm2d):
-            mod.eval()
 
 
 def finetune() -> TinyYolo:
