@@ -45,37 +45,25 @@ async function fileSha256(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** Files up to this size whose first bytes are a known image signature are read whole, once, and checked from memory. */
+/** Files up to this size are read whole, once, and checked from memory (a file that is no image included). */
 const READ_WHOLE_MAX = 32 * 1024 * 1024;
-/** Enough for every signature below, the BMP header size included. */
-const HEAD_BYTES = 64;
-
-/** Whether the first bytes are the signature of a format Aperture accepts (what libvips would take them for). */
-function knownSignature(b: Buffer): boolean {
-  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return true; // JPEG
-  if (b.length >= 8 && b.readUInt32BE(0) === 0x89504e47 && b.readUInt32BE(4) === 0x0d0a1a0a) return true; // PNG
-  if (b.length >= 12 && b.toString('latin1', 0, 4) === 'RIFF' && b.toString('latin1', 8, 12) === 'WEBP') return true;
-  if (b.length >= 4 && (b.toString('latin1', 0, 4) === 'II*\0' || b.toString('latin1', 0, 4) === 'MM\0*')) return true; // TIFF
-  return isBmp(b);
-}
 
 /**
- * The whole file, read once through one descriptor, when it starts with a known signature and is not larger than
- * READ_WHOLE_MAX; else null (the caller then reads it through libvips and a stream, never whole).
+ * The whole file, read once through one descriptor, when it is not larger than READ_WHOLE_MAX; else null (the caller
+ * then reads it through libvips and a stream, never whole).
  */
-async function readIfImage(path: string): Promise<Buffer | null> {
+async function readIfSmall(path: string): Promise<Buffer | null> {
   const fh = await open(path, 'r');
   try {
     const { size } = await fh.stat();
-    // Up to the limit the whole file is read at once (the common case: one read call); above it, only its head.
-    const buf = Buffer.allocUnsafe(size > READ_WHOLE_MAX ? HEAD_BYTES : size);
+    if (size > READ_WHOLE_MAX) return null;
+    const buf = Buffer.allocUnsafe(size);
     let at = 0;
     while (at < buf.length) {
       const r = await fh.read(buf, at, buf.length - at, at);
       if (r.bytesRead === 0) break;
       at += r.bytesRead;
     }
-    if (size > READ_WHOLE_MAX || !knownSignature(buf.subarray(0, Math.min(at, HEAD_BYTES)))) return null;
     return buf.subarray(0, at);
   } finally {
     await fh.close();
@@ -91,8 +79,7 @@ async function readIfImage(path: string): Promise<Buffer | null> {
  * (a file that passes these checks but does not decode fails its job). TIFF, whose structure is not checked here,
  * is decoded at an eighth of its size; a BMP is decoded by Aperture's own reader.
  *
- * The upload is a buffer or the path of a file. A file with a known signature up to READ_WHOLE_MAX is read once;
- * a larger one is read by libvips and hashed as a stream, never held whole. `hash: false` skips the sha256 (the
+ * The upload is a buffer or the path of a file. A file up to READ_WHOLE_MAX is read once, whatever it holds; a larger one is read by libvips and hashed as a stream, never held whole. `hash: false` skips the sha256 (the
  * answer's sha256 is then empty).
  */
 export async function inspectImage(input: Buffer | string, maxSide: number, options: { hash?: boolean } = {}): Promise<InspectedImage> {
@@ -100,7 +87,7 @@ export async function inspectImage(input: Buffer | string, maxSide: number, opti
   let buf: Buffer;
   if (typeof input === 'string') {
     const path = input;
-    const whole = await readIfImage(path);
+    const whole = await readIfSmall(path);
     if (!whole) return inspectWithSharp(path, maxSide, () => (hash ? fileSha256(path) : Promise.resolve('')));
     buf = whole;
   } else buf = input;
