@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '@aperture/config/config.js';
 import { defaultModelsDir } from '@aperture/models/manifest.js';
 import { JobsService } from '@aperture/queue/jobs.service.js';
+import { ModelAgent } from '@apps/worker/models/model-agent.service.js';
 import { createTestApp, type TestApp } from './support/app.js';
 import { type Env, testEnv } from './support/env.js';
 import { fixtures } from './support/fixtures.js';
@@ -111,6 +112,31 @@ describe('model repository: POST/DELETE /models', () => {
       expect(['person', 'car', 'dog']).toContain(d.class);
       expect(d.box_xyxy).toHaveLength(4);
     }
+  });
+
+  it('a worker that missed the install announcement fetches the model when a project job names it', async () => {
+    // As a worker that started between the database write and the announcement (or lost the message): no registry
+    // entry and no local copy. The project's detect job must fetch the model itself, not fail.
+    const agent = t.app.get(ModelAgent, { strict: false });
+    await agent.registry.remove(n('yolo-det'));
+    rmSync(loadConfig().models.cacheDir, { recursive: true, force: true });
+    expect(agent.registry.has(n('yolo-det'))).toBe(false);
+
+    const created = await request(t.server).post('/api/v1/projects').set(admin.auth).send({ name: 'byo', model: n('yolo-det') });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const id = created.body.id as string;
+    const up = await request(t.server).post(`/api/v1/projects/${id}/images`).set(admin.auth).attach('images', resolve(fixtures, scene));
+    expect(up.status, JSON.stringify(up.body)).toBe(201);
+    expect((await request(t.server).post(`/api/v1/projects/${id}/start`).set(admin.auth)).status).toBe(202);
+    const done = await waitFor(async () => {
+      const p = (await request(t.server).get(`/api/v1/projects/${id}`).set(admin.auth)).body;
+      return p.status === 'COMPLETED' || p.status === 'FAILED' ? p : null;
+    }, 90000);
+    expect(done).toMatchObject({ status: 'COMPLETED', images_with_result: 1 });
+    expect(agent.registry.has(n('yolo-det'))).toBe(true);
+    const results = (await request(t.server).get(`/api/v1/projects/${id}/results`).set(admin.auth)).body as { model: string }[];
+    expect(results.map((r) => r.model)).toEqual([n('yolo-det')]);
+    expect((await request(t.server).delete(`/api/v1/projects/${id}`).set(admin.auth)).status).toBe(204);
   });
 
   it('installs a classify export and a segment export at 640, and runs each', async () => {
