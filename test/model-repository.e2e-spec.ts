@@ -66,6 +66,12 @@ describe('model repository: POST/DELETE /models', () => {
     return done.result as Record<string, unknown>;
   }
 
+  /** Every model's numeric id by name, as GET /models lists them. */
+  const ids = async (): Promise<Map<string, number>> => {
+    const list = (await request(t.server).get('/api/v1/models').set(admin.auth)).body as { name: string; id: number }[];
+    return new Map(list.map((m) => [m.name, m.id]));
+  };
+
   /** The job's result body once it is final (long-polling 30 s at a time). */
   const finished = (jobId: string): Promise<{ status: string; result?: unknown }> =>
     waitFor(async () => {
@@ -140,6 +146,7 @@ describe('model repository: POST/DELETE /models', () => {
   });
 
   it('installs a classify export and a segment export at 640, and runs each', async () => {
+    const before = await ids();
     const cls = await install([join(variants, 'yolo-classify-224.onnx')], { name: n('yolo-cls') });
     expect(cls.status, JSON.stringify(cls.body)).toBe(201);
     expect(cls.body).toMatchObject({ kind: 'classifier', contract: 'ultralytics-classify', input_size: [224, 224] });
@@ -165,6 +172,10 @@ describe('model repository: POST/DELETE /models', () => {
       expect(['stone', 'ball']).toContain(d.class);
       expect(d.mask.size).toEqual([600, 800]);
     }
+    // Installing moved no other model's id.
+    const after = await ids();
+    for (const [name, id] of before) expect(after.get(name), name).toBe(id);
+    expect(new Set(after.values()).size).toBe(after.size);
   });
 
   it('recognises an official Segment Anything encoder/decoder pair by its tensor names and runs a click', async () => {
@@ -239,6 +250,7 @@ describe('model repository: POST/DELETE /models', () => {
       await jobs.queue('inference').resume(true);
     }
     expect((await finished(jobId)).status).toBe('completed');
+    const before = await ids();
     expectProblem(
       await request(t.server)
         .delete(`/api/v1/models/${n('yolo-cls')}`)
@@ -268,6 +280,13 @@ describe('model repository: POST/DELETE /models', () => {
       'NOT_FOUND',
     );
     expectProblem(await request(t.server).delete('/api/v1/models/primitives-obb').set(admin.auth), 400, 'VALIDATION_ERROR', /shipped/);
+    // Removing moved no other model's id, and the removed one's id names no model any more.
+    const after = await ids();
+    const clsId = before.get(n('yolo-cls'));
+    before.delete(n('yolo-cls'));
+    expect(after).toEqual(before);
+    expect(clsId).toBeGreaterThan(0);
+    expect([...after.values()]).not.toContain(clsId);
     // The worker forgot it: a job naming it now fails at the intake.
     const again = request(t.server)
       .post(`/api/v1/models/${n('yolo-cls')}/infer`)

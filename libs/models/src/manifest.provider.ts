@@ -2,6 +2,7 @@ import { Inject, Logger, type Provider } from '@nestjs/common';
 import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
 import { defaultModelsDir, loadManifest, type ModelManifest } from './manifest.js';
+import { manifestModelId } from './model-ids.js';
 import { scanModelFolders } from './model-repository.js';
 
 const MODEL_MANIFEST = Symbol('MODEL_MANIFEST');
@@ -26,7 +27,10 @@ export const manifestProviders: Provider[] = [
       } catch (e) {
         throw new Error(`Cannot read the model manifest in ${dir} (MODELS_DIR): ${(e as Error).message}`, { cause: e });
       }
-      for (const m of manifest.models) m.source = 'shipped';
+      manifest.models.forEach((m, i) => {
+        m.source = 'shipped';
+        m.id = manifestModelId(i);
+      });
       const folders = await scanModelFolders(dir, new Set(manifest.models.map((m) => m.name)));
       for (const p of folders.problems) new Logger('Models').warn(`Model folder skipped: ${p}`);
       manifest.models.push(...folders.models);

@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { defaultModelsDir, loadManifest } from './manifest.js';
 import { describeModel, inspectFile, ModelDefinitionError, parseModelConfig, scanModelFolders } from './model-repository.js';
+import { FOLDER_MODEL_IDS, folderModelId, INSTALLED_MODEL_IDS, installedModelId, manifestModelId } from './model-ids.js';
 import { inspectOnnxFile, OnnxFileError } from './onnx-graph.js';
 import { applyPreprocessOverrides } from './preprocess-overrides.js';
 
@@ -123,6 +124,31 @@ describe('scanModelFolders', () => {
     expect(r.models[0]!.labels).toEqual(['w', 'x', 'y', 'z']);
     expect(r.problems).toHaveLength(1);
     expect(r.problems[0]).toMatch(/^broken\/: .*output0 has 9 rows/);
+
+    // Ids come from the names: another folder added before them (by name) or one removed moves no other id.
+    const ids = new Map(r.models.map((m) => [m.name, m.id]));
+    expect(ids.get('yolo-det')).toBe(folderModelId('yolo-det'));
+    for (const id of ids.values()) expect(id).toBeGreaterThanOrEqual(FOLDER_MODEL_IDS.first);
+    mkdirSync(join(dir, 'a-first'));
+    copyFileSync(join(variants, 'yolo-detect-416.onnx'), join(dir, 'a-first', 'a.onnx'));
+    rmSync(join(dir, 'Renamed'), { recursive: true });
+    const again = await scanModelFolders(dir, new Set(['primitives-obb']));
+    expect(again.models.map((m) => m.name)).toEqual(['a-first', 'yolo-det']);
+    expect(again.models[1]!.id).toBe(ids.get('yolo-det'));
+  });
+});
+
+describe('model ids', () => {
+  it('keeps the three ranges apart and steps past a taken folder id', () => {
+    const a = folderModelId('alpha');
+    expect(folderModelId('alpha')).toBe(a);
+    expect(a).toBeGreaterThanOrEqual(FOLDER_MODEL_IDS.first);
+    expect(a).toBeLessThanOrEqual(FOLDER_MODEL_IDS.last);
+    expect(folderModelId('alpha', new Set([a]))).toBe(a === FOLDER_MODEL_IDS.last ? FOLDER_MODEL_IDS.first : a + 1);
+    const i = installedModelId('0b9a3c1e-2f4d-4e5a-9b6c-7d8e9f0a1b2c');
+    expect(i).toBeGreaterThanOrEqual(INSTALLED_MODEL_IDS.first);
+    expect(i).toBeLessThanOrEqual(2 ** 31 - 1);
+    expect(manifestModelId(0)).toBe(1);
   });
 });
 

@@ -6,6 +6,7 @@ import { parseImgsz, parseNames } from '@aperture/inference/onnx-metadata.js';
 import { SAM_MEAN, SAM_STD } from '@aperture/inference/preprocess.js';
 import type { ValueMetadata } from '@aperture/inference/session-types.js';
 import { checkContract } from './model-contracts.js';
+import { folderModelId } from './model-ids.js';
 import { MODEL_KINDS, type ModelEntry, type ModelFile, type ModelKind, type TensorSpec } from './manifest.js';
 import { inspectOnnxFile, OnnxFileError, type OnnxFileInfo } from './onnx-graph.js';
 import { checkPreprocessOverrides } from './preprocess-overrides.js';
@@ -272,12 +273,14 @@ export function describeModel(
 
 /**
  * The models of MODELS_DIR's sub-folders: each folder holding one ONNX file (or a SAM pair) and an optional
- * model.json. Folders named by a manifest model's file, or that cannot be described, are reported, not fatal.
+ * model.json. Folders named by a manifest model's file, or that cannot be described, are reported, not fatal. Each
+ * model's id comes from its name (model-ids.ts), in the order of the folder names.
  */
 export async function scanModelFolders(dir: string, taken: ReadonlySet<string>): Promise<{ models: ModelEntry[]; problems: string[] }> {
   const models: ModelEntry[] = [];
   const problems: string[] = [];
   const names = new Set(taken);
+  const ids = new Set<number>();
   let dirents;
   try {
     dirents = await readdir(dir, { withFileTypes: true });
@@ -310,6 +313,8 @@ export async function scanModelFolders(dir: string, taken: ReadonlySet<string>):
         if (s.isFile()) files.push(await inspectFile(join(folder, f), `${d.name}/${f}`, `${d.name}/${f}`));
       }
       const entry = describeModel(name, files, config, 'shipped');
+      entry.id = folderModelId(name, ids);
+      ids.add(entry.id);
       names.add(name);
       models.push(entry);
     } catch (e) {
