@@ -1,10 +1,25 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '@aperture/config/config.js';
+import { MikroORM } from '@mikro-orm/core';
+import { type AppConfig, loadConfig } from '@aperture/config/config.js';
+import { APP_CONFIG } from '@aperture/config/config.module.js';
+import { InstalledModel } from '@aperture/database/entities/installed-model.entity.js';
+import { StorageSweeper } from '@aperture/queue/storage-sweeper.js';
 import { defaultModelsDir } from '@aperture/models/manifest.js';
 import { JobsService } from '@aperture/queue/jobs.service.js';
 import { ModelAgent } from '@apps/worker/models/model-agent.service.js';
@@ -292,6 +307,29 @@ describe('model repository: POST/DELETE /models', () => {
       .post(`/api/v1/models/${n('yolo-cls')}/infer`)
       .set(admin.auth);
     expect((await again.attach('image', resolve(fixtures, scene))).status).toBe(404);
+  });
+
+  it('the storage sweep removes model files no installed model references, once past the grace period', async () => {
+    const storageDir = t.app.get<AppConfig>(APP_CONFIG).storage.dir;
+    const old = new Date(Date.now() - 3 * 3_600_000);
+    const group = (name: string, when: Date | null): string => {
+      const d = join(storageDir, 'models', name);
+      mkdirSync(d, { recursive: true });
+      writeFileSync(join(d, 'model.onnx'), 'x');
+      if (when) utimesSync(d, when, when);
+      return d;
+    };
+    const orphan = group('4f5e6d7c-8b9a-4c0d-9e1f-2a3b4c5d6e7f', old); // an install that never saved its row
+    const young = group('5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d', null); // an install in progress
+    const row = await t.app.get(MikroORM).em.fork().findOneOrFail(InstalledModel, { name: n('my-sam') });
+    const live = join(storageDir, 'models', row.id);
+    utimesSync(live, old, old); // old, but its row is alive
+    const report = await t.app.get(StorageSweeper).sweep();
+    expect(report.removed['models']).toBe(1);
+    expect(existsSync(orphan)).toBe(false);
+    expect(existsSync(young)).toBe(true);
+    expect(readdirSync(live).sort()).toEqual(['decoder.onnx', 'encoder.onnx']);
+    rmSync(young, { recursive: true, force: true });
   });
 
   it('finds the installed models again after a restart, from the database and storage', async () => {
