@@ -1,4 +1,5 @@
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -135,6 +136,40 @@ describe('scanModelFolders', () => {
     const again = await scanModelFolders(dir, new Set(['primitives-obb']));
     expect(again.models.map((m) => m.name)).toEqual(['a-first', 'yolo-det']);
     expect(again.models[1]!.id).toBe(ids.get('yolo-det'));
+  });
+});
+
+describe('folder model hashes between starts', () => {
+  it('takes the sha256 of an unchanged file from the cache file and hashes a changed one again', async () => {
+    const dir = join(tmp, 'hashed');
+    mkdirSync(join(dir, 'det'), { recursive: true });
+    const file = join(dir, 'det', 'best.onnx');
+    copyFileSync(join(variants, 'yolo-detect-416.onnx'), file);
+    const real = createHash('sha256').update(readFileSync(file)).digest('hex');
+    const cacheFile = join(tmp, 'data', 'model-hashes.json');
+    const first = await scanModelFolders(dir, new Set(), { hashCacheFile: cacheFile });
+    expect(first.models[0]!.files[0]!.sha256).toBe(real);
+    const cached = JSON.parse(readFileSync(cacheFile, 'utf8')) as Record<string, { size: number; mtimeMs: number; sha256: string }>;
+    expect(Object.keys(cached)).toEqual([file]);
+    expect(cached[file]).toMatchObject({ size: statSync(file).size, sha256: real });
+
+    // A second start reads the recorded digest (planted here to tell it from a fresh hash) instead of the file.
+    writeFileSync(cacheFile, JSON.stringify({ [file]: { ...cached[file], sha256: 'a'.repeat(64) } }));
+    const second = await scanModelFolders(dir, new Set(), { hashCacheFile: cacheFile });
+    expect(second.models[0]!.files[0]!.sha256).toBe('a'.repeat(64));
+
+    // A changed mtime (or size) is a changed file: hashed again and recorded.
+    const later = new Date(Date.now() + 5000);
+    utimesSync(file, later, later);
+    const third = await scanModelFolders(dir, new Set(), { hashCacheFile: cacheFile });
+    expect(third.models[0]!.files[0]!.sha256).toBe(real);
+    expect((JSON.parse(readFileSync(cacheFile, 'utf8')) as typeof cached)[file]!.sha256).toBe(real);
+
+    // A broken cache file, or one that cannot be written, only costs a hash.
+    writeFileSync(cacheFile, '{not json');
+    expect((await scanModelFolders(dir, new Set(), { hashCacheFile: cacheFile })).models[0]!.files[0]!.sha256).toBe(real);
+    const unwritable = join(file, 'cannot', 'be', 'here.json');
+    expect((await scanModelFolders(dir, new Set(), { hashCacheFile: unwritable })).models[0]!.files[0]!.sha256).toBe(real);
   });
 });
 
