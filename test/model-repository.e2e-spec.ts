@@ -143,7 +143,10 @@ describe('model repository: POST/DELETE /models', () => {
     rmSync(loadConfig().models.cacheDir, { recursive: true, force: true });
     expect(agent.registry.has(n('yolo-det'))).toBe(false);
 
-    const created = await request(t.server).post('/api/v1/projects').set(admin.auth).send({ name: 'byo', model: n('yolo-det') });
+    const created = await request(t.server)
+      .post('/api/v1/projects')
+      .set(admin.auth)
+      .send({ name: 'byo', model: n('yolo-det') });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     const id = created.body.id as string;
     const up = await request(t.server).post(`/api/v1/projects/${id}/images`).set(admin.auth).attach('images', resolve(fixtures, scene));
@@ -321,7 +324,10 @@ describe('model repository: POST/DELETE /models', () => {
     };
     const orphan = group('4f5e6d7c-8b9a-4c0d-9e1f-2a3b4c5d6e7f', old); // an install that never saved its row
     const young = group('5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d', null); // an install in progress
-    const row = await t.app.get(MikroORM).em.fork().findOneOrFail(InstalledModel, { name: n('my-sam') });
+    const row = await t.app
+      .get(MikroORM)
+      .em.fork()
+      .findOneOrFail(InstalledModel, { name: n('my-sam') });
     const live = join(storageDir, 'models', row.id);
     utimesSync(live, old, old); // old, but its row is alive
     const report = await t.app.get(StorageSweeper).sweep();
