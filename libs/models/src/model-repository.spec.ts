@@ -3,10 +3,11 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, u
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { OnnxFormatError } from '@aperture/inference/onnx-protobuf.js';
 import { defaultModelsDir, loadManifest } from './manifest.js';
 import { describeModel, inspectFile, ModelDefinitionError, parseModelConfig, scanModelFolders } from './model-repository.js';
 import { FOLDER_MODEL_IDS, folderModelId, INSTALLED_MODEL_IDS, installedModelId, manifestModelId } from './model-ids.js';
-import { inspectOnnxFile, OnnxFileError } from './onnx-graph.js';
+import { inspectOnnxFile } from './onnx-graph.js';
 import { applyPreprocessOverrides } from './preprocess-overrides.js';
 
 const variants = resolve(defaultModelsDir(), '../test/fixtures/models');
@@ -48,7 +49,7 @@ describe('inspectOnnxFile', () => {
     const bytes = readFileSync(join(variants, 'yolo-detect-416.onnx'));
     const cut = join(tmp, 'cut.onnx');
     writeFileSync(cut, bytes.subarray(0, Math.floor(bytes.length * 0.6)));
-    await expect(inspectOnnxFile(cut)).rejects.toThrow(OnnxFileError);
+    await expect(inspectOnnxFile(cut)).rejects.toThrow(OnnxFormatError);
     await expect(inspectOnnxFile(cut)).rejects.toThrow(/truncated/);
   });
 });

@@ -3,12 +3,13 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { parseImgsz, parseNames } from '@aperture/inference/onnx-metadata.js';
+import { OnnxFormatError } from '@aperture/inference/onnx-protobuf.js';
 import { SAM_MEAN, SAM_STD } from '@aperture/inference/preprocess.js';
 import type { ValueMetadata } from '@aperture/inference/session-types.js';
 import { checkContract } from './model-contracts.js';
 import { folderModelId } from './model-ids.js';
 import { MODEL_KINDS, type ModelEntry, type ModelFile, type ModelKind, type TensorSpec } from './manifest.js';
-import { inspectOnnxFile, OnnxFileError, type OnnxFileInfo } from './onnx-graph.js';
+import { inspectOnnxFile, type OnnxFileInfo } from './onnx-graph.js';
 import { checkPreprocessOverrides } from './preprocess-overrides.js';
 
 /**
@@ -171,7 +172,7 @@ export async function inspectFile(
   try {
     info = await inspectOnnxFile(fsPath);
   } catch (e) {
-    if (e instanceof OnnxFileError) throw new ModelDefinitionError([`${label}: ${e.message}`]);
+    if (e instanceof OnnxFormatError) throw new ModelDefinitionError([`${label}: ${e.message}`]);
     throw e;
   }
   return { path, label, info, ...(await hash(fsPath)) };
@@ -363,7 +364,13 @@ export async function scanModelFolders(
   return { models, problems };
 }
 
-async function scanInto(dir: string, taken: ReadonlySet<string>, hashes: FileHashCache, models: ModelEntry[], problems: string[]): Promise<void> {
+async function scanInto(
+  dir: string,
+  taken: ReadonlySet<string>,
+  hashes: FileHashCache,
+  models: ModelEntry[],
+  problems: string[],
+): Promise<void> {
   const names = new Set(taken);
   const ids = new Set<number>();
   let dirents;
