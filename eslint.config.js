@@ -61,9 +61,9 @@ export default tseslint.config(
               message: 'The API never runs a model: inference and analysis code belong to the worker.',
             },
             {
-              regex: '^@aperture/models/(?!(manifest|manifest\\.provider|model-control|model-status|model-repository)\\.js$)',
+              regex: '^@aperture/models/(?!(manifest|manifest\\.provider|model-ids|model-control|model-status|model-repository)\\.js$)',
               message:
-                "The API uses only the models' catalogue and control channel (manifest, model-control, model-status) " +
+                "The API uses only the models' catalogue and control channel (manifest, model-ids, model-control, model-status) " +
                 'and the repository checks (model-repository), never their runtime.',
             },
             { regex: '^@apps/(worker|standalone)/', message: 'The API does not import the worker or the single-process host.' },

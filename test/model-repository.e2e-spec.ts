@@ -1,12 +1,28 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '@aperture/config/config.js';
+import { MikroORM } from '@mikro-orm/core';
+import { type AppConfig, loadConfig } from '@aperture/config/config.js';
+import { APP_CONFIG } from '@aperture/config/config.module.js';
+import { InstalledModel } from '@aperture/database/entities/installed-model.entity.js';
+import { StorageSweeper } from '@aperture/queue/storage-sweeper.js';
 import { defaultModelsDir } from '@aperture/models/manifest.js';
 import { JobsService } from '@aperture/queue/jobs.service.js';
+import { ModelAgent } from '@apps/worker/models/model-agent.service.js';
 import { createTestApp, type TestApp } from './support/app.js';
 import { type Env, testEnv } from './support/env.js';
 import { fixtures } from './support/fixtures.js';
@@ -65,6 +81,12 @@ describe('model repository: POST/DELETE /models', () => {
     return done.result as Record<string, unknown>;
   }
 
+  /** Every model's numeric id by name, as GET /models lists them. */
+  const ids = async (): Promise<Map<string, number>> => {
+    const list = (await request(t.server).get('/api/v1/models').set(admin.auth)).body as { name: string; id: number }[];
+    return new Map(list.map((m) => [m.name, m.id]));
+  };
+
   /** The job's result body once it is final (long-polling 30 s at a time). */
   const finished = (jobId: string): Promise<{ status: string; result?: unknown }> =>
     waitFor(async () => {
@@ -113,7 +135,36 @@ describe('model repository: POST/DELETE /models', () => {
     }
   });
 
+  it('a worker that missed the install announcement fetches the model when a project job names it', async () => {
+    // As a worker that started between the database write and the announcement (or lost the message): no registry
+    // entry and no local copy. The project's detect job must fetch the model itself, not fail.
+    const agent = t.app.get(ModelAgent, { strict: false });
+    await agent.registry.remove(n('yolo-det'));
+    rmSync(loadConfig().models.cacheDir, { recursive: true, force: true });
+    expect(agent.registry.has(n('yolo-det'))).toBe(false);
+
+    const created = await request(t.server)
+      .post('/api/v1/projects')
+      .set(admin.auth)
+      .send({ name: 'byo', model: n('yolo-det') });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const id = created.body.id as string;
+    const up = await request(t.server).post(`/api/v1/projects/${id}/images`).set(admin.auth).attach('images', resolve(fixtures, scene));
+    expect(up.status, JSON.stringify(up.body)).toBe(201);
+    expect((await request(t.server).post(`/api/v1/projects/${id}/start`).set(admin.auth)).status).toBe(202);
+    const done = await waitFor(async () => {
+      const p = (await request(t.server).get(`/api/v1/projects/${id}`).set(admin.auth)).body;
+      return p.status === 'COMPLETED' || p.status === 'FAILED' ? p : null;
+    }, 90000);
+    expect(done).toMatchObject({ status: 'COMPLETED', images_with_result: 1 });
+    expect(agent.registry.has(n('yolo-det'))).toBe(true);
+    const results = (await request(t.server).get(`/api/v1/projects/${id}/results`).set(admin.auth)).body as { model: string }[];
+    expect(results.map((r) => r.model)).toEqual([n('yolo-det')]);
+    expect((await request(t.server).delete(`/api/v1/projects/${id}`).set(admin.auth)).status).toBe(204);
+  });
+
   it('installs a classify export and a segment export at 640, and runs each', async () => {
+    const before = await ids();
     const cls = await install([join(variants, 'yolo-classify-224.onnx')], { name: n('yolo-cls') });
     expect(cls.status, JSON.stringify(cls.body)).toBe(201);
     expect(cls.body).toMatchObject({ kind: 'classifier', contract: 'ultralytics-classify', input_size: [224, 224] });
@@ -139,6 +190,10 @@ describe('model repository: POST/DELETE /models', () => {
       expect(['stone', 'ball']).toContain(d.class);
       expect(d.mask.size).toEqual([600, 800]);
     }
+    // Installing moved no other model's id.
+    const after = await ids();
+    for (const [name, id] of before) expect(after.get(name), name).toBe(id);
+    expect(new Set(after.values()).size).toBe(after.size);
   });
 
   it('recognises an official Segment Anything encoder/decoder pair by its tensor names and runs a click', async () => {
@@ -213,6 +268,7 @@ describe('model repository: POST/DELETE /models', () => {
       await jobs.queue('inference').resume(true);
     }
     expect((await finished(jobId)).status).toBe('completed');
+    const before = await ids();
     expectProblem(
       await request(t.server)
         .delete(`/api/v1/models/${n('yolo-cls')}`)
@@ -242,11 +298,44 @@ describe('model repository: POST/DELETE /models', () => {
       'NOT_FOUND',
     );
     expectProblem(await request(t.server).delete('/api/v1/models/primitives-obb').set(admin.auth), 400, 'VALIDATION_ERROR', /shipped/);
+    // Removing moved no other model's id, and the removed one's id names no model any more.
+    const after = await ids();
+    const clsId = before.get(n('yolo-cls'));
+    before.delete(n('yolo-cls'));
+    expect(after).toEqual(before);
+    expect(clsId).toBeGreaterThan(0);
+    expect([...after.values()]).not.toContain(clsId);
     // The worker forgot it: a job naming it now fails at the intake.
     const again = request(t.server)
       .post(`/api/v1/models/${n('yolo-cls')}/infer`)
       .set(admin.auth);
     expect((await again.attach('image', resolve(fixtures, scene))).status).toBe(404);
+  });
+
+  it('the storage sweep removes model files no installed model references, once past the grace period', async () => {
+    const storageDir = t.app.get<AppConfig>(APP_CONFIG).storage.dir;
+    const old = new Date(Date.now() - 3 * 3_600_000);
+    const group = (name: string, when: Date | null): string => {
+      const d = join(storageDir, 'models', name);
+      mkdirSync(d, { recursive: true });
+      writeFileSync(join(d, 'model.onnx'), 'x');
+      if (when) utimesSync(d, when, when);
+      return d;
+    };
+    const orphan = group('4f5e6d7c-8b9a-4c0d-9e1f-2a3b4c5d6e7f', old); // an install that never saved its row
+    const young = group('5a6b7c8d-9e0f-4a1b-8c2d-3e4f5a6b7c8d', null); // an install in progress
+    const row = await t.app
+      .get(MikroORM)
+      .em.fork()
+      .findOneOrFail(InstalledModel, { name: n('my-sam') });
+    const live = join(storageDir, 'models', row.id);
+    utimesSync(live, old, old); // old, but its row is alive
+    const report = await t.app.get(StorageSweeper).sweep();
+    expect(report.removed['models']).toBe(1);
+    expect(existsSync(orphan)).toBe(false);
+    expect(existsSync(young)).toBe(true);
+    expect(readdirSync(live).sort()).toEqual(['decoder.onnx', 'encoder.onnx']);
+    rmSync(young, { recursive: true, force: true });
   });
 
   it('finds the installed models again after a restart, from the database and storage', async () => {

@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { OnnxFormatError, PythonLiteralError, parseImgsz, parseNames, readOnnxMetadata, readOnnxMetadataFile } from './onnx-metadata.js';
+import { PythonLiteralError, parseImgsz, parseNames, readOnnxMetadata, readOnnxMetadataFile } from './onnx-metadata.js';
+import { OnnxFormatError } from './onnx-protobuf.js';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`../test-fixtures/${name}`, import.meta.url));
 

@@ -1,125 +1,19 @@
 import { open } from 'node:fs/promises';
+import { fields, MODEL_PROTO, readStringEntry, WindowedFile, WIRE_LEN } from './onnx-protobuf.js';
 
 /**
  * ONNX custom metadata (ModelProto.metadata_props, field 14: repeated StringStringEntryProto {key = 1, value = 2}).
- * onnxruntime-node exposes no API for it, so we walk the protobuf wire format ourselves: only the top-level
+ * onnxruntime-node exposes no API for it, so the protobuf wire format is walked (onnx-protobuf.ts): only the top-level
  * fields are visited, every other field (the graph, field 7, included) is skipped by its length, never decoded.
  */
-
-const WIRE_VARINT = 0;
-const WIRE_I64 = 1;
-const WIRE_LEN = 2;
-const WIRE_SGROUP = 3;
-const WIRE_EGROUP = 4;
-const WIRE_I32 = 5;
-const METADATA_PROPS = 14;
-
-export class OnnxFormatError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'OnnxFormatError';
-  }
-}
-
-interface Varint {
-  value: number;
-  next: number;
-}
-
-/** Reads a base-128 varint at pos; values above 2^53 lose precision, which only matters for values we skip anyway. */
-function readVarint(buf: Uint8Array, pos: number, end: number): Varint {
-  let value = 0;
-  let mul = 1;
-  for (let i = 0; i < 10; i++) {
-    if (pos >= end) throw new OnnxFormatError('Truncated varint');
-    const b = buf[pos++]!;
-    value += (b & 0x7f) * mul;
-    if ((b & 0x80) === 0) return { value, next: pos };
-    mul *= 128;
-  }
-  throw new OnnxFormatError('Varint longer than 10 bytes');
-}
-
-/** Returns the position just after the value of a field of the given wire type that starts at pos. */
-function skipField(buf: Uint8Array, pos: number, end: number, wireType: number, fieldNumber: number): number {
-  switch (wireType) {
-    case WIRE_VARINT:
-      return readVarint(buf, pos, end).next;
-    case WIRE_I64:
-      return checkEnd(pos + 8, end);
-    case WIRE_I32:
-      return checkEnd(pos + 4, end);
-    case WIRE_LEN: {
-      const len = readVarint(buf, pos, end);
-      return checkEnd(len.next + len.value, end);
-    }
-    case WIRE_SGROUP: {
-      // Deprecated groups: skip nested fields until the matching end-group tag.
-      let p = pos;
-      for (;;) {
-        const tag = readVarint(buf, p, end);
-        const wt = tag.value % 8;
-        const fn = Math.floor(tag.value / 8);
-        if (wt === WIRE_EGROUP) {
-          if (fn !== fieldNumber) throw new OnnxFormatError('Mismatched end-group tag');
-          return tag.next;
-        }
-        p = skipField(buf, tag.next, end, wt, fn);
-      }
-    }
-    default:
-      throw new OnnxFormatError(`Unsupported wire type ${wireType}`);
-  }
-}
-
-function checkEnd(pos: number, end: number): number {
-  if (pos > end) throw new OnnxFormatError('Field runs past the end of its message');
-  return pos;
-}
-
-const utf8 = new TextDecoder('utf-8', { fatal: false });
-
-/** Decodes one StringStringEntryProto message occupying buf[start, end). */
-function readEntry(buf: Uint8Array, start: number, end: number): [string, string] {
-  let key = '';
-  let value = '';
-  let pos = start;
-  while (pos < end) {
-    const tag = readVarint(buf, pos, end);
-    const wt = tag.value % 8;
-    const fn = Math.floor(tag.value / 8);
-    if (wt === WIRE_LEN && (fn === 1 || fn === 2)) {
-      const len = readVarint(buf, tag.next, end);
-      const stop = checkEnd(len.next + len.value, end);
-      const s = utf8.decode(buf.subarray(len.next, stop));
-      if (fn === 1) key = s;
-      else value = s;
-      pos = stop;
-    } else {
-      pos = skipField(buf, tag.next, end, wt, fn);
-    }
-  }
-  return [key, value];
-}
 
 /** Reads metadata_props from a whole serialized ModelProto. Later duplicates of a key win, as in onnx.helper. */
 export function readOnnxMetadata(model: Uint8Array): Record<string, string> {
   const out: Record<string, string> = {};
-  const end = model.length;
-  let pos = 0;
-  while (pos < end) {
-    const tag = readVarint(model, pos, end);
-    const wt = tag.value % 8;
-    const fn = Math.floor(tag.value / 8);
-    if (fn === 0) throw new OnnxFormatError('Field number 0 is invalid');
-    if (fn === METADATA_PROPS && wt === WIRE_LEN) {
-      const len = readVarint(model, tag.next, end);
-      const stop = checkEnd(len.next + len.value, end);
-      const [k, v] = readEntry(model, len.next, stop);
+  for (const f of fields(model)) {
+    if (f.fn === MODEL_PROTO.metadataProps && f.wt === WIRE_LEN) {
+      const [k, v] = readStringEntry(model.subarray(f.start, f.end));
       out[k] = v;
-      pos = stop;
-    } else {
-      pos = skipField(model, tag.next, end, wt, fn);
     }
   }
   return out;
@@ -132,35 +26,15 @@ export function readOnnxMetadata(model: Uint8Array): Record<string, string> {
 export async function readOnnxMetadataFile(path: string): Promise<Record<string, string>> {
   const fh = await open(path, 'r');
   try {
-    const size = (await fh.stat()).size;
-    const head = Buffer.alloc(24);
+    const file = new WindowedFile(fh, (await fh.stat()).size);
     const out: Record<string, string> = {};
-    let pos = 0;
-    while (pos < size) {
-      const { bytesRead } = await fh.read(head, 0, head.length, pos);
-      const avail = head.subarray(0, bytesRead);
-      const tag = readVarint(avail, 0, avail.length);
-      const wt = tag.value % 8;
-      const fn = Math.floor(tag.value / 8);
-      if (fn === 0) throw new OnnxFormatError('Field number 0 is invalid');
-      if (wt === WIRE_LEN) {
-        const len = readVarint(avail, tag.next, avail.length);
-        const start = pos + len.next;
-        const stop = checkEnd(start + len.value, size);
-        if (fn === METADATA_PROPS) {
-          const entry = Buffer.alloc(len.value);
-          await fh.read(entry, 0, len.value, start);
-          const [k, v] = readEntry(entry, 0, entry.length);
-          out[k] = v;
-        }
-        pos = stop;
-      } else if (wt === WIRE_VARINT || wt === WIRE_I32 || wt === WIRE_I64) {
-        pos += skipField(avail, tag.next, avail.length, wt, fn);
-      } else {
-        // Groups never occur at the top level of an ONNX model; fall back to the in-memory reader.
-        const all = await fh.readFile();
-        return readOnnxMetadata(all);
+    for (let pos = 0; pos < file.size;) {
+      const f = await file.field(pos);
+      if (f.fn === MODEL_PROTO.metadataProps && f.wt === WIRE_LEN) {
+        const [k, v] = readStringEntry(await file.payload(f));
+        out[k] = v;
       }
+      pos = f.end;
     }
     return out;
   } finally {

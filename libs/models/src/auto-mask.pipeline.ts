@@ -86,7 +86,7 @@ export class AutoMaskPipeline {
     options: Partial<AmgOptions> & { output_mode: M },
     hooks: AutoMaskHooks = {},
   ): Promise<{ masks: AmgRecord<M>[]; timings: AutoMaskTimings }> {
-    const model = this.runner.entry(name, ['sam']);
+    const model = await this.runner.resolve(name, ['sam']);
     // The whole image's encoding resizes from the file; crops (crop_n_layers > 0) need the full-size pixels.
     const img = imageSource(input);
     let resolved: AmgOptions;

@@ -36,7 +36,7 @@ export class ClassificationPipeline {
     img: ImageInput,
     timing: InferenceTiming = {},
   ): Promise<{ model: ModelEntry; probs: Float32Array } & PhaseMs> {
-    const model = this.runner.entry(name, ['classifier']);
+    const model = await this.runner.resolve(name, ['classifier']);
     if (model.contract !== 'ultralytics-classify') {
       throw asJobError(new ModelError(`Model ${name} (${model.contract}) does not classify images`));
     }
@@ -75,8 +75,8 @@ export class ClassificationPipeline {
     height: number,
     timing: InferenceTiming = {},
   ): Promise<{ model: ModelEntry; probs: Float32Array | null } & PhaseMs> {
-    const classifier = this.runner.entry(name, ['classifier']);
-    const detector = this.runner.entry(detectorName);
+    const classifier = await this.runner.resolve(name, ['classifier']);
+    const detector = await this.runner.resolve(detectorName);
     const t0 = performance.now();
     const input = classifier.files[0]?.inputs[0];
     const rowLen = typeof input?.shape[2] === 'number' ? input.shape[2] : 13;

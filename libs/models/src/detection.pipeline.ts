@@ -93,7 +93,7 @@ export class DetectionPipeline {
     o: DetectOptions,
     timing: InferenceTiming = {},
   ): Promise<{ model: ModelEntry; objects: DetectedObject[] } & PhaseMs> {
-    const model = this.runner.entry(name, ['detector', 'segmenter']);
+    const model = await this.runner.resolve(name, ['detector', 'segmenter']);
     const { lb, outputs, preprocessMs, computeMs } = await this.letterboxAndRun(model, img);
     const t1 = performance.now();
     const nms = nmsOptions(o);
@@ -121,7 +121,7 @@ export class DetectionPipeline {
     o: DetectOptions,
     timing: InferenceTiming = {},
   ): Promise<{ model: ModelEntry; detections: SegmentDetection[] } & PhaseMs> {
-    const model = this.runner.entry(name, ['segmenter']);
+    const model = await this.runner.resolve(name, ['segmenter']);
     const { lb, outputs, preprocessMs, computeMs } = await this.letterboxAndRun(model, img);
     const t1 = performance.now();
     const detections = this.runner.post(model, () =>

@@ -23,7 +23,7 @@ export class ImageToImagePipeline {
     input: ImageInput,
     timing: InferenceTiming = {},
   ): Promise<{ model: ModelEntry; options: ImageOption[] } & PhaseMs> {
-    const model = this.runner.entry(name, ['image-to-image']);
+    const model = await this.runner.resolve(name, ['image-to-image']);
     const t0 = performance.now();
     // The model's input is the full-size image.
     const img = await imageSource(input).rgb();

@@ -41,6 +41,11 @@ export interface ModelEntry {
    * installed: uploaded through POST /models, kept in the database and storage. Absent in manifest.json (shipped).
    */
   source?: 'shipped' | 'installed';
+  /**
+   * The numeric id GET /models lists, stable across installs and removals (model-ids.ts): manifest.json's models by
+   * position, folder models by name, installed models by their database row. Set where the entry is made.
+   */
+  id?: number;
   /** The labels come from model.json and replace the ONNX metadata's class names (checked against the graph only). */
   labels_override?: boolean;
 }

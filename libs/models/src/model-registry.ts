@@ -62,6 +62,11 @@ export interface ModelRegistryOptions {
   warmup?: boolean;
   /** Called after every state change (to publish the state). */
   onChange?: (name: string) => void;
+  /**
+   * Asked by resolve() for a name the registry does not have, before it gives up: makes the model known (the worker
+   * fetches an installed model whose announcement it missed and add()s it). Its errors reach resolve()'s caller.
+   */
+  fetchMissing?: (name: string) => Promise<unknown>;
   log?: (level: 'log' | 'warn' | 'error', message: string) => void;
 }
 
@@ -175,6 +180,15 @@ export class ModelRegistry {
 
   model(name: string): ModelEntry {
     return this.slot(name).model;
+  }
+
+  /**
+   * A model by name for a job: like model(), but a name the registry does not have is first handed to the
+   * fetchMissing option (an installed model this process has not heard of yet). UnknownModelError if still unknown.
+   */
+  async resolve(name: string): Promise<ModelEntry> {
+    if (!this.slots.has(name) && this.options.fetchMissing) await this.options.fetchMissing(name);
+    return this.model(name);
   }
 
   status(name: string): ModelStatus {

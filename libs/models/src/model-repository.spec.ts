@@ -1,10 +1,13 @@
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { OnnxFormatError } from '@aperture/inference/onnx-protobuf.js';
 import { defaultModelsDir, loadManifest } from './manifest.js';
 import { describeModel, inspectFile, ModelDefinitionError, parseModelConfig, scanModelFolders } from './model-repository.js';
-import { inspectOnnxFile, OnnxFileError } from './onnx-graph.js';
+import { FOLDER_MODEL_IDS, folderModelId, INSTALLED_MODEL_IDS, installedModelId, manifestModelId } from './model-ids.js';
+import { inspectOnnxFile } from './onnx-graph.js';
 import { applyPreprocessOverrides } from './preprocess-overrides.js';
 
 const variants = resolve(defaultModelsDir(), '../test/fixtures/models');
@@ -46,7 +49,7 @@ describe('inspectOnnxFile', () => {
     const bytes = readFileSync(join(variants, 'yolo-detect-416.onnx'));
     const cut = join(tmp, 'cut.onnx');
     writeFileSync(cut, bytes.subarray(0, Math.floor(bytes.length * 0.6)));
-    await expect(inspectOnnxFile(cut)).rejects.toThrow(OnnxFileError);
+    await expect(inspectOnnxFile(cut)).rejects.toThrow(OnnxFormatError);
     await expect(inspectOnnxFile(cut)).rejects.toThrow(/truncated/);
   });
 });
@@ -123,6 +126,65 @@ describe('scanModelFolders', () => {
     expect(r.models[0]!.labels).toEqual(['w', 'x', 'y', 'z']);
     expect(r.problems).toHaveLength(1);
     expect(r.problems[0]).toMatch(/^broken\/: .*output0 has 9 rows/);
+
+    // Ids come from the names: another folder added before them (by name) or one removed moves no other id.
+    const ids = new Map(r.models.map((m) => [m.name, m.id]));
+    expect(ids.get('yolo-det')).toBe(folderModelId('yolo-det'));
+    for (const id of ids.values()) expect(id).toBeGreaterThanOrEqual(FOLDER_MODEL_IDS.first);
+    mkdirSync(join(dir, 'a-first'));
+    copyFileSync(join(variants, 'yolo-detect-416.onnx'), join(dir, 'a-first', 'a.onnx'));
+    rmSync(join(dir, 'Renamed'), { recursive: true });
+    const again = await scanModelFolders(dir, new Set(['primitives-obb']));
+    expect(again.models.map((m) => m.name)).toEqual(['a-first', 'yolo-det']);
+    expect(again.models[1]!.id).toBe(ids.get('yolo-det'));
+  });
+});
+
+describe('folder model hashes between starts', () => {
+  it('takes the sha256 of an unchanged file from the cache file and hashes a changed one again', async () => {
+    const dir = join(tmp, 'hashed');
+    mkdirSync(join(dir, 'det'), { recursive: true });
+    const file = join(dir, 'det', 'best.onnx');
+    copyFileSync(join(variants, 'yolo-detect-416.onnx'), file);
+    const real = createHash('sha256').update(readFileSync(file)).digest('hex');
+    const cacheFile = join(tmp, 'data', 'model-hashes.json');
+    const first = await scanModelFolders(dir, new Set(), { hashCacheFile: cacheFile });
+    expect(first.models[0]!.files[0]!.sha256).toBe(real);
+    const cached = JSON.parse(readFileSync(cacheFile, 'utf8')) as Record<string, { size: number; mtimeMs: number; sha256: string }>;
+    expect(Object.keys(cached)).toEqual([file]);
+    expect(cached[file]).toMatchObject({ size: statSync(file).size, sha256: real });
+
+    // A second start reads the recorded digest (planted here to tell it from a fresh hash) instead of the file.
+    writeFileSync(cacheFile, JSON.stringify({ [file]: { ...cached[file], sha256: 'a'.repeat(64) } }));
+    const second = await scanModelFolders(dir, new Set(), { hashCacheFile: cacheFile });
+    expect(second.models[0]!.files[0]!.sha256).toBe('a'.repeat(64));
+
+    // A changed mtime (or size) is a changed file: hashed again and recorded.
+    const later = new Date(Date.now() + 5000);
+    utimesSync(file, later, later);
+    const third = await scanModelFolders(dir, new Set(), { hashCacheFile: cacheFile });
+    expect(third.models[0]!.files[0]!.sha256).toBe(real);
+    expect((JSON.parse(readFileSync(cacheFile, 'utf8')) as typeof cached)[file]!.sha256).toBe(real);
+
+    // A broken cache file, or one that cannot be written, only costs a hash.
+    writeFileSync(cacheFile, '{not json');
+    expect((await scanModelFolders(dir, new Set(), { hashCacheFile: cacheFile })).models[0]!.files[0]!.sha256).toBe(real);
+    const unwritable = join(file, 'cannot', 'be', 'here.json');
+    expect((await scanModelFolders(dir, new Set(), { hashCacheFile: unwritable })).models[0]!.files[0]!.sha256).toBe(real);
+  });
+});
+
+describe('model ids', () => {
+  it('keeps the three ranges apart and steps past a taken folder id', () => {
+    const a = folderModelId('alpha');
+    expect(folderModelId('alpha')).toBe(a);
+    expect(a).toBeGreaterThanOrEqual(FOLDER_MODEL_IDS.first);
+    expect(a).toBeLessThanOrEqual(FOLDER_MODEL_IDS.last);
+    expect(folderModelId('alpha', new Set([a]))).toBe(a === FOLDER_MODEL_IDS.last ? FOLDER_MODEL_IDS.first : a + 1);
+    const i = installedModelId('0b9a3c1e-2f4d-4e5a-9b6c-7d8e9f0a1b2c');
+    expect(i).toBeGreaterThanOrEqual(INSTALLED_MODEL_IDS.first);
+    expect(i).toBeLessThanOrEqual(2 ** 31 - 1);
+    expect(manifestModelId(0)).toBe(1);
   });
 });
 

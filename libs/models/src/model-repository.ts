@@ -1,13 +1,15 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { parseImgsz, parseNames } from '@aperture/inference/onnx-metadata.js';
+import { OnnxFormatError } from '@aperture/inference/onnx-protobuf.js';
 import { SAM_MEAN, SAM_STD } from '@aperture/inference/preprocess.js';
 import type { ValueMetadata } from '@aperture/inference/session-types.js';
 import { checkContract } from './model-contracts.js';
+import { folderModelId } from './model-ids.js';
 import { MODEL_KINDS, type ModelEntry, type ModelFile, type ModelKind, type TensorSpec } from './manifest.js';
-import { inspectOnnxFile, OnnxFileError, type OnnxFileInfo } from './onnx-graph.js';
+import { inspectOnnxFile, type OnnxFileInfo } from './onnx-graph.js';
 import { checkPreprocessOverrides } from './preprocess-overrides.js';
 
 /**
@@ -94,16 +96,86 @@ export async function hashFile(path: string): Promise<{ sha256: string; sizeByte
   return { sha256: hash.digest('hex'), sizeBytes };
 }
 
+interface CachedHash {
+  size: number;
+  mtimeMs: number;
+  sha256: string;
+}
+
+/**
+ * sha256 of files by path, kept in a JSON file between starts together with each file's size and mtime: a folder
+ * model whose files did not change is not read again at boot (every process hashed every folder model in full). A file
+ * whose size or mtime differs is hashed again. The cache file lives in DATA_DIR (MODELS_DIR may be read-only); it is
+ * written whole and renamed into place, so processes that start together at worst each hash once more. Without a file
+ * (null) it only hashes.
+ */
+export class FileHashCache {
+  private readonly used = new Map<string, CachedHash>();
+  private changed = false;
+
+  private constructor(
+    private readonly file: string | null,
+    private readonly known: Record<string, CachedHash>,
+  ) {}
+
+  /** Reads the cache file; a missing or unreadable one is an empty cache. */
+  static async open(file: string | null): Promise<FileHashCache> {
+    let known: Record<string, CachedHash> = {};
+    if (file) {
+      try {
+        const raw: unknown = JSON.parse(await readFile(file, 'utf8'));
+        if (typeof raw === 'object' && raw !== null && !Array.isArray(raw)) known = raw as Record<string, CachedHash>;
+      } catch {
+        /* no cache yet, or a broken one: hash everything */
+      }
+    }
+    return new FileHashCache(file, known);
+  }
+
+  /** sha256 and size of a file: from the cache when its size and mtime are the recorded ones, else hashed. */
+  async hash(path: string): Promise<{ sha256: string; sizeBytes: number }> {
+    const key = resolve(path);
+    const s = await stat(key);
+    const k = this.known[key];
+    if (k && k.size === s.size && k.mtimeMs === s.mtimeMs && typeof k.sha256 === 'string') {
+      this.used.set(key, k);
+      return { sha256: k.sha256, sizeBytes: k.size };
+    }
+    const h = await hashFile(key);
+    this.used.set(key, { size: s.size, mtimeMs: s.mtimeMs, sha256: h.sha256 });
+    this.changed = true;
+    return h;
+  }
+
+  /** Writes the files hashed since open() (and drops the others) when anything changed; a failure only costs a re-hash. */
+  async save(): Promise<void> {
+    if (!this.file || (!this.changed && this.used.size === Object.keys(this.known).length)) return;
+    const part = `${this.file}.${process.pid}.part`;
+    try {
+      await mkdir(dirname(this.file), { recursive: true });
+      await writeFile(part, JSON.stringify(Object.fromEntries(this.used)));
+      await rename(part, this.file);
+    } catch {
+      await rm(part, { force: true }).catch(() => undefined);
+    }
+  }
+}
+
 /** Inspects one ONNX file for describeModel(); a file that is no ONNX model is a ModelDefinitionError naming it. */
-export async function inspectFile(fsPath: string, path: string, label: string): Promise<InspectedFile> {
+export async function inspectFile(
+  fsPath: string,
+  path: string,
+  label: string,
+  hash: (fsPath: string) => Promise<{ sha256: string; sizeBytes: number }> = hashFile,
+): Promise<InspectedFile> {
   let info: OnnxFileInfo;
   try {
     info = await inspectOnnxFile(fsPath);
   } catch (e) {
-    if (e instanceof OnnxFileError) throw new ModelDefinitionError([`${label}: ${e.message}`]);
+    if (e instanceof OnnxFormatError) throw new ModelDefinitionError([`${label}: ${e.message}`]);
     throw e;
   }
-  return { path, label, info, ...(await hashFile(fsPath)) };
+  return { path, label, info, ...(await hash(fsPath)) };
 }
 
 const spec = (v: ValueMetadata): TensorSpec => ({ name: v.name, dtype: v.type ?? 'unknown', shape: v.shape ?? [] });
@@ -272,17 +344,40 @@ export function describeModel(
 
 /**
  * The models of MODELS_DIR's sub-folders: each folder holding one ONNX file (or a SAM pair) and an optional
- * model.json. Folders named by a manifest model's file, or that cannot be described, are reported, not fatal.
+ * model.json. Folders named by a manifest model's file, or that cannot be described, are reported, not fatal. Each
+ * model's id comes from its name (model-ids.ts), in the order of the folder names. With `hashCacheFile`, the files'
+ * sha256 are kept there by path, size and mtime (FileHashCache), so a restart does not hash unchanged files again.
  */
-export async function scanModelFolders(dir: string, taken: ReadonlySet<string>): Promise<{ models: ModelEntry[]; problems: string[] }> {
+export async function scanModelFolders(
+  dir: string,
+  taken: ReadonlySet<string>,
+  opts: { hashCacheFile?: string | null } = {},
+): Promise<{ models: ModelEntry[]; problems: string[] }> {
   const models: ModelEntry[] = [];
   const problems: string[] = [];
+  const hashes = await FileHashCache.open(opts.hashCacheFile ?? null);
+  try {
+    await scanInto(dir, taken, hashes, models, problems);
+  } finally {
+    await hashes.save();
+  }
+  return { models, problems };
+}
+
+async function scanInto(
+  dir: string,
+  taken: ReadonlySet<string>,
+  hashes: FileHashCache,
+  models: ModelEntry[],
+  problems: string[],
+): Promise<void> {
   const names = new Set(taken);
+  const ids = new Set<number>();
   let dirents;
   try {
     dirents = await readdir(dir, { withFileTypes: true });
   } catch {
-    return { models, problems };
+    return;
   }
   for (const d of dirents.sort((a, b) => a.name.localeCompare(b.name))) {
     if (!d.isDirectory() || d.name.startsWith('.')) continue;
@@ -307,9 +402,11 @@ export async function scanModelFolders(dir: string, taken: ReadonlySet<string>):
       const files: InspectedFile[] = [];
       for (const f of onnx) {
         const s = await stat(join(folder, f));
-        if (s.isFile()) files.push(await inspectFile(join(folder, f), `${d.name}/${f}`, `${d.name}/${f}`));
+        if (s.isFile()) files.push(await inspectFile(join(folder, f), `${d.name}/${f}`, `${d.name}/${f}`, (p) => hashes.hash(p)));
       }
       const entry = describeModel(name, files, config, 'shipped');
+      entry.id = folderModelId(name, ids);
+      ids.add(entry.id);
       names.add(name);
       models.push(entry);
     } catch (e) {
@@ -317,5 +414,4 @@ export async function scanModelFolders(dir: string, taken: ReadonlySet<string>):
       problems.push(`${d.name}/: ${e.message}`);
     }
   }
-  return { models, problems };
 }

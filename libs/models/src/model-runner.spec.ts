@@ -3,7 +3,8 @@ import type { InputTensor, OutputTensor } from '@aperture/inference/session-type
 import { PermanentJobError } from '@aperture/queue/job-handler.js';
 import { DetectionPipeline } from './detection.pipeline.js';
 import type { ModelEntry } from './manifest.js';
-import { ModelError, type ModelRegistry, type PhaseTimings, UnknownModelError } from './model-registry.js';
+import type { SessionHost } from '@aperture/inference/session-host.js';
+import { ModelError, ModelRegistry, type PhaseTimings, UnknownModelError } from './model-registry.js';
 import { ModelRunner } from './model-runner.js';
 
 /** A registry of one detector whose runs answer what the test says; records what the pipelines record. */
@@ -19,6 +20,10 @@ class FakeRegistry {
     const m = this.models.find((x) => x.name === name);
     if (!m) throw new UnknownModelError(name);
     return m;
+  }
+
+  async resolve(name: string): Promise<ModelEntry> {
+    return this.model(name);
   }
 
   async run(
@@ -100,5 +105,24 @@ describe('ModelRunner and the pipelines on it', () => {
     await expect(detection.detect('cls', img, {})).rejects.toThrow(wrongKind);
     await expect(detection.segmentInstances('det', img, {})).rejects.toThrow(PermanentJobError);
     expect(registry.runs).toBe(0);
+  });
+
+  it('fetches a model the registry lacks through fetchMissing before refusing it (a missed install announcement)', async () => {
+    const asked: string[] = [];
+    const registry: ModelRegistry = new ModelRegistry({ version: 1, total_size_bytes: 0, models: [] }, {} as SessionHost, {
+      dir: '/',
+      fetchMissing: async (name) => {
+        asked.push(name);
+        if (name === 'det') registry.add(detector);
+      },
+    });
+    const runner = new ModelRunner(registry);
+    expect(() => runner.entry('det')).toThrow(PermanentJobError);
+    await expect(runner.resolve('det', ['detector'])).resolves.toBe(detector);
+    await expect(runner.resolve('det')).resolves.toBe(detector);
+    expect(asked).toEqual(['det']);
+    await expect(runner.resolve('nope')).rejects.toThrow(new PermanentJobError('Model nope does not exist.'));
+    await expect(runner.resolve('det', ['classifier'])).rejects.toThrow(/is a detector; expected classifier/);
+    expect(asked).toEqual(['det', 'nope']);
   });
 });

@@ -31,7 +31,23 @@ export interface InferenceTiming {
 export class ModelRunner {
   constructor(readonly registry: ModelRegistry) {}
 
-  /** A model of the manifest, optionally of one of the given kinds. */
+  /**
+   * The model a job names, optionally of one of the given kinds: every pipeline's lookup by name. A model the
+   * registry does not have yet is fetched first (ModelRegistry.resolve: an installed model whose announcement this
+   * worker missed); unknown after that, or of another kind, fails the job for good.
+   */
+  async resolve(name: string, kinds?: readonly ModelKind[]): Promise<ModelEntry> {
+    let model: ModelEntry;
+    try {
+      model = await this.registry.resolve(name);
+    } catch (e) {
+      if (e instanceof UnknownModelError) throw new PermanentJobError(e.message);
+      throw e;
+    }
+    return ofKinds(model, kinds);
+  }
+
+  /** A model the registry already has (one a previous resolve() returned), optionally of one of the given kinds. */
   entry(name: string, kinds?: readonly ModelKind[]): ModelEntry {
     let model: ModelEntry;
     try {
@@ -40,10 +56,7 @@ export class ModelRunner {
       if (e instanceof UnknownModelError) throw new PermanentJobError(e.message);
       throw e;
     }
-    if (kinds && !kinds.includes(model.kind)) {
-      throw new PermanentJobError(`Model ${model.name} is a ${model.kind}; expected ${kinds.join(' or ')}`);
-    }
-    return model;
+    return ofKinds(model, kinds);
   }
 
   /** Runs one file of a model (loading it first if needed); the registry records the compute time. */
@@ -85,6 +98,13 @@ export class ModelRunner {
       computeMs: t.computeMs,
     });
   }
+}
+
+function ofKinds(model: ModelEntry, kinds: readonly ModelKind[] | undefined): ModelEntry {
+  if (kinds && !kinds.includes(model.kind)) {
+    throw new PermanentJobError(`Model ${model.name} is a ${model.kind}; expected ${kinds.join(' or ')}`);
+  }
+  return model;
 }
 
 /** ModelError → PermanentJobError with its message; anything else unchanged. */

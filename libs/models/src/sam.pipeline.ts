@@ -71,7 +71,7 @@ export class SamPipeline {
 
   /** Runs the image encoder. */
   async samEncode(name: string, img: ImageInput): Promise<SamEmbedding> {
-    return (await this.encode(this.runner.entry(name, ['sam']), img)).embedding;
+    return (await this.encode(await this.runner.resolve(name, ['sam']), img)).embedding;
   }
 
   /**
@@ -79,7 +79,7 @@ export class SamPipeline {
    * already encoded it (a hit runs no encoder), else encoded and cached. The result is the same either way.
    */
   async samEncodeCached(name: string, img: ImageInput, sha256: string): Promise<CachedSamEmbedding> {
-    const model = this.runner.entry(name, ['sam']);
+    const model = await this.runner.resolve(name, ['sam']);
     const registry = this.runner.registry;
     const key = { sha256, model: model.name, version: model.version };
     const cached = this.cache.get({ ...key, generation: registry.generation(model.name) });
@@ -140,7 +140,7 @@ export class SamPipeline {
     timing: InferenceTiming = {},
     options: { multimask?: boolean } = {},
   ): Promise<{ masks: SamMask[]; multimasks?: SamMask[][] } & PhaseMs> {
-    const model = this.runner.entry(embedding.model, ['sam']);
+    const model = await this.runner.resolve(embedding.model, ['sam']);
     if (prompts.length === 0 || prompts.some((p) => !p.points?.length && !p.box)) throw new PermanentJobError(NO_PROMPT);
     const phases: PhaseMs = { preprocessMs: 0, computeMs: 0, postprocessMs: 0 };
     const masks: SamMask[] = [];

@@ -5,6 +5,7 @@ import type { AppConfig } from '@aperture/config/config.js';
 import { APP_CONFIG } from '@aperture/config/config.module.js';
 import { BoothSubmission, CarouselEntry } from '@aperture/database/entities/booth.entity.js';
 import { Image } from '@aperture/database/entities/image.entity.js';
+import { InstalledModel } from '@aperture/database/entities/installed-model.entity.js';
 import { Job } from '@aperture/database/entities/job.entity.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { JobLifecycle } from './job-lifecycle.js';
@@ -37,6 +38,8 @@ const AREAS: { area: string; valid: (name: string) => boolean; owners: Owners }[
   },
   { area: 'booth', valid: isUuid, owners: ids(BoothSubmission) },
   { area: 'carousel', valid: isUuid, owners: ids(CarouselEntry) },
+  // An install stores its files before it saves its row; a failed removal leaves the files of a deleted row.
+  { area: 'models', valid: isUuid, owners: ids(InstalledModel) },
 ];
 
 export interface StorageSweepReport {
@@ -48,7 +51,8 @@ export interface StorageSweepReport {
 
 /**
  * Removes what no row references any more: files a deleted job's attempt wrote after the delete, uploads whose job
- * was never saved, leftovers of a crash between a row's delete and its files'. Only groups older than
+ * was never saved, the files of a model install that never saved its row, leftovers of a crash between a row's delete
+ * and its files'. Only groups older than
  * STORAGE_ORPHAN_GRACE_MS count (an upload is stored just before its row is saved). Also deletes failed and cancelled
  * jobs past FAILED_JOB_RETENTION_DAYS with their files (booth jobs belong to their submission and stay). Concurrent
  * sweeps by several workers are safe: every step is idempotent.

@@ -3,6 +3,7 @@ import { badRequest, notFound } from '@aperture/common/problem.js';
 import { InjectManifest } from '@aperture/models/manifest.provider.js';
 import type { ModelEntry, ModelKind, ModelManifest } from '@aperture/models/manifest.js';
 import type { WorkerDoc } from '@aperture/models/model-control.js';
+import { manifestModelId } from '@aperture/models/model-ids.js';
 import type { EmbeddingCacheStats, ModelStats, PhaseStats } from '@aperture/models/model-status.js';
 import { type ModelDetailDto, ModelStatsDto, type ModelStatsResponseDto, type ModelSummaryDto, ModelWorkerStateDto } from './models.dto.js';
 import { ModelControlService } from './model-control.service.js';
@@ -32,9 +33,12 @@ export class ModelCatalogueService {
     return this.manifest.models.find((x) => x.name === name) ?? null;
   }
 
-  /** A model's numeric id: its 1-based position in the manifest (stable while the manifest's order is). */
+  /**
+   * A model's numeric id (model-ids.ts): manifest.json's models by position (1 … 999), folder models by name, installed
+   * models by their row; none moves when another model is installed or removed.
+   */
   idOf(m: ModelEntry): number {
-    return this.manifest.models.indexOf(m) + 1;
+    return m.id ?? manifestModelId(this.manifest.models.indexOf(m));
   }
 
   /**

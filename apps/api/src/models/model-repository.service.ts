@@ -12,6 +12,7 @@ import { Job, type JsonObject } from '@aperture/database/entities/job.entity.js'
 import { InjectManifest } from '@aperture/models/manifest.provider.js';
 import type { ModelEntry, ModelManifest } from '@aperture/models/manifest.js';
 import { ModelControlKeys, parseControlMessage, publishControl } from '@aperture/models/model-control.js';
+import { installedModelId } from '@aperture/models/model-ids.js';
 import {
   describeModel,
   type InspectedFile,
@@ -34,7 +35,11 @@ export interface InstallForm {
 }
 
 /** An installed model's manifest entry as stored in its row (the files' paths are their storage keys). */
-export const entryOfRow = (row: InstalledModel): ModelEntry => ({ ...(row.entry as unknown as ModelEntry), source: 'installed' });
+export const entryOfRow = (row: InstalledModel): ModelEntry => ({
+  ...(row.entry as unknown as ModelEntry),
+  source: 'installed',
+  id: installedModelId(row.id),
+});
 
 /**
  * The API's end of the model repository: installs models uploaded by an admin (checked against their ONNX contract
@@ -129,7 +134,10 @@ export class ModelRepositoryService implements OnApplicationBootstrap, BeforeApp
     this.assertFree(name);
     const inspected: InspectedFile[] = [];
     let entry: ModelEntry;
-    const id = randomUUID();
+    // The row's id gives the model's numeric id (model-ids.ts): draw one whose numeric id no model has.
+    const ids = new Set(this.manifest.models.map((m) => m.id));
+    let id = randomUUID();
+    while (ids.has(installedModelId(id))) id = randomUUID();
     try {
       for (const f of files) inspected.push(await inspectFile(f.path, f.originalname, basename(f.originalname)));
       entry = describeModel(name, inspected, config, 'installed');

@@ -89,7 +89,12 @@ export class ModelFileDigestDto {
 }
 
 export class ModelSummaryDto {
-  @ApiProperty({ example: 1, description: 'Numeric id (1-based position in the manifest); tasks and projects accept it or the name' })
+  @ApiProperty({
+    example: 1,
+    description:
+      'Numeric id, stable across installs and removals: the models of manifest.json by 1-based position, folder models ' +
+      '1000-999999 (from the name), installed models from 1000000; tasks and projects accept it or the name',
+  })
   id!: number;
   @ApiProperty({ example: 'primitives-obb' }) name!: string;
   @ApiProperty({ enum: MODEL_KINDS }) kind!: string;

@@ -6,15 +6,18 @@ import { describe, expect, it } from 'vitest';
 import type { AppConfig } from '@aperture/config/config.js';
 import { ProblemException } from '@aperture/common/problem.js';
 import { createValidationPipe } from '@aperture/common/validation.js';
+import type { InstalledModel } from '@aperture/database/entities/installed-model.entity.js';
 import type { Job } from '@aperture/database/entities/job.entity.js';
 import { loadManifest } from '@aperture/models/manifest.js';
 import type { ControlMessage, WorkerDoc, WorkerModelState } from '@aperture/models/model-control.js';
+import { folderModelId, INSTALLED_MODEL_IDS, manifestModelId } from '@aperture/models/model-ids.js';
 import type { ModelStats } from '@aperture/models/model-status.js';
 import type { JobsService } from '@aperture/queue/jobs.service.js';
 import type { StoragePort } from '@aperture/storage/storage.port.js';
 import { ModelCatalogueService } from './model-catalogue.service.js';
 import { ModelControlService } from './model-control.service.js';
 import { ModelInferenceService } from './model-inference.service.js';
+import { entryOfRow } from './model-repository.service.js';
 import { ModelInferFormDto } from './models.dto.js';
 import { tempUpload } from '@test/support/uploads.js';
 
@@ -147,6 +150,30 @@ describe('ModelCatalogueService', () => {
     expect(bad.detail).toMatch(/^Model id was not correct\. Choose from \(id, name, kind\) \[/);
     expect(bad.extras['valid_models']).toEqual([{ id, name: detector.name, kind: 'detector' }]);
     expect((await problem(() => catalogue.entry('nope'))).getStatus()).toBe(404);
+  });
+
+  it("keeps every model's id when another model is installed or removed", () => {
+    const shipped = structuredClone(manifest.models).map((m, i) => ({ ...m, id: manifestModelId(i) }));
+    const folder = { ...shipped[0]!, name: 'byo-det', id: folderModelId('byo-det') };
+    const row = (id: string, name: string) => ({ id, name, entry: { ...shipped[0]!, name } }) as unknown as InstalledModel;
+    const a = entryOfRow(row('8d0f6c38-4a53-4f4b-9d4f-2b0c1e3a5f71', 'a'));
+    const b = entryOfRow(row('1f7e2d90-6b1c-4c8e-8a2d-5e9f0b3c7d12', 'b'));
+    const c = entryOfRow(row('c3a1b2d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d', 'c'));
+    const models = { ...manifest, models: [...shipped, folder, a, b] };
+    const catalogue = new ModelCatalogueService(models, {} as ModelControlService);
+    const ids = () => new Map(models.models.map((m) => [m.name, catalogue.idOf(m)]));
+    const before = ids();
+    expect(shipped.map((m) => before.get(m.name))).toEqual(shipped.map((_, i) => i + 1));
+    expect(new Set(before.values()).size).toBe(before.size);
+    expect(before.get('a')).toBeGreaterThanOrEqual(INSTALLED_MODEL_IDS.first);
+    // a removed, c installed: every other model keeps its id, and a's id names no model any more.
+    models.models.splice(models.models.indexOf(a), 1);
+    models.models.push(c);
+    const after = ids();
+    for (const [name, id] of after) if (name !== 'c') expect(id, name).toBe(before.get(name));
+    expect(after.get('c')).not.toBe(before.get('a'));
+    expect(catalogue.resolve(String(after.get('b')), ['detector', 'segmenter'], 'model').name).toBe('b');
+    expect(() => catalogue.resolve(String(before.get('a')), ['detector', 'segmenter'], 'model')).toThrow(ProblemException);
   });
 
   it('resolves one model named by a field and its older aliases: each must name a model, and all the same one', async () => {

@@ -16,8 +16,8 @@ const AiModelIdAlias = (): PropertyDecorator =>
       deprecated: true,
       example: 1,
       description:
-        'Older name of model: the model by the id GET /api/v1/models lists (1-based position in the model manifest); ' +
-        'a detector or segmenter',
+        'Older name of model: the model by the id GET /api/v1/models lists ' +
+        '(stable; the models of manifest.json: their 1-based position); a detector or segmenter',
     }),
     IsOptional(),
     Type(() => Number),

@@ -72,7 +72,7 @@ export class TaskParamsDto {
   iou?: number;
 }
 
-const MODEL_IDS = 'the id GET /api/v1/models lists (1-based position in the model manifest)';
+const MODEL_IDS = 'the id GET /api/v1/models lists (stable; the models of manifest.json: their 1-based position)';
 
 /**
  * The older task clients' model fields: integer ids. Accepted in the query string (where those clients send them) or in

@@ -75,6 +75,8 @@ export class ModelAgent implements OnApplicationBootstrap, BeforeApplicationShut
       memoryBudgetBytes: config.models.memoryBudgetMb * 1024 * 1024,
       warmup: config.models.warmup,
       onChange: () => this.schedulePublish(),
+      // Every job's model lookup (ModelRunner.resolve): an installed model whose announcement this worker missed.
+      fetchMissing: (name) => this.ensure(name),
       log: (level, message) => this.logger[level](message),
     });
     const unknown = config.models.preload.filter((n) => !this.registry.has(n));
@@ -126,8 +128,9 @@ export class ModelAgent implements OnApplicationBootstrap, BeforeApplicationShut
   }
 
   /**
-   * Makes sure an installed model is known here (a job may arrive before the control message): true when the registry
-   * has the model, after fetching it from the database (unless its row is given) and storage if needed.
+   * Makes sure an installed model is known here (a job may arrive before the control message, or the message may have
+   * been lost): true when the registry has the model, after fetching it from the database (unless its row is given) and
+   * storage if needed. Every job's model lookup comes here for a name the registry lacks (the registry's fetchMissing).
    */
   async ensure(name: string, known?: InstalledModel): Promise<boolean> {
     if (this.registry.has(name)) return true;

@@ -13,7 +13,6 @@ import { HandlesJob, JobCancelledError, type JobContext, type JobHandler, Perman
 import type { InferOptions, ModelInferResult } from '@aperture/queue/job-registry.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { contentSha256, queueMs, readStoredSource } from '../tasks/image-job-support.js';
-import { ModelAgent } from './model-agent.service.js';
 import { roundTo } from '@aperture/common/round.js';
 
 interface Outcome {
@@ -36,15 +35,13 @@ export class ModelInferHandler implements JobHandler<'model.infer'> {
     private readonly sam: SamPipeline,
     private readonly imageToImage: ImageToImagePipeline,
     private readonly classification: ClassificationPipeline,
-    private readonly agent: ModelAgent,
     @Inject(STORAGE) private readonly storage: StoragePort,
   ) {}
 
   async handle(ctx: JobContext<'model.infer'>): Promise<ModelInferResult> {
     const { model: name, imageKey, options } = ctx.params;
-    // A model installed a moment ago may not have reached this worker through the control channel yet.
-    await this.agent.ensure(name);
-    const model = this.runner.entry(name);
+    // An installed model this worker has not heard of yet is fetched by the lookup (ModelRunner.resolve).
+    const model = await this.runner.resolve(name);
     const started = performance.now();
     // The header only: each kind decodes at the size its model needs (detectors, segmenters and SAM resize while
     // decoding; the X-ray effect decodes at full size).

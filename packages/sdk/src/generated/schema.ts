@@ -2469,7 +2469,7 @@ export interface components {
         };
         ModelDetailDto: {
             /**
-             * @description Numeric id (1-based position in the manifest); tasks and projects accept it or the name
+             * @description Numeric id, stable across installs and removals: the models of manifest.json by 1-based position, folder models 1000-999999 (from the name), installed models from 1000000; tasks and projects accept it or the name
              * @example 1
              */
             id: number;
@@ -2769,7 +2769,7 @@ export interface components {
         };
         ModelSummaryDto: {
             /**
-             * @description Numeric id (1-based position in the manifest); tasks and projects accept it or the name
+             * @description Numeric id, stable across installs and removals: the models of manifest.json by 1-based position, folder models 1000-999999 (from the name), installed models from 1000000; tasks and projects accept it or the name
              * @example 1
              */
             id: number;
@@ -2988,7 +2988,7 @@ export interface components {
             model?: string;
             /**
              * @deprecated
-             * @description Older name of model: the model by the id GET /api/v1/models lists (1-based position in the model manifest); a detector or segmenter
+             * @description Older name of model: the model by the id GET /api/v1/models lists (stable; the models of manifest.json: their 1-based position); a detector or segmenter
              * @example 1
              */
             ai_model_id?: number;
@@ -3207,7 +3207,7 @@ export interface components {
             model?: string;
             /**
              * @deprecated
-             * @description Older name of model: the model by the id GET /api/v1/models lists (1-based position in the model manifest); a detector or segmenter
+             * @description Older name of model: the model by the id GET /api/v1/models lists (stable; the models of manifest.json: their 1-based position); a detector or segmenter
              * @example 1
              */
             ai_model_id?: number;
@@ -4367,13 +4367,13 @@ export interface components {
             iou?: number;
             /**
              * @deprecated
-             * @description Older name of detection_model: the detection model by the id GET /api/v1/models lists (1-based position in the model manifest)
+             * @description Older name of detection_model: the detection model by the id GET /api/v1/models lists (stable; the models of manifest.json: their 1-based position)
              * @example 1
              */
             detection_model_id?: number;
             /**
              * @deprecated
-             * @description Older name of classification_model: the scene classification model by the id GET /api/v1/models lists (1-based position in the model manifest)
+             * @description Older name of classification_model: the scene classification model by the id GET /api/v1/models lists (stable; the models of manifest.json: their 1-based position)
              * @example 2
              */
             classification_model_id?: number;
@@ -8752,12 +8752,12 @@ export interface operations {
             query?: {
                 /**
                  * @deprecated
-                 * @description Older name of detection_model: the detection model by the id GET /api/v1/models lists (1-based position in the model manifest)
+                 * @description Older name of detection_model: the detection model by the id GET /api/v1/models lists (stable; the models of manifest.json: their 1-based position)
                  */
                 detection_model_id?: number;
                 /**
                  * @deprecated
-                 * @description Older name of classification_model: the scene classification model by the id GET /api/v1/models lists (1-based position in the model manifest)
+                 * @description Older name of classification_model: the scene classification model by the id GET /api/v1/models lists (stable; the models of manifest.json: their 1-based position)
                  */
                 classification_model_id?: number;
             };
