@@ -79,8 +79,9 @@ async function readIfSmall(path: string): Promise<Buffer | null> {
  * (a file that passes these checks but does not decode fails its job). TIFF, whose structure is not checked here,
  * is decoded at an eighth of its size; a BMP is decoded by Aperture's own reader.
  *
- * The upload is a buffer or the path of a file. A file up to READ_WHOLE_MAX is read once, whatever it holds; a larger one is read by libvips and hashed as a stream, never held whole. `hash: false` skips the sha256 (the
- * answer's sha256 is then empty).
+ * The upload is a buffer or the path of a file. A file up to READ_WHOLE_MAX is read once, whatever it holds; a larger
+ * one is read by libvips and hashed as a stream, never held whole. `hash: false` skips the sha256 (the answer's sha256
+ * is then empty).
  */
 export async function inspectImage(input: Buffer | string, maxSide: number, options: { hash?: boolean } = {}): Promise<InspectedImage> {
   const hash = options.hash ?? true;
