@@ -52,10 +52,9 @@ export interface StorageSweepReport {
 /**
  * Removes what no row references any more: files a deleted job's attempt wrote after the delete, uploads whose job
  * was never saved, the files of a model install that never saved its row, leftovers of a crash between a row's delete
- * and its files'. Only groups older than
- * STORAGE_ORPHAN_GRACE_MS count (an upload is stored just before its row is saved). Also deletes failed and cancelled
- * jobs past FAILED_JOB_RETENTION_DAYS with their files (booth jobs belong to their submission and stay). Concurrent
- * sweeps by several workers are safe: every step is idempotent.
+ * and its files'. Only groups older than STORAGE_ORPHAN_GRACE_MS count (an upload is stored just before its row is
+ * saved). Also deletes failed and cancelled jobs past FAILED_JOB_RETENTION_DAYS with their files (booth jobs belong to
+ * their submission and stay). Concurrent sweeps by several workers are safe: every step is idempotent.
  */
 @Injectable()
 export class StorageSweeper {
