@@ -12,6 +12,7 @@ run() { local t0; t0=$(date +%s); "$PY" "$@" 2>&1 | grep -v -E "Warning|warnings
 run make_xray.py
 run train_scene.py
 run train_obb.py
+run train_scene.py --detector-rows   # scene-gru fine-tuned on the detector's own rows of rendered scenes
 run evaluate_pipeline.py
 run train_seg.py
 run train_sam.py

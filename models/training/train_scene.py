@@ -1,10 +1,16 @@
 """scene-gru: classifies a scene (office, livingroom, warehouse, greenhouse) from its detected primitives, as the prediction task
 did. Input `primitives` [1, T, 13] (T = number of primitives, dynamic): one-hot class (5) + the 4 corners normalized
 to [0,1] by the image width and height (8). Output `probs` [1, 4], softmaxed. A bidirectional GRU, mean-pooled over the
-sequence, so the order of the detections does not matter much."""
+sequence, so the order of the detections does not matter much.
+
+    train_scene.py                   from scratch on scene descriptions with detector-like noise (.cache/scene-gru.pt)
+    train_scene.py --detector-rows   fine-tunes .cache/scene-gru.pt on the detector's own output (needs
+                                     .cache/primitives-obb.pt): see detector_rows and finetune
+    train_scene.py --eval-only       exports and evaluates .cache/scene-gru.pt"""
 from __future__ import annotations
 
 import math
+import os
 import random
 import sys
 
@@ -12,7 +18,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from common import CACHE_DIR, MODELS_DIR, base_metadata, fast_mode, obb_corners, py_repr_names, seed_all, set_metadata, setup_threads, update_eval
+from common import (CACHE_DIR, MODELS_DIR, base_metadata, fast_mode, obb_corners, py_repr_names, seed_all, set_metadata, setup_threads,
+                    update_eval, version_of)
 from synth_primitives import CLASSES, SCENES, primitive_box, sample_scene, scene_features
 
 FEATURES = len(CLASSES) + 8
@@ -74,6 +81,10 @@ def batch(rng: random.Random, n: int, noise: bool):
             continue
         rows.append(r)
         ys.append(SCENES.index(d["scene"]))
+    return pad_rows(rows, ys)
+
+
+def pad_rows(rows: list[np.ndarray], ys: list[int]):
     T = max(len(r) for r in rows)
     x = np.zeros((len(rows), T, FEATURES), dtype=np.float32)
     m = np.zeros((len(rows), T), dtype=np.float32)
@@ -106,11 +117,103 @@ def train() -> SceneGRU:
     return model
 
 
+# The detector's rows: what the classifier reads in service. Scene descriptions with synthetic noise (above) have the
+# detector's misses and confusions only roughly, and none of its spurious boxes (background texture, clutter and
+# shading read as small, low-scoring primitives, which come last since the server orders the rows by score). Rows of
+# the detector itself on rendered in-family scenes, mostly of the domain-randomized look, teach the classifier those;
+# its spurious rows, gathered from all those scenes, are added to some of them at random rates (at the end, where low
+# scores go), so it also sees scenes with more of them than the renderer happened to produce.
+DET_ROWS_SEED = 5001
+DET_ROWS_RANDOMIZED = 0.75
+
+
+def detector_rows(n: int, seed: int = DET_ROWS_SEED, randomized: float = DET_ROWS_RANDOMIZED) -> list[tuple[np.ndarray, int, np.ndarray]]:
+    """(rows, scene index, spurious flags) of n rendered in-family scenes (a `randomized` share with the
+    domain-randomized look, the rest plain) as the detector (.cache/primitives-obb.pt) reports them with the server's
+    post-processing (conf 0.25, IoU 0.7, rows by score). A row is spurious when no drawn primitive left unmatched
+    overlaps it at rotated IoU >= 0.5. Cached in .cache by n, seed and share (rendering is most of the cost)."""
+    import pickle
+    import train_obb
+    from common import rotated_iou
+    from synth_primitives import render_scene, render_scene_randomized
+    path = CACHE_DIR / f"scene-detector-rows-{n}-{seed}-{randomized}.pkl"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    obb = train_obb.TinyYolo(train_obb.NC)
+    obb.load_state_dict(torch.load(CACHE_DIR / "primitives-obb.pt"))
+    obb.eval()
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        w, h = rng.choice([(640, 480), (480, 640), (800, 450)])
+        desc = sample_scene(rng)
+        render = render_scene_randomized if rng.random() < randomized else render_scene
+        img, gts = render(desc, w, h, rng)
+        dets = train_obb.predict(obb, img)
+        r = scene_features([(d["class_id"], obb_corners(*d["box"])) for d in dets], w, h)
+        spurious, used = [], set()
+        for d in dets:
+            ious = [(rotated_iou(tuple(g["box"]), tuple(d["box"])), j) for j, g in enumerate(gts) if j not in used]
+            best = max(ious, default=(0.0, -1))
+            if best[0] >= 0.5:
+                used.add(best[1])
+            spurious.append(best[0] < 0.5)
+        if len(r):
+            out.append((r, SCENES.index(desc["scene"]), np.array(spurious)))
+        if (i + 1) % 250 == 0:
+            print(f"[scene] detector rows {i + 1}/{n}", flush=True)
+    path.write_bytes(pickle.dumps(out))
+    return out
+
+
+def finetune(model: SceneGRU, real: list[tuple[np.ndarray, int, np.ndarray]], steps: int, real_share: float, extra_rate: float,
+             extra_share: float = 0.5, lr: float = 1e-3) -> SceneGRU:
+    """Fine-tunes on batches of 64 mixing the detector's rows (real_share) with noisy scene descriptions. An
+    extra_share of the detector's rows get Poisson(U(0, extra_rate)) more spurious rows, drawn from all of them."""
+    seed_all(1)
+    rng = random.Random(3)
+    nrng = np.random.default_rng(3)
+    bank = np.concatenate([r[s] for r, _, s in real])
+    pool = []
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    model.train()
+    for step in range(steps):
+        rows, ys = [], []
+        for _ in range(64):
+            if rng.random() < real_share:
+                r, y, _ = rng.choice(real)
+                if rng.random() < extra_share:
+                    k = int(nrng.poisson(rng.uniform(0, extra_rate)))
+                    if k:
+                        r = np.concatenate([r, bank[nrng.integers(0, len(bank), k)]])
+                rows.append(r)
+                ys.append(y)
+            else:
+                if not pool:
+                    x, m, y = batch(rng, 64, noise=True)
+                    pool = [(x[i, :int(m[i].sum())].numpy(), int(y[i])) for i in range(len(y))]
+                r, y = pool.pop()
+                rows.append(r)
+                ys.append(y)
+        x, m, y = pad_rows(rows, ys)
+        loss = nn.functional.cross_entropy(model.logits(x, m), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % 250 == 0:
+            print(f"[scene] fine-tune step {step} loss {loss.item():.3f}", flush=True)
+    model.eval()
+    torch.save(model.state_dict(), CACHE_DIR / "scene-gru.pt")
+    return model
+
+
 def export(model: SceneGRU) -> None:
     path = MODELS_DIR / "scene-gru.onnx"
     torch.onnx.export(model, torch.zeros(1, 3, FEATURES), str(path), opset_version=17, input_names=["primitives"], output_names=["probs"],
                       dynamic_axes={"primitives": {1: "num_primitives"}})
-    meta = base_metadata("Aperture scene-gru: scene class from detected primitives (class one-hot + normalized corners)", "classify")
+    meta = base_metadata("Aperture scene-gru: scene class from detected primitives (class one-hot + normalized corners)", "classify", version_of("scene-gru"))
     meta.update({"names": py_repr_names(SCENES), "input_classes": py_repr_names(CLASSES), "features": "one_hot(5) + corners x1,y1..x4,y4 / (W,H)"})
     set_metadata(path, meta)
 
@@ -127,12 +230,28 @@ def evaluate(model: SceneGRU, n: int = 2000, seed: int = 12345) -> dict:
     return {"eval_scenes": n, "eval_seed": seed, "accuracy_ground_truth_primitives": round(correct / n, 4)}
 
 
+# Scenes rendered for the fine-tune: about 0.19 CPU-s each to render and detect (2,000: 6.4 CPU-minutes). With 2,000
+# batches at 40% detector rows, 1,000 scenes gave a held-out randomized accuracy of 0.938 instead of 0.942, and 0.893
+# instead of 0.920 on its scenes with 2+ spurious boxes.
+DET_ROWS_SCENES = int(os.environ.get("SCENE_DET_SCENES", "2000"))
+FINETUNE_STEPS = 4000
+FINETUNE_REAL_SHARE = 0.5
+FINETUNE_EXTRA_RATE = 4.0
+
+
 if __name__ == "__main__":
-    m = train() if "--eval-only" not in sys.argv else None
-    if m is None:
+    setup_threads()
+    if "--detector-rows" in sys.argv:
+        m = SceneGRU()
+        m.load_state_dict(torch.load(CACHE_DIR / "scene-gru.pt"))
+        real = detector_rows(60 if fast_mode() else DET_ROWS_SCENES)
+        m = finetune(m, real, 20 if fast_mode() else FINETUNE_STEPS, FINETUNE_REAL_SHARE, FINETUNE_EXTRA_RATE)
+    elif "--eval-only" in sys.argv:
         m = SceneGRU()
         m.load_state_dict(torch.load(CACHE_DIR / "scene-gru.pt"))
         m.eval()
+    else:
+        m = train()
     export(m)
     metrics = evaluate(m, n=300 if fast_mode() else 2000)
     print("[scene]", metrics, flush=True)
