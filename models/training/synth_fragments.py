@@ -34,8 +34,12 @@ def _fragment_polygon(rng: random.Random, cx: float, cy: float, r: float) -> lis
     return pts
 
 
-def render_fragments(rng: random.Random, w: int, h: int, n_target: int | None = None, ball_radius: float | None = None) -> dict:
-    """Image, instance masks (fragments then the ball), classes, and the ball's center and radius in pixels."""
+def render_fragments(rng: random.Random, w: int, h: int, n_target: int | None = None, ball_radius: float | None = None,
+                     touch: tuple[float, float] | None = None) -> dict:
+    """Image, instance masks (fragments then the ball), classes, and the ball's center and radius in pixels.
+    touch (training only): (k, gap_px) packs the fragments tighter than the default thin gap of bed, centres at least
+    k (r1 + r2) + gap_px apart and most of them placed right beside another, so neighbours touch or overlap (a later fragment covers an earlier one, and the masks
+    say so). Without it the draws, and so the in-family sets and fixtures, are unchanged."""
     img = _bed(rng, w, h)
     short = min(w, h)
     nrng = np.random.default_rng(rng.randint(0, 2**31))
@@ -53,7 +57,14 @@ def render_fragments(rng: random.Random, w: int, h: int, n_target: int | None = 
         tries += 1
         r = rng.uniform(rmin, rmax)
         cx, cy = rng.uniform(r * 0.6, w - r * 0.6), rng.uniform(r * 0.6, h - r * 0.6)
-        if any(math.hypot(cx - px, cy - py) < (r + pr) * 0.98 + 3 for px, py, pr in placed):
+        k, gap = touch if touch is not None else (0.98, 3)
+        if touch is not None and len(placed) > 1 and rng.random() < 0.7:  # beside a placed fragment
+            px, py, pr = placed[rng.randrange(1, len(placed))]
+            a = rng.uniform(0, 2 * math.pi)
+            cx, cy = px + (r + pr) * (k + 0.02) * math.cos(a) + gap * math.cos(a), py + (r + pr) * (k + 0.02) * math.sin(a) + gap * math.sin(a)
+            if not (r * 0.6 <= cx <= w - r * 0.6 and r * 0.6 <= cy <= h - r * 0.6):
+                continue
+        if any(math.hypot(cx - px, cy - py) < (r + pr) * k + gap for px, py, pr in placed):
             continue  # packed, but with a thin gap of bed between neighbours
         placed.append((cx, cy, r))
         m = Image.new("L", (w, h), 0)
@@ -73,11 +84,18 @@ def render_fragments(rng: random.Random, w: int, h: int, n_target: int | None = 
         col = np.clip(base[None, None, :] * shade[..., None] + tex[..., None], 0, 255)
         region = img[y0:y1, x0:x1]
         region[sub] = col[sub]
+        if touch is not None:
+            for prev in masks:
+                prev &= ~mask
         masks.append(mask)
         classes.append(0)
     # Red calibration ball with a highlight.
     d = np.sqrt((xx - bx) ** 2 + (yy - by) ** 2)
     ball = d <= br
+    if touch is not None:  # drop what the ball or later fragments covered
+        keep = [i for i, m in enumerate(masks) if (m & ~ball).sum() >= 30]
+        masks = [masks[i] & ~ball for i in keep]
+        classes = [classes[i] for i in keep]
     light = np.clip(1.15 - np.sqrt((xx - bx + br * 0.35) ** 2 + (yy - by + br * 0.35) ** 2) / (br * 1.8), 0.45, 1.15)
     red = np.stack([215 * light, 25 * light, 30 * light], -1)
     img[ball] = red[ball]

@@ -33,6 +33,15 @@ _FAM = float(os.environ.get("FT_FAMILY", "0.3"))
 MIX = (("family", _FAM), ("random", (1 - _FAM) * 0.89), ("bare", (1 - _FAM) * 0.11))
 
 
+# FT_TOUCH: share of the original-look images drawn with touching or overlapping neighbours (no gap of bed between
+# them), so that two fragments are told apart by their edge and shading rather than by the gap. FT_HIRES: weight of
+# the mask loss on the logits bilinearly upsampled to the input resolution, as inference upsamples them before the
+# threshold at 0 (the prototype-resolution loss alone leaves the masks a few % too large); 0 keeps the loss at
+# prototype resolution alone.
+TOUCH = float(os.environ.get("FT_TOUCH", "0"))
+HIRES = float(os.environ.get("FT_HIRES", "0"))
+
+
 def pick_kind(rng: random.Random) -> str:
     u, acc = rng.random(), 0.0
     for kind, p in MIX:
@@ -45,13 +54,17 @@ def pick_kind(rng: random.Random) -> str:
 def make_sample(rng: random.Random, kind: str = "family"):
     if kind == "family":
         w, h = rng.choice([(rng.randint(400, 720), rng.randint(300, 480)), (rng.randint(300, 480), rng.randint(400, 720))])
-        s = render_fragments(rng, w, h)
+        if TOUCH and rng.random() < TOUCH:
+            s = render_fragments(rng, w, h, n_target=rng.randint(25, 45), touch=(rng.uniform(0.7, 0.92), rng.uniform(0.0, 1.5)))
+        else:
+            s = render_fragments(rng, w, h)
     else:
         w, h = dr_size(rng)
         s = render_fragments_dr(rng, w, h, bare=kind == "bare")
     lb_img, p = letterbox(s["image"], IMGSZ)
     boxes, masks = [], []
-    for m, c in zip(s["masks"], s["classes"]):
+    labels = np.zeros((IMGSZ, IMGSZ), dtype=np.int16)  # instance index + 1 at the input resolution (for FT_HIRES)
+    for k, (m, c) in enumerate(zip(s["masks"], s["classes"])):
         ys, xs = np.nonzero(m)
         x1, x2, y1, y2 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
         g = p["gain"]
@@ -61,8 +74,43 @@ def make_sample(rng: random.Random, kind: str = "family"):
         mi = Image.fromarray(m.astype(np.uint8) * 255).resize((p["new_w"], p["new_h"]), Image.BILINEAR)
         canvas = np.zeros((IMGSZ, IMGSZ), dtype=np.uint8)
         canvas[p["pad_y"]:p["pad_y"] + p["new_h"], p["pad_x"]:p["pad_x"] + p["new_w"]] = np.asarray(mi)
+        labels[canvas > 127] = k + 1
         masks.append(np.asarray(Image.fromarray(canvas).resize((PROTO, PROTO), Image.BILINEAR), dtype=np.float32) / 255)
-    return lb_img, boxes, np.stack(masks) if masks else np.zeros((0, PROTO, PROTO), np.float32)
+    return lb_img, boxes, np.stack(masks) if masks else np.zeros((0, PROTO, PROTO), np.float32), labels
+
+
+def hires_mask_loss(logits, gt, gi, labels, size=IMGSZ):
+    """BCE of the mask logits as inference thresholds them: zeroed outside the box at prototype scale, bilinearly
+    upsampled to the input resolution, against the instance's mask at that resolution, within the box grown by one
+    prototype pixel. Computed on a crop around each box (the largest box of the image sets the crop size)."""
+    dev = logits.device
+    P = logits.shape[0]
+    f = size // PROTO
+    r = PROTO / size
+    x1, y1, x2, y2 = ((gt[:, 0] - gt[:, 2] / 2) * r, (gt[:, 1] - gt[:, 3] / 2) * r, (gt[:, 0] + gt[:, 2] / 2) * r, (gt[:, 1] + gt[:, 3] / 2) * r)
+    ar = torch.arange(PROTO, device=dev, dtype=torch.float32)
+    inside = ((ar[None, None, :] >= x1[:, None, None]) & (ar[None, None, :] < x2[:, None, None])
+              & (ar[None, :, None] >= y1[:, None, None]) & (ar[None, :, None] < y2[:, None, None])).float()
+    z = logits * inside
+    ix0, iy0 = torch.floor(x1).long() - 2, torch.floor(y1).long() - 2
+    S = int(max((torch.ceil(x2).long() - ix0).max().item(), (torch.ceil(y2).long() - iy0).max().item())) + 2
+    a = torch.arange(S, device=dev)
+    iy = (iy0[:, None] + a[None]).clamp(0, PROTO - 1)
+    ix = (ix0[:, None] + a[None]).clamp(0, PROTO - 1)
+    crop = z[torch.arange(P, device=dev)[:, None, None], iy[:, :, None], ix[:, None, :]]
+    up = F.interpolate(crop[:, None], scale_factor=f, mode="bilinear", align_corners=False)[:, 0]
+    A = torch.arange(S * f, device=dev)
+    Y = iy0[:, None] * f + A[None]
+    X = ix0[:, None] * f + A[None]
+    Yc, Xc = Y.clamp(0, size - 1), X.clamp(0, size - 1)
+    lab = torch.from_numpy(labels).to(dev).long()
+    target = (lab[Yc[:, :, None], Xc[:, None, :]] == (gi + 1)[:, None, None]).float()
+    gx1, gy1, gx2, gy2 = x1 * f - f, y1 * f - f, x2 * f + f, y2 * f + f
+    Yf, Xf = Y.float() + 0.5, X.float() + 0.5
+    w = ((Y >= 0) & (Y < size))[:, :, None] & ((X >= 0) & (X < size))[:, None, :]
+    w = (w & (Yf >= gy1[:, None])[:, :, None] & (Yf < gy2[:, None])[:, :, None] & (Xf >= gx1[:, None])[:, None, :] & (Xf < gx2[:, None])[:, None, :]).float()
+    bce = F.binary_cross_entropy_with_logits(up, target, reduction="none")
+    return ((bce * w).sum((1, 2)) / w.sum((1, 2)).clamp(min=1)).sum()
 
 
 def seg_loss(out, raw, protos, batch, size=IMGSZ):
@@ -71,7 +119,8 @@ def seg_loss(out, raw, protos, batch, size=IMGSZ):
     box_l, mask_l, npos = torch.zeros((), device=dev), torch.zeros((), device=dev), 0
     table = torch.from_numpy(anchor_table(size)).to(dev)
     yy, xx = torch.meshgrid(torch.arange(PROTO, device=dev, dtype=torch.float32), torch.arange(PROTO, device=dev, dtype=torch.float32), indexing="ij")
-    for b, (labels, gmasks) in enumerate(batch):
+    for b, item in enumerate(batch):
+        labels, gmasks = item[0], item[1]
         pairs = assign(labels, size)
         if not pairs:
             continue
@@ -91,7 +140,11 @@ def seg_loss(out, raw, protos, batch, size=IMGSZ):
         x2, y2 = (gt[:, 0] + gt[:, 2] / 2) * r, (gt[:, 1] + gt[:, 3] / 2) * r
         inside = ((xx[None] >= x1[:, None, None] - 1) & (xx[None] < x2[:, None, None] + 1) & (yy[None] >= y1[:, None, None] - 1) & (yy[None] < y2[:, None, None] + 1)).float()
         bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-        mask_l = mask_l + ((bce * inside).sum((1, 2)) / inside.sum((1, 2)).clamp(min=1)).sum()
+        if HIRES and len(item) > 2:
+            mask_l = mask_l + (1 - HIRES) * ((bce * inside).sum((1, 2)) / inside.sum((1, 2)).clamp(min=1)).sum() \
+                + HIRES * hires_mask_loss(logits, gt, gi, item[2], size)
+        else:
+            mask_l = mask_l + ((bce * inside).sum((1, 2)) / inside.sum((1, 2)).clamp(min=1)).sum()
         npos += len(pairs)
     npos = max(npos, 1)
     cls_l = focal_bce(raw[:, 4:4 + NC], cls_t) / npos
@@ -168,7 +221,7 @@ def finetune() -> TinyYolo:
         idx = nrng.integers(0, pool_n, bs)
         x = torch.from_numpy(np.stack([to_chw(pool[i][0]) for i in idx])).to(dev)
         out, raw, protos = model(x)
-        loss, parts = seg_loss(out, raw, protos, [(pool[i][1], pool[i][2]) for i in idx])
+        loss, parts = seg_loss(out, raw, protos, [pool[i][1:] for i in idx])
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 10.0)

