@@ -95,6 +95,18 @@ def color_affinity(rgb, weights, tau: float):
     return torch.exp(-((rgb - c) ** 2).sum(1, keepdim=True) / tau) * has
 
 
+def local_spread(rgb, weights, tau: float = 0.3):
+    """The colour spread around a click: the weighted variance (summed over the channels) of the colours under
+    `weights` (a wide bump around the click), each pixel also weighted by its affinity (tau) to the weighted mean, so
+    that a contrasting neighbour adds little and the shape's own shading or texture counts. (B,1,1,1); zero where the
+    weights are empty."""
+    s = weights.sum((2, 3), keepdim=True).clamp(min=1e-6)
+    c = (rgb * weights).sum((2, 3), keepdim=True) / s
+    d = ((rgb - c) ** 2).sum(1, keepdim=True)
+    w = weights * torch.exp(-d / tau)
+    return (w * d).sum((2, 3), keepdim=True) / w.sum((2, 3), keepdim=True).clamp(min=1e-6)
+
+
 def box_cells(coords, labels):
     """The box prompt's corners in 128-grid cells (x0, y0, x1, y1, each (B,)) and whether there is one ((B,1,1,1))."""
     is_tl, is_br = (labels == 2).float(), (labels == 3).float()
@@ -182,6 +194,7 @@ class Decoder(nn.Module):
         self.up = nn.Sequential(conv(c + N_AFF, 32), conv(32, 32), nn.Conv2d(32, 4, 3, 1, 1))
         self.iou = nn.Sequential(nn.Linear(c, 32), nn.GELU(), nn.Linear(32, 4))
         self.outside_cue = True
+        self.local_tau = os.environ.get("SAM_AFF_LOCAL", "0") == "1"
         gy, gx = grid(64)
         self.register_buffer("gy", gy)
         self.register_buffer("gx", gx)
@@ -191,7 +204,14 @@ class Decoder(nn.Module):
 
     def affinities(self, rgb128, coords, labels, valid):
         pos, neg, box, edge = prompt_maps(coords, labels, self.gx2, self.gy2, 8.0, 0.7, 2.0)
-        a = [color_affinity(rgb128, pos, t) for t in (0.1, 0.5, 2.0)]
+        if self.local_tau:
+            # Click-local widths: each width grows by the colour spread around the click (a wider bump), so that a
+            # shaded or textured shape is not only the colour under the click. A flat shape's spread is ~0: unchanged.
+            wide = prompt_maps(coords, labels, self.gx2, self.gy2, 8.0, 3.0, 2.0)[0]
+            spread = local_spread(rgb128, wide)
+            a = [color_affinity(rgb128, pos, t + spread) for t in (0.1, 0.5, 2.0)]
+        else:
+            a = [color_affinity(rgb128, pos, t) for t in (0.1, 0.5, 2.0)]
         a.append(color_affinity(rgb128, neg, 0.5))
         a.append((1 - color_affinity(rgb128, edge, 0.5)) * box)
         a.append(on_every_side(rgb128, coords, labels) * box)
@@ -582,6 +602,8 @@ def train():
     on images a SAM_DR share (default 0.5) of which come from render_shapes_randomized (backgrounds, fills, lighting,
     blur, noise, JPEG, sizes over 7.5x); cycle 3 then draws its prompts from the same mix. A checkpoint every 25
     batches (.cache/sam-tiny-cycledr.pt, unsharpened) to stop at.
+    SAM_AFF_LOCAL=1 (tried, off by default; the decoder reads it when built, so evaluations of such a checkpoint need
+    it too) widens the three clicked-colour affinities by the colour spread around the click (local_spread).
     SAM_RESUME=1 skips cycle 1 and starts cycle 2 from the checkpoint in .cache (one from before the outside cue
     is widened with zeros; one with it keeps its weights); SAM_RESUME=2 skips cycles 1 and 2 (a sharpened checkpoint
     is unsharpened first: by its logit_scale, or SAM_CKPT_LOGIT_SCALE for one rebuilt from the ONNX files, which
