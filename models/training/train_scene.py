@@ -48,6 +48,19 @@ class SceneGRU(nn.Module):
         return torch.softmax(self.logits(x), -1)
 
 
+
+def optimize(model: SceneGRU, opt, sched, xmy: tuple, step: int, label: str = "step") -> None:
+    """One optimizer step on a batch (rows, mask, labels); logs the loss every 250 steps."""
+    x, m, y = xmy
+    loss = nn.functional.cross_entropy(model.logits(x, m), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    sched.step()
+    if step % 250 == 0:
+        print(f"[scene] {label} {step} loss {loss.item():.3f}", flush=True)
+
+
 def scene_rows(rng: random.Random, desc: dict, noise: bool) -> np.ndarray:
     """Features of a scene's primitives, as the detector would report them (with noise: jitter, misses, confusions)."""
     w, h = rng.choice([(640, 480), (480, 640), (800, 450)])
@@ -103,14 +116,7 @@ def train() -> SceneGRU:
     steps = 100 if fast_mode() else 3000
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     for step in range(steps):
-        x, m, y = batch(rng, 64, noise=True)
-        loss = nn.functional.cross_entropy(model.logits(x, m), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % 250 == 0:
-            print(f"[scene] step {step} loss {loss.item():.3f}", flush=True)
+        optimize(model, opt, sched, batch(rng, 64, noise=True), step)
     model.eval()
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), CACHE_DIR / "scene-gru.pt")
@@ -196,14 +202,7 @@ def finetune(model: SceneGRU, real: list[tuple[np.ndarray, int, np.ndarray]], st
                 r, y = pool.pop()
                 rows.append(r)
                 ys.append(y)
-        x, m, y = pad_rows(rows, ys)
-        loss = nn.functional.cross_entropy(model.logits(x, m), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % 250 == 0:
-            print(f"[scene] fine-tune step {step} loss {loss.item():.3f}", flush=True)
+        optimize(model, opt, sched, pad_rows(rows, ys), step, "fine-tune step")
     model.eval()
     torch.save(model.state_dict(), CACHE_DIR / "scene-gru.pt")
     return model

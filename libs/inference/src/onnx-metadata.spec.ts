@@ -3,23 +3,9 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { PythonLiteralError, parseImgsz, parseNames, readOnnxMetadata, readOnnxMetadataFile } from './onnx-metadata.js';
 import { OnnxFormatError } from './onnx-protobuf.js';
+import { entry, lenField, str, varint } from '@test/support/protobuf.js';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`../test-fixtures/${name}`, import.meta.url));
-
-// Hand-written protobuf helpers, so the reader is also tested on bytes made without the onnx package.
-function varint(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return out;
-}
-const lenField = (field: number, payload: number[]): number[] => [...varint(field * 8 + 2), ...varint(payload.length), ...payload];
-const str = (s: string): number[] => [...Buffer.from(s, 'utf8')];
-const entry = (k: string, v: string): number[] => lenField(14, [...lenField(1, str(k)), ...lenField(2, str(v))]);
 
 describe('readOnnxMetadata (mistake 4: metadata read from field 14, not guessed)', () => {
   const expectedNames = ["kid's toy", 'a', 'say "hi"', 'both \' and "', 'ünïcode ✓', 'x, y: {z}'];

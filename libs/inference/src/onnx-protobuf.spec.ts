@@ -5,24 +5,11 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readOnnxMetadata, readOnnxMetadataFile } from './onnx-metadata.js';
 import { fieldAt, fields, OnnxFormatError, WindowedFile } from './onnx-protobuf.js';
+import { entry, lenField, lenHeader, str, varint } from '@test/support/protobuf.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'onnx-protobuf-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function varint(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return out;
-}
-const lenHeader = (field: number, length: number): number[] => [...varint(field * 8 + 2), ...varint(length)];
-const lenField = (field: number, payload: number[]): number[] => [...lenHeader(field, payload.length), ...payload];
-const str = (s: string): number[] => [...Buffer.from(s, 'utf8')];
-const entry = (k: string, v: string): number[] => lenField(14, [...lenField(1, str(k)), ...lenField(2, str(v))]);
 /** A deprecated group (field 9) holding a varint and a nested length field. */
 const group = [...varint(9 * 8 + 3), ...varint(1 * 8 + 0), 5, ...lenField(2, str('in a group')), ...varint(9 * 8 + 4)];
 
