@@ -236,6 +236,26 @@ describe('model repository: POST/DELETE /models', () => {
       .set(user.auth);
     expect(dec.status).toBe(200);
     expect(dec.headers['etag']).toBe(`"${sha256(join(shipped, 'sam-tiny-decoder.onnx'))}"`);
+
+    // A worker that missed the announcement computes an image embedding with it all the same (an image.embedding job):
+    // the model leaves this worker's registry, model list and cache, as on a worker that never heard of it.
+    const agent = t.app.get(ModelAgent, { strict: false });
+    await (agent as unknown as { uninstall: (name: string) => Promise<void> }).uninstall(n('my-sam'));
+    expect(agent.registry.has(n('my-sam'))).toBe(false);
+    const up = await request(t.server).post('/api/v1/images').set(user.auth).attach('images', resolve(fixtures, scene));
+    expect(up.status, JSON.stringify(up.body)).toBe(201);
+    const emb = await request(t.server)
+      .get(`/api/v1/images/${up.body.data[0].id as string}/embedding?model=${n('my-sam')}`)
+      .set(user.auth)
+      .buffer(true)
+      .parse((r, done) => {
+        const chunks: Buffer[] = [];
+        r.on('data', (c: Buffer) => chunks.push(c));
+        r.on('end', () => done(null, Buffer.concat(chunks)));
+      });
+    expect(emb.status, (emb.body as Buffer).toString().slice(0, 300)).toBe(200);
+    expect(emb.headers).toMatchObject({ 'x-model-name': n('my-sam'), 'x-embedding-shape': '1,256,64,64' });
+    expect(agent.registry.has(n('my-sam'))).toBe(true);
   });
 
   it('refuses a truncated file, a graph with the wrong outputs, a bad config and a name clash', async () => {

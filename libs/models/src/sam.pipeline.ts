@@ -69,6 +69,14 @@ export class SamPipeline {
     });
   }
 
+  /**
+   * The SAM model a job names (an installed one this worker missed is fetched first); a PermanentJobError when there
+   * is none of that name or it is not a SAM model.
+   */
+  samModel(name: string): Promise<ModelEntry> {
+    return this.runner.resolve(name, ['sam']);
+  }
+
   /** Runs the image encoder. */
   async samEncode(name: string, img: ImageInput): Promise<SamEmbedding> {
     return (await this.encode(await this.runner.resolve(name, ['sam']), img)).embedding;

@@ -1,7 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { samResizeGeometry } from '@aperture/inference/preprocess.js';
-import { InjectManifest } from '@aperture/models/manifest.provider.js';
-import type { ModelManifest } from '@aperture/models/manifest.js';
 import { SamPipeline } from '@aperture/models/sam.pipeline.js';
 import { HandlesJob, JobCancelledError, type JobContext, type JobHandler, PermanentJobError } from '@aperture/queue/job-handler.js';
 import type { ImageEmbeddingResult } from '@aperture/queue/job-registry.js';
@@ -20,14 +18,12 @@ import { contentSha256, queueMs, readStoredSource } from '../tasks/image-job-sup
 export class ImageEmbeddingHandler implements JobHandler<'image.embedding'> {
   constructor(
     private readonly sam: SamPipeline,
-    @InjectManifest() private readonly manifest: ModelManifest,
     @Inject(STORAGE) private readonly storage: StoragePort,
   ) {}
 
   async handle(ctx: JobContext<'image.embedding'>): Promise<ImageEmbeddingResult> {
     const { model, imageKey, imageId } = ctx.params;
-    const entry = this.manifest.models.find((m) => m.name === model && m.kind === 'sam');
-    if (!entry) throw new PermanentJobError(`Model ${model} is not an installed SAM model`);
+    const entry = await this.sam.samModel(model);
     let read: Awaited<ReturnType<typeof readStoredSource>>;
     try {
       read = await readStoredSource(this.storage, imageKey);
