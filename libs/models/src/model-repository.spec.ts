@@ -166,6 +166,18 @@ describe('folder model hashes between starts', () => {
     expect(third.models[0]!.files[0]!.sha256).toBe(real);
     expect((JSON.parse(readFileSync(cacheFile, 'utf8')) as typeof cached)[file]!.sha256).toBe(real);
 
+    // A file replaced by another of the same size whose copy kept the old mtime (cp -p, rsync -a, tar) is hashed again:
+    // with a planted digest recorded for it, the replaced file gets its real one.
+    const recorded = JSON.parse(readFileSync(cacheFile, 'utf8')) as typeof cached;
+    writeFileSync(cacheFile, JSON.stringify({ [file]: { ...recorded[file], sha256: 'b'.repeat(64) } }));
+    const { atime, mtime } = statSync(file);
+    const bytes = readFileSync(file);
+    rmSync(file);
+    writeFileSync(file, bytes);
+    utimesSync(file, atime, mtime);
+    expect(statSync(file).mtimeMs).toBe(recorded[file]!.mtimeMs);
+    expect((await scanModelFolders(dir, new Set(), { hashCacheFile: cacheFile })).models[0]!.files[0]!.sha256).toBe(real);
+
     // A broken cache file, or one that cannot be written, only costs a hash.
     writeFileSync(cacheFile, '{not json');
     expect((await scanModelFolders(dir, new Set(), { hashCacheFile: cacheFile })).models[0]!.files[0]!.sha256).toBe(real);

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -99,13 +99,17 @@ export async function hashFile(path: string): Promise<{ sha256: string; sizeByte
 interface CachedHash {
   size: number;
   mtimeMs: number;
+  /** The inode's change time and number too: copies that keep a file's mtime (cp -p, rsync -a, tar) still change these. */
+  ctimeMs: number;
+  ino: number;
   sha256: string;
 }
 
 /**
- * sha256 of files by path, kept in a JSON file between starts together with each file's size and mtime: a folder
- * model whose files did not change is not read again at boot (every process hashed every folder model in full). A file
- * whose size or mtime differs is hashed again. The cache file lives in DATA_DIR (MODELS_DIR may be read-only); it is
+ * sha256 of files by path, kept in a JSON file between starts together with each file's size, mtime, ctime and inode:
+ * a folder model whose files did not change is not read again at boot (every process hashed every folder model in
+ * full). A file where any of those differs is hashed again (a replaced file gets a new ctime even when a copy keeps its
+ * size and mtime). The cache file lives in DATA_DIR (MODELS_DIR may be read-only); it is
  * written whole and renamed into place, so processes that start together at worst each hash once more. Without a file
  * (null) it only hashes.
  */
@@ -132,17 +136,18 @@ export class FileHashCache {
     return new FileHashCache(file, known);
   }
 
-  /** sha256 and size of a file: from the cache when its size and mtime are the recorded ones, else hashed. */
+  /** sha256 and size of a file: from the cache when its size, mtime, ctime and inode are the recorded ones, else hashed. */
   async hash(path: string): Promise<{ sha256: string; sizeBytes: number }> {
     const key = resolve(path);
     const s = await stat(key);
     const k = this.known[key];
-    if (k && k.size === s.size && k.mtimeMs === s.mtimeMs && typeof k.sha256 === 'string') {
+    const same = k && k.size === s.size && k.mtimeMs === s.mtimeMs && k.ctimeMs === s.ctimeMs && k.ino === s.ino;
+    if (same && typeof k.sha256 === 'string') {
       this.used.set(key, k);
       return { sha256: k.sha256, sizeBytes: k.size };
     }
     const h = await hashFile(key);
-    this.used.set(key, { size: s.size, mtimeMs: s.mtimeMs, sha256: h.sha256 });
+    this.used.set(key, { size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, ino: s.ino, sha256: h.sha256 });
     this.changed = true;
     return h;
   }
@@ -150,7 +155,7 @@ export class FileHashCache {
   /** Writes the files hashed since open() (and drops the others) when anything changed; a failure only costs a re-hash. */
   async save(): Promise<void> {
     if (!this.file || (!this.changed && this.used.size === Object.keys(this.known).length)) return;
-    const part = `${this.file}.${process.pid}.part`;
+    const part = `${this.file}.${randomBytes(6).toString('hex')}.part`;
     try {
       await mkdir(dirname(this.file), { recursive: true });
       await writeFile(part, JSON.stringify(Object.fromEntries(this.used)));
