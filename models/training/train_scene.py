@@ -9,6 +9,7 @@ sequence, so the order of the detections does not matter much.
     train_scene.py --eval-only       exports and evaluates .cache/scene-gru.pt"""
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import random
@@ -137,16 +138,20 @@ def detector_rows(n: int, seed: int = DET_ROWS_SEED, randomized: float = DET_ROW
     """(rows, scene index, spurious flags) of n rendered in-family scenes (a `randomized` share with the
     domain-randomized look, the rest plain) as the detector (.cache/primitives-obb.pt) reports them with the server's
     post-processing (conf 0.25, IoU 0.7, rows by score). A row is spurious when no drawn primitive left unmatched
-    overlaps it at rotated IoU >= 0.5. Cached in .cache by n, seed and share (rendering is most of the cost)."""
+    overlaps it at rotated IoU >= 0.5. Cached in .cache by n, seed, share and detector checkpoint (rendering is most of
+    the cost)."""
     import pickle
     import train_obb
     from common import rotated_iou
     from synth_primitives import render_scene, render_scene_randomized
-    path = CACHE_DIR / f"scene-detector-rows-{n}-{seed}-{randomized}.pkl"
+    # Named by the detector checkpoint too: rows from an older detector must not be reused after train_obb.py.
+    ckpt = CACHE_DIR / "primitives-obb.pt"
+    det = hashlib.sha256(ckpt.read_bytes()).hexdigest()[:12]
+    path = CACHE_DIR / f"scene-detector-rows-{n}-{seed}-{randomized}-{det}.pkl"
     if path.exists():
         return pickle.loads(path.read_bytes())
     obb = train_obb.TinyYolo(train_obb.NC)
-    obb.load_state_dict(torch.load(CACHE_DIR / "primitives-obb.pt"))
+    obb.load_state_dict(torch.load(ckpt))
     obb.eval()
     rng = random.Random(seed)
     out = []
