@@ -133,7 +133,7 @@ describe('tasks: prediction and fragment analysis', () => {
     expect(scenes / truth.length).toBeGreaterThanOrEqual(0.9);
   });
 
-  it('fragments: calibrated D50 within 5% of truth (bar two known misses); the ZIP holds exactly the files the task lists', async () => {
+  it('fragments: calibrated D50 within 5% of truth (bar one known miss); the ZIP holds exactly the files the task lists', async () => {
     const truth = gt<{ images: FragmentTruth[] }>('fragments/ground-truth.json').images;
     const ids: string[] = [];
     for (const img of truth) {
