@@ -122,6 +122,11 @@ export class FileHashCache {
     private readonly known: Record<string, CachedHash>,
   ) {}
 
+  /** A cache in this process's memory only. */
+  static inMemory(): FileHashCache {
+    return new FileHashCache(null, {});
+  }
+
   /** Reads the cache file; a missing or unreadable one is an empty cache. */
   static async open(file: string | null): Promise<FileHashCache> {
     let known: Record<string, CachedHash> = {};

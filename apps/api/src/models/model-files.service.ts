@@ -5,7 +5,7 @@ import { basename, resolve } from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
 import { notFound } from '@aperture/common/problem.js';
 import { MODELS_DIR } from '@aperture/models/manifest.provider.js';
-import { hashFile } from '@aperture/models/model-repository.js';
+import { FileHashCache } from '@aperture/models/model-repository.js';
 import type { ModelFile } from '@aperture/models/manifest.js';
 import { STORAGE, type StoragePort } from '@aperture/storage/storage.port.js';
 import { ModelCatalogueService } from './model-catalogue.service.js';
@@ -21,12 +21,12 @@ export interface ModelFileDownload {
 /**
  * The ONNX files of the installed models, by role (SAM: encoder and decoder; the others: model), for clients that run
  * a model themselves, such as the SAM decoder on top of GET /images/{id}/embedding. The API only reads the bytes.
- * A file's sha256 is computed from the file on disk (a replaced file gets a new one) and remembered while its size
- * and modification time stay.
+ * A file's sha256 is computed from the file on disk (a replaced file gets a new one) and remembered while its size,
+ * modification and change times and inode stay (FileHashCache).
  */
 @Injectable()
 export class ModelFilesService {
-  private readonly hashes = new Map<string, { mtimeMs: number; size: number; sha256: string }>();
+  private readonly hashes = FileHashCache.inMemory();
 
   constructor(
     private readonly catalogue: ModelCatalogueService,
@@ -52,16 +52,8 @@ export class ModelFilesService {
     return {
       name: basename(f.path),
       sizeBytes: s.size,
-      sha256: await this.sha256(path, s.mtimeMs, s.size),
+      sha256: (await this.hashes.hash(path)).sha256,
       open: () => createReadStream(path),
     };
-  }
-
-  private async sha256(path: string, mtimeMs: number, size: number): Promise<string> {
-    const known = this.hashes.get(path);
-    if (known && known.mtimeMs === mtimeMs && known.size === size) return known.sha256;
-    const { sha256 } = await hashFile(path);
-    this.hashes.set(path, { mtimeMs, size, sha256 });
-    return sha256;
   }
 }
