@@ -113,6 +113,7 @@ def evaluate_set(predict, samples: list[dict], real_radius: float = 20.0) -> dic
         "fragment_recall_iou50": round(len(all_ious) / max(gt_n, 1), 4),
         "fragment_precision_iou50": round(len(all_ious) / max(det_n, 1), 4),
         "fragment_mask_mIoU_matched": round(float(np.mean(all_ious)), 4) if all_ious else 0.0,
+        "fragment_mask_mIoU_all_gt": round(float(np.sum(all_ious)) / max(gt_n, 1), 4),
         "ball_found_rate": round(ball_found / max(len(samples), 1), 4),
         "d50_error_pct_per_image": d50_err,
         "d50_max_abs_error_pct": round(max(finite), 2) if len(finite) == len(d50_err) and finite else None,

@@ -259,62 +259,38 @@ def predict(model: TinyYolo, img: Image.Image, conf=0.25, iou=0.7):
 
 
 def evaluate(model: TinyYolo, n: int = 100, seed: int = 12345) -> dict:
+    """The in-family figures in one pass over the held-out set: fragments_eval.evaluate_set's matching (greedy per true
+    fragment, IoU >= 0.5) and its D50 as the server computes it."""
+    from fragments_eval import evaluate_set
+
     rng = random.Random(seed)
-    ious, all_ious, ball_found, det_count, gt_count = [], [], 0, 0, 0
+    samples = []
     for _ in range(n):
         w, h = rng.choice([(640, 480), (480, 640), (800, 600)])
-        s = render_fragments(rng, w, h)
-        dets = predict(model, s["image"])
-        frag_dets = [d for d in dets if d["class_id"] == 0]
-        det_count += len(frag_dets)
-        used = set()
-        for m, c in zip(s["masks"], s["classes"]):
-            if c != 0:
-                continue
-            gt_count += 1
-            best, bi = 0.0, -1
-            for j, d in enumerate(frag_dets):
-                if j in used:
-                    continue
-                v = mask_iou(m, d["mask"])
-                if v > best:
-                    best, bi = v, j
-            if best >= 0.5:
-                used.add(bi)
-                ious.append(best)
-            all_ious.append(best if best >= 0.5 else 0.0)
-        ball_mask = s["masks"][-1]
-        if any(d["class_id"] == 1 and mask_iou(ball_mask, d["mask"]) >= 0.5 for d in dets):
-            ball_found += 1
+        samples.append(render_fragments(rng, w, h))
+    f = evaluate_set(lambda im: predict(model, im), samples)
+    errs = [abs(e) for e in f["d50_error_pct_per_image"] if e is not None]
     return {
         "eval_images": n,
         "eval_seed": seed,
-        "fragment_mask_mIoU_matched": round(float(np.mean(ious)), 4) if ious else 0.0,
-        "fragment_mask_mIoU_all_gt": round(float(np.mean(all_ious)), 4) if all_ious else 0.0,
-        "fragment_recall_iou50": round(len(ious) / max(gt_count, 1), 4),
-        "fragment_precision_iou50": round(len(ious) / max(det_count, 1), 4),
-        "ball_found_rate": round(ball_found / n, 4),
+        "fragment_mask_mIoU_matched": f["fragment_mask_mIoU_matched"],
+        "fragment_mask_mIoU_all_gt": f["fragment_mask_mIoU_all_gt"],
+        "fragment_recall_iou50": f["fragment_recall_iou50"],
+        "fragment_precision_iou50": f["fragment_precision_iou50"],
+        "ball_found_rate": f["ball_found_rate"],
         "note": "mIoU_matched: mean mask IoU of ground-truth fragments matched (IoU >= 0.5) to a prediction; mIoU_all_gt counts unmatched ones as 0",
+        "d50_abs_error_pct_mean": round(float(np.mean(errs)), 2) if errs else None,
+        "d50_abs_error_pct_max": f["d50_max_abs_error_pct"],
     }
 
 
 def evaluate_server_d50(model: TinyYolo, metrics: dict, n_ood: int = 20, ood_seed: int = 777) -> dict:
-    """Adds the out-of-family figures (synth_fragments_ood, never trained on) and the in-family D50 errors, with D50
-    computed as the server does (fragments_eval.server_d50), beside the in-family keys."""
+    """Adds the out-of-family figures (synth_fragments_ood, never trained on; D50 computed as the server does,
+    fragments_eval.server_d50) beside the in-family keys."""
     from fragments_eval import evaluate_set
     from synth_fragments_ood import ood_set
 
-    pred = lambda im: predict(model, im)  # noqa: E731
-    rng = random.Random(metrics["eval_seed"])
-    fam = []
-    for _ in range(metrics["eval_images"]):
-        w, h = rng.choice([(640, 480), (480, 640), (800, 600)])
-        fam.append(render_fragments(rng, w, h))
-    f = evaluate_set(pred, fam)
-    errs = [abs(e) for e in f["d50_error_pct_per_image"] if e is not None]
-    metrics["d50_abs_error_pct_mean"] = round(float(np.mean(errs)), 2) if errs else None
-    metrics["d50_abs_error_pct_max"] = f["d50_max_abs_error_pct"]
-    o = evaluate_set(pred, ood_set(n_ood, ood_seed))
+    o = evaluate_set(lambda im: predict(model, im), ood_set(n_ood, ood_seed))
     metrics.update({
         "ood_generator": "synth_fragments_ood.py",
         "ood_eval_images": n_ood,
